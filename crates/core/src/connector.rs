@@ -1,0 +1,223 @@
+//! The contract between the pipeline and a CRM, and the registry that finds a connector by `type`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::{CanonicalAttribute, Error, MediaKind, Phone, Result};
+
+/// A stored media item with everything a CRM field may receive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaRecord {
+    pub message_id: String,
+    /// `{public_url}/media/{token}`: the link sales staff click.
+    pub file_url: String,
+    /// Where the object lives in the company's storage (`s3://bucket/key`).
+    pub storage_uri: String,
+    pub media_type: MediaKind,
+    pub mime_type: String,
+    pub size_bytes: u64,
+    pub duration_seconds: Option<f64>,
+    pub tags: Vec<String>,
+    pub caption: Option<String>,
+    pub file_name: Option<String>,
+    pub sender: Phone,
+    pub sender_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Lowercase hex of the bytes wa2crm stored.
+    pub sha256: String,
+}
+
+/// A value of one canonical attribute, typed so each connector can encode it its vendor's way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue<'a> {
+    Text(&'a str),
+    Integer(u64),
+    Number(f64),
+    List(&'a [String]),
+    DateTime(OffsetDateTime),
+}
+
+impl MediaRecord {
+    /// The value of one attribute; `None` when this record has none (no caption, no duration).
+    pub fn attribute(&self, attribute: CanonicalAttribute) -> Option<AttributeValue<'_>> {
+        use AttributeValue::*;
+        use CanonicalAttribute as A;
+        Some(match attribute {
+            A::MessageId => Text(&self.message_id),
+            A::FileUrl => Text(&self.file_url),
+            A::StorageUri => Text(&self.storage_uri),
+            A::MediaType => Text(self.media_type.as_str()),
+            A::MimeType => Text(&self.mime_type),
+            A::SizeBytes => Integer(self.size_bytes),
+            A::DurationSeconds => Number(self.duration_seconds?),
+            A::Tags => List(&self.tags),
+            A::Caption => Text(self.caption.as_deref()?),
+            A::FileName => Text(self.file_name.as_deref()?),
+            A::Sender => Text(self.sender.as_str()),
+            A::SenderName => Text(self.sender_name.as_deref()?),
+            A::ReceivedAt => DateTime(self.received_at),
+            A::Sha256 => Text(&self.sha256),
+        })
+    }
+}
+
+/// What a connector wrote for one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    /// The CRM's id of the record written (HubSpot object id, Salesforce record id).
+    pub crm_id: String,
+    /// Whether the record was created (false: an existing one was updated, e.g. on a re-run).
+    pub created: bool,
+}
+
+/// The result of comparing the configured mapping with the live CRM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// One line per problem, each saying what is wrong and what to do.
+    pub problems: Vec<String>,
+}
+
+/// What `provision` did or, with `dry_run`, would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<String>,
+}
+
+/// What `erase` removed from one CRM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EraseReport {
+    pub removed: Vec<String>,
+}
+
+/// One CRM account wa2crm writes into. One crate per vendor implements it.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The instance name from config, e.g. `hubspot-eu`.
+    fn name(&self) -> &str;
+    /// How many records one `deliver` call may carry (100 for HubSpot, 200 for Salesforce).
+    fn max_batch(&self) -> usize;
+    /// Mapping against the live schema, auth and scopes.
+    async fn check(&self) -> Result<CheckReport>;
+    /// Creates missing fields; with `dry_run` only says what it would create.
+    async fn provision(&self, dry_run: bool) -> Result<Plan>;
+    /// Writes a batch; one result per record, in order. A partial success is per item.
+    async fn deliver(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered, Error>>;
+    /// Removes that person's media data from this CRM.
+    async fn erase(&self, subject: &Phone) -> Result<EraseReport>;
+}
+
+/// Builds connectors of one `type` from their config table.
+///
+/// `validate` is pure (no files, no network) so that config errors are all reported before
+/// anything starts; `build` may read key files and reach the vendor.
+#[async_trait]
+pub trait ConnectorFactory: Send + Sync {
+    /// The `type` value this factory answers to, e.g. `hubspot`.
+    fn connector_type(&self) -> &'static str;
+    /// Problems with this connector's table, each as `(key, what is wrong)`; empty when valid.
+    fn validate(&self, name: &str, config: &serde_json::Value) -> Vec<(String, String)>;
+    async fn build(&self, name: &str, config: &serde_json::Value) -> Result<Arc<dyn Connector>>;
+}
+
+/// The connector types this build knows, keyed by `type`.
+#[derive(Default, Clone)]
+pub struct ConnectorRegistry {
+    factories: BTreeMap<&'static str, Arc<dyn ConnectorFactory>>,
+}
+
+impl ConnectorRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, factory: Arc<dyn ConnectorFactory>) {
+        self.factories.insert(factory.connector_type(), factory);
+    }
+
+    pub fn get(&self, connector_type: &str) -> Option<&Arc<dyn ConnectorFactory>> {
+        self.factories.get(connector_type)
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.factories.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> MediaRecord {
+        MediaRecord {
+            message_id: "wamid.1".into(),
+            file_url: "https://x/media/t".into(),
+            storage_uri: "s3://b/k".into(),
+            media_type: MediaKind::Voice,
+            mime_type: "audio/ogg".into(),
+            size_bytes: 1234,
+            duration_seconds: Some(3.5),
+            tags: vec!["a".into()],
+            caption: None,
+            file_name: None,
+            sender: Phone::parse("+16505551234").unwrap(),
+            sender_name: None,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            sha256: "00".into(),
+        }
+    }
+
+    #[test]
+    fn attributes_expose_typed_values_and_absent_ones_as_none() {
+        let r = record();
+        assert_eq!(
+            r.attribute(CanonicalAttribute::MediaType),
+            Some(AttributeValue::Text("voice"))
+        );
+        assert_eq!(
+            r.attribute(CanonicalAttribute::SizeBytes),
+            Some(AttributeValue::Integer(1234))
+        );
+        assert_eq!(
+            r.attribute(CanonicalAttribute::DurationSeconds),
+            Some(AttributeValue::Number(3.5))
+        );
+        assert_eq!(r.attribute(CanonicalAttribute::Caption), None);
+        assert_eq!(
+            r.attribute(CanonicalAttribute::Sender),
+            Some(AttributeValue::Text("+16505551234"))
+        );
+    }
+
+    struct Dummy;
+    #[async_trait]
+    impl ConnectorFactory for Dummy {
+        fn connector_type(&self) -> &'static str {
+            "dummy"
+        }
+        fn validate(&self, _: &str, config: &serde_json::Value) -> Vec<(String, String)> {
+            if config.get("token").is_none() {
+                vec![("token".into(), "missing".into())]
+            } else {
+                vec![]
+            }
+        }
+        async fn build(&self, name: &str, _: &serde_json::Value) -> Result<Arc<dyn Connector>> {
+            Err(Error::permanent(format!("{name}: not buildable")))
+        }
+    }
+
+    #[test]
+    fn registry_finds_factories_by_type() {
+        let mut reg = ConnectorRegistry::new();
+        reg.register(Arc::new(Dummy));
+        assert_eq!(reg.types().collect::<Vec<_>>(), vec!["dummy"]);
+        let f = reg.get("dummy").unwrap();
+        assert_eq!(f.validate("x", &serde_json::json!({})).len(), 1);
+        assert!(reg.get("hubspot").is_none());
+    }
+}

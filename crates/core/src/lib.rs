@@ -1,0 +1,22 @@
+//! The normalized model every other wa2crm crate speaks.
+//!
+//! Sources (Meta Cloud API, 360dialog, Twilio) turn their webhooks into [`MediaEvent`]s; the media
+//! pipeline turns an event into a [`MediaRecord`]; connectors write records into a CRM through the
+//! [`Connector`] trait, mapping canonical attributes to CRM fields with a [`FieldMapping`]. Every
+//! failure is an [`Error`] whose [`ErrorKind`] tells the queue whether to retry, wait, refresh or
+//! dead-letter. This crate does no I/O, so everything in it can be tested as plain functions.
+
+pub mod connector;
+pub mod error;
+pub mod event;
+pub mod mapping;
+pub mod phone;
+
+pub use connector::{
+    CheckReport, Connector, ConnectorFactory, ConnectorRegistry, Delivered, EraseReport,
+    MediaRecord, Plan,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use event::{MediaEvent, MediaKind, MediaRef, Source};
+pub use mapping::{CanonicalAttribute, FieldMapping, MappingProblem};
+pub use phone::{Phone, PhoneError};

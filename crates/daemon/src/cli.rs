@@ -1,0 +1,95 @@
+//! `wa2crm <command> [--config PATH]` (DESIGN.md, "CLI").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::config::DEFAULT_CONFIG_PATH;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wa2crm",
+    version,
+    about = "WhatsApp media into Salesforce and HubSpot"
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "WA2CRM_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: webhook intake and the durable queue (under systemd: Type=notify).
+    Run,
+    /// Queue counts by state and the dead letters with their reasons.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// How many dead letters to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Put dead-lettered jobs back in the queue, after fixing what made them fail.
+    Replay {
+        /// The job id `status` shows.
+        #[arg(
+            long,
+            conflicts_with = "all_dead",
+            required_unless_present = "all_dead"
+        )]
+        id: Option<i64>,
+        /// Every dead-lettered job.
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Try wa2crm with nothing configured: a temporary queue, signed sample webhooks of every
+    /// media kind, and the jobs they became.
+    Sandbox {
+        /// Keep the server running and print a ready-made signed curl command.
+        #[arg(long)]
+        serve: bool,
+        /// Where the sandbox server listens.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wa2crm: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run => commands::run::main(&cli.config).await,
+            Command::Status { json, limit } => {
+                commands::status::main(&cli.config, json, limit).await
+            }
+            Command::Replay { id, all_dead } => {
+                commands::replay::main(&cli.config, id, all_dead).await
+            }
+            Command::Sandbox { serve, listen } => commands::sandbox::main(serve, listen).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wa2crm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

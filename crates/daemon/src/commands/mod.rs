@@ -1,0 +1,67 @@
+//! One module per CLI command.
+
+pub mod replay;
+pub mod run;
+pub mod sandbox;
+pub mod status;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use wa2crm_queue::{JobStore, SystemClock};
+
+use crate::config::{self, ConfigErrors, Validated};
+
+/// Loads and validates the configuration. Problems are returned with every key listed.
+pub fn load_config(path: &Path) -> anyhow::Result<Validated> {
+    let config = config::load(path)?;
+    config::validate(config).map_err(|errors: ConfigErrors| {
+        anyhow::anyhow!(
+            "{} has {} problem(s):\n{}",
+            path.display(),
+            errors.0.len(),
+            errors
+                .0
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// Opens the queue a configuration names, applying migrations.
+pub async fn open_queue(url: &str) -> anyhow::Result<Arc<dyn JobStore>> {
+    wa2crm_queue::open(url, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open the queue at {}", redact_url(url)))
+}
+
+/// A URL fit for logs and terminals: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://wa:hunter2@db/wa2crm"),
+            "postgres://wa:***@db/wa2crm"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/wa2crm/queue.db"),
+            "sqlite:///var/lib/wa2crm/queue.db"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! `wa2crm replay [--id ID] [--all-dead]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+pub async fn main(config_path: &Path, id: Option<i64>, all_dead: bool) -> anyhow::Result<ExitCode> {
+    let config = crate::config::load(config_path)?;
+    let store = super::open_queue(&config.queue.url).await?;
+    if all_dead {
+        let n = store.replay_all_dead().await?;
+        println!("{n} dead-lettered job(s) put back in the queue");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(id) = id else {
+        anyhow::bail!("say which job: --id ID, or --all-dead");
+    };
+    if store.replay(id).await? {
+        println!("job {id} put back in the queue");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        match store.get(id).await? {
+            None => eprintln!("wa2crm: there is no job {id}"),
+            Some(job) => eprintln!(
+                "wa2crm: job {id} is {}, not dead-lettered: nothing to replay",
+                job.state.as_str()
+            ),
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}

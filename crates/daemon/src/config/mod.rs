@@ -1,0 +1,238 @@
+//! The configuration file, as admins write it (DESIGN.md, "Configuration").
+//!
+//! Loading ([`load`]) layers the TOML file, `WA2CRM__SECTION__KEY` environment variables and
+//! systemd credential files; [`validate`] then checks everything without touching the network or
+//! the disk, so that `wa2crm run` and `wa2crm check` report every problem at once, each naming its
+//! key.
+
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use wa2crm_core::{MediaKind, Source};
+
+pub use load::{LoadError, load, load_str};
+pub use validate::{ConfigError, ConfigErrors, MetaIntake, Validated, validate};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/wa2crm/wa2crm.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub tags: Vec<TagRuleConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+    /// Connector instances by name; each table's `type` picks the connector crate that reads it.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// The base of the links written into CRM fields.
+    pub public_url: Option<String>,
+    /// Webhook bodies larger than this are answered 413.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub url: String,
+    pub workers: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            url: "sqlite:///var/lib/wa2crm/queue.db".into(),
+            workers: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub url: String,
+    /// Passed to object_store as they are (endpoint, region, credentials, …).
+    pub options: BTreeMap<String, String>,
+    /// The HMAC key of `/media/{token}` links.
+    pub link_secret: Option<SecretString>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: "file:///var/lib/wa2crm/media".into(),
+            options: BTreeMap::new(),
+            link_secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub max_bytes: u64,
+    pub spool_dir: PathBuf,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_bytes: 100 * 1024 * 1024,
+            spool_dir: PathBuf::from("/var/cache/wa2crm"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    pub meta: Option<MetaSourceConfig>,
+    pub d360: Option<D360SourceConfig>,
+    pub twilio: Option<TwilioSourceConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSourceConfig {
+    /// Signs every webhook (`X-Hub-Signature-256`).
+    pub app_secret: SecretString,
+    /// Echoed in the subscription handshake.
+    pub verify_token: SecretString,
+    /// Bearer token for the Graph API media endpoints.
+    pub access_token: Option<SecretString>,
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+}
+
+fn default_graph_url() -> String {
+    "https://graph.facebook.com".into()
+}
+
+fn default_api_version() -> String {
+    "v21.0".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct D360SourceConfig {
+    pub api_key: SecretString,
+    #[serde(default = "default_d360_url")]
+    pub base_url: String,
+    pub webhook_secret: Option<SecretString>,
+}
+
+fn default_d360_url() -> String {
+    "https://waba-v2.360dialog.io".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSourceConfig {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    /// The exact public URL Twilio signs.
+    pub webhook_url: String,
+    #[serde(default)]
+    pub delete_after_copy: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub source: Source,
+    /// Meta phone_number_id, or a +E164 number for Twilio.
+    pub number: String,
+    pub connectors: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRuleConfig {
+    pub name: String,
+    /// A regular expression matched against the caption.
+    pub caption: Option<String>,
+    #[serde(default)]
+    pub kinds: Vec<MediaKind>,
+    #[serde(default)]
+    pub senders: Vec<String>,
+    pub min_duration: Option<String>,
+    pub max_duration: Option<String>,
+    /// A regular expression matched against the file name.
+    pub file_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    #[default]
+    None,
+    CrmField,
+    Allowlist,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub consent: Consent,
+    pub consent_allowlist: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    #[default]
+    Clear,
+    Delete,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub default: Option<String>,
+    pub audio: Option<String>,
+    pub voice: Option<String>,
+    pub video: Option<String>,
+    pub image: Option<String>,
+    pub document: Option<String>,
+    pub sticker: Option<String>,
+    #[serde(default)]
+    pub on_expiry: OnExpiry,
+}

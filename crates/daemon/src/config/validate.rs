@@ -1,0 +1,368 @@
+//! Pure checks of a loaded [`Config`]: no network, no files. Every problem names its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use wa2crm_core::{FieldMapping, Phone, Source};
+
+use super::{Config, Consent};
+
+/// The connector types of the public contract.
+pub const CONNECTOR_TYPES: [&str; 2] = ["hubspot", "salesforce"];
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted key, e.g. `sources.meta.app_secret` or `connectors.hubspot.fields.tags`.
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `run` needs from a configuration that passed validation.
+#[derive(Debug)]
+pub struct Validated {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub meta: Option<MetaIntake>,
+    pub config: Config,
+}
+
+/// The secrets the Meta webhook routes check requests with.
+#[derive(Debug, Clone)]
+pub struct MetaIntake {
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+}
+
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+        });
+    }
+
+    fn secret(&mut self, key: &str, value: &SecretString) {
+        if value.expose_secret().trim().is_empty() {
+            self.add(key, "is empty");
+        }
+    }
+
+    fn url(&mut self, key: &str, value: &str, schemes: &[&str]) -> Option<Url> {
+        match Url::parse(value) {
+            Ok(u) if schemes.contains(&u.scheme()) => Some(u),
+            Ok(u) => {
+                self.add(
+                    key,
+                    format!(
+                        "{value:?} has scheme {:?}; expected {}",
+                        u.scheme(),
+                        schemes.join(" or ")
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                self.add(key, format!("{value:?} is not a URL: {e}"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
+        let value = value?;
+        match humantime::parse_duration(value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.add(
+                    key,
+                    format!("{value:?} is not a duration like \"90d\" or \"12h\": {e}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Checks everything `run` relies on and returns it in usable form, or every problem found.
+pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+
+    let listen = match config.server.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(
+                "server.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    config.server.listen
+                ),
+            );
+            None
+        }
+    };
+    if let Some(url) = &config.server.public_url
+        && let Some(u) = p.url("server.public_url", url, &["https", "http"])
+        && (u.query().is_some() || u.fragment().is_some())
+    {
+        p.add(
+            "server.public_url",
+            "must be a base URL without ?query or #fragment",
+        );
+    }
+    let max_body = config.server.max_body_bytes;
+    if !(1024..=64 * 1024 * 1024).contains(&max_body) {
+        p.add(
+            "server.max_body_bytes",
+            format!("{max_body} is outside 1024 ..= 67108864"),
+        );
+    }
+
+    let q = &config.queue.url;
+    if !(q.starts_with("sqlite:") || q.starts_with("postgres:") || q.starts_with("postgresql:")) {
+        p.add(
+            "queue.url",
+            format!("{q:?}: expected sqlite:///path/queue.db or postgres://user@host/db"),
+        );
+    }
+    if !(1..=256).contains(&config.queue.workers) {
+        p.add(
+            "queue.workers",
+            format!("{} is outside 1 ..= 256", config.queue.workers),
+        );
+    }
+
+    p.url(
+        "storage.url",
+        &config.storage.url,
+        &["file", "s3", "gs", "az", "memory"],
+    );
+    if let Some(secret) = &config.storage.link_secret
+        && secret.expose_secret().len() < 16
+    {
+        p.add(
+            "storage.link_secret",
+            "is shorter than 16 characters; anyone could forge media links. \
+             Generate one with: openssl rand -base64 32",
+        );
+    }
+
+    if config.media.max_bytes == 0 {
+        p.add("media.max_bytes", "must be greater than 0");
+    }
+    if !config.media.spool_dir.is_absolute() {
+        p.add(
+            "media.spool_dir",
+            format!(
+                "{} is not an absolute path",
+                config.media.spool_dir.display()
+            ),
+        );
+    }
+
+    let sources = &config.sources;
+    if sources.meta.is_none() && sources.d360.is_none() && sources.twilio.is_none() {
+        p.add(
+            "sources",
+            "no source configured: add [sources.meta], [sources.d360] or [sources.twilio]",
+        );
+    }
+    if let Some(meta) = &sources.meta {
+        p.secret("sources.meta.app_secret", &meta.app_secret);
+        p.secret("sources.meta.verify_token", &meta.verify_token);
+        if let Some(t) = &meta.access_token {
+            p.secret("sources.meta.access_token", t);
+        }
+        p.url(
+            "sources.meta.graph_url",
+            &meta.graph_url,
+            &["https", "http"],
+        );
+        let v = meta.api_version.strip_prefix('v').unwrap_or("");
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !v
+            .split_once('.')
+            .is_some_and(|(a, b)| numeric(a) && numeric(b))
+        {
+            p.add(
+                "sources.meta.api_version",
+                format!(
+                    "{:?} is not a Graph API version like \"v21.0\"",
+                    meta.api_version
+                ),
+            );
+        }
+    }
+    if let Some(d) = &sources.d360 {
+        p.secret("sources.d360.api_key", &d.api_key);
+        p.url("sources.d360.base_url", &d.base_url, &["https", "http"]);
+    }
+    if let Some(t) = &sources.twilio {
+        if !t.account_sid.starts_with("AC") {
+            p.add(
+                "sources.twilio.account_sid",
+                format!("{:?} does not start with AC", t.account_sid),
+            );
+        }
+        p.secret("sources.twilio.auth_token", &t.auth_token);
+        p.url(
+            "sources.twilio.webhook_url",
+            &t.webhook_url,
+            &["https", "http"],
+        );
+    }
+
+    for (i, route) in config.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let configured = match route.source {
+            Source::Meta => sources.meta.is_some(),
+            Source::D360 => sources.d360.is_some(),
+            Source::Twilio => sources.twilio.is_some(),
+        };
+        if !configured {
+            p.add(
+                format!("{key}.source"),
+                format!("{} has no [sources.{}] section", route.source, route.source),
+            );
+        }
+        if route.source == Source::Twilio {
+            if let Err(e) = Phone::parse(&route.number) {
+                p.add(format!("{key}.number"), e.to_string());
+            }
+        } else if route.number.trim().is_empty() {
+            p.add(format!("{key}.number"), "is empty");
+        }
+        if route.connectors.is_empty() {
+            p.add(format!("{key}.connectors"), "names no connector");
+        }
+        for c in &route.connectors {
+            if !config.connectors.contains_key(c) {
+                p.add(
+                    format!("{key}.connectors"),
+                    format!("{c:?} is not a [connectors.{c}] section"),
+                );
+            }
+        }
+    }
+
+    for (i, tag) in config.tags.iter().enumerate() {
+        let key = format!("tags[{i}]");
+        if tag.name.trim().is_empty() {
+            p.add(format!("{key}.name"), "is empty");
+        }
+        p.duration(&format!("{key}.min_duration"), tag.min_duration.as_deref());
+        p.duration(&format!("{key}.max_duration"), tag.max_duration.as_deref());
+        for s in &tag.senders {
+            if let Err(e) = Phone::parse(s) {
+                p.add(format!("{key}.senders"), e.to_string());
+            }
+        }
+    }
+
+    if config.policy.consent == Consent::Allowlist && config.policy.consent_allowlist.is_none() {
+        p.add(
+            "policy.consent_allowlist",
+            "consent = \"allowlist\" needs the path of the allowlist file",
+        );
+    }
+
+    if let Some(r) = &config.retention {
+        for (kind, value) in [
+            ("default", &r.default),
+            ("audio", &r.audio),
+            ("voice", &r.voice),
+            ("video", &r.video),
+            ("image", &r.image),
+            ("document", &r.document),
+            ("sticker", &r.sticker),
+        ] {
+            p.duration(&format!("retention.{kind}"), value.as_deref());
+        }
+    }
+
+    for (name, table) in &config.connectors {
+        validate_connector(&mut p, name, table);
+    }
+
+    let (Some(listen), true) = (listen, p.0.is_empty()) else {
+        return Err(ConfigErrors(p.0));
+    };
+    let meta = config.sources.meta.as_ref().map(|m| MetaIntake {
+        app_secret: m.app_secret.clone(),
+        verify_token: m.verify_token.clone(),
+    });
+    Ok(Validated {
+        listen,
+        max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+        meta,
+        config,
+    })
+}
+
+/// The parts of a connector table every connector shares: its type and its field mapping. The
+/// rest is the connector crate's to check.
+fn validate_connector(p: &mut Problems, name: &str, table: &serde_json::Value) {
+    let key = format!("connectors.{name}");
+    let Some(obj) = table.as_object() else {
+        p.add(key, "must be a table");
+        return;
+    };
+    match obj.get("type").and_then(|t| t.as_str()) {
+        Some(t) if CONNECTOR_TYPES.contains(&t) => {}
+        Some(t) => p.add(
+            format!("{key}.type"),
+            format!(
+                "unknown connector type {t:?}; expected one of {}",
+                CONNECTOR_TYPES.join(", ")
+            ),
+        ),
+        None => p.add(
+            format!("{key}.type"),
+            format!("is missing; expected one of {}", CONNECTOR_TYPES.join(", ")),
+        ),
+    }
+    match obj.get("fields") {
+        None => p.add(
+            format!("{key}.fields"),
+            "is missing: map at least file_url to a CRM field",
+        ),
+        Some(fields) => match serde_json::from_value::<FieldMapping>(fields.clone()) {
+            Err(e) => p.add(format!("{key}.fields"), e.to_string()),
+            Ok(mapping) => {
+                for problem in mapping.validate() {
+                    p.add(
+                        format!("{key}.fields.{}", problem.attribute),
+                        problem.problem,
+                    );
+                }
+            }
+        },
+    }
+}

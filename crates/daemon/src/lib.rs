@@ -1,0 +1,10 @@
+//! The wa2crm daemon and CLI, as a library so tests can drive it in-process; `main.rs` only
+//! parses arguments and calls [`cli::main`].
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod systemd;
+pub mod telemetry;

@@ -1,0 +1,92 @@
+//! What wa2crm counts, in one place, so names stay consistent and are all described.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use wa2crm_queue::{JobState, StateCounts};
+
+pub const WEBHOOKS_RECEIVED: &str = "wa2crm_webhooks_received_total";
+pub const WEBHOOKS_REJECTED: &str = "wa2crm_webhooks_rejected_total";
+pub const WEBHOOKS_UNPARSEABLE: &str = "wa2crm_webhooks_unparseable_total";
+pub const MEDIA_EVENTS: &str = "wa2crm_media_events_total";
+pub const ITEMS_SKIPPED: &str = "wa2crm_webhook_items_skipped_total";
+pub const QUEUE_JOBS: &str = "wa2crm_queue_jobs";
+
+/// Installs the Prometheus recorder as the process's global one, once; later calls (a test
+/// process may start several servers) get the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; metrics then go there.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("A metrics recorder was already installed; /metrics may be empty.");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        WEBHOOKS_RECEIVED,
+        "Webhook POSTs received, by source, before any check."
+    );
+    describe_counter!(
+        WEBHOOKS_REJECTED,
+        "Webhook POSTs refused, by source and reason (signature, too_large, unreadable)."
+    );
+    describe_counter!(
+        WEBHOOKS_UNPARSEABLE,
+        "Signed webhook bodies that were not Cloud API JSON; answered 200 so Meta stops resending."
+    );
+    describe_counter!(
+        MEDIA_EVENTS,
+        "Media messages found in webhooks, by source and outcome (accepted, duplicate)."
+    );
+    describe_counter!(
+        ITEMS_SKIPPED,
+        "Webhook items that were not customer media, by source and reason."
+    );
+    describe_gauge!(QUEUE_JOBS, "Jobs in the queue by state.");
+}
+
+pub fn received(source: &'static str) {
+    counter!(WEBHOOKS_RECEIVED, "source" => source).increment(1);
+}
+
+pub fn rejected(source: &'static str, reason: &'static str) {
+    counter!(WEBHOOKS_REJECTED, "source" => source, "reason" => reason).increment(1);
+}
+
+pub fn unparseable(source: &'static str) {
+    counter!(WEBHOOKS_UNPARSEABLE, "source" => source).increment(1);
+}
+
+pub fn media_events(source: &'static str, outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!(MEDIA_EVENTS, "source" => source, "outcome" => outcome).increment(n);
+    }
+}
+
+pub fn skipped(source: &'static str, reason: &'static str, n: u64) {
+    if n > 0 {
+        counter!(ITEMS_SKIPPED, "source" => source, "reason" => reason).increment(n);
+    }
+}
+
+pub fn queue_depth(counts: &StateCounts) {
+    for state in [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Dead,
+    ] {
+        gauge!(QUEUE_JOBS, "state" => state.as_str()).set(counts.get(state) as f64);
+    }
+    gauge!(QUEUE_JOBS, "state" => "retrying").set(counts.retrying as f64);
+}

@@ -1,0 +1,53 @@
+//! The HTTP side of the daemon: webhook intake, health and metrics.
+//!
+//! Where the data goes: a webhook body is checked and parsed in [`webhooks`], its media events are
+//! committed to the [`JobStore`], and only then is the sender answered 200. Workers take it from
+//! the queue.
+
+mod health;
+mod webhooks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use wa2crm_queue::JobStore;
+
+use crate::config::MetaIntake;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn JobStore>,
+    pub meta: Option<MetaIntake>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::meta_subscribe).post(webhooks::meta_post),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish: a webhook whose commit
+/// is under way is still answered.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

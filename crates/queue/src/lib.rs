@@ -1,0 +1,386 @@
+//! The durable queue between webhook intake and the media workers.
+//!
+//! Intake calls [`JobStore::enqueue`] and answers Meta only after it returns: by then the job is
+//! committed to disk. Workers [`claim`](JobStore::claim) jobs under a lease, keep it alive with
+//! [`heartbeat`](JobStore::heartbeat), record each finished step with
+//! [`checkpoint`](JobStore::checkpoint) so a restart resumes where it stopped, and end a job with
+//! [`complete`](JobStore::complete), [`fail`](JobStore::fail) (retry at a later time) or
+//! [`dead_letter`](JobStore::dead_letter) (needs an admin). A lease that runs out makes the job
+//! claimable again, which is how a crashed worker's or instance's work is taken over.
+//!
+//! Two implementations pass one test suite ([`testsuite`]): SQLite (the default, one instance) and
+//! PostgreSQL (several instances; claims use `FOR UPDATE SKIP LOCKED`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use wa2crm_core::MediaEvent;
+
+mod postgres;
+mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use postgres::PgJobStore;
+pub use sqlite::SqliteJobStore;
+
+pub type JobId = i64;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker, possibly not before `next_attempt_at` (a retry).
+    Queued,
+    /// Leased by a worker.
+    Running,
+    Done,
+    /// Failed permanently; waits for an admin to fix the cause and replay it.
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, QueueError> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "dead" => JobState::Dead,
+            other => return Err(QueueError::Corrupt(format!("unknown job state {other:?}"))),
+        })
+    }
+}
+
+/// The answer to enqueueing one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new job; the event had not been seen before.
+    Inserted(JobId),
+    /// A job with the same (source, message id) already exists; nothing was added.
+    Duplicate,
+}
+
+/// A job leased to one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub event: MediaEvent,
+    /// How many times the job has been claimed, this time included.
+    pub attempts: u32,
+    /// Results of the steps already done, by step name.
+    pub checkpoints: BTreeMap<String, serde_json::Value>,
+    /// Who holds the lease; every write back must name it.
+    pub owner: String,
+}
+
+/// Everything stored about a job, for `status` and tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobInfo {
+    pub id: JobId,
+    pub source: String,
+    pub message_id: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until_ms: Option<i64>,
+    pub checkpoints: BTreeMap<String, serde_json::Value>,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub event: MediaEvent,
+}
+
+/// Number of jobs in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub done: u64,
+    pub dead: u64,
+    /// Of `queued`, those waiting for a retry (claimed at least once before).
+    pub retrying: u64,
+}
+
+impl StateCounts {
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Running => self.running,
+            JobState::Done => self.done,
+            JobState::Dead => self.dead,
+        }
+    }
+}
+
+/// A dead-lettered job, as `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub id: JobId,
+    pub source: String,
+    pub message_id: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub dead_since_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The lease ran out and someone else may hold the job now: the caller must stop working on it.
+    #[error("job {0}: lease lost (expired and possibly taken over by another worker)")]
+    LeaseLost(JobId),
+    #[error("queue database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("queue migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("queue data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("queue url {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("queue writer stopped")]
+    WriterGone,
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// The durable job queue. All times come from the store's [`Clock`].
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Adds one job per event not seen before, in one transaction, and returns only once that
+    /// transaction is durable. Atomic under concurrency: of many callers racing with the same
+    /// (source, message id), exactly one gets `Inserted`.
+    async fn enqueue(&self, events: &[MediaEvent]) -> Result<Vec<Enqueued>>;
+    /// Leases up to `limit` due jobs (queued and due, or running with an expired lease) to `owner`.
+    async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>>;
+    /// Extends the lease; `LeaseLost` when `owner` no longer holds it.
+    async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()>;
+    /// Records one step's result on the job, replacing an earlier result of the same step.
+    async fn checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        step: &str,
+        data: &serde_json::Value,
+    ) -> Result<()>;
+    async fn complete(&self, id: JobId, owner: &str) -> Result<()>;
+    /// Gives the job back for a retry not before `retry_at_ms`, remembering the error.
+    async fn fail(&self, id: JobId, owner: &str, error: &str, retry_at_ms: i64) -> Result<()>;
+    /// Parks the job until an admin replays it.
+    async fn dead_letter(&self, id: JobId, owner: &str, reason: &str) -> Result<()>;
+    /// Puts a dead job back in the queue (attempts reset, checkpoints kept); false if not dead.
+    async fn replay(&self, id: JobId) -> Result<bool>;
+    /// Replays every dead job; returns how many.
+    async fn replay_all_dead(&self) -> Result<u64>;
+    async fn counts(&self) -> Result<StateCounts>;
+    /// The newest dead letters first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    async fn get(&self, id: JobId) -> Result<Option<JobInfo>>;
+    async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>>;
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Where the store's "now" comes from; tests use [`ManualClock`] to move time without sleeping.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> Self {
+        ManualClock(AtomicI64::new(start_ms))
+    }
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Opens the store a `queue.url` names (`sqlite://…` or `postgres://…`), applying migrations.
+pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn JobStore>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteJobStore::open(url, clock).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgJobStore::open(url, clock).await?))
+    } else {
+        Err(QueueError::BadUrl {
+            url: url.to_owned(),
+            reason: "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
+        })
+    }
+}
+
+/// Step names go into JSON paths; keep them to a safe alphabet.
+fn check_step(step: &str) -> Result<()> {
+    if !step.is_empty()
+        && step
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(QueueError::Corrupt(format!(
+            "step name {step:?} must be lowercase letters, digits and _"
+        )))
+    }
+}
+
+fn decode_event(json: &str) -> Result<MediaEvent> {
+    serde_json::from_str(json).map_err(|e| QueueError::Corrupt(format!("stored event: {e}")))
+}
+
+fn decode_checkpoints(json: &str) -> Result<BTreeMap<String, serde_json::Value>> {
+    serde_json::from_str(json).map_err(|e| QueueError::Corrupt(format!("stored checkpoints: {e}")))
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// A `jobs` row as both backends return it (PostgreSQL casts its JSONB columns to text).
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    source: String,
+    message_id: String,
+    event: String,
+    state: String,
+    attempts: i32,
+    next_attempt_at: i64,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    checkpoints: String,
+    last_error: Option<String>,
+    dead_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<JobRow> for JobInfo {
+    type Error = QueueError;
+    fn try_from(r: JobRow) -> Result<Self> {
+        Ok(JobInfo {
+            id: r.id,
+            state: JobState::parse(&r.state)?,
+            attempts: r.attempts.max(0) as u32,
+            next_attempt_at_ms: r.next_attempt_at,
+            lease_owner: r.lease_owner,
+            lease_until_ms: r.lease_until,
+            checkpoints: decode_checkpoints(&r.checkpoints)?,
+            last_error: r.last_error,
+            dead_reason: r.dead_reason,
+            created_at_ms: r.created_at,
+            updated_at_ms: r.updated_at,
+            event: decode_event(&r.event)?,
+            source: r.source,
+            message_id: r.message_id,
+        })
+    }
+}
+
+/// The columns a claim returns.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    event: String,
+    attempts: i32,
+    checkpoints: String,
+}
+
+impl ClaimedRow {
+    fn into_job(self, owner: &str) -> Result<Job> {
+        Ok(Job {
+            id: self.id,
+            event: decode_event(&self.event)?,
+            attempts: self.attempts.max(0) as u32,
+            checkpoints: decode_checkpoints(&self.checkpoints)?,
+            owner: owner.to_owned(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DeadRow {
+    id: i64,
+    source: String,
+    message_id: String,
+    dead_reason: Option<String>,
+    attempts: i32,
+    updated_at: i64,
+}
+
+impl From<DeadRow> for DeadLetter {
+    fn from(r: DeadRow) -> Self {
+        DeadLetter {
+            id: r.id,
+            source: r.source,
+            message_id: r.message_id,
+            reason: r.dead_reason.unwrap_or_default(),
+            attempts: r.attempts.max(0) as u32,
+            dead_since_ms: r.updated_at,
+        }
+    }
+}
+
+fn counts_from(rows: Vec<(String, i64, i64)>) -> Result<StateCounts> {
+    let mut c = StateCounts::default();
+    for (state, n, retried) in rows {
+        let n = n.max(0) as u64;
+        match JobState::parse(&state)? {
+            JobState::Queued => {
+                c.queued = n;
+                c.retrying = retried.max(0) as u64;
+            }
+            JobState::Running => c.running = n,
+            JobState::Done => c.done = n,
+            JobState::Dead => c.dead = n,
+        }
+    }
+    Ok(c)
+}
+
+fn expect_one(id: JobId, rows_affected: u64) -> Result<()> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(QueueError::LeaseLost(id))
+    }
+}
+
+fn event_json(e: &MediaEvent) -> Result<String> {
+    serde_json::to_string(e).map_err(|err| QueueError::Corrupt(format!("event to JSON: {err}")))
+}

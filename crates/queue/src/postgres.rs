@@ -1,0 +1,273 @@
+//! The PostgreSQL job store, for several wa2crm instances sharing one queue.
+//!
+//! Claims lock due rows with `FOR UPDATE SKIP LOCKED`, so instances never wait on each other's
+//! claimed rows and never claim the same job twice. Commits are durable with PostgreSQL's default
+//! `synchronous_commit = on`, and concurrent commits are grouped by its WAL writer.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use wa2crm_core::MediaEvent;
+
+use crate::{
+    ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
+    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, lease_ms,
+};
+
+const COLUMNS: &str = "id, source, message_id, event::text AS event, state, attempts, \
+    next_attempt_at, lease_owner, lease_until, checkpoints::text AS checkpoints, last_error, \
+    dead_reason, created_at, updated_at";
+
+pub struct PgJobStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl PgJobStore {
+    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| QueueError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::open_with(options, clock).await
+    }
+
+    /// Opens with explicit options (tests use them to give every test its own schema).
+    pub async fn open_with(options: PgConnectOptions, clock: Arc<dyn Clock>) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgJobStore { pool, clock })
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        owner: &str,
+        sql: &'static str,
+        text: Option<&str>,
+        at: Option<i64>,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut q = sqlx::query(sql);
+        if let Some(t) = text {
+            q = q.bind(t);
+        }
+        if let Some(at) = at {
+            q = q.bind(at);
+        }
+        let r = q.bind(now).bind(id).bind(owner).execute(&self.pool).await?;
+        expect_one(id, r.rows_affected())
+    }
+}
+
+#[async_trait]
+impl JobStore for PgJobStore {
+    async fn enqueue(&self, events: &[MediaEvent]) -> Result<Vec<Enqueued>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
+                 checkpoints, created_at, updated_at) \
+                 VALUES ($1, $2, $3::jsonb, 'queued', 0, $4, '{}'::jsonb, $4, $4) \
+                 ON CONFLICT (source, message_id) DO NOTHING RETURNING id",
+            )
+            .bind(e.source.as_str())
+            .bind(&e.message_id)
+            .bind(event_json(e)?)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            out.push(id.map_or(Enqueued::Duplicate, Enqueued::Inserted));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
+        let now = self.clock.now_ms();
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
+            "WITH due AS ( \
+                SELECT id FROM jobs \
+                WHERE (state = 'queued' AND next_attempt_at <= $3) \
+                   OR (state = 'running' AND lease_until < $3) \
+                ORDER BY next_attempt_at, id LIMIT $4 \
+                FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = $2, \
+                attempts = j.attempts + 1, updated_at = $3 \
+             FROM due WHERE j.id = due.id \
+             RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(lease_ms(lease)))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs = rows
+            .into_iter()
+            .map(|r| r.into_job(owner))
+            .collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {
+        let until = self.clock.now_ms().saturating_add(lease_ms(lease));
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET lease_until = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'running' AND lease_owner = $4",
+            None,
+            Some(until),
+        )
+        .await
+    }
+
+    async fn checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        step: &str,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        check_step(step)?;
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET checkpoints = checkpoints || jsonb_build_object($1::text, $2::jsonb), \
+             updated_at = $3 WHERE id = $4 AND state = 'running' AND lease_owner = $5",
+        )
+        .bind(step)
+        .bind(data.to_string())
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        expect_one(id, r.rows_affected())
+    }
+
+    async fn complete(&self, id: JobId, owner: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, \
+             last_error = NULL, updated_at = $1 \
+             WHERE id = $2 AND state = 'running' AND lease_owner = $3",
+            None,
+            None,
+        )
+        .await
+    }
+
+    async fn fail(&self, id: JobId, owner: &str, error: &str, retry_at_ms: i64) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'queued', last_error = $1, next_attempt_at = $2, \
+             lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+             WHERE id = $4 AND state = 'running' AND lease_owner = $5",
+            Some(error),
+            Some(retry_at_ms),
+        )
+        .await
+    }
+
+    async fn dead_letter(&self, id: JobId, owner: &str, reason: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'dead', dead_reason = $1, last_error = $1, \
+             lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = 'running' AND lease_owner = $4",
+            Some(reason),
+            None,
+        )
+        .await
+    }
+
+    async fn replay(&self, id: JobId) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = $1, \
+             dead_reason = NULL, updated_at = $1 WHERE id = $2 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn replay_all_dead(&self) -> Result<u64> {
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = $1, \
+             dead_reason = NULL, updated_at = $1 WHERE state = 'dead'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn counts(&self) -> Result<StateCounts> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)::bigint \
+             FROM jobs GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        counts_from(rows)
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows: Vec<DeadRow> = sqlx::query_as(
+            "SELECT id, source, message_id, dead_reason, attempts, updated_at FROM jobs \
+             WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"));
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE source = $1 AND message_id = $2"
+        ));
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(source)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

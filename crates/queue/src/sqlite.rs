@@ -1,0 +1,358 @@
+//! The SQLite job store: the default for a single instance.
+//!
+//! Durability: WAL with `synchronous = FULL`, so a commit has reached the disk when it returns.
+//! Throughput: every fsync is expensive, so enqueues from concurrent webhook requests are
+//! group-committed by one writer task: it takes every request waiting at that moment, commits them
+//! in one transaction, then answers each. Nobody is answered before the commit that holds their
+//! rows is durable.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+use wa2crm_core::MediaEvent;
+
+use crate::{
+    ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
+    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, lease_ms,
+};
+
+const COLUMNS: &str = "id, source, message_id, event, state, attempts, next_attempt_at, \
+    lease_owner, lease_until, checkpoints, last_error, dead_reason, created_at, updated_at";
+
+/// How many waiting enqueue requests one transaction takes at most.
+const MAX_GROUP: usize = 512;
+
+struct EnqueueRequest {
+    rows: Vec<(String, String, String)>,
+    reply: oneshot::Sender<Result<Vec<Enqueued>>>,
+}
+
+pub struct SqliteJobStore {
+    pool: SqlitePool,
+    clock: Arc<dyn Clock>,
+    writer: mpsc::Sender<EnqueueRequest>,
+}
+
+impl SqliteJobStore {
+    /// Opens (creating if needed) the database at `url` and applies the embedded migrations.
+    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| QueueError::BadUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| QueueError::BadUrl {
+                url: url.to_owned(),
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let conn = SqliteConnection::connect_with(&options).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(group_commit(conn, rx, clock.clone()));
+        Ok(SqliteJobStore {
+            pool,
+            clock,
+            writer: tx,
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        owner: &str,
+        sql: &'static str,
+        text: Option<&str>,
+        at: Option<i64>,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut q = sqlx::query(sql);
+        if let Some(t) = text {
+            q = q.bind(t);
+        }
+        if let Some(at) = at {
+            q = q.bind(at);
+        }
+        let r = q.bind(now).bind(id).bind(owner).execute(&self.pool).await?;
+        expect_one(id, r.rows_affected())
+    }
+}
+
+async fn group_commit(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<EnqueueRequest>,
+    clock: Arc<dyn Clock>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let now = clock.now_ms();
+        match insert_group(&mut conn, &group, now).await {
+            Ok(results) => {
+                for (req, res) in group.into_iter().zip(results) {
+                    // The requester may have gone (client hung up); its rows are committed anyway.
+                    let _ = req.reply.send(Ok(res));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Group commit of webhook jobs failed.");
+                let msg = e.to_string();
+                for req in group {
+                    let _ = req
+                        .reply
+                        .send(Err(QueueError::Corrupt(format!("enqueue failed: {msg}"))));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_group(
+    conn: &mut SqliteConnection,
+    group: &[EnqueueRequest],
+    now: i64,
+) -> Result<Vec<Vec<Enqueued>>> {
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(group.len());
+    for req in group {
+        let mut out = Vec::with_capacity(req.rows.len());
+        for (source, message_id, event) in &req.rows {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
+                 checkpoints, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, 'queued', 0, ?4, '{}', ?4, ?4) \
+                 ON CONFLICT (source, message_id) DO NOTHING RETURNING id",
+            )
+            .bind(source)
+            .bind(message_id)
+            .bind(event)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            out.push(id.map_or(Enqueued::Duplicate, Enqueued::Inserted));
+        }
+        results.push(out);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn enqueue(&self, events: &[MediaEvent]) -> Result<Vec<Enqueued>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = events
+            .iter()
+            .map(|e| {
+                Ok((
+                    e.source.as_str().to_owned(),
+                    e.message_id.clone(),
+                    event_json(e)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(EnqueueRequest { rows, reply })
+            .await
+            .map_err(|_| QueueError::WriterGone)?;
+        answer.await.map_err(|_| QueueError::WriterGone)?
+    }
+
+    async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
+        let now = self.clock.now_ms();
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
+            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
+             attempts = attempts + 1, updated_at = ?3 \
+             WHERE id IN (SELECT id FROM jobs \
+                WHERE (state = 'queued' AND next_attempt_at <= ?3) \
+                   OR (state = 'running' AND lease_until < ?3) \
+                ORDER BY next_attempt_at, id LIMIT ?4) \
+             RETURNING id, event, attempts, checkpoints",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(lease_ms(lease)))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs = rows
+            .into_iter()
+            .map(|r| r.into_job(owner))
+            .collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {
+        let until = self.clock.now_ms().saturating_add(lease_ms(lease));
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+            None,
+            Some(until),
+        )
+        .await
+    }
+
+    async fn checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        step: &str,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        check_step(step)?;
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET checkpoints = json_set(checkpoints, '$.\"' || ?1 || '\"', json(?2)), \
+             updated_at = ?3 WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
+        )
+        .bind(step)
+        .bind(data.to_string())
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        expect_one(id, r.rows_affected())
+    }
+
+    async fn complete(&self, id: JobId, owner: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, \
+             last_error = NULL, updated_at = ?1 \
+             WHERE id = ?2 AND state = 'running' AND lease_owner = ?3",
+            None,
+            None,
+        )
+        .await
+    }
+
+    async fn fail(&self, id: JobId, owner: &str, error: &str, retry_at_ms: i64) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'queued', last_error = ?1, next_attempt_at = ?2, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?3 \
+             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
+            Some(error),
+            Some(retry_at_ms),
+        )
+        .await
+    }
+
+    async fn dead_letter(&self, id: JobId, owner: &str, reason: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'dead', dead_reason = ?1, last_error = ?1, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
+             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+            Some(reason),
+            None,
+        )
+        .await
+    }
+
+    async fn replay(&self, id: JobId) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?1, \
+             dead_reason = NULL, updated_at = ?1 WHERE id = ?2 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn replay_all_dead(&self) -> Result<u64> {
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?1, \
+             dead_reason = NULL, updated_at = ?1 WHERE state = 'dead'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn counts(&self) -> Result<StateCounts> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
+             FROM jobs GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        counts_from(rows)
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows: Vec<DeadRow> = sqlx::query_as(
+            "SELECT id, source, message_id, dead_reason, attempts, updated_at FROM jobs \
+             WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT ?1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"));
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE source = ?1 AND message_id = ?2"
+        ));
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(source)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

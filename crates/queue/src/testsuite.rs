@@ -1,0 +1,428 @@
+//! The behaviour every [`JobStore`] must show, run against each implementation by
+//! [`job_store_suite!`](crate::job_store_suite). Time moves only through the [`ManualClock`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source};
+
+use crate::{Enqueued, JobState, JobStore, ManualClock, QueueError};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Generates one `#[tokio::test]` per suite case; `$factory` is an async fn returning
+/// `(Arc<dyn JobStore>, Arc<ManualClock>)`, a fresh empty store each call.
+#[macro_export]
+macro_rules! job_store_suite {
+    ($factory:path) => {
+        $crate::job_store_suite!(@cases $factory;
+            enqueue_inserts_once_and_reports_duplicates,
+            concurrent_enqueue_of_one_message_inserts_one_job,
+            claim_leases_jobs_to_one_owner,
+            expired_lease_is_taken_over_and_old_owner_is_refused,
+            heartbeat_keeps_the_lease,
+            complete_finishes_the_job,
+            fail_schedules_a_retry,
+            dead_letter_and_replay,
+            counts_by_state,
+            checkpoints_are_kept_across_retries,
+            concurrent_claims_never_share_a_job,
+            event_round_trips_unchanged
+        );
+    };
+    (@cases $factory:path; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, clock) = $factory().await;
+                $crate::testsuite::$case(store, clock).await;
+            }
+        )*
+    };
+}
+
+pub fn event(source: Source, message_id: &str) -> MediaEvent {
+    MediaEvent {
+        source,
+        message_id: message_id.to_owned(),
+        phone_number_id: "106540352242922".into(),
+        sender: Phone::parse("+16505551234").unwrap(),
+        sender_name: Some("Sheena Nelson".into()),
+        kind: MediaKind::Voice,
+        mime_type: Some("audio/ogg; codecs=opus".into()),
+        sha256: Some("SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=".into()),
+        caption: Some("Grüße 👋".into()),
+        file_name: None,
+        timestamp: OffsetDateTime::from_unix_timestamp(1_749_416_383).unwrap(),
+        media: MediaRef::GraphMedia {
+            media_id: format!("media-{message_id}"),
+            url: None,
+        },
+    }
+}
+
+pub async fn enqueue_inserts_once_and_reports_duplicates(
+    store: Arc<dyn JobStore>,
+    _: Arc<ManualClock>,
+) {
+    let a = event(Source::Meta, "wamid.a");
+    let b = event(Source::Meta, "wamid.b");
+    let first = store.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    assert!(
+        matches!(first[..], [Enqueued::Inserted(_), Enqueued::Inserted(_)]),
+        "{first:?}"
+    );
+    let again = store.enqueue(&[b.clone(), a.clone()]).await.unwrap();
+    assert_eq!(again, vec![Enqueued::Duplicate, Enqueued::Duplicate]);
+    // The same message id from another source is another job.
+    let other = store
+        .enqueue(&[event(Source::D360, "wamid.a")])
+        .await
+        .unwrap();
+    assert!(matches!(other[..], [Enqueued::Inserted(_)]));
+    // A duplicate inside one batch is added once.
+    let c = event(Source::Meta, "wamid.c");
+    let within = store.enqueue(&[c.clone(), c]).await.unwrap();
+    assert!(
+        matches!(within[..], [Enqueued::Inserted(_), Enqueued::Duplicate]),
+        "{within:?}"
+    );
+    assert_eq!(store.counts().await.unwrap().queued, 4);
+    assert!(store.enqueue(&[]).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_enqueue_of_one_message_inserts_one_job(
+    store: Arc<dyn JobStore>,
+    _: Arc<ManualClock>,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each racer also carries a message of its own, so transactions overlap for real.
+            let mine = event(Source::Meta, &format!("wamid.own{i}"));
+            store
+                .enqueue(&[event(Source::Meta, "wamid.race"), mine])
+                .await
+                .unwrap()
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(matches!(r[1], Enqueued::Inserted(_)));
+        if matches!(r[0], Enqueued::Inserted(_)) {
+            inserted += 1;
+        }
+    }
+    assert_eq!(
+        inserted, 1,
+        "exactly one racer may insert the shared message"
+    );
+    assert_eq!(store.counts().await.unwrap().queued, 25);
+}
+
+pub async fn claim_leases_jobs_to_one_owner(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    for i in 0..3 {
+        store
+            .enqueue(&[event(Source::Meta, &format!("wamid.{i}"))])
+            .await
+            .unwrap();
+    }
+    let got = store.claim("w1", LEASE, 2).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|j| j.owner == "w1" && j.attempts == 1));
+    assert_eq!(got[0].event.message_id, "wamid.0", "oldest first");
+    let rest = store.claim("w2", LEASE, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event.message_id, "wamid.2");
+    assert!(store.claim("w3", LEASE, 10).await.unwrap().is_empty());
+    let info = store.get(got[0].id).await.unwrap().unwrap();
+    assert_eq!(info.state, JobState::Running);
+    assert_eq!(info.lease_owner.as_deref(), Some("w1"));
+}
+
+pub async fn expired_lease_is_taken_over_and_old_owner_is_refused(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.x")])
+        .await
+        .unwrap();
+    let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    clock.advance(LEASE - Duration::from_secs(1));
+    assert!(
+        store.claim("w2", LEASE, 1).await.unwrap().is_empty(),
+        "lease still valid"
+    );
+    clock.advance(Duration::from_secs(2));
+    let taken = store.claim("w2", LEASE, 1).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, job.id);
+    assert_eq!(taken[0].attempts, 2);
+    // The first worker comes back from a long pause: every write of its is refused.
+    assert!(matches!(
+        store.complete(job.id, "w1").await,
+        Err(QueueError::LeaseLost(id)) if id == job.id
+    ));
+    assert!(matches!(
+        store.heartbeat(job.id, "w1", LEASE).await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store.checkpoint(job.id, "w1", "resolve", &json!({})).await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store.fail(job.id, "w1", "x", 0).await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store.dead_letter(job.id, "w1", "x").await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    store.complete(job.id, "w2").await.unwrap();
+}
+
+pub async fn heartbeat_keeps_the_lease(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.hb")])
+        .await
+        .unwrap();
+    let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    for _ in 0..5 {
+        clock.advance(LEASE / 2);
+        store.heartbeat(job.id, "w1", LEASE).await.unwrap();
+        assert!(store.claim("w2", LEASE, 1).await.unwrap().is_empty());
+    }
+    let info = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!(info.lease_owner.as_deref(), Some("w1"));
+    assert!(info.lease_until_ms.unwrap() > clock_now(&clock));
+}
+
+fn clock_now(clock: &ManualClock) -> i64 {
+    crate::Clock::now_ms(clock)
+}
+
+pub async fn complete_finishes_the_job(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.c")])
+        .await
+        .unwrap();
+    let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    store.complete(job.id, "w1").await.unwrap();
+    let info = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!(info.state, JobState::Done);
+    assert_eq!(info.lease_owner, None);
+    clock.advance(LEASE * 10);
+    assert!(
+        store.claim("w2", LEASE, 10).await.unwrap().is_empty(),
+        "done is never claimed"
+    );
+    assert!(matches!(
+        store.complete(job.id, "w1").await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    // A redelivered webhook after completion still adds nothing.
+    assert_eq!(
+        store
+            .enqueue(&[event(Source::Meta, "wamid.c")])
+            .await
+            .unwrap(),
+        vec![Enqueued::Duplicate]
+    );
+}
+
+pub async fn fail_schedules_a_retry(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.f")])
+        .await
+        .unwrap();
+    let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    let retry_at = clock_now(&clock) + 60_000;
+    store
+        .fail(job.id, "w1", "graph api 503: Service Unavailable", retry_at)
+        .await
+        .unwrap();
+    let info = store.get(job.id).await.unwrap().unwrap();
+    assert_eq!(info.state, JobState::Queued);
+    assert_eq!(info.next_attempt_at_ms, retry_at);
+    assert_eq!(
+        info.last_error.as_deref(),
+        Some("graph api 503: Service Unavailable")
+    );
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.queued, counts.retrying), (1, 1));
+    clock.advance(Duration::from_secs(59));
+    assert!(
+        store.claim("w2", LEASE, 1).await.unwrap().is_empty(),
+        "not before retry time"
+    );
+    clock.advance(Duration::from_secs(1));
+    let again = store.claim("w2", LEASE, 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+}
+
+pub async fn dead_letter_and_replay(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    store
+        .enqueue(&[
+            event(Source::Meta, "wamid.d1"),
+            event(Source::Meta, "wamid.d2"),
+        ])
+        .await
+        .unwrap();
+    let jobs = store.claim("w1", LEASE, 2).await.unwrap();
+    let reason = "too large: 120000000 bytes > limit 104857600 (raise media.max_bytes)";
+    store.dead_letter(jobs[0].id, "w1", reason).await.unwrap();
+    store
+        .dead_letter(
+            jobs[1].id,
+            "w1",
+            "HubSpot: property wa_media_url does not exist",
+        )
+        .await
+        .unwrap();
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    let d1 = dead.iter().find(|d| d.id == jobs[0].id).unwrap();
+    assert_eq!(d1.reason, reason);
+    assert_eq!(d1.message_id, "wamid.d1");
+    assert_eq!(d1.source, "meta");
+    assert_eq!(d1.attempts, 1);
+    assert_eq!(store.dead_letters(1).await.unwrap().len(), 1);
+    assert!(
+        store.claim("w2", LEASE, 10).await.unwrap().is_empty(),
+        "dead is never claimed"
+    );
+
+    assert!(store.replay(jobs[0].id).await.unwrap());
+    assert!(
+        !store.replay(jobs[0].id).await.unwrap(),
+        "only dead jobs replay"
+    );
+    let info = store.get(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.attempts, info.dead_reason),
+        (JobState::Queued, 0, None)
+    );
+    assert_eq!(store.replay_all_dead().await.unwrap(), 1);
+    assert_eq!(store.counts().await.unwrap().dead, 0);
+    assert_eq!(store.claim("w2", LEASE, 10).await.unwrap().len(), 2);
+    assert!(!store.replay(987_654).await.unwrap());
+}
+
+pub async fn counts_by_state(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    let events: Vec<_> = (0..6)
+        .map(|i| event(Source::Meta, &format!("wamid.n{i}")))
+        .collect();
+    store.enqueue(&events).await.unwrap();
+    let jobs = store.claim("w", LEASE, 4).await.unwrap();
+    store.complete(jobs[0].id, "w").await.unwrap();
+    store.dead_letter(jobs[1].id, "w", "x").await.unwrap();
+    store.fail(jobs[2].id, "w", "x", i64::MAX).await.unwrap();
+    let c = store.counts().await.unwrap();
+    assert_eq!(
+        (c.queued, c.running, c.done, c.dead, c.retrying),
+        (3, 1, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(c.get(JobState::Running), 1);
+}
+
+pub async fn checkpoints_are_kept_across_retries(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.cp")])
+        .await
+        .unwrap();
+    let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    assert!(job.checkpoints.is_empty());
+    let resolved = json!({"url": "https://lookaside.fbsbx.com/x", "file_size": 303833});
+    store
+        .checkpoint(job.id, "w1", "resolve", &resolved)
+        .await
+        .unwrap();
+    store
+        .checkpoint(job.id, "w1", "fetch", &json!({"sha256": "ab", "bytes": 12}))
+        .await
+        .unwrap();
+    store
+        .checkpoint(job.id, "w1", "fetch", &json!({"sha256": "cd", "bytes": 13}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.checkpoint(job.id, "w1", "bad.step", &json!(1)).await,
+        Err(QueueError::Corrupt(_))
+    ));
+    store
+        .fail(job.id, "w1", "storage down", clock_now(&clock))
+        .await
+        .unwrap();
+    let again = store.claim("w2", LEASE, 1).await.unwrap().remove(0);
+    let steps: BTreeSet<_> = again.checkpoints.keys().cloned().collect();
+    assert_eq!(
+        steps,
+        BTreeSet::from(["fetch".to_string(), "resolve".to_string()])
+    );
+    assert_eq!(again.checkpoints["resolve"], resolved);
+    assert_eq!(
+        again.checkpoints["fetch"]["sha256"], "cd",
+        "a step's newer result wins"
+    );
+}
+
+pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    let events: Vec<_> = (0..60)
+        .map(|i| event(Source::Meta, &format!("wamid.p{i}")))
+        .collect();
+    store.enqueue(&events).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim(&owner, LEASE, 3).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                for j in got {
+                    store.complete(j.id, &owner).await.unwrap();
+                    mine.push(j.id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: BTreeSet<_> = all.iter().copied().collect();
+    assert_eq!(all.len(), 60, "every job claimed exactly once");
+    assert_eq!(unique.len(), 60);
+    assert_eq!(store.counts().await.unwrap().done, 60);
+}
+
+pub async fn event_round_trips_unchanged(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    let e = event(Source::Twilio, "MM123-0");
+    let id = match store.enqueue(std::slice::from_ref(&e)).await.unwrap()[0] {
+        Enqueued::Inserted(id) => id,
+        Enqueued::Duplicate => panic!("fresh store"),
+    };
+    let info = store.find("twilio", "MM123-0").await.unwrap().unwrap();
+    assert_eq!(info.id, id);
+    assert_eq!(info.event, e);
+    assert!(store.find("twilio", "nope").await.unwrap().is_none());
+    let job = store.claim("w", LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(job.event, e);
+}
