@@ -1,1 +1,232 @@
-//! x
+//! Helpers for black-box tests and benchmarks of the real `wa2crm` binary: start it on a fresh
+//! directory and port, wait until it answers, kill it, read its status.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
+pub const VERIFY_TOKEN: &str = "e2e-verify-token";
+
+/// The `wa2crm` binary under test: `$WA2CRM_BIN`, else the one cargo built next to this test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("WA2CRM_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary> → target/<profile>/wa2crm
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("wa2crm");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo build -p wa2crm), as the README test command does",
+        bin.display()
+    );
+    bin
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal configuration for a daemon listening on `port` with its state in `dir`.
+pub fn config_toml(dir: &Path, port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+max_body_bytes = 65536
+
+[queue]
+url = "sqlite://{dir}/queue.db"
+workers = 2
+
+[storage]
+url = "file://{dir}/media"
+link_secret = "e2e-link-secret-0123456789"
+
+[media]
+spool_dir = "{dir}/spool"
+
+[sources.meta]
+app_secret = "{APP_SECRET}"
+verify_token = "{VERIFY_TOKEN}"
+access_token = "e2e-access-token"
+{extra}
+"#,
+        dir = dir.display()
+    )
+}
+
+/// A running `wa2crm run`, killed when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the binary on `config` (written to `dir/wa2crm.toml`) and waits until it answers.
+    pub async fn start(dir: &Path, config: &str, port: u16) -> Daemon {
+        let config_path = dir.join("wa2crm.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut d = Daemon {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            config_path,
+            log_path: dir.join("wa2crm.log"),
+        };
+        d.restart().await;
+        d
+    }
+
+    /// Starts the process again on the same configuration (after a kill).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(binary())
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Polls `/healthz` until it answers, failing with the daemon's log after 30 s.
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "wa2crm exited with {status} before answering:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wa2crm did not answer within 30 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up, like a power cut for the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits up to 30 s for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = libc::pid_t::try_from(c.id()).unwrap();
+        // SAFETY: sending a signal to our own child, whose pid is valid until we reap it.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `wa2crm status --json` on this daemon's configuration.
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(binary())
+            .args(["status", "--json", "--config"])
+            .arg(&self.config_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// One sample of `/metrics`, e.g. `wa2crm_media_events_total{outcome="accepted",source="meta"}`.
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// POSTs a webhook body signed with `secret` (or with the given raw header value).
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> reqwest::StatusCode {
+    let mut req = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    if let Some(sig) = signature {
+        req = req.header("X-Hub-Signature-256", sig);
+    }
+    req.send().await.unwrap().status()
+}
+
+pub fn sign(body: &[u8]) -> Option<String> {
+    Some(wa2crm_sandbox::webhooks::signature(APP_SECRET, body))
+}

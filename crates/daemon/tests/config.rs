@@ -1,0 +1,247 @@
+//! Configuration: layering (file, environment, credentials), validation naming each key, and the
+//! shipped example staying in step with the types.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use secrecy::ExposeSecret;
+use wa2crm::config::{self, Config, ConfigError};
+
+const EXAMPLE: &str = include_str!("../../../deploy/wa2crm.example.toml");
+
+const MINIMAL: &str = r#"
+[sources.meta]
+app_secret = "file-secret"
+verify_token = "vt"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn problems(toml: &str) -> Vec<ConfigError> {
+    let c = config::load_str(toml, HashMap::new(), None).unwrap();
+    match config::validate(c) {
+        Ok(_) => vec![],
+        Err(e) => e.0,
+    }
+}
+
+fn keys(errors: &[ConfigError]) -> Vec<&str> {
+    errors.iter().map(|e| e.key.as_str()).collect()
+}
+
+#[test]
+fn the_example_parses_and_only_its_placeholder_link_secret_is_refused() {
+    let c = config::load_str(EXAMPLE, HashMap::new(), None).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:8080");
+    assert_eq!(c.queue.workers, 8);
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.tags[0].name, "product-issue");
+    assert_eq!(c.connectors.len(), 2);
+    assert_eq!(c.connectors["salesforce"]["fields"]["sha256"], "Sha256__c");
+    let errors = config::validate(c).unwrap_err().0;
+    // Copying the example blindly must not give anyone a guessable link secret.
+    assert_eq!(keys(&errors), vec!["storage.link_secret"], "{errors:?}");
+    assert!(errors[0].problem.contains("openssl rand"));
+}
+
+#[test]
+fn the_example_with_a_real_link_secret_is_valid() {
+    let c = config::load_str(
+        EXAMPLE,
+        env(&[("WA2CRM__STORAGE__LINK_SECRET", "k3y-0f-at-least-16-chars")]),
+        None,
+    )
+    .unwrap();
+    let v = config::validate(c).unwrap();
+    assert_eq!(v.listen.port(), 8080);
+    assert_eq!(v.max_body_bytes, 1_048_576);
+    assert!(v.meta.is_some());
+}
+
+#[test]
+fn defaults_follow_the_contract() {
+    let v = config::validate(config::load_str(MINIMAL, HashMap::new(), None).unwrap()).unwrap();
+    let c: &Config = &v.config;
+    assert_eq!(c.server.listen, "127.0.0.1:8080");
+    assert_eq!(c.server.max_body_bytes, 1_048_576);
+    assert_eq!(c.queue.url, "sqlite:///var/lib/wa2crm/queue.db");
+    assert_eq!(c.queue.workers, 8);
+    assert_eq!(c.storage.url, "file:///var/lib/wa2crm/media");
+    assert_eq!(c.media.max_bytes, 104_857_600);
+    assert_eq!(c.media.spool_dir.to_str(), Some("/var/cache/wa2crm"));
+    let meta = c.sources.meta.as_ref().unwrap();
+    assert_eq!(meta.graph_url, "https://graph.facebook.com");
+    assert_eq!(meta.api_version, "v21.0");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = config::load_str(
+        MINIMAL,
+        env(&[
+            ("WA2CRM__QUEUE__WORKERS", "3"),
+            ("WA2CRM__SERVER__LISTEN", "0.0.0.0:9000"),
+            ("WA2CRM__SOURCES__META__APP_SECRET", "env-secret"),
+            ("UNRELATED", "x"),
+        ]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.queue.workers, 3);
+    assert_eq!(c.server.listen, "0.0.0.0:9000");
+    assert_eq!(
+        c.sources.meta.unwrap().app_secret.expose_secret(),
+        "env-secret"
+    );
+}
+
+#[test]
+fn credential_files_override_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sources.meta.app_secret"), "cred-secret\n").unwrap();
+    std::fs::write(
+        dir.path().join("storage.link_secret"),
+        "0123456789abcdef0123",
+    )
+    .unwrap();
+    // Not ours (no dotted key): ignored.
+    std::fs::write(dir.path().join("README"), "x").unwrap();
+    let c = config::load_str(
+        MINIMAL,
+        env(&[("WA2CRM__SOURCES__META__APP_SECRET", "env-secret")]),
+        Some(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(
+        c.sources.meta.as_ref().unwrap().app_secret.expose_secret(),
+        "cred-secret",
+        "the trailing newline of the file is not part of the secret"
+    );
+    assert_eq!(
+        c.storage.link_secret.as_ref().unwrap().expose_secret(),
+        "0123456789abcdef0123"
+    );
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = config::load_str(
+        EXAMPLE,
+        env(&[("WA2CRM__SOURCES__META__APP_SECRET", "very-secret-value")]),
+        None,
+    )
+    .unwrap();
+    let dump = format!("{c:?}");
+    assert!(!dump.contains("very-secret-value"), "{dump}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let errors = problems(
+        r#"
+[server]
+listen = "localhost"
+public_url = "ftp://x"
+max_body_bytes = 10
+[queue]
+url = "mysql://db"
+workers = 0
+[storage]
+url = "dropbox://x"
+link_secret = "short"
+[media]
+spool_dir = "relative/dir"
+[sources.meta]
+app_secret = ""
+verify_token = "vt"
+api_version = "21"
+[[routes]]
+source = "twilio"
+number = "not a number"
+connectors = ["nope"]
+[[tags]]
+name = "long"
+min_duration = "ten seconds"
+[policy]
+consent = "allowlist"
+[retention]
+audio = "forever"
+[connectors.crm]
+type = "pipedrive"
+[connectors.crm.fields]
+file_url = "url"
+storage_uri = "url"
+"#,
+    );
+    let got = keys(&errors);
+    for key in [
+        "server.listen",
+        "server.public_url",
+        "server.max_body_bytes",
+        "queue.url",
+        "queue.workers",
+        "storage.url",
+        "storage.link_secret",
+        "media.spool_dir",
+        "sources.meta.app_secret",
+        "sources.meta.api_version",
+        "routes[0].source",
+        "routes[0].number",
+        "routes[0].connectors",
+        "tags[0].min_duration",
+        "policy.consent_allowlist",
+        "retention.audio",
+        "connectors.crm.type",
+        "connectors.crm.fields.storage_uri",
+    ] {
+        assert!(got.contains(&key), "{key} not reported; got {errors:#?}");
+    }
+    let text = errors
+        .iter()
+        .find(|e| e.key == "connectors.crm.type")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text,
+        "connectors.crm.type: unknown connector type \"pipedrive\"; expected one of hubspot, salesforce"
+    );
+}
+
+#[test]
+fn no_source_is_a_problem() {
+    assert_eq!(keys(&problems("")), vec!["sources"]);
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_named() {
+    let err = config::load_str(
+        "[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 5\n",
+        HashMap::new(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_body"), "{err}");
+    let err = config::load_str("[queue]\nworkers = \"many\"\n", HashMap::new(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("workers"), "{err}");
+    let err = config::load_str(
+        "[connectors.h]\ntype = \"hubspot\"\n[connectors.h.fields]\nlength = \"x\"\n",
+        HashMap::new(),
+        None,
+    )
+    .map(config::validate)
+    .unwrap()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("connectors.h.fields: unknown attribute \"length\""),
+        "{err}"
+    );
+}
