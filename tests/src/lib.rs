@@ -80,20 +80,30 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the binary on `config` (written to `dir/wa2crm.toml`) and waits until it answers.
     pub async fn start(dir: &Path, config: &str, port: u16) -> Daemon {
-        let config_path = dir.join("wa2crm.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut d = Daemon {
-            child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            config_path,
-            log_path: dir.join("wa2crm.log"),
-        };
+        let mut d = Daemon::new(dir, config, port);
         d.restart().await;
         d
     }
 
+    /// Writes the configuration but does not start the process yet.
+    pub fn new(dir: &Path, config: &str, port: u16) -> Daemon {
+        let config_path = dir.join("wa2crm.toml");
+        std::fs::write(&config_path, config).unwrap();
+        Daemon {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            config_path,
+            log_path: dir.join("wa2crm.log"),
+        }
+    }
+
     /// Starts the process again on the same configuration (after a kill).
     pub async fn restart(&mut self) {
+        self.restart_with_env(&[]).await;
+    }
+
+    /// Starts the process again with extra environment variables.
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "still running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -107,6 +117,7 @@ impl Daemon {
             .env("RUST_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

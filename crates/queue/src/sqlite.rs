@@ -6,6 +6,7 @@
 //! in one transaction, then answers each. Nobody is answered before the commit that holds their
 //! rows is durable.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use wa2crm_core::MediaEvent;
 
@@ -130,34 +131,53 @@ async fn group_commit(
     }
 }
 
+/// Rows per INSERT statement: far below SQLite's limit of 32766 bound variables (3 per row).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts every row of the group in one transaction, with multi-row statements: one round trip
+/// to SQLite's thread per few hundred rows instead of one per row is what makes group commit pay.
 async fn insert_group(
     conn: &mut SqliteConnection,
     group: &[EnqueueRequest],
     now: i64,
 ) -> Result<Vec<Vec<Enqueued>>> {
+    let rows: Vec<&(String, String, String)> = group.iter().flat_map(|r| &r.rows).collect();
+    let mut inserted: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
     let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(group.len());
-    for req in group {
-        let mut out = Vec::with_capacity(req.rows.len());
-        for (source, message_id, event) in &req.rows {
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
-                 checkpoints, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, 'queued', 0, ?4, '{}', ?4, ?4) \
-                 ON CONFLICT (source, message_id) DO NOTHING RETURNING id",
-            )
-            .bind(source)
-            .bind(message_id)
-            .bind(event)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            out.push(id.map_or(Enqueued::Duplicate, Enqueued::Inserted));
-        }
-        results.push(out);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
+             checkpoints, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (source, message_id, event)| {
+            b.push_bind(source)
+                .push_bind(message_id)
+                .push_bind(event)
+                .push("'queued'")
+                .push("0")
+                .push_bind(now)
+                .push("'{}'")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(" ON CONFLICT (source, message_id) DO NOTHING RETURNING id, source, message_id");
+        let returned: Vec<(i64, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+        inserted.extend(returned.into_iter().map(|(id, s, m)| ((s, m), id)));
     }
     tx.commit().await?;
-    Ok(results)
+    // The first occurrence of a key in the group is the one inserted; any later one is a duplicate.
+    Ok(group
+        .iter()
+        .map(|req| {
+            req.rows
+                .iter()
+                .map(|(s, m, _)| match inserted.remove(&(s.clone(), m.clone())) {
+                    Some(id) => Enqueued::Inserted(id),
+                    None => Enqueued::Duplicate,
+                })
+                .collect()
+        })
+        .collect())
 }
 
 #[async_trait]

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole wa2crm test suite, runnable from a fresh clone on a fresh machine: it installs and
+# starts what the tests need (PostgreSQL on 127.0.0.1:5432), builds the binary once, and runs every
+# test of the workspace. A service that cannot be provided makes it fail loudly, never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export WA2CRM_TEST_DATABASE_URL="${WA2CRM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_up() {
+    pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null
+}
+
+ensure_postgres() {
+    if command -v pg_isready >/dev/null && pg_up; then
+        return
+    fi
+    if ! ls -d /etc/postgresql/*/main >/dev/null 2>&1; then
+        echo "test.sh: installing PostgreSQL from Debian's packages"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    local version hba
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    # The tests connect as postgres over TCP without a password, as on the project's machines.
+    if ! as_root grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+        as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null || true
+    fi
+    echo "test.sh: starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 120); do
+        if pg_up; then return; fi
+        sleep 0.5
+    done
+    echo "test.sh: PostgreSQL did not come up on 127.0.0.1:5432" >&2
+    exit 1
+}
+
+drop_stale_test_schemas() {
+    # Each PostgreSQL queue test works in a schema of its own; remove those of earlier runs.
+    psql "$WA2CRM_TEST_DATABASE_URL" -Atqc \
+        "SELECT 'DROP SCHEMA \"' || nspname || '\" CASCADE;' FROM pg_namespace WHERE nspname LIKE 'wa2crm\_test\_%'" \
+        | psql "$WA2CRM_TEST_DATABASE_URL" -q >/dev/null
+}
+
+ensure_postgres
+drop_stale_test_schemas
+
+# The end-to-end tests start the real binary: build it once, in the profile the tests use.
+cargo build --locked --workspace --bins
+# Unit, integration, end-to-end and doc tests (benchmarks are run separately: README, "Benchmarks").
+cargo test --locked --workspace
