@@ -16,7 +16,10 @@ use wa2crm_e2e::{Daemon, config_toml, free_port, sign};
 use wa2crm_sandbox::webhooks::{self, samples};
 
 const CONCURRENCY: usize = 64;
-const PHASE: Duration = Duration::from_secs(8);
+const PHASE: Duration = Duration::from_secs(4);
+/// Rounds of (healthz, ingest) measured back to back; the median ratio is reported, so a burst
+/// of noise on the shared machine moves one round, not the result.
+const ROUNDS: usize = 5;
 const RATE: u64 = 2_000;
 const RATE_PHASE: Duration = Duration::from_secs(10);
 
@@ -73,10 +76,19 @@ async fn bench() {
     )
     .await;
 
-    let health = closed_loop(&client, &health_url, None, PHASE).await;
-    let ingest_requests = make("tput", 400_000);
-    let ingest = closed_loop(&client, &hook_url, Some(ingest_requests), PHASE).await;
-    let ratio = ingest / health;
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        let health = closed_loop(&client, &health_url, None, PHASE).await;
+        let requests = make(&format!("tput{round}"), 200_000);
+        let ingest = closed_loop(&client, &hook_url, Some(requests), PHASE).await;
+        eprintln!(
+            "round {round}: healthz {health:.0}/s, ingest {ingest:.0}/s, ratio {:.2}",
+            ingest / health
+        );
+        rounds.push((ingest / health, health, ingest));
+    }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ratio, health, ingest) = rounds[ROUNDS / 2];
 
     let total = (RATE * RATE_PHASE.as_secs()) as usize;
     let lat = open_loop(&client, &hook_url, make("rate", total)).await;
@@ -89,6 +101,10 @@ async fn bench() {
     println!("\n## wa2crm ingest benchmark ({nproc} cores, concurrency {CONCURRENCY})\n");
     println!("| measure | value |");
     println!("|---|---|");
+    println!(
+        "| rounds (median shown) | {ROUNDS} × {}s each path |",
+        PHASE.as_secs()
+    );
     println!("| /healthz throughput | {health:.0} req/s |");
     println!("| signed webhook ingest, durable SQLite commit | {ingest:.0} req/s |");
     println!("| ratio ingest / healthz | {ratio:.2} (target >= 0.3) |");

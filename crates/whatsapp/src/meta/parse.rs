@@ -1,6 +1,7 @@
 //! From a verified Cloud API webhook body to one `MediaEvent` per media message.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source};
 
@@ -71,10 +72,10 @@ pub fn parse_webhook(
             let contacts: Vec<Contact> = value
                 .contacts
                 .into_iter()
-                .filter_map(|c| serde_json::from_value(c).ok())
+                .filter_map(|c| serde_json::from_str(c.get()).ok())
                 .collect();
             for raw in value.messages {
-                match decode_message(source, raw, &phone_number_id, &contacts, received_at) {
+                match decode_message(source, &raw, &phone_number_id, &contacts, received_at) {
                     Decoded::Media(event) => out.events.push(*event),
                     Decoded::NotMedia => out.skipped.non_media += 1,
                     Decoded::Invalid(why) => {
@@ -96,12 +97,12 @@ enum Decoded {
 
 fn decode_message(
     source: Source,
-    raw: Value,
+    raw: &RawValue,
     phone_number_id: &str,
     contacts: &[Contact],
     received_at: OffsetDateTime,
 ) -> Decoded {
-    let message: Message = match serde_json::from_value(raw) {
+    let message: Message = match serde_json::from_str(raw.get()) {
         Ok(m) => m,
         Err(e) => return Decoded::Invalid(format!("message of unreadable shape: {e}")),
     };

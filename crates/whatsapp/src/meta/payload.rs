@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Payload {
@@ -34,14 +35,16 @@ pub(super) struct Change {
 pub(super) struct ChangeValue {
     #[serde(default)]
     pub metadata: Option<Metadata>,
+    // Raw: each item is decoded on its own, so one odd item cannot fail the others, and items we
+    // only count are never built into a JSON tree.
     #[serde(default)]
-    pub contacts: Vec<Value>,
+    pub contacts: Vec<Box<RawValue>>,
     #[serde(default)]
-    pub messages: Vec<Value>,
+    pub messages: Vec<Box<RawValue>>,
     #[serde(default)]
-    pub statuses: Vec<Value>,
+    pub statuses: Vec<Box<RawValue>>,
     #[serde(default)]
-    pub errors: Vec<Value>,
+    pub errors: Vec<Box<RawValue>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
