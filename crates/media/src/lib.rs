@@ -1,6 +1,9 @@
-//! The media pipeline's file work, filled in by the media-pipeline issue.
+//! The media pipeline's file work.
 //!
-//! Where the data goes: a queued job's media is streamed into a spool file here (hashed and counted
-//! on the fly, capped at `media.max_bytes`), sniffed and probed for its type and duration, then
-//! stored under a content-addressed key in the company's object storage (file://, s3://, gs://,
-//! az://) with create-if-absent, and linked through an HMAC-signed `/media/{token}` URL.
+//! Where the data goes: a job's download is streamed into the [`spool`] (hashed and counted on
+//! the fly, cut off at `media.max_bytes`), [`probe`]d for its real type and duration, then put in
+//! the company's object storage by [`store`] under a content-addressed key, and reached through an
+//! HMAC-signed [`link`].
+
+pub mod probe;
+pub mod spool;

@@ -1,0 +1,189 @@
+//! What a file really is: its type from its own bytes, its duration, its picture size.
+//!
+//! Probing runs on the blocking pool under a time limit, and a panic in a parser is caught: a
+//! truncated or hostile file leaves the duration empty with a reason, it never takes a worker down.
+
+pub mod adts;
+pub mod amr;
+mod sniff;
+
+use std::io::{BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use sniff::{Sniffed, canonical_mime, extension_for_mime, sniff};
+
+/// How long probing one file may take before the worker gives up on the duration.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The inspect step's findings, stored as the job's `inspect` checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// The MIME type the bytes show, or the declared one when the bytes are not recognized.
+    pub mime_type: String,
+    /// The file extension for the stored object (from the sniffed type).
+    pub extension: String,
+    /// Set when the declared MIME type and the bytes disagree.
+    pub mime_mismatch: Option<String>,
+    pub duration_seconds: Option<f64>,
+    /// Why there is no duration for a type that should have one.
+    pub duration_error: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Inspects a spooled file. Never fails: what cannot be learned is recorded as such.
+pub async fn inspect(path: &Path, declared_mime: Option<&str>) -> Inspection {
+    let path: PathBuf = path.to_owned();
+    let declared = declared_mime.map(str::to_owned);
+    let work = tokio::task::spawn_blocking(move || inspect_blocking(&path, declared.as_deref()));
+    match tokio::time::timeout(PROBE_TIMEOUT, work).await {
+        Ok(Ok(inspection)) => inspection,
+        Ok(Err(join)) => Inspection {
+            mime_type: declared_mime
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            extension: "bin".into(),
+            duration_error: Some(format!("the prober failed on this file: {join}")),
+            ..Inspection::default()
+        },
+        Err(_) => Inspection {
+            mime_type: declared_mime
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            extension: "bin".into(),
+            duration_error: Some(format!(
+                "probing took longer than {}s; the file may be malformed",
+                PROBE_TIMEOUT.as_secs()
+            )),
+            ..Inspection::default()
+        },
+    }
+}
+
+/// The same, synchronously (the caller owns the thread).
+pub fn inspect_blocking(path: &Path, declared_mime: Option<&str>) -> Inspection {
+    let mut head = Vec::with_capacity(8192);
+    let opened = std::fs::File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head));
+    if let Err(e) = opened {
+        return Inspection {
+            mime_type: declared_mime
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            extension: "bin".into(),
+            duration_error: Some(format!("cannot read the spooled file: {e}")),
+            ..Inspection::default()
+        };
+    }
+    let declared = declared_mime.map(canonical_mime);
+    let sniffed = sniff(&head);
+    let (mime_type, extension) = match (&sniffed, &declared) {
+        (Some(s), _) => (s.mime.to_owned(), s.extension.to_owned()),
+        (None, Some(d)) => (d.clone(), extension_for_mime(d).to_owned()),
+        (None, None) => ("application/octet-stream".to_owned(), "bin".to_owned()),
+    };
+    let mime_mismatch = match (&sniffed, &declared) {
+        (Some(s), Some(d)) if &s.mime != d => Some(format!(
+            "declared {} but the bytes are {}",
+            declared_mime.unwrap_or_default(),
+            s.mime
+        )),
+        _ => None,
+    };
+    let mut out = Inspection {
+        mime_type,
+        extension,
+        mime_mismatch,
+        ..Inspection::default()
+    };
+    match duration_of(path, &out.mime_type) {
+        Ok(Some(d)) => out.duration_seconds = Some(round_ms(d)),
+        Ok(None) => {}
+        Err(e) => out.duration_error = Some(e),
+    }
+    if out.mime_type.starts_with("image/")
+        && let Ok(size) = imagesize::blob_size(&head)
+    {
+        out.width = u32::try_from(size.width).ok();
+        out.height = u32::try_from(size.height).ok();
+    }
+    out
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// `Ok(None)`: this type has no duration (images, documents).
+fn duration_of(path: &Path, mime: &str) -> Result<Option<f64>, String> {
+    match mime {
+        "audio/ogg" | "audio/mpeg" | "audio/x-flac" | "audio/x-wav" => {
+            lofty_duration(path).map(Some)
+        }
+        "audio/aac" => {
+            let data = std::fs::read(path).map_err(|e| e.to_string())?;
+            adts::duration_seconds(&data)
+                .map(Some)
+                .ok_or_else(|| "no ADTS frame at the start of the AAC file".into())
+        }
+        "audio/mp4" | "video/mp4" | "video/3gpp" | "video/quicktime" => {
+            mp4_duration(path).map(Some)
+        }
+        "audio/amr" => {
+            let data = std::fs::read(path).map_err(|e| e.to_string())?;
+            match amr::walk(&data) {
+                Some(info) if info.frames > 0 => Ok(Some(info.duration_seconds())),
+                Some(_) => Err("AMR file without a single complete frame".into()),
+                None => Err("not an AMR file".into()),
+            }
+        }
+        m if m.starts_with("audio/") || m.starts_with("video/") => {
+            Err(format!("no duration prober for {m}"))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn lofty_duration(path: &Path) -> Result<f64, String> {
+    use lofty::config::ParseOptions;
+    use lofty::file::AudioFile;
+    use lofty::probe::Probe;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let tagged = Probe::new(BufReader::new(file))
+        .options(ParseOptions::new().read_properties(true).read_tags(false))
+        .guess_file_type()
+        .map_err(|e| format!("cannot read the audio: {e}"))?
+        .read()
+        .map_err(|e| format!("cannot read the audio: {e}"))?;
+    let d = tagged.properties().duration();
+    if d.is_zero() {
+        Err("the audio reports no duration".into())
+    } else {
+        Ok(d.as_secs_f64())
+    }
+}
+
+/// MP4/M4A/3GP: the longest track, so video without an audio track has a duration too.
+fn mp4_duration(path: &Path) -> Result<f64, String> {
+    let mut file = BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
+    file.rewind().map_err(|e| e.to_string())?;
+    let context =
+        mp4parse::read_mp4(&mut file).map_err(|e| format!("cannot read the MP4: {e:?}"))?;
+    let longest = context
+        .tracks
+        .iter()
+        .filter_map(|t| {
+            let duration = t.duration?.0 as f64;
+            let scale = t.timescale?.0 as f64;
+            (scale > 0.0).then_some(duration / scale)
+        })
+        .fold(None, |acc: Option<f64>, d| {
+            Some(acc.map_or(d, |a| a.max(d)))
+        });
+    longest.ok_or_else(|| "the MP4 has no track with a duration".into())
+}
+
+#[cfg(test)]
+mod tests;

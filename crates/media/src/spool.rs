@@ -1,0 +1,259 @@
+//! Downloads land here first: a local file per download, hashed and counted while it is written,
+//! cut off as soon as it grows past the size limit, and deleted when dropped.
+//!
+//! Each process works in a `run-*` directory of its own under `media.spool_dir`, locked for its
+//! lifetime. At start, directories whose lock nobody holds are left over from a crash (SIGKILL,
+//! power loss) and are removed: no spool file outlives the process that wrote it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(
+        "too large: more than {limit} bytes (media.max_bytes); received {received} before stopping"
+    )]
+    TooLarge { received: u64, limit: u64 },
+    #[error("spool: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("download interrupted after {received} bytes: {source}")]
+    Source {
+        received: u64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The spool directory of this process.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    // Held open: the lock on it marks the directory as in use.
+    _lock: File,
+}
+
+/// A finished download: its path, size and sha256. The file is deleted when this is dropped.
+#[derive(Debug)]
+pub struct SpoolFile {
+    path: TempPath,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+impl SpoolFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+impl Spool {
+    /// Creates this process's directory under `root` and removes those of dead processes.
+    pub fn open(root: &Path) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(root)?;
+        sweep_stale(root);
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(root)?
+            .keep();
+        let lock = File::create(dir.join(".lock"))?;
+        lock.try_lock()
+            .map_err(|e| std::io::Error::other(format!("cannot lock {}: {e}", dir.display())))?;
+        Ok(Spool { dir, _lock: lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `stream` to a new spool file, hashing and counting on the way, and stops with
+    /// `TooLarge` as soon as more than `limit` bytes arrived (the partial file is deleted).
+    pub async fn write<S, E>(&self, mut stream: S, limit: u64) -> Result<SpoolFile, SpoolError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let temp = tempfile::Builder::new()
+            .prefix("dl-")
+            .suffix(".part")
+            .tempfile_in(&self.dir)?;
+        let (std_file, path) = temp.into_parts();
+        let mut file = tokio::fs::File::from_std(std_file);
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| SpoolError::Source {
+                received,
+                source: Box::new(e),
+            })?;
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err(SpoolError::TooLarge { received, limit });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok(SpoolFile {
+            path,
+            size: received,
+            sha256: hasher.finalize().into(),
+        })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes `run-*` directories whose lock can be taken: their process is gone.
+fn sweep_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_run_dir = entry.file_name().to_string_lossy().starts_with("run-") && path.is_dir();
+        if !is_run_dir {
+            continue;
+        }
+        let stale = match File::open(path.join(".lock")) {
+            Ok(f) => f.try_lock().is_ok(),
+            // No lock file: a crash between creating the directory and locking it.
+            Err(_) => true,
+        };
+        if stale {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(dir = %path.display(), "Removed a crashed process's spool.")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %path.display(), error = %e, "Cannot remove stale spool.")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".lock")
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn hashes_and_counts_while_writing_and_deletes_on_drop() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = Spool::open(root.path()).unwrap();
+        let f = spool
+            .write(chunks(&[b"hello ", b"world"]), 100)
+            .await
+            .unwrap();
+        assert_eq!(f.size, 11);
+        assert_eq!(
+            f.sha256_hex(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(std::fs::read(f.path()).unwrap(), b"hello world");
+        assert_eq!(files_in(spool.dir()).len(), 1);
+        drop(f);
+        assert!(files_in(spool.dir()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn stops_as_soon_as_the_limit_is_passed() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = Spool::open(root.path()).unwrap();
+        // The stream would go on forever: the spool must stop reading, not buffer it.
+        let endless =
+            stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&[0u8; 1000])));
+        let err = spool.write(endless, 4_500).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpoolError::TooLarge {
+                    received: 5000,
+                    limit: 4500
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("too large:"));
+        assert!(files_in(spool.dir()).is_empty(), "partial file deleted");
+        // Exactly at the limit is fine.
+        assert_eq!(
+            spool
+                .write(chunks(&[&[1u8; 4500]]), 4_500)
+                .await
+                .unwrap()
+                .size,
+            4500
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_download_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = Spool::open(root.path()).unwrap();
+        let broken = stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        let err = spool.write(broken, 100).await.unwrap_err();
+        assert!(
+            matches!(err, SpoolError::Source { received: 3, .. }),
+            "{err}"
+        );
+        assert!(files_in(spool.dir()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_crashed_process_spool_is_swept_and_a_live_one_kept() {
+        let root = tempfile::tempdir().unwrap();
+        // A crashed process: its directory and a partial download, and nobody holds the lock.
+        let dead = root.path().join("run-dead");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(".lock"), b"").unwrap();
+        std::fs::write(dead.join("dl-1.part"), b"partial").unwrap();
+        let live = Spool::open(root.path()).unwrap();
+        assert!(!dead.exists(), "stale spool removed at start");
+        // A second process starting now must leave the live one alone.
+        let other = Spool::open(root.path()).unwrap();
+        assert!(live.dir().exists());
+        assert_ne!(live.dir(), other.dir());
+        let live_dir = live.dir().to_owned();
+        drop(live);
+        assert!(!live_dir.exists(), "a clean stop removes its own directory");
+    }
+}
