@@ -5,5 +5,7 @@
 //! the company's object storage by [`store`] under a content-addressed key, and reached through an
 //! HMAC-signed [`link`].
 
+pub mod link;
 pub mod probe;
 pub mod spool;
+pub mod store;

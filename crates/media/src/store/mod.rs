@@ -1,0 +1,320 @@
+//! The company's object storage, opened from `storage.url` (file://, s3://, gs://, az://,
+//! memory://) with `storage.options` passed to the backend as they are.
+//!
+//! Objects are content-addressed: `{prefix}/{yyyy}/{mm}/{dd}/{sha256}.{ext}`, the date being the
+//! message's. A re-run of the same job computes the same key and finds the object there, so it is
+//! never stored twice; two jobs racing on the same bytes write identical content.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions,
+    WriteMultipart,
+};
+use time::Date;
+use tokio::io::AsyncReadExt;
+use wa2crm_core::{Error, ErrorKind};
+
+/// Files up to this size go in one request; larger ones in parts of this size.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight at once: with [`PART_SIZE`] this bounds an upload's memory to ~24 MiB.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// An opened storage backend.
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    signer: Option<Arc<dyn Signer>>,
+    /// Keys live under this prefix (the path part of `storage.url` for cloud stores).
+    prefix: String,
+    /// The URL as configured, without a trailing slash: the base of `storage_uri`.
+    base_uri: String,
+    /// For file:// storage: the directory, so links can be served with range support.
+    local_root: Option<PathBuf>,
+    /// LocalFileSystem refuses object attributes (Content-Type); the others keep them.
+    attributes: bool,
+}
+
+/// What `put_file` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    /// The object was already there (a re-run, or the same file sent twice).
+    AlreadyThere,
+}
+
+impl Storage {
+    /// Opens the backend `url` names. Pure configuration: no request is made.
+    pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Storage, Error> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::permanent(format!("storage.url {url:?}: {e}")))?;
+        let base_uri = url.trim_end_matches('/').to_owned();
+        let cloud_prefix = parsed.path().trim_matches('/').to_owned();
+        let option_error =
+            |k: &str, e: object_store::Error| Error::permanent(format!("storage.options.{k}: {e}"));
+        let cloud = |store: Arc<dyn ObjectStore>, signer: Arc<dyn Signer>| Storage {
+            store,
+            signer: Some(signer),
+            prefix: cloud_prefix.clone(),
+            base_uri: base_uri.clone(),
+            local_root: None,
+            attributes: true,
+        };
+        let built = |e: object_store::Error| Error::permanent(format!("storage: {e}"));
+        Ok(match parsed.scheme() {
+            "file" => {
+                let dir = parsed.to_file_path().map_err(|()| {
+                    Error::permanent(format!("storage.url {url:?} is not a local path"))
+                })?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::permanent(format!("storage.url: cannot create {}: {e}", dir.display()))
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(&dir).map_err(built)?;
+                Storage {
+                    store: Arc::new(fs),
+                    signer: None,
+                    prefix: String::new(),
+                    base_uri,
+                    local_root: Some(dir),
+                    attributes: false,
+                }
+            }
+            "memory" => Storage {
+                store: Arc::new(InMemory::new()),
+                signer: None,
+                prefix: cloud_prefix,
+                base_uri,
+                local_root: None,
+                attributes: true,
+            },
+            "s3" | "s3a" => {
+                let mut b = AmazonS3Builder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key: AmazonS3ConfigKey = k.parse().map_err(|e| option_error(k, e))?;
+                    b = b.with_config(key, v);
+                }
+                let s3 = Arc::new(b.build().map_err(built)?);
+                cloud(s3.clone(), s3)
+            }
+            "gs" => {
+                let mut b = GoogleCloudStorageBuilder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key: GoogleConfigKey = k.parse().map_err(|e| option_error(k, e))?;
+                    b = b.with_config(key, v);
+                }
+                let gcs = Arc::new(b.build().map_err(built)?);
+                cloud(gcs.clone(), gcs)
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key: AzureConfigKey = k.parse().map_err(|e| option_error(k, e))?;
+                    b = b.with_config(key, v);
+                }
+                let az = Arc::new(b.build().map_err(built)?);
+                cloud(az.clone(), az)
+            }
+            other => {
+                return Err(Error::permanent(format!(
+                    "storage.url scheme {other:?} is not one of file, s3, gs, az, memory"
+                )));
+            }
+        })
+    }
+
+    /// The key of a file: its date (the message's, so re-runs agree), its digest and extension.
+    pub fn key_for(date: Date, sha256_hex: &str, extension: &str) -> String {
+        format!(
+            "{:04}/{:02}/{:02}/{sha256_hex}.{extension}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        )
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// Where the object lives, as a URL of the configured storage (`s3://bucket/prefix/key`).
+    pub fn uri(&self, key: &str) -> String {
+        format!("{}/{key}", self.base_uri)
+    }
+
+    /// For file:// storage, the object's path on disk.
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(key))
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Stores the spooled file at `key` unless an object is already there. Files larger than
+    /// [`PART_SIZE`] go up in parts read straight from the file, so memory stays bounded whatever
+    /// the file's size.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: &Path,
+        size: u64,
+        content_type: &str,
+    ) -> Result<Put, Error> {
+        let path = self.path(key);
+        match self.store.head(&path).await {
+            Ok(_) => return Ok(Put::AlreadyThere),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(classify(e, "checking the storage")),
+        }
+        let mut attributes = Attributes::new();
+        if self.attributes {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        }
+        let mut reader = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| Error::transient(format!("spool file: {e}")))?;
+        if size <= PART_SIZE as u64 {
+            let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            reader
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|e| Error::transient(format!("spool file: {e}")))?;
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                attributes,
+                ..PutOptions::default()
+            };
+            return match self
+                .store
+                .put_opts(&path, Bytes::from(buf).into(), opts)
+                .await
+            {
+                Ok(_) => Ok(Put::Created),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::AlreadyThere),
+                // Some S3-compatible servers do not implement conditional puts; the head above
+                // already found no object, and content-addressed keys make a plain put safe.
+                Err(
+                    object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. },
+                ) => self.put_plain(&path, file).await,
+                Err(e) => Err(classify(e, "storing the file")),
+            };
+        }
+        let upload = self
+            .store
+            .put_multipart_opts(
+                &path,
+                PutMultipartOptions {
+                    attributes,
+                    ..PutMultipartOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| classify(e, "starting the upload"))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut chunk = vec![0u8; 1024 * 1024];
+        loop {
+            let n = match reader.read(&mut chunk).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Error::transient(format!("spool file: {e}")));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(classify(e, "uploading a part"));
+            }
+            writer.write(&chunk[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| classify(e, "completing the upload"))?;
+        Ok(Put::Created)
+    }
+
+    async fn put_plain(&self, path: &ObjectPath, file: &Path) -> Result<Put, Error> {
+        let data = tokio::fs::read(file)
+            .await
+            .map_err(|e| Error::transient(format!("spool file: {e}")))?;
+        self.store
+            .put(path, Bytes::from(data).into())
+            .await
+            .map_err(|e| classify(e, "storing the file"))?;
+        Ok(Put::Created)
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, Error> {
+        match self.store.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(classify(e, "checking the storage")),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        match self.store.get(&self.path(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| classify(e, "reading"))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(classify(e, "reading")),
+        }
+    }
+
+    /// A presigned GET URL for cloud storage; `None` for file:// and memory://.
+    pub async fn signed_url(&self, key: &str, ttl: Duration) -> Option<Result<String, Error>> {
+        let signer = self.signer.as_ref()?;
+        Some(
+            signer
+                .signed_url(http::Method::GET, &self.path(key), ttl)
+                .await
+                .map(|u| u.to_string())
+                .map_err(|e| classify(e, "signing a link")),
+        )
+    }
+
+    /// A cheap request that proves the storage answers (readiness).
+    pub async fn check(&self) -> Result<(), Error> {
+        self.exists(".wa2crm-readiness-probe").await.map(|_| ())
+    }
+}
+
+/// Storage errors by what the queue should do about them.
+fn classify(e: object_store::Error, doing: &str) -> Error {
+    use object_store::Error as E;
+    let kind = match &e {
+        E::NotFound { .. } => ErrorKind::NotFound,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } | E::InvalidPath { .. } => {
+            ErrorKind::Permanent
+        }
+        E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Permanent,
+        _ => ErrorKind::Transient,
+    };
+    let hint = match kind {
+        ErrorKind::Permanent => {
+            " (check storage.url, storage.options and the credentials' permissions)"
+        }
+        _ => "",
+    };
+    Error::new(kind, format!("storage: {doing}: {e}{hint}")).with_source(e)
+}
+
+#[cfg(test)]
+mod tests;
