@@ -1,7 +1,10 @@
 //! Simulators of the vendors wa2crm talks to, and the samples that drive them.
 //!
-//! Today: signed Cloud API webhook bodies for every media kind ([`webhooks`]), exactly as Meta
-//! sends them, used by the end-to-end tests, the ingest benchmark and `wa2crm sandbox`. The Graph
-//! API media endpoints, HubSpot and Salesforce simulators join here with the issues that need them.
+//! [`webhooks`]: signed Cloud API webhook bodies for every media kind, as Meta sends them.
+//! [`graph`]: the Graph API media endpoints (resolve, download) with their auth, expiry and faults.
+//! [`samples`]: real media files with a manifest of their true sizes, digests and durations.
+//! The HubSpot and Salesforce simulators join here with the connector issues.
 
+pub mod graph;
+pub mod samples;
 pub mod webhooks;

@@ -6,4 +6,5 @@
 //! media (statuses, errors, text, reactions, unknown types) is counted and skipped, never an error,
 //! because a webhook answered with an error is redelivered by Meta for days.
 
+pub mod media;
 pub mod meta;

@@ -1,0 +1,383 @@
+//! A Graph API media simulator: `GET /{version}/{media_id}` and the download URLs it hands out,
+//! behaving as Meta's do (research/whatsapp.md §2): Bearer token required on both, URLs that
+//! expire (5 minutes by default), downloads refused without a User-Agent, Graph-shaped JSON
+//! errors, and faults a test can inject (5xx, 429, expired or truncated or corrupted downloads).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// What the simulator answers the next matching request with instead of the real thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// That HTTP status with a Graph-shaped error body (429 carries Graph's throttling code).
+    Status(u16),
+    /// The download URL handed out is already expired.
+    ExpiredUrl,
+    /// The download body stops halfway (the connection drops).
+    Truncate,
+    /// One byte of the download is flipped.
+    Corrupt,
+}
+
+/// How many requests of each kind the simulator served, for tests that count calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub resolves: u64,
+    pub downloads: u64,
+    pub unauthorized: u64,
+}
+
+struct Media {
+    bytes: Bytes,
+    mime: String,
+    phone_number_id: Option<String>,
+}
+
+struct Inner {
+    token: String,
+    media: HashMap<String, Media>,
+    url_ttl: Duration,
+    resolve_faults: VecDeque<Fault>,
+    download_faults: VecDeque<Fault>,
+    counts: Counts,
+}
+
+/// A running simulator; it stops when dropped.
+pub struct GraphSim {
+    inner: Arc<Mutex<Inner>>,
+    addr: SocketAddr,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+const SIGNING_KEY: &[u8] = b"graph-sim-url-signing";
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A test that panicked while holding the lock already failed; keep serving for the others.
+    inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GraphSim {
+    /// Starts on 127.0.0.1 with a free port; `token` is the access token it accepts.
+    pub async fn start(token: &str) -> std::io::Result<GraphSim> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), token).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<GraphSim> {
+        let inner = Arc::new(Mutex::new(Inner {
+            token: token.to_owned(),
+            media: HashMap::new(),
+            url_ttl: Duration::from_secs(300),
+            resolve_faults: VecDeque::new(),
+            download_faults: VecDeque::new(),
+            counts: Counts::default(),
+        }));
+        let app = Router::new()
+            .route("/whatsapp_business/attachments/", get(download))
+            .route("/{version}/{media_id}", get(resolve))
+            .with_state(SimState {
+                inner: inner.clone(),
+            });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(GraphSim {
+            inner,
+            addr,
+            _server: server,
+        })
+    }
+
+    /// The `graph_url` to configure.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Makes a file available under `media_id`; returns its sha256 as Meta writes it (base64).
+    pub fn add_media(&self, media_id: &str, bytes: impl Into<Bytes>, mime: &str) -> String {
+        let bytes = bytes.into();
+        let digest = STANDARD.encode(Sha256::digest(&bytes));
+        lock(&self.inner).media.insert(
+            media_id.to_owned(),
+            Media {
+                bytes,
+                mime: mime.to_owned(),
+                phone_number_id: None,
+            },
+        );
+        digest
+    }
+
+    /// The same, answerable only with this `phone_number_id` (as Meta checks it).
+    pub fn add_media_for(
+        &self,
+        media_id: &str,
+        bytes: impl Into<Bytes>,
+        mime: &str,
+        phone_number_id: &str,
+    ) -> String {
+        let digest = self.add_media(media_id, bytes, mime);
+        if let Some(m) = lock(&self.inner).media.get_mut(media_id) {
+            m.phone_number_id = Some(phone_number_id.to_owned());
+        }
+        digest
+    }
+
+    /// How long download URLs stay valid (Meta: 5 minutes).
+    pub fn set_url_ttl(&self, ttl: Duration) {
+        lock(&self.inner).url_ttl = ttl;
+    }
+
+    /// The next resolves answer with these faults, one each, in order.
+    pub fn fail_resolves(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.inner).resolve_faults.extend(faults);
+    }
+
+    /// The next downloads answer with these faults, one each, in order.
+    pub fn fail_downloads(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.inner).download_faults.extend(faults);
+    }
+
+    pub fn counts(&self) -> Counts {
+        lock(&self.inner).counts
+    }
+}
+
+#[derive(Clone)]
+struct SimState {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn graph_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = json!({"error": {
+        "message": message,
+        "type": if code == 190 { "OAuthException" } else { "GraphMethodException" },
+        "code": code,
+        "fbtrace_id": "AbCdEfGhIjK",
+    }});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn fault_response(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            graph_error(status, 4, "(#4) Application request limit reached")
+        }
+        s if s.is_server_error() => graph_error(
+            s,
+            2,
+            "An unexpected error has occurred. Please retry your request later.",
+        ),
+        s => graph_error(s, 100, "Invalid parameter"),
+    }
+}
+
+fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        == Some(token)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn url_hash(mid: &str, ext: u64) -> String {
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(SIGNING_KEY).expect("HMAC accepts keys of any length");
+    m.update(format!("{mid}|{ext}").as_bytes());
+    hex::encode(&m.finalize().into_bytes()[..12])
+}
+
+#[derive(Deserialize)]
+struct ResolveQuery {
+    phone_number_id: Option<String>,
+}
+
+async fn resolve(
+    State(state): State<SimState>,
+    Path((_version, media_id)): Path<(String, String)>,
+    Query(q): Query<ResolveQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = lock(&state.inner);
+    inner.counts.resolves += 1;
+    if !bearer_ok(&headers, &inner.token) {
+        inner.counts.unauthorized += 1;
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Error validating access token: Session has expired.",
+        );
+    }
+    let fault = inner.resolve_faults.pop_front();
+    if let Some(Fault::Status(s)) = fault {
+        return fault_response(s);
+    }
+    let Some(media) = inner.media.get(&media_id) else {
+        return unknown_object(&media_id);
+    };
+    if let (Some(owner), Some(asked)) = (&media.phone_number_id, &q.phone_number_id)
+        && owner != asked
+    {
+        return unknown_object(&media_id);
+    }
+    let ttl = inner.url_ttl.as_secs();
+    let ext = if fault == Some(Fault::ExpiredUrl) {
+        now_secs().saturating_sub(1)
+    } else {
+        now_secs() + ttl
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let body = json!({
+        "messaging_product": "whatsapp",
+        "url": format!("http://{host}/whatsapp_business/attachments/?mid={media_id}&ext={ext}&hash={}", url_hash(&media_id, ext)),
+        "mime_type": media.mime,
+        "sha256": STANDARD.encode(Sha256::digest(&media.bytes)),
+        // Meta's spec types file_size as a string; its examples show numbers. Serve the spec's.
+        "file_size": media.bytes.len().to_string(),
+        "id": media_id,
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn unknown_object(media_id: &str) -> Response {
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        &format!(
+            "Unsupported get request. Object with ID '{media_id}' does not exist, cannot be \
+             loaded due to missing permissions, or does not support this operation."
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    mid: String,
+    ext: u64,
+    hash: String,
+}
+
+async fn download(
+    State(state): State<SimState>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (bytes, mime, fault) = {
+        let mut inner = lock(&state.inner);
+        inner.counts.downloads += 1;
+        if !bearer_ok(&headers, &inner.token) {
+            inner.counts.unauthorized += 1;
+            return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+        }
+        if headers.get(header::USER_AGENT).is_none() {
+            return (
+                StatusCode::BAD_REQUEST,
+                "<html><body>Sorry, something went wrong.</body></html>",
+            )
+                .into_response();
+        }
+        if q.hash != url_hash(&q.mid, q.ext) {
+            return (StatusCode::FORBIDDEN, "URL signature mismatch").into_response();
+        }
+        if q.ext < now_secs() {
+            return (StatusCode::NOT_FOUND, "URL expired").into_response();
+        }
+        let fault = inner.download_faults.pop_front();
+        if let Some(Fault::Status(s)) = fault {
+            return fault_response(s);
+        }
+        let Some(media) = inner.media.get(&q.mid) else {
+            return (StatusCode::NOT_FOUND, "Not found").into_response();
+        };
+        (media.bytes.clone(), media.mime.clone(), fault)
+    };
+    let length = bytes.len();
+    let body = match fault {
+        Some(Fault::Truncate) => {
+            // Headers and the first half go out; the connection then drops, as a real reset
+            // does. The pause lets the first half reach the client before the error.
+            let half = bytes.slice(..length / 2);
+            let stream = futures_util::stream::iter([true, false]).then(move |first| {
+                let half = half.clone();
+                async move {
+                    if first {
+                        Ok(half)
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(std::io::Error::other("connection reset by simulator"))
+                    }
+                }
+            });
+            Body::from_stream(stream)
+        }
+        Some(Fault::Corrupt) => {
+            let mut v = bytes.to_vec();
+            if let Some(b) = v.get_mut(length / 2) {
+                *b ^= 0xFF;
+            }
+            Body::from(v)
+        }
+        _ => Body::from(bytes),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

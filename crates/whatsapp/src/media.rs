@@ -1,0 +1,356 @@
+//! Getting a file from WhatsApp: resolve the media id to a short-lived URL
+//! (`GET {graph_url}/{version}/{media_id}`), then download that URL, both with the Bearer token.
+//!
+//! The token is a key to the business's WhatsApp account, so it is only ever sent to hosts that
+//! serve WhatsApp media: https on `*.fbsbx.com` or `*.fbcdn.net`, or the configured `graph_url`
+//! host. Any other URL is refused before a single request, and redirects are followed by hand so
+//! the token never travels to a host other than the one it was first sent to.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::{Client, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+use wa2crm_core::Error;
+
+/// Sent on every request: media downloads fail without a User-Agent (research/whatsapp.md §6.4).
+pub const USER_AGENT: &str = concat!("wa2crm/", env!("CARGO_PKG_VERSION"));
+const MAX_REDIRECTS: usize = 5;
+
+/// The answer of `GET /{media_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedMedia {
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Base64 in Meta's answers; kept as given.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Meta's spec types it as a string, its docs as a number: both are accepted.
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub file_size: Option<u64>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        N(u64),
+        S(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::N(n)) => Some(n),
+        Some(Either::S(s)) => s.trim().parse().ok(),
+    })
+}
+
+/// Whether a declared digest (base64 as Meta sends it, or hex as some tools show it) is `actual`.
+pub fn digest_matches(declared: &str, actual: &[u8; 32]) -> bool {
+    let declared = declared.trim();
+    if let Ok(bytes) = STANDARD.decode(declared)
+        && bytes.as_slice() == actual
+    {
+        return true;
+    }
+    hex::decode(declared).is_ok_and(|b| b.as_slice() == actual)
+}
+
+/// Graph API media client for one Meta (or 360dialog-compatible) account.
+#[derive(Clone)]
+pub struct GraphMedia {
+    http: Client,
+    graph_url: Url,
+    api_version: String,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for GraphMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphMedia")
+            .field("graph_url", &self.graph_url.as_str())
+            .field("api_version", &self.api_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphMedia {
+    pub fn new(graph_url: &str, api_version: &str, token: SecretString) -> Result<Self, Error> {
+        let graph_url = Url::parse(graph_url)
+            .map_err(|e| Error::permanent(format!("sources.meta.graph_url: {e}")))?;
+        let http = Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::permanent(format!("HTTP client: {e}")))?;
+        Ok(GraphMedia {
+            http,
+            graph_url,
+            api_version: api_version.to_owned(),
+            token,
+        })
+    }
+
+    /// Whether the token may be sent to `url`.
+    pub fn allowed(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let graph_host = self.graph_url.host_str() == Some(host)
+            && url.scheme() == self.graph_url.scheme()
+            && url.port_or_known_default() == self.graph_url.port_or_known_default();
+        let meta_cdn = url.scheme() == "https"
+            && ["fbsbx.com", "fbcdn.net"]
+                .iter()
+                .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+        graph_host || meta_cdn
+    }
+
+    /// `GET {graph_url}/{version}/{media_id}?phone_number_id=…`
+    pub async fn resolve(
+        &self,
+        media_id: &str,
+        phone_number_id: &str,
+    ) -> Result<ResolvedMedia, Error> {
+        let mut url = self.graph_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::permanent("sources.meta.graph_url cannot be a base URL"))?
+            .pop_if_empty()
+            .push(&self.api_version)
+            .push(media_id);
+        if !phone_number_id.is_empty() {
+            url.query_pairs_mut()
+                .append_pair("phone_number_id", phone_number_id);
+        }
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| Error::transient(format!("Graph API unreachable: {e}")).with_source(e))?;
+        let status = response.status();
+        if status.is_success() {
+            let resolved: ResolvedMedia = response.json().await.map_err(|e| {
+                Error::transient(format!("Graph API media answer unreadable: {e}")).with_source(e)
+            })?;
+            return Ok(resolved);
+        }
+        Err(graph_error(status, response, media_id).await)
+    }
+
+    /// Starts the download of a resolved URL; the body is streamed by the caller. A 401, 403 or
+    /// 404 means the URL expired: `NotFound`, so the caller resolves again.
+    pub async fn download(&self, url: &str) -> Result<Response, Error> {
+        let first = Url::parse(url)
+            .map_err(|e| Error::permanent(format!("media URL {url:?} is not a URL: {e}")))?;
+        if !self.allowed(&first) {
+            return Err(refused(&first));
+        }
+        let origin = first.origin();
+        let mut current = first;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.http.get(current.clone());
+            // Same scheme, host and port as the URL Meta gave us, or no token.
+            if current.origin() == origin {
+                request = request.header(
+                    AUTHORIZATION,
+                    format!("Bearer {}", self.token.expose_secret()),
+                );
+            }
+            let response = request.send().await.map_err(|e| {
+                Error::transient(format!("media download failed: {e}")).with_source(e)
+            })?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| {
+                        Error::transient(format!("media download: {status} without Location"))
+                    })?;
+                let next = current.join(location).map_err(|e| {
+                    Error::permanent(format!("media download redirected to a bad URL: {e}"))
+                })?;
+                if !self.allowed(&next) {
+                    return Err(refused(&next));
+                }
+                current = next;
+                continue;
+            }
+            return match status {
+                s if s.is_success() => Ok(response),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                    Err(Error::not_found(format!(
+                        "media URL expired or refused ({status}); resolving again"
+                    )))
+                }
+                StatusCode::TOO_MANY_REQUESTS => Err(Error::rate_limited(
+                    "media download rate-limited (429)",
+                    retry_after(&response),
+                )),
+                s if s.is_server_error() => {
+                    Err(Error::transient(format!("media download: {status}")))
+                }
+                _ => Err(Error::permanent(format!(
+                    "media download refused: {status}"
+                ))),
+            };
+        }
+        Err(Error::permanent(format!(
+            "media download: more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}
+
+fn refused(url: &Url) -> Error {
+    Error::permanent(format!(
+        "refused to fetch media from {}://{}: not a WhatsApp media host (fbsbx.com, fbcdn.net) \
+         nor sources.meta.graph_url; the access token is never sent elsewhere",
+        url.scheme(),
+        url.host_str().unwrap_or("?")
+    ))
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Graph API errors by what to do: 4xx are not retried in a loop (360dialog even blocks a number
+/// for an hour after five failed lookups); 429 and 5xx wait and retry.
+async fn graph_error(status: StatusCode, response: Response, media_id: &str) -> Error {
+    let wait = retry_after(&response);
+    let body = response.text().await.unwrap_or_default();
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: GraphError,
+    }
+    #[derive(Deserialize)]
+    struct GraphError {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        code: i64,
+    }
+    let (message, code) = match serde_json::from_str::<Envelope>(&body) {
+        Ok(e) => (e.error.message, e.error.code),
+        Err(_) => (body.chars().take(200).collect(), 0),
+    };
+    let what = format!("Graph API {status} for media {media_id}: {message}");
+    match (status, code) {
+        // Rate limits: HTTP 429, or Graph's throttling codes on any status.
+        (StatusCode::TOO_MANY_REQUESTS, _) | (_, 4 | 17 | 32 | 613 | 80007 | 130429) => {
+            Error::rate_limited(what, wait.or(Some(Duration::from_secs(60))))
+        }
+        (StatusCode::UNAUTHORIZED, _) | (_, 190) => Error::permanent(format!(
+            "{what}. The access token was refused: renew sources.meta.access_token, then run \
+             `wa2crm replay --all-dead`"
+        )),
+        (StatusCode::NOT_FOUND, _) | (_, 100) => Error::not_found(format!(
+            "{what}. The media id is unknown or expired (webhook media ids live 7 days)"
+        )),
+        (s, _) if s.is_server_error() => Error::transient(what),
+        _ => Error::permanent(what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(graph: &str) -> GraphMedia {
+        GraphMedia::new(graph, "v21.0", SecretString::from("t0ken")).unwrap()
+    }
+
+    #[test]
+    fn only_whatsapp_media_hosts_and_the_graph_host_are_allowed() {
+        let c = client("https://graph.facebook.com");
+        let ok = [
+            "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+            "https://scontent.xx.fbcdn.net/v/t61/x.ogg",
+            "https://fbsbx.com/x",
+            "https://graph.facebook.com/v21.0/123",
+        ];
+        for u in ok {
+            assert!(c.allowed(&Url::parse(u).unwrap()), "{u}");
+        }
+        let refused = [
+            "http://lookaside.fbsbx.com/x",
+            "https://evil-fbsbx.com/x",
+            "https://fbsbx.com.evil.net/x",
+            "https://169.254.169.254/latest/meta-data",
+            "http://graph.facebook.com/v21.0/123",
+            "https://graph.facebook.com:8443/x",
+            "file:///etc/passwd",
+        ];
+        for u in refused {
+            assert!(!c.allowed(&Url::parse(u).unwrap()), "{u}");
+        }
+        // A sandbox or proxy graph_url over http is allowed exactly as configured.
+        let local = client("http://127.0.0.1:9999");
+        assert!(local.allowed(&Url::parse("http://127.0.0.1:9999/dl?x=1").unwrap()));
+        assert!(!local.allowed(&Url::parse("http://127.0.0.1:9998/dl").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_foreign_url_is_refused_without_a_request() {
+        // Nothing listens on this port: a request would fail as transient, not permanent.
+        let c = client("https://graph.facebook.com");
+        let err = c.download("https://203.0.113.9:1/steal").await.unwrap_err();
+        assert_eq!(err.kind(), wa2crm_core::ErrorKind::Permanent);
+        assert!(err.message().contains("not a WhatsApp media host"), "{err}");
+    }
+
+    #[test]
+    fn digests_match_in_base64_and_hex() {
+        let d: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(b"hello world").into()
+        };
+        assert!(digest_matches(
+            "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=",
+            &d
+        ));
+        assert!(digest_matches(
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",
+            &d
+        ));
+        assert!(digest_matches(
+            "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9",
+            &d
+        ));
+        assert!(!digest_matches(
+            "SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=",
+            &d
+        ));
+        assert!(!digest_matches("", &d));
+    }
+
+    #[test]
+    fn file_size_as_number_or_string() {
+        let a: ResolvedMedia =
+            serde_json::from_str(r#"{"url":"u","file_size":"303833","mime_type":"image/jpeg"}"#)
+                .unwrap();
+        let b: ResolvedMedia = serde_json::from_str(r#"{"url":"u","file_size":303833}"#).unwrap();
+        assert_eq!((a.file_size, b.file_size), (Some(303_833), Some(303_833)));
+        let c: ResolvedMedia = serde_json::from_str(r#"{"url":"u"}"#).unwrap();
+        assert_eq!(c.file_size, None);
+    }
+}
