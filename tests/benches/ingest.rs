@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use wa2crm_e2e::{Daemon, config_toml, free_port, sign};
+use wa2crm_e2e::{Daemon, NO_GRAPH, config_toml, free_port, sign};
 use wa2crm_sandbox::webhooks::{self, samples};
 
 const CONCURRENCY: usize = 64;
@@ -39,7 +39,12 @@ fn main() {
 async fn bench() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut daemon = Daemon::start(dir.path(), &config_toml(dir.path(), port, ""), port).await;
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &config_toml(dir.path(), port, NO_GRAPH, ""),
+        port,
+    )
+    .await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -93,8 +98,7 @@ async fn bench() {
     let total = (RATE * RATE_PHASE.as_secs()) as usize;
     let lat = open_loop(&client, &hook_url, make("rate", total)).await;
 
-    let status = daemon.status();
-    let stored = status["queue"]["counts"]["queued"].as_u64().unwrap();
+    let stored = daemon.total_jobs();
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);

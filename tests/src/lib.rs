@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
 pub const VERIFY_TOKEN: &str = "e2e-verify-token";
+pub const ACCESS_TOKEN: &str = "e2e-access-token";
 
 /// The `wa2crm` binary under test: `$WA2CRM_BIN`, else the one cargo built next to this test.
 pub fn binary() -> PathBuf {
@@ -39,8 +40,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal configuration for a daemon listening on `port` with its state in `dir`.
-pub fn config_toml(dir: &Path, port: u16, extra: &str) -> String {
+/// Where no Graph API answers: jobs of daemons configured with it retry and stay in the queue.
+pub const NO_GRAPH: &str = "http://127.0.0.1:9";
+
+/// A minimal configuration for a daemon listening on `port` with its state in `dir`, downloading
+/// media from `graph_url` (a `GraphSim`, or [`NO_GRAPH`]). `extra` is appended (more sections).
+pub fn config_toml(dir: &Path, port: u16, graph_url: &str, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -62,7 +67,8 @@ spool_dir = "{dir}/spool"
 [sources.meta]
 app_secret = "{APP_SECRET}"
 verify_token = "{VERIFY_TOKEN}"
-access_token = "e2e-access-token"
+access_token = "{ACCESS_TOKEN}"
+graph_url = "{graph_url}"
 {extra}
 "#,
         dir = dir.display()
@@ -199,6 +205,15 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Jobs in every state.
+    pub fn total_jobs(&self) -> u64 {
+        let c = &self.status()["queue"]["counts"];
+        ["queued", "running", "done", "dead"]
+            .iter()
+            .map(|k| c[k].as_u64().unwrap())
+            .sum()
     }
 
     /// One sample of `/metrics`, e.g. `wa2crm_media_events_total{outcome="accepted",source="meta"}`.

@@ -1,9 +1,9 @@
-//! `wa2crm sandbox` with nothing configured: every sample kind queued once, the redelivery and the
-//! forged signature refused as the contract says.
+//! `wa2crm sandbox` with nothing configured: every bundled sample goes through the real daemon
+//! into storage, and the redelivery and the forged signature are refused as the contract says.
 #![allow(clippy::unwrap_used)]
 
 #[test]
-fn sandbox_queues_one_job_per_sample_kind() {
+fn sandbox_stores_every_sample_with_its_metadata_and_link() {
     let out = std::process::Command::new(wa2crm_e2e::binary())
         .arg("sandbox")
         .env("WA2CRM_CONFIG", "/nonexistent/wa2crm.toml")
@@ -15,12 +15,16 @@ fn sandbox_queues_one_job_per_sample_kind() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let done = stdout
+        .lines()
+        .filter(|l| l.starts_with("job ") && l.ends_with(" · done"))
+        .count();
+    assert_eq!(done, 12, "{stdout}");
     for kind in ["voice", "audio", "video", "image", "document", "sticker"] {
-        let queued = stdout
-            .lines()
-            .filter(|l| l.contains(" queued ") && l.split_whitespace().nth(2) == Some(kind))
-            .count();
-        assert_eq!(queued, 1, "{kind} in:\n{stdout}");
+        assert!(
+            stdout.contains(&format!(" · {kind} · +4915123456789 · done")),
+            "{kind}:\n{stdout}"
+        );
     }
     assert!(
         stdout.contains("the same webhook again -> 200 OK"),
@@ -31,8 +35,17 @@ fn sandbox_queues_one_job_per_sample_kind() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("queue: 6 job(s) queued, 6 in all"),
+        stdout.contains("mime_type audio/ogg  size_bytes 6542  duration 3.2"),
         "{stdout}"
     );
-    assert!(stdout.contains("Vertrag / vertrag-4711.pdf"), "{stdout}");
+    assert!(
+        stdout.contains("mime_type audio/amr  size_bytes 4806  duration 3.000 s"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("file_url http://127.0.0.1:").count(),
+        12,
+        "{stdout}"
+    );
+    assert!(stdout.contains("caption Die Tür ist kaputt"), "{stdout}");
 }

@@ -5,7 +5,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use wa2crm_e2e::{Daemon, config_toml, free_port};
+use wa2crm_e2e::{Daemon, NO_GRAPH, config_toml, free_port};
 
 fn receive_until(socket: &UnixDatagram, wanted: &str, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
@@ -33,7 +33,11 @@ async fn notifies_ready_pets_the_watchdog_and_says_stopping() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let port = free_port();
-    let mut d = Daemon::new(dir.path(), &config_toml(dir.path(), port, ""), port);
+    let mut d = Daemon::new(
+        dir.path(),
+        &config_toml(dir.path(), port, NO_GRAPH, ""),
+        port,
+    );
     d.restart_with_env(&[
         ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
         // 400 ms: the daemon must send WATCHDOG=1 about every 200 ms.

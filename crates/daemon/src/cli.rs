@@ -62,7 +62,12 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    // The sandbox prints its own report; its logs would only bury it.
+    let level = match cli.command {
+        Command::Sandbox { .. } => "warn",
+        _ => "info",
+    };
+    crate::telemetry::init(level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod metrics;
+pub mod pipeline;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;

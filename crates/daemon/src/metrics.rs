@@ -12,6 +12,7 @@ pub const WEBHOOKS_UNPARSEABLE: &str = "wa2crm_webhooks_unparseable_total";
 pub const MEDIA_EVENTS: &str = "wa2crm_media_events_total";
 pub const ITEMS_SKIPPED: &str = "wa2crm_webhook_items_skipped_total";
 pub const QUEUE_JOBS: &str = "wa2crm_queue_jobs";
+pub const JOB_OUTCOMES: &str = "wa2crm_job_outcomes_total";
 
 /// Installs the Prometheus recorder as the process's global one, once; later calls (a test
 /// process may start several servers) get the same handle.
@@ -53,6 +54,10 @@ fn describe() {
         "Webhook items that were not customer media, by source and reason."
     );
     describe_gauge!(QUEUE_JOBS, "Jobs in the queue by state.");
+    describe_counter!(
+        JOB_OUTCOMES,
+        "Job attempts by outcome (done, retry, dead, lease_lost, interrupted, queue_error)."
+    );
 }
 
 pub fn received(source: &'static str) {
@@ -89,4 +94,8 @@ pub fn queue_depth(counts: &StateCounts) {
         gauge!(QUEUE_JOBS, "state" => state.as_str()).set(counts.get(state) as f64);
     }
     gauge!(QUEUE_JOBS, "state" => "retrying").set(counts.retrying as f64);
+}
+
+pub fn job_outcome(outcome: &'static str) {
+    counter!(JOB_OUTCOMES, "outcome" => outcome).increment(1);
 }

@@ -10,9 +10,14 @@ use wa2crm::config::{self, Config, ConfigError};
 const EXAMPLE: &str = include_str!("../../../deploy/wa2crm.example.toml");
 
 const MINIMAL: &str = r#"
+[server]
+public_url = "https://wa2crm.example.com"
+[storage]
+link_secret = "0123456789abcdef"
 [sources.meta]
 app_secret = "file-secret"
 verify_token = "vt"
+access_token = "EAAG..."
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -213,8 +218,16 @@ storage_uri = "url"
 }
 
 #[test]
-fn no_source_is_a_problem() {
-    assert_eq!(keys(&problems("")), vec!["sources"]);
+fn the_minimum_is_a_source_a_public_url_and_a_link_secret() {
+    assert_eq!(
+        keys(&problems("")),
+        vec!["server.public_url", "storage.link_secret", "sources"]
+    );
+    let errors = problems("[sources.meta]\napp_secret = \"a\"\nverify_token = \"v\"\n");
+    assert!(
+        keys(&errors).contains(&"sources.meta.access_token"),
+        "{errors:?}"
+    );
 }
 
 #[test]

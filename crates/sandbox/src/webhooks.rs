@@ -13,18 +13,18 @@ pub const SENDER_NAME: &str = "Jürgen Weiß";
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub kind: MediaKind,
-    pub mime_type: &'static str,
-    pub caption: Option<&'static str>,
-    pub file_name: Option<&'static str>,
+    pub mime_type: String,
+    pub caption: Option<String>,
+    pub file_name: Option<String>,
 }
 
 /// One sample of every media kind a customer can send.
 pub fn samples() -> Vec<Sample> {
-    let s = |kind, mime_type, caption, file_name| Sample {
+    let s = |kind, mime_type: &str, caption: Option<&str>, file_name: Option<&str>| Sample {
         kind,
-        mime_type,
-        caption,
-        file_name,
+        mime_type: mime_type.to_owned(),
+        caption: caption.map(str::to_owned),
+        file_name: file_name.map(str::to_owned),
     };
     vec![
         s(MediaKind::Voice, "audio/ogg; codecs=opus", None, None),
@@ -61,10 +61,10 @@ pub fn message_json(sample: &Sample, message_id: &str, media_id: &str, timestamp
         "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={media_id}&ext={}&hash=ATuq",
         timestamp + 300
     ));
-    if let Some(c) = sample.caption {
+    if let Some(c) = &sample.caption {
         media["caption"] = json!(c);
     }
-    if let Some(f) = sample.file_name {
+    if let Some(f) = &sample.file_name {
         media["filename"] = json!(f);
     }
     let mut m = json!({

@@ -4,12 +4,23 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::Validated;
-use crate::server::{self, AppState};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use wa2crm_media::link::LinkSigner;
+use wa2crm_media::spool::Spool;
+use wa2crm_media::store::Storage;
+use wa2crm_queue::{JobStore, SystemClock};
+use wa2crm_whatsapp::media::GraphMedia;
+
+use crate::config::{Config, Validated};
+use crate::pipeline::{self, Pipeline, RetryPolicy};
+use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
 pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -43,6 +54,12 @@ pub async fn run(
     } = validated;
     let store = super::open_queue(&config.queue.url).await?;
     let metrics = crate::metrics::install();
+    let wake = Arc::new(Notify::new());
+    let pipeline = Arc::new(build_pipeline(&config, store.clone(), wake.clone())?);
+    let media = MediaAccess {
+        storage: pipeline.storage.clone(),
+        links: pipeline.links.clone(),
+    };
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
@@ -52,9 +69,12 @@ pub async fn run(
             store: store.clone(),
             meta,
             metrics,
+            wake,
+            media: Some(media),
         },
         max_body_bytes,
     );
+    let workers = pipeline::spawn_workers(pipeline, config.queue.workers, stop.clone());
     on_listening(addr);
     systemd::ready();
     systemd::spawn_watchdog(store, stop.clone());
@@ -62,7 +82,63 @@ pub async fn run(
     let result = server::serve(listener, router, async move { shutdown.cancelled().await }).await;
     systemd::stopping();
     stop.cancel();
+    // Workers give their current job back to the queue on stop; wait for that to be written.
+    for w in workers {
+        let _ = w.await;
+    }
     result.context("HTTP server failed")
+}
+
+/// The media pipeline a validated configuration describes.
+pub fn build_pipeline(
+    config: &Config,
+    store: Arc<dyn JobStore>,
+    wake: Arc<Notify>,
+) -> anyhow::Result<Pipeline> {
+    let storage = Storage::open(&config.storage.url, &config.storage.options)?;
+    let spool = Spool::open(&config.media.spool_dir).with_context(|| {
+        format!(
+            "cannot use media.spool_dir {}",
+            config.media.spool_dir.display()
+        )
+    })?;
+    let link_secret = config
+        .storage
+        .link_secret
+        .as_ref()
+        .context("storage.link_secret is missing")?;
+    let meta = match &config.sources.meta {
+        Some(m) => match &m.access_token {
+            Some(token) => Some(GraphMedia::new(
+                &m.graph_url,
+                &m.api_version,
+                token.clone(),
+            )?),
+            None => None,
+        },
+        None => None,
+    };
+    Ok(Pipeline {
+        store,
+        clock: Arc::new(SystemClock),
+        meta,
+        spool,
+        storage: Arc::new(storage),
+        links: LinkSigner::new(link_secret.expose_secret().as_bytes()),
+        public_url: config
+            .server
+            .public_url
+            .clone()
+            .context("server.public_url is missing")?,
+        max_bytes: config.media.max_bytes,
+        retry: RetryPolicy {
+            max_attempts: config.queue.max_attempts,
+            ..RetryPolicy::default()
+        },
+        lease: Duration::from_secs(60),
+        wake,
+        instance: pipeline::instance_name(),
+    })
 }
 
 async fn wait_for_signal() {

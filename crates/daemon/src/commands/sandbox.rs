@@ -1,130 +1,172 @@
-//! `wa2crm sandbox`: the real intake on a throwaway queue, fed with signed samples.
+//! `wa2crm sandbox`: the real daemon on a throwaway directory, fed with signed sample webhooks
+//! whose media is served by the bundled Graph API simulator.
 //!
-//! At this stage of wa2crm the pipeline ends at the durable queue, so the sandbox shows the jobs
-//! the samples became; the media steps and CRM simulators extend it as they land.
+//! Everything that runs is the production code (`run`, the intake, the workers, the storage); only
+//! WhatsApp is simulated. The connectors join the pipeline with their issues.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use wa2crm_queue::{JobInfo, JobStore, SystemClock};
-use wa2crm_sandbox::webhooks;
+use wa2crm_core::MediaKind;
+use wa2crm_queue::JobInfo;
+use wa2crm_sandbox::graph::GraphSim;
+use wa2crm_sandbox::{samples, webhooks};
 
-use crate::config::MetaIntake;
-use crate::server::{self, AppState};
+use crate::pipeline::media_record;
 
 /// The app secret the sandbox signs with; printed, since it protects nothing.
 pub const SANDBOX_APP_SECRET: &str = "sandbox-app-secret";
 const SANDBOX_VERIFY_TOKEN: &str = "sandbox-verify-token";
+const SANDBOX_ACCESS_TOKEN: &str = "sandbox-access-token";
 
 pub async fn main(serve: bool, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("wa2crm-sandbox-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let queue_url = format!("sqlite://{}/queue.db", dir.path().display());
-    let store: Arc<dyn JobStore> =
-        Arc::new(wa2crm_queue::SqliteJobStore::open(&queue_url, Arc::new(SystemClock)).await?);
-    let router = server::router(
-        AppState {
-            store: store.clone(),
-            meta: Some(MetaIntake {
-                app_secret: SecretString::from(SANDBOX_APP_SECRET),
-                verify_token: SecretString::from(SANDBOX_VERIFY_TOKEN),
-            }),
-            metrics: crate::metrics::install(),
-        },
-        1024 * 1024,
+    let graph = GraphSim::start(SANDBOX_ACCESS_TOKEN).await?;
+    // The port must be known before the config is written: public_url contains it.
+    let addr = if listen.port() == 0 {
+        let probe = std::net::TcpListener::bind(listen)?;
+        probe.local_addr()?
+    } else {
+        listen
+    };
+    let d = dir.path().display();
+    let toml = format!(
+        r#"
+[server]
+listen = "{addr}"
+public_url = "http://{addr}"
+[queue]
+url = "sqlite://{d}/queue.db"
+workers = 4
+[storage]
+url = "file://{d}/media"
+link_secret = "sandbox-link-secret-0123456789"
+[media]
+spool_dir = "{d}/spool"
+[sources.meta]
+app_secret = "{SANDBOX_APP_SECRET}"
+verify_token = "{SANDBOX_VERIFY_TOKEN}"
+access_token = "{SANDBOX_ACCESS_TOKEN}"
+graph_url = "{graph}"
+"#,
+        graph = graph.url()
     );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let config = crate::config::load_str(&toml, Default::default(), None)?;
+    let validated = crate::config::validate(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let queue_url = validated.config.queue.url.clone();
     let stop = CancellationToken::new();
-    let shutdown = stop.clone();
-    let server = tokio::spawn(server::serve(listener, router, async move {
-        shutdown.cancelled().await
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let daemon = tokio::spawn(super::run::run(validated, stop.clone(), move |a| {
+        let _ = bound_tx.send(a);
     }));
-    let url = format!("http://{addr}/webhooks/whatsapp");
-    println!("wa2crm sandbox: intake on {url}, queue {queue_url}\n");
+    let bound = bound_rx.await.context("the sandbox daemon did not start")?;
+    let url = format!("http://{bound}/webhooks/whatsapp");
+    println!(
+        "wa2crm sandbox: daemon on http://{bound}, Graph API simulator on {}, files under {d}\n",
+        graph.url()
+    );
 
     let client = reqwest::Client::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let samples = webhooks::samples();
+    let samples = samples::all();
     let mut ids = Vec::new();
-    for (i, sample) in samples.iter().enumerate() {
-        let message_id = format!("wamid.sandbox.{}.{i}", sample.kind);
-        let status = post(
-            &client,
-            &url,
-            &webhooks::single_message_body(sample, &message_id, now),
-        )
-        .await?;
-        println!(
-            "POST {:<8} signed webhook -> {status}",
-            sample.kind.as_str()
-        );
+    for (i, media) in samples.iter().enumerate() {
+        let media_id = format!("sandbox-media-{i}");
+        let sha256 = graph.add_media(&media_id, media.bytes, &media.mime_type);
+        let message_id = format!("wamid.sandbox.{i}.{}", media.file);
+        let mut message = webhooks::message_json(&sample_for(media), &message_id, &media_id, now);
+        let key = message["type"].as_str().unwrap_or("audio").to_owned();
+        message[&key]["sha256"] = sha256.into();
+        let body = webhooks::webhook_body(vec![message]);
+        let status = post(&client, &url, &body).await?;
+        println!("POST {:<17} signed webhook -> {status}", media.file);
         ids.push(message_id);
     }
-    // Meta redelivers: the same webhook again must not add a job.
-    let first = &samples[0];
-    let status = post(
-        &client,
-        &url,
-        &webhooks::single_message_body(first, &ids[0], now),
-    )
-    .await?;
+    let again = webhooks::webhook_body(vec![webhooks::message_json(
+        &sample_for(&samples[0]),
+        &ids[0],
+        "sandbox-media-0",
+        now,
+    )]);
     println!(
-        "POST {:<8} the same webhook again -> {status} (a duplicate: no new job)",
-        first.kind.as_str()
+        "POST {:<17} the same webhook again -> {} (a duplicate: no new job)",
+        samples[0].file,
+        post(&client, &url, &again).await?
     );
-    let status = client
+    let forged = client
         .post(&url)
         .header("X-Hub-Signature-256", format!("sha256={}", "0".repeat(64)))
-        .body(webhooks::single_message_body(first, "wamid.forged", now))
+        .body(again.clone())
         .send()
         .await?
         .status();
     println!(
-        "POST {:<8} with a forged signature -> {status} (nothing stored)\n",
-        first.kind.as_str()
+        "POST {:<17} with a forged signature -> {forged} (nothing stored)\n",
+        samples[0].file
     );
 
-    let mut jobs = Vec::new();
-    for id in &ids {
-        if let Some(job) = store.find("meta", id).await? {
-            jobs.push(job);
+    let store = super::open_queue(&queue_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jobs = loop {
+        let mut jobs = Vec::new();
+        for id in &ids {
+            if let Some(j) = store.find("meta", id).await? {
+                jobs.push(j);
+            }
         }
-    }
-    print!("{}", render_jobs(&jobs));
-    let counts = store.counts().await?;
-    println!(
-        "\nqueue: {} job(s) queued, {} in all",
-        counts.queued,
-        counts.queued + counts.running + counts.done + counts.dead
-    );
+        let settled = jobs.iter().all(|j| {
+            matches!(
+                j.state,
+                wa2crm_queue::JobState::Done | wa2crm_queue::JobState::Dead
+            )
+        });
+        if settled && jobs.len() == ids.len() {
+            break jobs;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sample jobs did not finish within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    print!("{}", render(&jobs));
 
     if serve {
-        let sample_path = dir.path().join("voice-note-webhook.json");
-        let body = webhooks::single_message_body(first, "wamid.try-me", now);
-        std::fs::write(&sample_path, &body)?;
         println!(
             "\nThe sandbox keeps running (Ctrl-C stops it). Webhook URL: {url}\n\
              App secret: {SANDBOX_APP_SECRET}   Verify token: {SANDBOX_VERIFY_TOKEN}\n\
-             Try it:\n  curl -sS -X POST '{url}' -H 'Content-Type: application/json' \\\n    \
-             -H 'X-Hub-Signature-256: {}' \\\n    --data-binary @{}\n\
-             Sign your own body: printf %s \"$BODY\" | openssl dgst -sha256 -hmac {SANDBOX_APP_SECRET}",
-            webhooks::signature(SANDBOX_APP_SECRET, &body),
-            sample_path.display(),
+             Post your own payloads signed with the app secret, for example:\n  \
+             BODY=$(cat my-webhook.json)\n  \
+             SIG=$(printf %s \"$BODY\" | openssl dgst -sha256 -hmac {SANDBOX_APP_SECRET} | sed 's/^.* //')\n  \
+             curl -sS -X POST '{url}' -H 'Content-Type: application/json' \\\n    \
+             -H \"X-Hub-Signature-256: sha256=$SIG\" --data-binary \"$BODY\""
         );
         let _ = tokio::signal::ctrl_c().await;
     }
     stop.cancel();
-    server.await??;
+    daemon.await??;
     Ok(ExitCode::SUCCESS)
+}
+
+fn sample_for(media: &samples::SampleMedia) -> webhooks::Sample {
+    let caption = match media.kind {
+        MediaKind::Video => Some("Die Tür ist kaputt"),
+        MediaKind::Image => Some("Rechnung März"),
+        MediaKind::Document => Some("Vertrag"),
+        _ => None,
+    };
+    webhooks::Sample {
+        kind: media.kind,
+        mime_type: media.mime_type.clone(),
+        caption: caption.map(str::to_owned),
+        file_name: (media.kind == MediaKind::Document).then(|| "vertrag-4711.pdf".to_owned()),
+    }
 }
 
 async fn post(
@@ -146,29 +188,43 @@ async fn post(
         .status())
 }
 
-fn render_jobs(jobs: &[JobInfo]) -> String {
-    let mut out = format!(
-        "{:<4} {:<8} {:<8} {:<15} {:<24} {:<28} {}\n",
-        "job", "state", "kind", "sender", "mime", "message id", "caption / file"
-    );
+fn render(jobs: &[JobInfo]) -> String {
+    let mut out = String::new();
     for j in jobs {
         let e = &j.event;
-        let extra = match (&e.caption, &e.file_name) {
-            (Some(c), Some(f)) => format!("{c} / {f}"),
-            (Some(c), None) => c.clone(),
-            (None, Some(f)) => f.clone(),
-            (None, None) => String::new(),
-        };
         out.push_str(&format!(
-            "{:<4} {:<8} {:<8} {:<15} {:<24} {:<28} {}\n",
+            "job {} · {} · {} · {}\n",
             j.id,
-            j.state.as_str(),
-            e.kind.as_str(),
-            e.sender.as_str(),
-            e.mime_type.as_deref().unwrap_or("-"),
-            e.message_id,
-            extra
+            e.kind,
+            e.sender,
+            j.state.as_str()
         ));
+        match media_record(e, &j.checkpoints) {
+            Some(r) => {
+                let duration = r
+                    .duration_seconds
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.3} s"));
+                out.push_str(&format!(
+                    "    mime_type {}  size_bytes {}  duration {}  sha256 {}…\n    storage_uri {}\n    file_url {}\n",
+                    r.mime_type,
+                    r.size_bytes,
+                    duration,
+                    &r.sha256[..16],
+                    r.storage_uri,
+                    r.file_url
+                ));
+                if let Some(c) = &r.caption {
+                    out.push_str(&format!("    caption {c}\n"));
+                }
+            }
+            None => out.push_str(&format!(
+                "    not stored: {}\n",
+                j.dead_reason
+                    .as_deref()
+                    .or(j.last_error.as_deref())
+                    .unwrap_or("-")
+            )),
+        }
     }
     out
 }

@@ -71,6 +71,8 @@ impl Default for ServerConfig {
 pub struct QueueConfig {
     pub url: String,
     pub workers: u32,
+    /// A job failing transiently this many times is dead-lettered with its last error.
+    pub max_attempts: u32,
 }
 
 impl Default for QueueConfig {
@@ -78,6 +80,7 @@ impl Default for QueueConfig {
         QueueConfig {
             url: "sqlite:///var/lib/wa2crm/queue.db".into(),
             workers: 8,
+            max_attempts: 30,
         }
     }
 }

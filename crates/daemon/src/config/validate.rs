@@ -128,14 +128,21 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             None
         }
     };
-    if let Some(url) = &config.server.public_url
-        && let Some(u) = p.url("server.public_url", url, &["https", "http"])
-        && (u.query().is_some() || u.fragment().is_some())
-    {
-        p.add(
+    match &config.server.public_url {
+        None => p.add(
             "server.public_url",
-            "must be a base URL without ?query or #fragment",
-        );
+            "is missing: the links written into CRM fields start with it (e.g. https://wa2crm.example.com)",
+        ),
+        Some(url) => {
+            if let Some(u) = p.url("server.public_url", url, &["https", "http"])
+                && (u.query().is_some() || u.fragment().is_some())
+            {
+                p.add(
+                    "server.public_url",
+                    "must be a base URL without ?query or #fragment",
+                );
+            }
+        }
     }
     let max_body = config.server.max_body_bytes;
     if !(1024..=64 * 1024 * 1024).contains(&max_body) {
@@ -152,6 +159,12 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             format!("{q:?}: expected sqlite:///path/queue.db or postgres://user@host/db"),
         );
     }
+    if !(1..=1000).contains(&config.queue.max_attempts) {
+        p.add(
+            "queue.max_attempts",
+            format!("{} is outside 1 ..= 1000", config.queue.max_attempts),
+        );
+    }
     if !(1..=256).contains(&config.queue.workers) {
         p.add(
             "queue.workers",
@@ -164,14 +177,17 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         &config.storage.url,
         &["file", "s3", "gs", "az", "memory"],
     );
-    if let Some(secret) = &config.storage.link_secret
-        && secret.expose_secret().len() < 16
-    {
-        p.add(
+    match &config.storage.link_secret {
+        None => p.add(
+            "storage.link_secret",
+            "is missing: it signs the media links. Generate one with: openssl rand -base64 32",
+        ),
+        Some(secret) if secret.expose_secret().len() < 16 => p.add(
             "storage.link_secret",
             "is shorter than 16 characters; anyone could forge media links. \
              Generate one with: openssl rand -base64 32",
-        );
+        ),
+        Some(_) => {}
     }
 
     if config.media.max_bytes == 0 {
@@ -197,8 +213,12 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     if let Some(meta) = &sources.meta {
         p.secret("sources.meta.app_secret", &meta.app_secret);
         p.secret("sources.meta.verify_token", &meta.verify_token);
-        if let Some(t) = &meta.access_token {
-            p.secret("sources.meta.access_token", t);
+        match &meta.access_token {
+            Some(t) => p.secret("sources.meta.access_token", t),
+            None => p.add(
+                "sources.meta.access_token",
+                "is missing: media is downloaded from the Graph API with it",
+            ),
         }
         p.url(
             "sources.meta.graph_url",

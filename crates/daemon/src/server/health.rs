@@ -11,18 +11,27 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the queue database answers; storage joins this check with the media pipeline.
+/// Ready when the queue database and the storage answer.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "Not ready: the queue database does not answer.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: queue: {e}\n"),
-            )
-                .into_response()
-        }
+    let mut problems = Vec::new();
+    if let Err(e) = state.store.ping().await {
+        problems.push(format!("queue: {e}"));
+    }
+    if let Some(media) = &state.media
+        && let Err(e) = media.storage.check().await
+    {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let text = problems.join("; ");
+        tracing::warn!("Not ready: {text}.");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {text}\n"),
+        )
+            .into_response()
     }
 }
 

@@ -5,6 +5,7 @@
 //! the queue.
 
 mod health;
+mod media;
 mod webhooks;
 
 use std::future::Future;
@@ -15,6 +16,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use wa2crm_media::link::LinkSigner;
+use wa2crm_media::store::Storage;
 use wa2crm_queue::JobStore;
 
 use crate::config::MetaIntake;
@@ -25,6 +29,17 @@ pub struct AppState {
     pub store: Arc<dyn JobStore>,
     pub meta: Option<MetaIntake>,
     pub metrics: PrometheusHandle,
+    /// Rung after every commit that added jobs, to wake idle workers.
+    pub wake: Arc<Notify>,
+    /// Storage and link keys, for `/media/{token}` and readiness; `None` serves no media.
+    pub media: Option<MediaAccess>,
+}
+
+/// What the media links need.
+#[derive(Clone)]
+pub struct MediaAccess {
+    pub storage: Arc<Storage>,
+    pub links: LinkSigner,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -33,6 +48,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/webhooks/whatsapp",
             get(webhooks::meta_subscribe).post(webhooks::meta_post),
         )
+        .route("/media/{token}", get(media::get_media))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

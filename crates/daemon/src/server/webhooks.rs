@@ -122,6 +122,9 @@ async fn ingest(
                 .count() as u64;
             let duplicate = results.len() as u64 - accepted;
             metrics::media_events(src, "accepted", accepted);
+            if accepted > 0 {
+                state.wake.notify_waiters();
+            }
             metrics::media_events(src, "duplicate", duplicate);
             if accepted + duplicate > 0 {
                 tracing::debug!(source = src, accepted, duplicate, "Webhook stored.");

@@ -1,0 +1,59 @@
+//! The workers: each claims a job from the queue and takes its media through resolve → fetch →
+//! inspect → store, recording every step's result on the job (a checkpoint) so that a restart or
+//! another instance resumes where the work stopped.
+//!
+//! Where the data goes: the file comes from WhatsApp ([`wa2crm_whatsapp::media`]) into this
+//! process's spool, is verified and probed there ([`wa2crm_media`]), and ends in the company's
+//! storage; the job then holds everything a CRM field needs ([`record`]).
+
+mod record;
+mod retry;
+mod steps;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use wa2crm_media::link::LinkSigner;
+use wa2crm_media::spool::Spool;
+use wa2crm_media::store::Storage;
+use wa2crm_queue::{Clock, JobStore};
+use wa2crm_whatsapp::media::GraphMedia;
+
+pub use record::{StoredCheckpoint, media_record};
+pub use retry::RetryPolicy;
+pub use worker::{Outcome, process_one, spawn_workers};
+
+/// Everything a worker needs, shared by all workers of the process.
+pub struct Pipeline {
+    pub store: Arc<dyn JobStore>,
+    /// The queue's clock, so retry times and leases agree with it.
+    pub clock: Arc<dyn Clock>,
+    /// Media client for Meta Cloud API jobs; `None` when `[sources.meta]` has no access token.
+    pub meta: Option<GraphMedia>,
+    pub spool: Spool,
+    pub storage: Arc<Storage>,
+    pub links: LinkSigner,
+    pub public_url: String,
+    pub max_bytes: u64,
+    pub retry: RetryPolicy,
+    /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
+    pub lease: Duration,
+    /// Rung by intake after a commit, so an idle worker starts at once instead of at its next poll.
+    pub wake: Arc<Notify>,
+    /// Who this process is in lease records: host, pid and start time.
+    pub instance: String,
+}
+
+/// A name for this process in lease records, unique across restarts and hosts.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{host}:{}:{started}", std::process::id())
+}

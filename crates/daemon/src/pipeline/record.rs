@@ -1,0 +1,57 @@
+//! A job's checkpoints, read back as the record a CRM receives.
+
+use serde::{Deserialize, Serialize};
+use wa2crm_core::{MediaEvent, MediaRecord};
+use wa2crm_media::probe::Inspection;
+use wa2crm_queue::Job;
+
+/// The `fetch` checkpoint: what was downloaded, verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedCheckpoint {
+    pub size: u64,
+    /// Lowercase hex of the downloaded bytes.
+    pub sha256: String,
+}
+
+/// The `store` checkpoint: where the file is and the link to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    pub key: String,
+    pub uri: String,
+    pub file_url: String,
+    /// False when the object was already there (a re-run, or the same file sent again).
+    pub created: bool,
+}
+
+pub(super) fn checkpoint<T: for<'de> Deserialize<'de>>(job: &Job, step: &str) -> Option<T> {
+    job.checkpoints
+        .get(step)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The record for a job whose media is stored; `None` before that.
+pub fn media_record(
+    event: &MediaEvent,
+    checkpoints: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Option<MediaRecord> {
+    let get = |step: &str| checkpoints.get(step).cloned();
+    let fetched: FetchedCheckpoint = serde_json::from_value(get("fetch")?).ok()?;
+    let inspected: Inspection = serde_json::from_value(get("inspect")?).ok()?;
+    let stored: StoredCheckpoint = serde_json::from_value(get("store")?).ok()?;
+    Some(MediaRecord {
+        message_id: event.message_id.clone(),
+        file_url: stored.file_url,
+        storage_uri: stored.uri,
+        media_type: event.kind,
+        mime_type: inspected.mime_type,
+        size_bytes: fetched.size,
+        duration_seconds: inspected.duration_seconds,
+        tags: Vec::new(),
+        caption: event.caption.clone(),
+        file_name: event.file_name.clone(),
+        sender: event.sender.clone(),
+        sender_name: event.sender_name.clone(),
+        received_at: event.timestamp,
+        sha256: fetched.sha256,
+    })
+}

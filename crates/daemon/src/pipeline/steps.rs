@@ -1,0 +1,246 @@
+//! The media steps of one job. Each step first looks for its checkpoint and, when the job already
+//! has it, uses it instead of doing the work again. The one exception is the download: the bytes
+//! live in this process's spool, so a job resumed after a crash (or by another instance) fetches
+//! again, and the new download must match the digest the first one recorded.
+
+use backon::Retryable;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use wa2crm_core::{Error, ErrorKind, MediaRef};
+use wa2crm_media::probe::{self, Inspection};
+use wa2crm_media::spool::{SpoolError, SpoolFile};
+use wa2crm_media::store::{Put, Storage};
+use wa2crm_queue::{Job, QueueError};
+use wa2crm_whatsapp::media::{GraphMedia, ResolvedMedia, digest_matches};
+
+use super::Pipeline;
+use super::record::{FetchedCheckpoint, StoredCheckpoint, checkpoint};
+
+/// Why the steps stopped.
+pub(super) enum Failure {
+    /// The work failed; the kind decides between retry and dead letter.
+    Job(Error),
+    /// The queue refused a write: the lease is gone, or the database is.
+    Queue(QueueError),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Job(e)
+    }
+}
+
+impl From<QueueError> for Failure {
+    fn from(e: QueueError) -> Self {
+        Failure::Queue(e)
+    }
+}
+
+/// The `fetch_mismatch` checkpoint: a download whose digest did not match, retried once.
+#[derive(Debug, Serialize, Deserialize)]
+struct Mismatch {
+    count: u32,
+    downloaded: String,
+}
+
+async fn save<T: Serialize>(
+    p: &Pipeline,
+    job: &mut Job,
+    step: &str,
+    value: &T,
+) -> Result<(), Failure> {
+    let v = serde_json::to_value(value)
+        .map_err(|e| Error::permanent(format!("checkpoint {step}: {e}")))?;
+    p.store.checkpoint(job.id, &job.owner, step, &v).await?;
+    job.checkpoints.insert(step.to_owned(), v);
+    Ok(())
+}
+
+pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
+    if job.checkpoints.contains_key("store") {
+        return Ok(());
+    }
+    let MediaRef::GraphMedia { media_id, .. } = job.event.media.clone() else {
+        return Err(Error::permanent(format!(
+            "media from {} is not supported by this version of wa2crm",
+            job.event.source
+        ))
+        .into());
+    };
+    let graph = p.meta.as_ref().ok_or_else(|| {
+        Error::permanent(
+            "sources.meta.access_token is not configured, so media cannot be downloaded; \
+             add it, then run `wa2crm replay --all-dead`",
+        )
+    })?;
+
+    let mut resolved = match checkpoint::<ResolvedMedia>(job, "resolve") {
+        Some(r) => r,
+        None => resolve(p, graph, job, &media_id).await?,
+    };
+    let spooled = match fetch(p, graph, &resolved).await {
+        // The URL lives 5 minutes: expired (or resumed from an old checkpoint), ask again once.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            tracing::info!(job = job.id, "Media URL expired; resolving it again.");
+            resolved = resolve(p, graph, job, &media_id).await?;
+            fetch(p, graph, &resolved).await?
+        }
+        other => other?,
+    };
+    verify(p, job, &resolved, &spooled).await?;
+
+    let inspection = match checkpoint::<Inspection>(job, "inspect") {
+        Some(i) => i,
+        None => {
+            let i = probe::inspect(spooled.path(), job.event.mime_type.as_deref()).await;
+            if let Some(m) = &i.mime_mismatch {
+                tracing::warn!(job = job.id, "Media type mismatch: {m}.");
+            }
+            if let Some(e) = &i.duration_error {
+                tracing::info!(job = job.id, "No duration: {e}.");
+            }
+            save(p, job, "inspect", &i).await?;
+            i
+        }
+    };
+
+    let sha = spooled.sha256_hex();
+    let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
+    let storage = p.storage.clone();
+    let put = (|| async {
+        storage
+            .put_file(&key, spooled.path(), spooled.size, &inspection.mime_type)
+            .await
+    })
+    .retry(p.retry.in_process)
+    .when(|e: &Error| e.kind() == ErrorKind::Transient)
+    .await?;
+    let stored = StoredCheckpoint {
+        uri: p.storage.uri(&key),
+        file_url: p.links.url(&p.public_url, &key),
+        key,
+        created: put == Put::Created,
+    };
+    save(p, job, "store", &stored).await?;
+    tracing::info!(
+        job = job.id,
+        kind = %job.event.kind,
+        bytes = spooled.size,
+        duration = inspection.duration_seconds,
+        uri = %stored.uri,
+        "Media stored."
+    );
+    Ok(())
+}
+
+async fn resolve(
+    p: &Pipeline,
+    graph: &GraphMedia,
+    job: &mut Job,
+    media_id: &str,
+) -> Result<ResolvedMedia, Failure> {
+    let phone_number_id = job.event.phone_number_id.clone();
+    let resolved = (|| async { graph.resolve(media_id, &phone_number_id).await })
+        .retry(p.retry.in_process)
+        .when(|e: &Error| e.kind() == ErrorKind::Transient)
+        .await?;
+    if let Some(size) = resolved.file_size
+        && size > p.max_bytes
+    {
+        return Err(too_large(size, p.max_bytes).into());
+    }
+    save(p, job, "resolve", &resolved).await?;
+    Ok(resolved)
+}
+
+fn too_large(size: u64, limit: u64) -> Error {
+    Error::permanent(format!(
+        "too large: {size} bytes > limit {limit} (media.max_bytes)"
+    ))
+}
+
+async fn fetch(
+    p: &Pipeline,
+    graph: &GraphMedia,
+    resolved: &ResolvedMedia,
+) -> Result<SpoolFile, Error> {
+    let response = graph.download(&resolved.url).await?;
+    if let Some(len) = response.content_length()
+        && len > p.max_bytes
+    {
+        return Err(too_large(len, p.max_bytes));
+    }
+    let known_size = response.content_length().or(resolved.file_size);
+    match p
+        .spool
+        .write(Box::pin(response.bytes_stream()), p.max_bytes)
+        .await
+    {
+        Ok(f) => Ok(f),
+        Err(SpoolError::TooLarge { received, limit }) => Err(too_large(
+            known_size.filter(|s| *s > limit).unwrap_or(received),
+            limit,
+        )),
+        Err(e @ SpoolError::Source { .. }) => Err(Error::transient(e.to_string()).with_source(e)),
+        Err(SpoolError::Io(e)) => Err(Error::transient(format!(
+            "cannot write to media.spool_dir: {e}"
+        ))),
+    }
+}
+
+/// The digest WhatsApp declared (webhook and resolve answer) and, on a resumed job, the digest of
+/// the first download, must all be the download's. A mismatch is retried once, then dead-lettered.
+async fn verify(
+    p: &Pipeline,
+    job: &mut Job,
+    resolved: &ResolvedMedia,
+    spooled: &SpoolFile,
+) -> Result<(), Failure> {
+    let actual = spooled.sha256_hex();
+    let declared = [job.event.sha256.as_deref(), resolved.sha256.as_deref()];
+    let bad_declared = declared
+        .iter()
+        .flatten()
+        .find(|d| !digest_matches(d, &spooled.sha256));
+    let earlier = checkpoint::<FetchedCheckpoint>(job, "fetch");
+    let bad_earlier = earlier.as_ref().filter(|f| f.sha256 != actual);
+    if bad_declared.is_none() && bad_earlier.is_none() {
+        if earlier.is_none() {
+            save(
+                p,
+                job,
+                "fetch",
+                &FetchedCheckpoint {
+                    size: spooled.size,
+                    sha256: actual,
+                },
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    let expected = bad_declared
+        .map(|d| d.to_string())
+        .or_else(|| bad_earlier.map(|f| f.sha256.clone()))
+        .unwrap_or_default();
+    let before = checkpoint::<Mismatch>(job, "fetch_mismatch").map_or(0, |m| m.count);
+    save(
+        p,
+        job,
+        "fetch_mismatch",
+        &json!({"count": before + 1, "downloaded": actual}),
+    )
+    .await?;
+    let what = format!(
+        "checksum mismatch: downloaded {} bytes with sha256 {actual}, WhatsApp declared {expected}",
+        spooled.size
+    );
+    if before == 0 {
+        Err(Error::transient(format!("{what}; downloading once more")).into())
+    } else {
+        Err(Error::permanent(format!(
+            "{what} (twice); the file at WhatsApp may be damaged"
+        ))
+        .into())
+    }
+}

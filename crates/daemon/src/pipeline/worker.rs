@@ -1,0 +1,204 @@
+//! The worker loop: claim, run the steps under a heartbeat, and settle the job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use wa2crm_core::{Error, ErrorKind};
+use wa2crm_queue::{Job, QueueError};
+
+use super::Pipeline;
+use super::steps::{self, Failure};
+
+/// How often an idle worker looks for due jobs (retries come due without anyone ringing).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How a job attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Back in the queue until `retry_at_ms`.
+    Retry {
+        retry_at_ms: i64,
+        error: String,
+    },
+    Dead {
+        reason: String,
+    },
+    /// The lease ran out and the job may be someone else's now; nothing was written.
+    LeaseLost,
+    /// Shutdown came first; the job was given back for immediate retry.
+    Interrupted,
+    /// The queue could not record the outcome; the lease will expire and the job run again.
+    QueueError(String),
+}
+
+/// Starts `n` workers that run until `stop` is cancelled.
+pub fn spawn_workers(p: Arc<Pipeline>, n: u32, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let p = p.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { worker_loop(p, i, stop).await })
+        })
+        .collect()
+}
+
+async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
+    let owner = format!("{}#{index}", p.instance);
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        match p.store.claim(&owner, p.lease, 1).await {
+            Ok(jobs) if jobs.is_empty() => {
+                failures = 0;
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = p.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+            Ok(jobs) => {
+                failures = 0;
+                for job in jobs {
+                    process_one(&p, job, &stop).await;
+                }
+            }
+            Err(e) => {
+                // The queue database is unreachable: back off instead of spinning.
+                failures = failures.saturating_add(1);
+                let wait = Duration::from_millis(500u64 << failures.min(6));
+                tracing::error!(error = %e, retry_in = ?wait, "Cannot claim jobs from the queue.");
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs one claimed job to an outcome and records it in the queue.
+pub async fn process_one(p: &Pipeline, job: Job, stop: &CancellationToken) -> Outcome {
+    let span = tracing::info_span!("job", id = job.id, message_id = %job.event.message_id, attempt = job.attempts);
+    attempt(p, job, stop).instrument(span).await
+}
+
+async fn attempt(p: &Pipeline, mut job: Job, stop: &CancellationToken) -> Outcome {
+    let lost = CancellationToken::new();
+    let heartbeat = spawn_heartbeat(p, &job, lost.clone());
+    let result = tokio::select! {
+        r = steps::run(p, &mut job) => Some(r),
+        _ = lost.cancelled() => None,
+        _ = stop.cancelled() => {
+            heartbeat.abort();
+            let now = p.clock.now_ms();
+            return match p.store.fail(job.id, &job.owner, "interrupted by shutdown", now).await {
+                Ok(()) => Outcome::Interrupted,
+                Err(e) => Outcome::QueueError(e.to_string()),
+            };
+        }
+    };
+    heartbeat.abort();
+    let outcome = match result {
+        None => Outcome::LeaseLost,
+        Some(Ok(())) => match p.store.complete(job.id, &job.owner).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => queue_error(e),
+        },
+        Some(Err(Failure::Queue(e))) => queue_error(e),
+        Some(Err(Failure::Job(e))) => settle_failure(p, &job, e).await,
+    };
+    report(&job, &outcome);
+    outcome
+}
+
+fn queue_error(e: QueueError) -> Outcome {
+    match e {
+        QueueError::LeaseLost(_) => Outcome::LeaseLost,
+        other => Outcome::QueueError(other.to_string()),
+    }
+}
+
+async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
+    let dead_reason = match e.kind() {
+        ErrorKind::Permanent | ErrorKind::NotFound => Some(e.message().to_owned()),
+        _ if job.attempts >= p.retry.max_attempts => Some(format!(
+            "gave up after {} attempts; last error: {}",
+            job.attempts,
+            e.message()
+        )),
+        _ => None,
+    };
+    let written = match &dead_reason {
+        Some(reason) => p
+            .store
+            .dead_letter(job.id, &job.owner, reason)
+            .await
+            .map(|()| Outcome::Dead {
+                reason: reason.clone(),
+            }),
+        None => {
+            let wait = p
+                .retry
+                .delay(job.attempts, e.retry_after(), fastrand::f64());
+            let retry_at_ms = p.clock.now_ms().saturating_add(wait.as_millis() as i64);
+            p.store
+                .fail(job.id, &job.owner, e.message(), retry_at_ms)
+                .await
+                .map(|()| Outcome::Retry {
+                    retry_at_ms,
+                    error: e.message().to_owned(),
+                })
+        }
+    };
+    written.unwrap_or_else(queue_error)
+}
+
+fn report(job: &Job, outcome: &Outcome) {
+    let label = match outcome {
+        Outcome::Done => "done",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Dead { .. } => "dead",
+        Outcome::LeaseLost => "lease_lost",
+        Outcome::Interrupted => "interrupted",
+        Outcome::QueueError(_) => "queue_error",
+    };
+    crate::metrics::job_outcome(label);
+    match outcome {
+        Outcome::Done => tracing::debug!(job = job.id, "Job done."),
+        Outcome::Retry { error, retry_at_ms } => {
+            tracing::warn!(job = job.id, retry_at_ms, "Job will be retried: {error}.")
+        }
+        Outcome::Dead { reason } => tracing::error!(job = job.id, "Job dead-lettered: {reason}."),
+        Outcome::LeaseLost => {
+            tracing::warn!(job = job.id, "Lease lost; another worker has the job.")
+        }
+        Outcome::Interrupted => tracing::info!(job = job.id, "Job given back at shutdown."),
+        Outcome::QueueError(e) => {
+            tracing::error!(job = job.id, "Job outcome not recorded (queue error): {e}.")
+        }
+    }
+}
+
+/// Extends the lease at a third of its length; cancels `lost` when the queue says it is gone.
+fn spawn_heartbeat(p: &Pipeline, job: &Job, lost: CancellationToken) -> JoinHandle<()> {
+    let store = p.store.clone();
+    let (id, owner, lease) = (job.id, job.owner.clone(), p.lease);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lease / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match store.heartbeat(id, &owner, lease).await {
+                Ok(()) => {}
+                Err(QueueError::LeaseLost(_)) => {
+                    lost.cancel();
+                    return;
+                }
+                Err(e) => tracing::warn!(job = id, error = %e, "Heartbeat failed; will try again."),
+            }
+        }
+    })
+}
