@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
 pub const VERIFY_TOKEN: &str = "e2e-verify-token";
 pub const ACCESS_TOKEN: &str = "e2e-access-token";
+pub const LINK_SECRET: &str = "e2e-link-secret-0123456789";
 
 /// The `wa2crm` binary under test: `$WA2CRM_BIN`, else the one cargo built next to this test.
 pub fn binary() -> PathBuf {
@@ -56,10 +57,12 @@ max_body_bytes = 65536
 [queue]
 url = "sqlite://{dir}/queue.db"
 workers = 2
+# Short, so a killed daemon's jobs are taken over within the tests' patience.
+lease_seconds = 2
 
 [storage]
 url = "file://{dir}/media"
-link_secret = "e2e-link-secret-0123456789"
+link_secret = "{LINK_SECRET}"
 
 [media]
 spool_dir = "{dir}/spool"

@@ -135,7 +135,7 @@ pub fn build_pipeline(
             max_attempts: config.queue.max_attempts,
             ..RetryPolicy::default()
         },
-        lease: Duration::from_secs(60),
+        lease: Duration::from_secs(config.queue.lease_seconds),
         wake,
         instance: pipeline::instance_name(),
     })

@@ -73,6 +73,9 @@ pub struct QueueConfig {
     pub workers: u32,
     /// A job failing transiently this many times is dead-lettered with its last error.
     pub max_attempts: u32,
+    /// How long a worker's claim on a job lasts without a heartbeat: after a crash, the job is
+    /// taken over this long after the last heartbeat.
+    pub lease_seconds: u64,
 }
 
 impl Default for QueueConfig {
@@ -81,6 +84,7 @@ impl Default for QueueConfig {
             url: "sqlite:///var/lib/wa2crm/queue.db".into(),
             workers: 8,
             max_attempts: 30,
+            lease_seconds: 60,
         }
     }
 }

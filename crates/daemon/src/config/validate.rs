@@ -165,6 +165,12 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             format!("{} is outside 1 ..= 1000", config.queue.max_attempts),
         );
     }
+    if !(2..=3600).contains(&config.queue.lease_seconds) {
+        p.add(
+            "queue.lease_seconds",
+            format!("{} is outside 2 ..= 3600", config.queue.lease_seconds),
+        );
+    }
     if !(1..=256).contains(&config.queue.workers) {
         p.add(
             "queue.workers",

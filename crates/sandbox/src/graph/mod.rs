@@ -34,6 +34,8 @@ pub enum Fault {
     Truncate,
     /// One byte of the download is flipped.
     Corrupt,
+    /// The download body arrives slowly: half, a pause of this many milliseconds, the rest.
+    Slow(u64),
 }
 
 /// How many requests of each kind the simulator served, for tests that count calls.
@@ -357,6 +359,21 @@ async fn download(
                     }
                 }
             });
+            Body::from_stream(stream)
+        }
+        Some(Fault::Slow(ms)) => {
+            let (first, rest) = (bytes.slice(..length / 2), bytes.slice(length / 2..));
+            let stream = futures_util::stream::iter([Some(first), None, Some(rest)]).then(
+                move |part| async move {
+                    match part {
+                        Some(b) => Ok::<_, std::io::Error>(b),
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                            Ok(Bytes::new())
+                        }
+                    }
+                },
+            );
             Body::from_stream(stream)
         }
         Some(Fault::Corrupt) => {
