@@ -20,7 +20,13 @@ pub fn init(default_level: &str) {
             Err(e) => eprintln!("wa2crm: journald unavailable ({e}); logging to stderr"),
         }
     }
+    // Colours only for a person at a terminal, not for log files and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     registry
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
         .init();
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -86,30 +87,80 @@ impl Spool {
             .prefix("dl-")
             .suffix(".part")
             .tempfile_in(&self.dir)?;
-        let (std_file, path) = temp.into_parts();
-        let mut file = tokio::fs::File::from_std(std_file);
-        let mut hasher = Sha256::new();
+        let (file, path) = temp.into_parts();
+        // Receiving, hashing and writing each cost about as much as the others on a large file,
+        // so they run side by side: this task reads the network, one thread hashes, another
+        // writes. The channels are bounded, so memory stays at a few megabytes of chunks.
+        let (to_hasher, from_net_h) = mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
+        let (to_writer, from_net_w) = mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
+        let hasher = tokio::task::spawn_blocking(move || hash_chunks(from_net_h));
+        let writer = tokio::task::spawn_blocking(move || write_chunks(file, from_net_w));
         let mut received: u64 = 0;
+        let mut failure = None;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| SpoolError::Source {
-                received,
-                source: Box::new(e),
-            })?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(SpoolError::Source {
+                        received,
+                        source: Box::new(e),
+                    });
+                    break;
+                }
+            };
             received += chunk.len() as u64;
             if received > limit {
-                return Err(SpoolError::TooLarge { received, limit });
+                failure = Some(SpoolError::TooLarge { received, limit });
+                break;
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+            // A closed channel means the writer failed; its error is collected below.
+            if to_hasher.send(chunk.clone()).await.is_err() || to_writer.send(chunk).await.is_err()
+            {
+                break;
+            }
         }
-        file.flush().await?;
-        file.sync_all().await?;
+        drop((to_hasher, to_writer));
+        let digest = hasher.await.map_err(std::io::Error::other)?;
+        let written = writer.await.map_err(std::io::Error::other)?;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let size = written?;
+        if size != received {
+            return Err(SpoolError::Io(std::io::Error::other(format!(
+                "spool wrote {size} of {received} bytes"
+            ))));
+        }
         Ok(SpoolFile {
             path,
             size: received,
-            sha256: hasher.finalize().into(),
+            sha256: digest,
         })
     }
+}
+
+/// Chunks waiting for the hasher or the writer (network chunks are 8–64 KiB).
+const IN_FLIGHT_CHUNKS: usize = 8;
+
+fn hash_chunks(mut rx: mpsc::Receiver<Bytes>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+    }
+    hasher.finalize().into()
+}
+
+fn write_chunks(file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u64> {
+    // No fsync: the spool is a cache. After a crash it is swept and the file fetched again;
+    // durability is the storage step's job.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut size = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        out.write_all(&chunk)?;
+        size += chunk.len() as u64;
+    }
+    out.flush()?;
+    Ok(size)
 }
 
 impl Drop for Spool {

@@ -98,24 +98,38 @@ impl JobStore for PgJobStore {
 
     async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
         let now = self.clock.now_ms();
-        let rows: Vec<ClaimedRow> = sqlx::query_as(
-            "WITH due AS ( \
-                SELECT id FROM jobs \
-                WHERE (state = 'queued' AND next_attempt_at <= $3) \
-                   OR (state = 'running' AND lease_until < $3) \
-                ORDER BY next_attempt_at, id LIMIT $4 \
-                FOR UPDATE SKIP LOCKED) \
+        let until = now.saturating_add(lease_ms(lease));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Due jobs first, then jobs whose lease ran out: each statement is served by its own
+        // index, where one OR of both would sort the whole backlog.
+        let mut rows: Vec<ClaimedRow> = Vec::new();
+        for sql in [
+            "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= $3 \
+                ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = $2, \
                 attempts = j.attempts + 1, updated_at = $3 \
              FROM due WHERE j.id = due.id \
              RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints",
-        )
-        .bind(owner)
-        .bind(now.saturating_add(lease_ms(lease)))
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
+            "WITH due AS (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $3 \
+                ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = $2, \
+                attempts = j.attempts + 1, updated_at = $3 \
+             FROM due WHERE j.id = due.id \
+             RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints",
+        ] {
+            let missing = limit - rows.len() as i64;
+            if missing <= 0 {
+                break;
+            }
+            let got: Vec<ClaimedRow> = sqlx::query_as(sql)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .bind(missing)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(got);
+        }
         let mut jobs = rows
             .into_iter()
             .map(|r| r.into_job(owner))

@@ -206,21 +206,40 @@ impl JobStore for SqliteJobStore {
 
     async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
         let now = self.clock.now_ms();
-        let rows: Vec<ClaimedRow> = sqlx::query_as(
+        let until = now.saturating_add(lease_ms(lease));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Two statements, each served by its own index: with a large backlog an OR of both
+        // conditions scans and sorts the whole table while holding SQLite's write lock.
+        let mut rows: Vec<ClaimedRow> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
              attempts = attempts + 1, updated_at = ?3 \
-             WHERE id IN (SELECT id FROM jobs \
-                WHERE (state = 'queued' AND next_attempt_at <= ?3) \
-                   OR (state = 'running' AND lease_until < ?3) \
-                ORDER BY next_attempt_at, id LIMIT ?4) \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?3 \
+                ORDER BY next_attempt_at LIMIT ?4) \
              RETURNING id, event, attempts, checkpoints",
         )
         .bind(owner)
-        .bind(now.saturating_add(lease_ms(lease)))
+        .bind(until)
         .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        let missing = limit - rows.len() as i64;
+        if missing > 0 {
+            let expired: Vec<ClaimedRow> = sqlx::query_as(
+                "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
+                 attempts = attempts + 1, updated_at = ?3 \
+                 WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?3 \
+                    ORDER BY lease_until LIMIT ?4) \
+                 RETURNING id, event, attempts, checkpoints",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(missing)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.extend(expired);
+        }
         let mut jobs = rows
             .into_iter()
             .map(|r| r.into_job(owner))

@@ -78,6 +78,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         Some(r) => r,
         None => resolve(p, graph, job, &media_id).await?,
     };
+    let started = std::time::Instant::now();
     let spooled = match fetch(p, graph, &resolved).await {
         // The URL lives 5 minutes: expired (or resumed from an old checkpoint), ask again once.
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -88,6 +89,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         other => other?,
     };
     verify(p, job, &resolved, &spooled).await?;
+    let fetched_ms = started.elapsed().as_millis();
 
     let inspection = match checkpoint::<Inspection>(job, "inspect") {
         Some(i) => i,
@@ -104,6 +106,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         }
     };
 
+    let inspected_ms = started.elapsed().as_millis() - fetched_ms;
     let sha = spooled.sha256_hex();
     let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
     let storage = p.storage.clone();
@@ -128,6 +131,9 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         bytes = spooled.size,
         duration = inspection.duration_seconds,
         uri = %stored.uri,
+        fetch_ms = fetched_ms,
+        inspect_ms = inspected_ms,
+        store_ms = started.elapsed().as_millis() - fetched_ms - inspected_ms,
         "Media stored."
     );
     Ok(())

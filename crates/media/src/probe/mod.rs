@@ -165,12 +165,63 @@ fn lofty_duration(path: &Path) -> Result<f64, String> {
     }
 }
 
+/// The largest `moov` box read into memory; real ones are kilobytes to a few megabytes.
+const MAX_MOOV: u64 = 64 * 1024 * 1024;
+
 /// MP4/M4A/3GP: the longest track, so video without an audio track has a duration too.
+///
+/// Only the `ftyp` and `moov` boxes are handed to mp4parse: the top-level boxes are walked with
+/// seeks, so the media data (nearly all of a large video) is never read.
 fn mp4_duration(path: &Path) -> Result<f64, String> {
-    let mut file = BufReader::new(std::fs::File::open(path).map_err(|e| e.to_string())?);
-    file.rewind().map_err(|e| e.to_string())?;
-    let context =
-        mp4parse::read_mp4(&mut file).map_err(|e| format!("cannot read the MP4: {e:?}"))?;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut kept = Vec::new();
+    let mut has_moov = false;
+    let mut pos = 0u64;
+    while pos + 8 <= len {
+        let mut header = [0u8; 16];
+        file.seek(std::io::SeekFrom::Start(pos))
+            .and_then(|_| file.read_exact(&mut header[..8]))
+            .map_err(|e| e.to_string())?;
+        let small = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let kind = [header[4], header[5], header[6], header[7]];
+        let (size, header_len) = match small {
+            1 => {
+                file.read_exact(&mut header[8..16])
+                    .map_err(|e| e.to_string())?;
+                let mut large = [0u8; 8];
+                large.copy_from_slice(&header[8..16]);
+                (u64::from_be_bytes(large), 16)
+            }
+            0 => (len - pos, 8),
+            n => (n, 8),
+        };
+        if size < header_len || pos.saturating_add(size) > len {
+            break; // truncated: parse what is complete
+        }
+        if &kind == b"ftyp" || &kind == b"moov" {
+            if size > MAX_MOOV {
+                return Err(format!(
+                    "the MP4's {} box is {size} bytes, too large to read",
+                    String::from_utf8_lossy(&kind)
+                ));
+            }
+            let mut buf = vec![0u8; usize::try_from(size).map_err(|e| e.to_string())?];
+            file.seek(std::io::SeekFrom::Start(pos))
+                .and_then(|_| file.read_exact(&mut buf))
+                .map_err(|e| e.to_string())?;
+            kept.extend_from_slice(&buf);
+            has_moov |= &kind == b"moov";
+        }
+        pos += size;
+    }
+    if !has_moov {
+        return Err("the MP4 has no complete moov box (truncated, or not an MP4)".into());
+    }
+    let context = mp4parse::read_mp4(&mut std::io::Cursor::new(kept))
+        .map_err(|e| format!("cannot read the MP4: {e:?}"))?;
     let longest = context
         .tracks
         .iter()

@@ -27,8 +27,8 @@ use tokio::io::AsyncReadExt;
 use wa2crm_core::{Error, ErrorKind};
 
 /// Files up to this size go in one request; larger ones in parts of this size.
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts in flight at once: with [`PART_SIZE`] this bounds an upload's memory to ~24 MiB.
+pub const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Parts in flight at once: with [`PART_SIZE`] (S3's minimum) this bounds an upload to ~15 MiB.
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// An opened storage backend.
@@ -174,6 +174,9 @@ impl Storage {
         size: u64,
         content_type: &str,
     ) -> Result<Put, Error> {
+        if let Some(root) = &self.local_root {
+            return put_local(root.join(key), file.to_owned()).await;
+        }
         let path = self.path(key);
         match self.store.head(&path).await {
             Ok(_) => return Ok(Put::AlreadyThere),
@@ -293,6 +296,46 @@ impl Storage {
     /// A cheap request that proves the storage answers (readiness).
     pub async fn check(&self) -> Result<(), Error> {
         self.exists(".wa2crm-readiness-probe").await.map(|_| ())
+    }
+}
+
+/// File storage: the spooled file is hard-linked into place (no copy, and `link` fails if the
+/// name exists, which is create-if-absent for free), then the object and its directory are
+/// fsynced: once this returns, a power cut does not lose the file. object_store's local backend
+/// neither links nor syncs, hence this path. Across filesystems the file is copied instead.
+async fn put_local(dest: PathBuf, file: PathBuf) -> Result<Put, Error> {
+    let io = |doing: &str, e: std::io::Error| {
+        Error::transient(format!("storage: {doing} {}: {e}", dest.display()))
+    };
+    let work = {
+        let dest = dest.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Put> {
+            let dir = dest.parent().unwrap_or(Path::new("/")).to_owned();
+            std::fs::create_dir_all(&dir)?;
+            let linked = match std::fs::hard_link(&file, &dest) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                    let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                    std::fs::copy(&file, tmp.path())?;
+                    std::fs::hard_link(tmp.path(), &dest)
+                }
+                Err(e) => Err(e),
+            };
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Ok(Put::AlreadyThere);
+                }
+                Err(e) => return Err(e),
+            }
+            std::fs::File::open(&dest)?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(Put::Created)
+        })
+    };
+    match work.await {
+        Ok(r) => r.map_err(|e| io("storing", e)),
+        Err(e) => Err(Error::transient(format!("storage task failed: {e}"))),
     }
 }
 
