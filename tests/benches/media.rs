@@ -100,7 +100,6 @@ async fn bench() {
         let run_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut toml = config_toml(run_dir.path(), port, &sim.url(), "")
-            .replace("max_body_bytes = 65536", "max_body_bytes = 65536")
             .replace("[media]\n", "[media]\nmax_bytes = 2147483648\n");
         if kind == "s3" {
             let bucket = extra.rsplit("#bucket=").next().unwrap();
