@@ -354,3 +354,85 @@ mod tests {
         assert_eq!(c.file_size, None);
     }
 }
+
+#[cfg(test)]
+mod redirect_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::get;
+
+    use super::*;
+
+    async fn serve(app: Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn echo_auth(headers: HeaderMap) -> String {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn redirects_keep_the_token_on_its_origin_only() {
+        // Another host (here: another port) that must never see a request carrying the token.
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = hits.clone();
+        let elsewhere = serve(Router::new().route(
+            "/final",
+            get(move |h: HeaderMap| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async move { echo_auth(h) }
+            }),
+        ))
+        .await;
+        let origin = serve(
+            Router::new()
+                .route("/start", get(|| async { Redirect::to("/final") }))
+                .route("/final", get(|h: HeaderMap| async move { echo_auth(h) }))
+                .route(
+                    "/away",
+                    get(move || async move {
+                        Redirect::to(&format!("http://{elsewhere}/final")).into_response()
+                    }),
+                )
+                .route(
+                    "/loop",
+                    get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }),
+                ),
+        )
+        .await;
+        let c = GraphMedia::new(
+            &format!("http://{origin}"),
+            "v21.0",
+            SecretString::from("t0ken"),
+        )
+        .unwrap();
+        let same = c.download(&format!("http://{origin}/start")).await.unwrap();
+        assert_eq!(same.text().await.unwrap(), "Bearer t0ken");
+        let err = c
+            .download(&format!("http://{origin}/away"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), wa2crm_core::ErrorKind::Permanent, "{err}");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the other host got no request"
+        );
+        let err = c
+            .download(&format!("http://{origin}/loop"))
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("redirects"), "{err}");
+    }
+}
