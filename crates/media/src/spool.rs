@@ -150,14 +150,25 @@ fn hash_chunks(mut rx: mpsc::Receiver<Bytes>) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// A large download is flushed to disk every this many bytes while it arrives.
+const WRITE_BEHIND: u64 = 128 * 1024 * 1024;
+
 fn write_chunks(file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u64> {
-    // No fsync: the spool is a cache. After a crash it is swept and the file fetched again;
-    // durability is the storage step's job.
+    // The spool needs no durability of its own (after a crash it is swept and the file fetched
+    // again), but file storage links this very file into place and fsyncs it. Flushing a large
+    // file as it arrives lets the disk work while the download and the hash go on, instead of
+    // all at the end.
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut size = 0u64;
+    let mut flushed = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
         out.write_all(&chunk)?;
         size += chunk.len() as u64;
+        if size - flushed >= WRITE_BEHIND {
+            out.flush()?;
+            out.get_ref().sync_data()?;
+            flushed = size;
+        }
     }
     out.flush()?;
     Ok(size)

@@ -50,12 +50,17 @@ async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
     let owner = format!("{}#{index}", p.instance);
     let mut failures = 0u32;
     while !stop.is_cancelled() {
+        // Registered before the claim: a commit that lands while we look finds us listening,
+        // instead of leaving the job for the next poll.
+        let wake = p.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
         match p.store.claim(&owner, p.lease, 1).await {
             Ok(jobs) if jobs.is_empty() => {
                 failures = 0;
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = p.wake.notified() => {}
+                    _ = wake => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
             }
