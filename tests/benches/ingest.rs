@@ -95,6 +95,9 @@ async fn bench() {
     rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (ratio, health, ingest) = rounds[ROUNDS / 2];
 
+    // The throughput rounds leave hundreds of megabytes of dirty pages; their write-back would
+    // be measured as latency of the next phase. Let them reach the disk first.
+    let _ = std::process::Command::new("sync").status();
     let total = (RATE * RATE_PHASE.as_secs()) as usize;
     let lat = open_loop(&client, &hook_url, make("rate", total)).await;
 
@@ -194,18 +197,31 @@ async fn open_loop(client: &reqwest::Client, url: &str, bodies: Arc<Vec<Request>
                 .send()
                 .await;
             let ok = matches!(&resp, Ok(r) if r.status().is_success());
-            (scheduled.elapsed().as_secs_f64() * 1000.0, ok)
+            (scheduled.elapsed().as_secs_f64() * 1000.0, ok, i)
         }));
     }
     let mut lat = Vec::with_capacity(tasks.len());
+    let mut slowest = Vec::with_capacity(tasks.len());
     let mut errors = 0;
     for t in tasks {
-        let (ms, ok) = t.await.unwrap();
+        let (ms, ok, i) = t.await.unwrap();
         lat.push(ms);
+        slowest.push((ms, i));
         if !ok {
             errors += 1;
         }
     }
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let at = |i: usize| i as f64 / RATE as f64;
+    eprintln!(
+        "slowest requests (latency ms @ s into the phase): {}",
+        slowest
+            .iter()
+            .take(5)
+            .map(|(ms, i)| format!("{ms:.0}@{:.2}", at(*i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     Latency {

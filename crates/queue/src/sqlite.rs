@@ -39,6 +39,32 @@ pub struct SqliteJobStore {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
     writer: mpsc::Sender<EnqueueRequest>,
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SqliteJobStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Passive checkpoints run beside the writers instead of inside a commit. If one cannot finish
+/// (a long reader), the next one catches up; the WAL only grows meanwhile.
+async fn checkpoint_wal(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will try again.");
+        }
+    }
 }
 
 impl SqliteJobStore {
@@ -52,7 +78,11 @@ impl SqliteJobStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // The commit that crosses the WAL size limit would otherwise copy the WAL back into
+            // the database then and there, holding up every webhook in its group for hundreds
+            // of milliseconds on a large queue. A background task checkpoints instead.
+            .pragma("wal_autocheckpoint", "0");
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
@@ -69,10 +99,12 @@ impl SqliteJobStore {
         let conn = SqliteConnection::connect_with(&options).await?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(group_commit(conn, rx, clock.clone()));
+        let checkpointer = tokio::spawn(checkpoint_wal(pool.clone()));
         Ok(SqliteJobStore {
             pool,
             clock,
             writer: tx,
+            checkpointer,
         })
     }
 
