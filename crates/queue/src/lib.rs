@@ -333,6 +333,16 @@ impl ClaimedRow {
     }
 }
 
+/// Claimed rows as jobs, oldest first.
+fn into_jobs(rows: Vec<ClaimedRow>, owner: &str) -> Result<Vec<Job>> {
+    let mut jobs = rows
+        .into_iter()
+        .map(|r| r.into_job(owner))
+        .collect::<Result<Vec<_>>>()?;
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
 #[derive(sqlx::FromRow)]
 struct DeadRow {
     id: i64,

@@ -15,7 +15,8 @@ use wa2crm_core::MediaEvent;
 
 use crate::{
     ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
-    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, lease_ms,
+    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, into_jobs,
+    lease_ms,
 };
 
 const COLUMNS: &str = "id, source, message_id, event::text AS event, state, attempts, \
@@ -130,12 +131,7 @@ impl JobStore for PgJobStore {
                 .await?;
             rows.extend(got);
         }
-        let mut jobs = rows
-            .into_iter()
-            .map(|r| r.into_job(owner))
-            .collect::<Result<Vec<_>>>()?;
-        jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
+        into_jobs(rows, owner)
     }
 
     async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {

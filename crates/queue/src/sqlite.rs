@@ -21,7 +21,8 @@ use wa2crm_core::MediaEvent;
 
 use crate::{
     ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
-    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, lease_ms,
+    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, into_jobs,
+    lease_ms,
 };
 
 const COLUMNS: &str = "id, source, message_id, event, state, attempts, next_attempt_at, \
@@ -242,42 +243,33 @@ impl JobStore for SqliteJobStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // Two statements, each served by its own index: with a large backlog an OR of both
         // conditions scans and sorts the whole table while holding SQLite's write lock.
-        let mut rows: Vec<ClaimedRow> = sqlx::query_as(
+        let mut rows: Vec<ClaimedRow> = Vec::new();
+        for sql in [
             "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
              attempts = attempts + 1, updated_at = ?3 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?3 \
                 ORDER BY next_attempt_at LIMIT ?4) \
              RETURNING id, event, attempts, checkpoints",
-        )
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let missing = limit - rows.len() as i64;
-        if missing > 0 {
-            let expired: Vec<ClaimedRow> = sqlx::query_as(
-                "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
-                 attempts = attempts + 1, updated_at = ?3 \
-                 WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?3 \
-                    ORDER BY lease_until LIMIT ?4) \
-                 RETURNING id, event, attempts, checkpoints",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .bind(missing)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.extend(expired);
+            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
+             attempts = attempts + 1, updated_at = ?3 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?3 \
+                ORDER BY lease_until LIMIT ?4) \
+             RETURNING id, event, attempts, checkpoints",
+        ] {
+            let missing = limit - rows.len() as i64;
+            if missing <= 0 {
+                break;
+            }
+            let got: Vec<ClaimedRow> = sqlx::query_as(sql)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .bind(missing)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(got);
         }
-        let mut jobs = rows
-            .into_iter()
-            .map(|r| r.into_job(owner))
-            .collect::<Result<Vec<_>>>()?;
-        jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
+        into_jobs(rows, owner)
     }
 
     async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {
