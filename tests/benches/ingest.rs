@@ -28,12 +28,9 @@ struct Request {
     signature: String,
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(bench());
+#[tokio::main]
+async fn main() {
+    bench().await;
 }
 
 async fn bench() {

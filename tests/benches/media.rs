@@ -15,12 +15,9 @@ use wa2crm_sandbox::{samples, webhooks};
 
 const SIZE: usize = 1 << 30;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(bench());
+#[tokio::main]
+async fn main() {
+    bench().await;
 }
 
 /// A valid MP4 of exactly `SIZE` bytes: the bundled video followed by one large `free` box.
