@@ -48,4 +48,51 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         "{stdout}"
     );
     assert!(stdout.contains("caption Die Tür ist kaputt"), "{stdout}");
+    // The example's HubSpot mapping, provisioned and written into the simulator.
+    assert!(
+        stdout.contains("hubspot (simulator at http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(whatsapp_id = +4915123456789, name \"Jürgen Weiß\"): latest media"),
+        "{stdout}"
+    );
+    for property in [
+        "wa_media_url",
+        "wa_media_type",
+        "wa_media_mime",
+        "wa_media_size",
+        "wa_media_received_at",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(property))
+            .unwrap_or_else(|| panic!("{property} missing:\n{stdout}"));
+        assert!(!line.contains("= -"), "{property} is empty: {line}");
+    }
+    assert!(stdout.contains("12 timeline note(s)"), "{stdout}");
+    // And the example's Salesforce mapping: one media record per sample, looked up to the Contact.
+    assert!(
+        stdout.contains("salesforce (simulator at http://127.0.0.1:"),
+        "{stdout}"
+    );
+    let records = stdout
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("WhatsApp_Media__c a01") && l.contains("→ Contact 003")
+        })
+        .count();
+    assert_eq!(records, 12, "{stdout}");
+    assert!(
+        stdout.contains("(WhatsApp_Id__c = +4915123456789, \"Jürgen Weiß\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Mime_Type__c           = audio/amr"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("WhatsApp voice note from Jürgen Weiß (+4915123456789) 0:03 · 6.4 KB · audio/ogg Play the voice note"),
+        "{stdout}"
+    );
 }

@@ -1,5 +1,180 @@
-//! The HubSpot connector, filled in by the HubSpot issue.
+//! The HubSpot connector: stored media into a HubSpot portal.
 //!
-//! It will upsert the contact by a unique phone property, write the mapped media properties (or one
-//! custom-object record per media) and an optional timeline note, in batches of up to 100, within
-//! the portal's rate limits, refreshing OAuth tokens before they expire.
+//! Where the data goes: [`deliver`] upserts the sender's contact by the unique `contact_key`
+//! property, then writes the media as the contact's latest-media properties, as a custom-object
+//! record, and/or as a timeline note — through [`batch`] calls of up to 100 inputs, each sent by
+//! [`api`] within the portal's limits with a live token ([`auth`]). [`schema`] compares the mapping
+//! with the portal (`check`) and creates what is missing (`provision`); [`erase`] removes a
+//! person's media data.
+
+mod api;
+mod auth;
+mod batch;
+pub mod config;
+mod deliver;
+mod erase;
+mod files;
+mod schema;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use wa2crm_core::{
+    CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
+    MediaRecord, Phone, Plan, Result,
+};
+use wa2crm_rest::limit::RequestBudget;
+use wa2crm_rest::pause::PauseGate;
+
+pub use config::HubSpotConfig;
+
+/// Property name → value, as HubSpot takes them.
+pub type Props = BTreeMap<String, String>;
+
+pub struct HubSpot {
+    name: String,
+    config: HubSpotConfig,
+    api: api::Api,
+    /// The tags property: whether it is a multi-checkbox, and its options as last seen.
+    tag_options: Mutex<Option<(bool, BTreeSet<String>)>>,
+    /// Where uploads read the files from.
+    media: Option<Arc<dyn wa2crm_core::MediaSource>>,
+}
+
+impl HubSpot {
+    pub async fn new(
+        name: &str,
+        config: HubSpotConfig,
+        context: &ConnectorContext,
+    ) -> Result<Self> {
+        let problems = config.validate();
+        if let Some((key, problem)) = problems.first() {
+            return Err(Error::permanent(format!(
+                "connectors.{name}.{key}: {problem}"
+            )));
+        }
+        let http = wa2crm_rest::client::http_client()?;
+        let base = reqwest::Url::parse(&format!("{}/", config.base_url.trim_end_matches('/')))
+            .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
+        let auth = match config.auth() {
+            Some(config::AuthConfig::Token(t)) => auth::Auth::Static(t.clone()),
+            Some(config::AuthConfig::OAuth {
+                client_id,
+                client_secret,
+                refresh_token,
+            }) => {
+                let token_url = base
+                    .join("oauth/v3/token")
+                    .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
+                let grant = auth::RefreshGrant::load(
+                    http.clone(),
+                    token_url,
+                    client_id,
+                    client_secret.clone(),
+                    refresh_token,
+                    context.state.clone(),
+                    name,
+                )
+                .await?;
+                auth::Auth::OAuth(auth::oauth_cache(grant))
+            }
+            None => {
+                return Err(Error::permanent(format!(
+                    "connectors.{name}: no credentials"
+                )));
+            }
+        };
+        let utc_offset = config
+            .utc_offset()
+            .map_err(|e| Error::permanent(format!("connectors.{name}.portal_utc_offset: {e}")))?;
+        let api = api::Api {
+            name: name.to_owned(),
+            http,
+            base,
+            auth,
+            budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10)),
+            pause: PauseGate::load(name, context.state.clone()).await?,
+            daily_reserve: config.daily_reserve,
+            utc_offset,
+        };
+        Ok(HubSpot {
+            name: name.to_owned(),
+            config,
+            api,
+            tag_options: Mutex::new(None),
+            media: context.media.clone(),
+        })
+    }
+
+    /// How many OAuth refreshes this connector made (for tests and the sandbox).
+    pub fn refreshes(&self) -> u64 {
+        self.api.auth.refreshes()
+    }
+}
+
+#[async_trait]
+impl Connector for HubSpot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        batch::MAX_BATCH
+    }
+
+    fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
+    fn linger(&self) -> Duration {
+        Duration::from_millis(self.config.linger_ms)
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        self.check_schema().await
+    }
+
+    async fn provision(&self, dry_run: bool) -> Result<Plan> {
+        self.provision_schema(dry_run).await
+    }
+
+    async fn deliver(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
+        self.deliver_batch(batch).await
+    }
+
+    async fn erase(&self, subject: &Phone) -> Result<EraseReport> {
+        self.erase_person(subject).await
+    }
+}
+
+/// Builds `type = "hubspot"` connectors.
+pub struct HubSpotFactory;
+
+#[async_trait]
+impl ConnectorFactory for HubSpotFactory {
+    fn connector_type(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn validate(&self, _name: &str, config: &serde_json::Value) -> Vec<(String, String)> {
+        wa2crm_core::connector::validate_table(config, HubSpotConfig::validate)
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        context: &ConnectorContext,
+    ) -> Result<Arc<dyn Connector>> {
+        let config = HubSpotConfig::from_value(config)
+            .map_err(|e| Error::permanent(format!("connectors.{name}: {e}")))?;
+        Ok(Arc::new(HubSpot::new(name, config, context).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

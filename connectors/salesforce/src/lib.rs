@@ -1,5 +1,150 @@
-//! The Salesforce connector, filled in by the Salesforce issue.
+//! The Salesforce connector.
 //!
-//! It will write one custom-object record per media (upserted by an external id, looked up to the
-//! Contact by its external-id phone field) through sObject Collections, authenticate with the JWT
-//! bearer or refresh-token flow, and keep a reserve of the org's daily API allocation.
+//! Where the data goes: one record of the configured custom object per media, upserted by its
+//! external ID through sObject Collections, with the Contact looked up by its external ID, within
+//! the org's daily API allocation. [`config`] is what the admin writes; [`auth`] logs in (JWT
+//! bearer, refresh token, client credentials); [`api`] sends each call on the session.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+mod erase;
+mod files;
+mod schema;
+mod writes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use wa2crm_core::{
+    CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
+    MediaRecord, Phone, Plan, Result,
+};
+use wa2crm_rest::pause::PauseGate;
+
+pub use config::SalesforceConfig;
+
+/// A Salesforce org wa2crm writes into.
+pub struct Salesforce {
+    pub name: String,
+    pub config: SalesforceConfig,
+    pub api: api::Api,
+    /// Where `files = true` reads the files from.
+    media: Option<Arc<dyn wa2crm_core::MediaSource>>,
+}
+
+impl Salesforce {
+    pub async fn new(
+        name: &str,
+        config: SalesforceConfig,
+        context: &ConnectorContext,
+    ) -> Result<Self> {
+        let api = connect(name, &config, context).await?;
+        Ok(Salesforce {
+            name: name.to_owned(),
+            config,
+            api,
+            media: context.media.clone(),
+        })
+    }
+}
+
+/// The API client a configuration describes.
+pub async fn connect(
+    name: &str,
+    config: &SalesforceConfig,
+    context: &ConnectorContext,
+) -> Result<api::Api> {
+    if let Some((key, problem)) = config.validate().first() {
+        return Err(Error::permanent(format!(
+            "connectors.{name}.{key}: {problem}"
+        )));
+    }
+    let http = wa2crm_rest::client::http_client()?;
+    let source =
+        auth::SessionSource::new(config, http.clone(), context.state.clone(), name).await?;
+    let instance_url = Arc::clone(&source.instance_url);
+    Ok(api::Api {
+        name: name.to_owned(),
+        http,
+        sessions: auth::session_cache(source, Duration::from_secs(config.session_minutes * 60)),
+        instance_url,
+        in_flight: Semaphore::new(config.max_concurrent),
+        pause: PauseGate::load(name, context.state.clone()).await?,
+        daily_reserve: config.daily_reserve,
+        data_path: config.data_path(),
+    })
+}
+
+#[async_trait]
+impl Connector for Salesforce {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        writes::MAX_RECORDS
+    }
+
+    /// Two batches in flight: Salesforce's latency hidden, a sender's Contact never created twice
+    /// at once (a sender keeps to one lane).
+    fn concurrency(&self) -> usize {
+        2
+    }
+
+    fn linger(&self) -> Duration {
+        Duration::from_millis(self.config.linger_ms)
+    }
+
+    async fn check(&self) -> Result<CheckReport> {
+        match self.check_schema().await {
+            // A login that fails is a problem to report, not an error of `check` itself.
+            Err(e) => Ok(CheckReport {
+                problems: vec![format!("connectors.{}: {}", self.name, e.message())],
+            }),
+            ok => ok,
+        }
+    }
+
+    async fn provision(&self, dry_run: bool) -> Result<Plan> {
+        self.provision_schema(dry_run).await
+    }
+
+    async fn deliver(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
+        self.deliver_batch(batch).await
+    }
+
+    async fn erase(&self, subject: &Phone) -> Result<EraseReport> {
+        self.erase_person(subject).await
+    }
+}
+
+/// Builds `type = "salesforce"` connectors.
+pub struct SalesforceFactory;
+
+#[async_trait]
+impl ConnectorFactory for SalesforceFactory {
+    fn connector_type(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn validate(&self, _name: &str, config: &serde_json::Value) -> Vec<(String, String)> {
+        wa2crm_core::connector::validate_table(config, SalesforceConfig::validate)
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        context: &ConnectorContext,
+    ) -> Result<Arc<dyn Connector>> {
+        let config = SalesforceConfig::from_value(config)
+            .map_err(|e| Error::permanent(format!("connectors.{name}: {e}")))?;
+        Ok(Arc::new(Salesforce::new(name, config, context).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::{CanonicalAttribute, Error, MediaKind, Phone, Result};
+use crate::{CanonicalAttribute, Error, MediaKind, Phone, Result, StateStore};
 
 /// A stored media item with everything a CRM field may receive.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +43,15 @@ pub enum AttributeValue<'a> {
 }
 
 impl MediaRecord {
+    /// The stored object's own name (`{sha256}.{ext}`), for a CRM that keeps a copy of the file.
+    pub fn stored_file_name(&self) -> &str {
+        self.storage_uri
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.sha256)
+    }
+
     /// The value of one attribute; `None` when this record has none (no caption, no duration).
     pub fn attribute(&self, attribute: CanonicalAttribute) -> Option<AttributeValue<'_>> {
         use AttributeValue::*;
@@ -67,7 +76,7 @@ impl MediaRecord {
 }
 
 /// What a connector wrote for one record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Delivered {
     /// The CRM's id of the record written (HubSpot object id, Salesforce record id).
     pub crm_id: String,
@@ -101,6 +110,15 @@ pub trait Connector: Send + Sync {
     fn name(&self) -> &str;
     /// How many records one `deliver` call may carry (100 for HubSpot, 200 for Salesforce).
     fn max_batch(&self) -> usize;
+    /// How many batches may be in flight at once (the vendor's limits, not this, bound the rate;
+    /// overlap hides its latency).
+    fn concurrency(&self) -> usize {
+        1
+    }
+    /// How long a delivery may wait for more records to fill a batch under load.
+    fn linger(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(200)
+    }
     /// Mapping against the live schema, auth and scopes.
     async fn check(&self) -> Result<CheckReport>;
     /// Creates missing fields; with `dry_run` only says what it would create.
@@ -121,7 +139,54 @@ pub trait ConnectorFactory: Send + Sync {
     fn connector_type(&self) -> &'static str;
     /// Problems with this connector's table, each as `(key, what is wrong)`; empty when valid.
     fn validate(&self, name: &str, config: &serde_json::Value) -> Vec<(String, String)>;
-    async fn build(&self, name: &str, config: &serde_json::Value) -> Result<Arc<dyn Connector>>;
+    async fn build(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        context: &ConnectorContext,
+    ) -> Result<Arc<dyn Connector>>;
+}
+
+/// What the daemon lends a connector it builds.
+#[derive(Clone)]
+pub struct ConnectorContext {
+    /// Durable state shared with `status` and other instances (see [`StateStore`]).
+    pub state: Arc<dyn StateStore>,
+    /// The stored files, for connectors that upload them; `None` where there are none (a
+    /// `check` run).
+    pub media: Option<Arc<dyn crate::MediaSource>>,
+}
+
+/// What `ConnectorFactory::validate` does for a connector whose table deserializes into `T`:
+/// a `fields` table that does not parse is named as such, a missing or unknown key by its name,
+/// and a table that parses is checked by `validate`.
+pub fn validate_table<T: serde::de::DeserializeOwned>(
+    table: &serde_json::Value,
+    validate: impl FnOnce(&T) -> Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    if let Some(fields) = table.get("fields")
+        && let Err(e) = serde_json::from_value::<crate::FieldMapping>(fields.clone())
+    {
+        return vec![("fields".into(), e.to_string())];
+    }
+    match serde_json::from_value::<T>(table.clone()) {
+        Ok(config) => validate(&config),
+        Err(e) => {
+            let e = e.to_string();
+            vec![(serde_error_key(&e), e)]
+        }
+    }
+}
+
+/// The key a serde message about a connector table is about (``missing field `contact_key` ``),
+/// or "" when it names none, so `validate` can file the problem under its key.
+pub fn serde_error_key(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// The connector types this build knows, keyed by `type`.
@@ -187,6 +252,12 @@ mod tests {
             Some(AttributeValue::Number(3.5))
         );
         assert_eq!(r.attribute(CanonicalAttribute::Caption), None);
+        assert_eq!(r.stored_file_name(), "k");
+        let bare = MediaRecord {
+            storage_uri: String::new(),
+            ..record()
+        };
+        assert_eq!(bare.stored_file_name(), "00", "no object name: the digest");
         assert_eq!(
             r.attribute(CanonicalAttribute::Sender),
             Some(AttributeValue::Text("+16505551234"))
@@ -206,9 +277,47 @@ mod tests {
                 vec![]
             }
         }
-        async fn build(&self, name: &str, _: &serde_json::Value) -> Result<Arc<dyn Connector>> {
+        async fn build(
+            &self,
+            name: &str,
+            _: &serde_json::Value,
+            _: &ConnectorContext,
+        ) -> Result<Arc<dyn Connector>> {
             Err(Error::permanent(format!("{name}: not buildable")))
         }
+    }
+
+    #[test]
+    fn tables_are_validated_with_each_problem_under_its_key() {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            token: String,
+            #[serde(default)]
+            fields: crate::FieldMapping,
+        }
+        let check = |t: &T| {
+            if t.token.is_empty() {
+                vec![("token".to_string(), "is empty".to_string())]
+            } else {
+                vec![]
+            }
+        };
+        let v = |j: serde_json::Value| validate_table(&j, check);
+        assert_eq!(v(serde_json::json!({"token": "x"})), vec![]);
+        assert_eq!(v(serde_json::json!({"token": ""}))[0].0, "token");
+        assert_eq!(
+            v(serde_json::json!({}))[0].0,
+            "token",
+            "missing field `token`"
+        );
+        assert_eq!(v(serde_json::json!({"token": "x", "tokn": 1}))[0].0, "tokn");
+        assert_eq!(
+            v(serde_json::json!({"token": "x", "fields": {"length": "y"}}))[0].0,
+            "fields"
+        );
+        assert_eq!(serde_error_key("invalid type: string"), "");
     }
 
     #[test]

@@ -10,13 +10,17 @@ pub mod connector;
 pub mod error;
 pub mod event;
 pub mod mapping;
+pub mod media_source;
 pub mod phone;
+pub mod state;
 
 pub use connector::{
-    CheckReport, Connector, ConnectorFactory, ConnectorRegistry, Delivered, EraseReport,
-    MediaRecord, Plan,
+    CheckReport, Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry, Delivered,
+    EraseReport, MediaRecord, Plan,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use event::{MediaEvent, MediaKind, MediaRef, Source};
 pub use mapping::{CanonicalAttribute, FieldMapping, MappingProblem};
+pub use media_source::{MediaBody, MediaSource};
 pub use phone::{Phone, PhoneError};
+pub use state::{MemoryStateStore, StateStore};

@@ -26,6 +26,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: webhook intake and the durable queue (under systemd: Type=notify).
     Run,
+    /// Check the configuration, the queue, the storage and each connector's mapping against the
+    /// live CRM; one line per problem, exit 1 if there is any.
+    Check,
+    /// Create the CRM fields and properties the mapping needs (safe to run twice).
+    Provision {
+        /// Only say what would be created.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Queue counts by state and the dead letters with their reasons.
     Status {
         /// Machine-readable output.
@@ -81,6 +90,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run => commands::run::main(&cli.config).await,
+            Command::Check => commands::check::main(&cli.config).await,
+            Command::Provision { dry_run } => commands::provision::main(&cli.config, dry_run).await,
             Command::Status { json, limit } => {
                 commands::status::main(&cli.config, json, limit).await
             }

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connectors;
+pub mod media_source;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;

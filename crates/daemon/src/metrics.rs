@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use wa2crm_queue::{JobState, StateCounts};
 
@@ -13,6 +13,9 @@ pub const MEDIA_EVENTS: &str = "wa2crm_media_events_total";
 pub const ITEMS_SKIPPED: &str = "wa2crm_webhook_items_skipped_total";
 pub const QUEUE_JOBS: &str = "wa2crm_queue_jobs";
 pub const JOB_OUTCOMES: &str = "wa2crm_job_outcomes_total";
+pub const DELIVERIES: &str = "wa2crm_deliveries_total";
+pub const DELIVERY_BATCH_SIZE: &str = "wa2crm_delivery_batch_size";
+pub const DELIVERY_SECONDS: &str = "wa2crm_delivery_seconds";
 
 /// Installs the Prometheus recorder as the process's global one, once; later calls (a test
 /// process may start several servers) get the same handle.
@@ -58,6 +61,18 @@ fn describe() {
         JOB_OUTCOMES,
         "Job attempts by outcome (done, retry, dead, lease_lost, interrupted, queue_error)."
     );
+    describe_counter!(
+        DELIVERIES,
+        "Records handed to a connector, by connector and outcome (ok, failed)."
+    );
+    describe_histogram!(
+        DELIVERY_BATCH_SIZE,
+        "Records per connector deliver call: how well batches fill."
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        "Time of one connector deliver call, rate-limit waits included."
+    );
 }
 
 pub fn received(source: &'static str) {
@@ -98,4 +113,14 @@ pub fn queue_depth(counts: &StateCounts) {
 
 pub fn job_outcome(outcome: &'static str) {
     counter!(JOB_OUTCOMES, "outcome" => outcome).increment(1);
+}
+
+pub fn delivery(connector: &str, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    counter!(DELIVERIES, "connector" => connector.to_owned(), "outcome" => outcome).increment(1);
+}
+
+pub fn delivery_batch(connector: &str, size: usize, took: std::time::Duration) {
+    histogram!(DELIVERY_BATCH_SIZE, "connector" => connector.to_owned()).record(size as f64);
+    histogram!(DELIVERY_SECONDS, "connector" => connector.to_owned()).record(took.as_secs_f64());
 }

@@ -258,3 +258,19 @@ fn unknown_keys_and_wrong_types_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_connectors_secrets_come_from_credential_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("connectors.hubspot.token"),
+        "pat-na1-from-file\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "{MINIMAL}\n[connectors.hubspot]\ntype = \"hubspot\"\ntoken = \"placeholder\"\ncontact_key = \"whatsapp_id\"\n[connectors.hubspot.fields]\nfile_url = \"wa_media_url\"\n"
+    );
+    let c = config::load_str(&toml, HashMap::new(), Some(dir.path())).unwrap();
+    assert_eq!(c.connectors["hubspot"]["token"], "pat-na1-from-file");
+    assert!(config::validate(c).is_ok());
+}

@@ -63,6 +63,9 @@ async fn world_with(max_bytes: u64) -> World {
         lease: Duration::from_secs(60),
         wake: Arc::new(Notify::new()),
         instance: "test".into(),
+        delivery: Default::default(),
+        deliveries: Arc::new(tokio::sync::Semaphore::new(100)),
+        tasks: Default::default(),
     };
     World {
         _dir: dir,

@@ -22,6 +22,7 @@ use wa2crm_core::MediaEvent;
 
 mod postgres;
 mod sqlite;
+mod state;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
@@ -159,7 +160,7 @@ pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
 /// The durable job queue. All times come from the store's [`Clock`].
 #[async_trait]
-pub trait JobStore: Send + Sync {
+pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     /// Adds one job per event not seen before, in one transaction, and returns only once that
     /// transaction is durable. Atomic under concurrency: of many callers racing with the same
     /// (source, message id), exactly one gets `Inserted`.

@@ -281,3 +281,5 @@ impl JobStore for PgJobStore {
         Ok(())
     }
 }
+
+crate::state::impl_state_store!(PgJobStore);

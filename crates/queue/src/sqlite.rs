@@ -419,3 +419,5 @@ impl JobStore for SqliteJobStore {
         Ok(())
     }
 }
+
+crate::state::impl_state_store!(SqliteJobStore);

@@ -31,7 +31,8 @@ macro_rules! job_store_suite {
             counts_by_state,
             checkpoints_are_kept_across_retries,
             concurrent_claims_never_share_a_job,
-            event_round_trips_unchanged
+            event_round_trips_unchanged,
+            connector_state_is_kept_per_scope
         );
     };
     (@cases $factory:path; $($case:ident),*) => {
@@ -425,4 +426,52 @@ pub async fn event_round_trips_unchanged(store: Arc<dyn JobStore>, _: Arc<Manual
     assert!(store.find("twilio", "nope").await.unwrap().is_none());
     let job = store.claim("w", LEASE, 1).await.unwrap().remove(0);
     assert_eq!(job.event, e);
+}
+
+pub async fn connector_state_is_kept_per_scope(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    let state: Arc<dyn wa2crm_core::StateStore> = store;
+    assert_eq!(
+        state.get_state("hubspot", "refresh_token").await.unwrap(),
+        None
+    );
+    state
+        .put_state("hubspot", "refresh_token", "r1")
+        .await
+        .unwrap();
+    state
+        .put_state("hubspot", "refresh_token", "r2")
+        .await
+        .unwrap();
+    state
+        .put_state("hubspot", "pause_reason", "daily")
+        .await
+        .unwrap();
+    state
+        .put_state("other", "refresh_token", "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        state
+            .get_state("hubspot", "refresh_token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("r2")
+    );
+    let all = state.scan_state("hubspot").await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all["pause_reason"], "daily");
+    state.delete_state("hubspot", "pause_reason").await.unwrap();
+    assert_eq!(
+        state.get_state("hubspot", "pause_reason").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        state
+            .get_state("other", "refresh_token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("x")
+    );
 }

@@ -1,7 +1,16 @@
-//! Shared REST plumbing for the vendor clients, filled in with the first connector.
+//! Shared REST plumbing for the vendor clients (HubSpot, Salesforce).
 //!
-//! What lives here: the one reqwest client setup (rustls, explicit User-Agent, timeouts, no
-//! redirects for token endpoints), GCRA rate limiting with governor corrected by the vendors'
-//! rate-limit headers, classification of every response into the core error kinds (including "200
-//! with errors inside"), short in-process retries with backon, and a token cache whose refresh is
-//! single-flight across workers.
+//! - [`client`]: the one reqwest client setup (rustls, explicit User-Agent, timeouts, no redirects).
+//! - [`limit`]: a GCRA request budget (governor) that 429s and the vendors' headers can hold back.
+//! - [`token`]: an access-token cache whose refresh is single-flight across every worker.
+//! - [`refresh`]: a refresh token the vendor may rotate, persisted before use.
+//! - [`pause`]: a connector-wide pause (daily quota spent, dead refresh token) that is persisted so
+//!   `status` can say why and until when.
+//! - [`classify`]: HTTP failures mapped to the core error kinds.
+
+pub mod classify;
+pub mod client;
+pub mod limit;
+pub mod pause;
+pub mod refresh;
+pub mod token;

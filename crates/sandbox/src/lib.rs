@@ -3,8 +3,11 @@
 //! [`webhooks`]: signed Cloud API webhook bodies for every media kind, as Meta sends them.
 //! [`graph`]: the Graph API media endpoints (resolve, download) with their auth, expiry and faults.
 //! [`samples`]: real media files with a manifest of their true sizes, digests and durations.
-//! The HubSpot and Salesforce simulators join here with the connector issues.
+//! [`hubspot`]: the HubSpot CRM, properties, associations and OAuth endpoints with their limits.
+//! [`salesforce`]: the Salesforce token endpoint and sessions (the rest joins with its connector).
 
 pub mod graph;
+pub mod hubspot;
+pub mod salesforce;
 pub mod samples;
 pub mod webhooks;

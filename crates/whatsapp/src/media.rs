@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, LOCATION};
 use reqwest::{Client, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -196,7 +196,7 @@ impl GraphMedia {
                 }
                 StatusCode::TOO_MANY_REQUESTS => Err(Error::rate_limited(
                     "media download rate-limited (429)",
-                    retry_after(&response),
+                    wa2crm_rest::classify::retry_after(response.headers()),
                 )),
                 s if s.is_server_error() => {
                     Err(Error::transient(format!("media download: {status}")))
@@ -221,22 +221,10 @@ fn refused(url: &Url) -> Error {
     ))
 }
 
-fn retry_after(response: &Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// Graph API errors by what to do: 4xx are not retried in a loop (360dialog even blocks a number
 /// for an hour after five failed lookups); 429 and 5xx wait and retry.
 async fn graph_error(status: StatusCode, response: Response, media_id: &str) -> Error {
-    let wait = retry_after(&response);
+    let wait = wa2crm_rest::classify::retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     #[derive(Deserialize)]
     struct Envelope {

@@ -1,5 +1,7 @@
 //! One module per CLI command.
 
+pub mod check;
+pub mod provision;
 pub mod replay;
 pub mod run;
 pub mod sandbox;

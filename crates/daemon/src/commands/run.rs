@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
@@ -19,7 +20,7 @@ use wa2crm_queue::{JobStore, SystemClock};
 use wa2crm_whatsapp::media::GraphMedia;
 
 use crate::config::{Config, Validated};
-use crate::pipeline::{self, Pipeline, RetryPolicy};
+use crate::pipeline::{self, Delivery, Pipeline, RetryPolicy};
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
@@ -55,7 +56,11 @@ pub async fn run(
     let store = super::open_queue(&config.queue.url).await?;
     let metrics = crate::metrics::install();
     let wake = Arc::new(Notify::new());
-    let pipeline = Arc::new(build_pipeline(&config, store.clone(), wake.clone())?);
+    let mut pipeline = build_pipeline(&config, store.clone(), wake.clone())?;
+    let files = Arc::new(crate::media_source::StoredMedia(pipeline.storage.clone()));
+    let connectors = crate::connectors::build_all(&config, store.clone(), Some(files)).await?;
+    pipeline.delivery = Delivery::new(&connectors, &config.routes);
+    let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
         storage: pipeline.storage.clone(),
         links: pipeline.links.clone(),
@@ -74,7 +79,7 @@ pub async fn run(
         },
         max_body_bytes,
     );
-    let workers = pipeline::spawn_workers(pipeline, config.queue.workers, stop.clone());
+    let workers = pipeline::spawn_workers(pipeline.clone(), config.queue.workers, stop.clone());
     on_listening(addr);
     systemd::ready();
     systemd::spawn_watchdog(store, stop.clone());
@@ -86,6 +91,8 @@ pub async fn run(
     for w in workers {
         let _ = w.await;
     }
+    pipeline.tasks.close();
+    pipeline.tasks.wait().await;
     result.context("HTTP server failed")
 }
 
@@ -138,6 +145,9 @@ pub fn build_pipeline(
         lease: Duration::from_secs(config.queue.lease_seconds),
         wake,
         instance: pipeline::instance_name(),
+        delivery: Delivery::default(),
+        deliveries: Arc::new(Semaphore::new(pipeline::MAX_DELIVERIES)),
+        tasks: TaskTracker::new(),
     })
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use wa2crm_core::state::keys;
 use wa2crm_queue::{DeadLetter, StateCounts};
 
 pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::Result<ExitCode> {
@@ -16,9 +17,30 @@ pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::R
     let counts = store.counts().await?;
     let dead = store.dead_letters(limit).await?;
     let queue = super::redact_url(&config.queue.url);
+    let mut connectors = Vec::new();
+    for name in config.connectors.keys() {
+        let state = store
+            .scan_state(name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        connectors.push(ConnectorStatus {
+            name: name.clone(),
+            pause_reason: state.get(keys::PAUSE_REASON).cloned(),
+            paused_until: state
+                .get(keys::PAUSED_UNTIL_MS)
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(rfc3339),
+        });
+    }
     if json_out {
         let doc = json!({
             "queue": { "url": queue, "counts": counts },
+            "connectors": connectors.iter().map(|c| json!({
+                "name": c.name,
+                "paused": c.pause_reason.is_some(),
+                "pause_reason": c.pause_reason,
+                "paused_until": c.paused_until,
+            })).collect::<Vec<_>>(),
             "dead_letters": dead.iter().map(|d| json!({
                 "id": d.id,
                 "source": d.source,
@@ -31,6 +53,7 @@ pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", render(&queue, &counts, &dead));
+        print!("{}", render_connectors(&connectors));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -40,6 +63,30 @@ fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// What `status` says about one connector.
+pub struct ConnectorStatus {
+    pub name: String,
+    pub pause_reason: Option<String>,
+    pub paused_until: Option<String>,
+}
+
+fn render_connectors(connectors: &[ConnectorStatus]) -> String {
+    let mut out = String::new();
+    for c in connectors {
+        match (&c.pause_reason, &c.paused_until) {
+            (None, _) => out.push_str(&format!("connector {}: delivering\n", c.name)),
+            (Some(r), Some(u)) => {
+                out.push_str(&format!("connector {}: PAUSED until {u}: {r}\n", c.name))
+            }
+            (Some(r), None) => out.push_str(&format!(
+                "connector {}: PAUSED until an admin acts: {r}\n",
+                c.name
+            )),
+        }
+    }
+    out
 }
 
 fn render(queue: &str, c: &StateCounts, dead: &[DeadLetter]) -> String {
@@ -97,5 +144,37 @@ mod tests {
             "{text}"
         );
         assert!(render("q", &StateCounts::default(), &[]).contains("dead letters: none"));
+    }
+
+    #[test]
+    fn renders_connector_pauses() {
+        let text = render_connectors(&[
+            ConnectorStatus {
+                name: "hubspot".into(),
+                pause_reason: None,
+                paused_until: None,
+            },
+            ConnectorStatus {
+                name: "hs-eu".into(),
+                pause_reason: Some("daily limit used up".into()),
+                paused_until: Some("2026-11-23T00:00:00Z".into()),
+            },
+            ConnectorStatus {
+                name: "hs-us".into(),
+                pause_reason: Some("Re-authorize".into()),
+                paused_until: None,
+            },
+        ]);
+        assert!(text.contains("connector hubspot: delivering"), "{text}");
+        assert!(
+            text.contains(
+                "connector hs-eu: PAUSED until 2026-11-23T00:00:00Z: daily limit used up"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("connector hs-us: PAUSED until an admin acts: Re-authorize"),
+            "{text}"
+        );
     }
 }

@@ -360,7 +360,8 @@ fn validate_connector(p: &mut Problems, name: &str, table: &serde_json::Value) {
         p.add(key, "must be a table");
         return;
     };
-    match obj.get("type").and_then(|t| t.as_str()) {
+    let kind = obj.get("type").and_then(|t| t.as_str());
+    match kind {
         Some(t) if CONNECTOR_TYPES.contains(&t) => {}
         Some(t) => p.add(
             format!("{key}.type"),
@@ -373,6 +374,18 @@ fn validate_connector(p: &mut Problems, name: &str, table: &serde_json::Value) {
             format!("{key}.type"),
             format!("is missing; expected one of {}", CONNECTOR_TYPES.join(", ")),
         ),
+    }
+    // A connector crate checks its whole table; for a type without one, the shared parts.
+    if let Some(factory) = kind.and_then(|k| crate::connectors::registry().get(k).cloned()) {
+        for (sub, problem) in factory.validate(name, table) {
+            let at = if sub.is_empty() {
+                key.clone()
+            } else {
+                format!("{key}.{sub}")
+            };
+            p.add(at, problem);
+        }
+        return;
     }
     match obj.get("fields") {
         None => p.add(

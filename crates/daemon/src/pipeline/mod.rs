@@ -4,8 +4,14 @@
 //!
 //! Where the data goes: the file comes from WhatsApp ([`wa2crm_whatsapp::media`]) into this
 //! process's spool, is verified and probed there ([`wa2crm_media`]), and ends in the company's
-//! storage; the job then holds everything a CRM field needs ([`record`]).
+//! storage; the job then holds everything a CRM field needs ([`record`]), and [`deliver`] hands it
+//! to every connector routed for its number, batched with other jobs' records.
+//!
+//! A worker is busy with a job only through its media steps. Delivery waits for a batch and the
+//! CRM's rate limit, so it continues in a task of its own (up to [`MAX_DELIVERIES`] at a time)
+//! while the worker claims the next job: that is what lets batches fill up under load.
 
+mod deliver;
 mod record;
 mod retry;
 mod steps;
@@ -14,13 +20,15 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::task::TaskTracker;
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{Clock, JobStore};
 use wa2crm_whatsapp::media::GraphMedia;
 
+pub use deliver::{Batcher, DeliveredCheckpoint, Delivery};
 pub use record::{StoredCheckpoint, media_record};
 pub use retry::RetryPolicy;
 pub use worker::{Outcome, process_one, spawn_workers};
@@ -44,7 +52,16 @@ pub struct Pipeline {
     pub wake: Arc<Notify>,
     /// Who this process is in lease records: host, pid and start time.
     pub instance: String,
+    pub delivery: Delivery,
+    /// Jobs past their media steps, waiting for delivery; capped so a CRM outage holds at most
+    /// this many leases.
+    pub deliveries: Arc<Semaphore>,
+    /// Every job task, so shutdown waits for them to give their jobs back.
+    pub tasks: TaskTracker,
 }
+
+/// How many jobs may wait for delivery at once in one process.
+pub const MAX_DELIVERIES: usize = 2000;
 
 /// A name for this process in lease records, unique across restarts and hosts.
 pub fn instance_name() -> String {

@@ -43,7 +43,7 @@ struct Mismatch {
     downloaded: String,
 }
 
-async fn save<T: Serialize>(
+pub(super) async fn save<T: Serialize>(
     p: &Pipeline,
     job: &mut Job,
     step: &str,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -67,7 +68,20 @@ async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
             Ok(jobs) => {
                 failures = 0;
                 for job in jobs {
-                    process_one(&p, job, &stop).await;
+                    // Capacity for one more job waiting on delivery; without it the lease
+                    // would tick while the job waits here.
+                    let Ok(permit) = p.deliveries.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (media_done, media_finished) = oneshot::channel();
+                    let task_p = p.clone();
+                    let task_stop = stop.clone();
+                    p.tasks.spawn(async move {
+                        run_job(&task_p, job, &task_stop, Some(media_done)).await;
+                        drop(permit);
+                    });
+                    // The worker is free once the media steps are; delivery goes on without it.
+                    let _ = media_finished.await;
                 }
             }
             Err(e) => {
@@ -86,20 +100,44 @@ async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
 
 /// Runs one claimed job to an outcome and records it in the queue.
 pub async fn process_one(p: &Pipeline, job: Job, stop: &CancellationToken) -> Outcome {
-    let span = tracing::info_span!("job", id = job.id, message_id = %job.event.message_id, attempt = job.attempts);
-    attempt(p, job, stop).instrument(span).await
+    run_job(p, job, stop, None).await
 }
 
-async fn attempt(p: &Pipeline, mut job: Job, stop: &CancellationToken) -> Outcome {
+/// `media_done` is told when the media steps are over (whatever their result).
+async fn run_job(
+    p: &Pipeline,
+    job: Job,
+    stop: &CancellationToken,
+    media_done: Option<oneshot::Sender<()>>,
+) -> Outcome {
+    let span = tracing::info_span!("job", id = job.id, message_id = %job.event.message_id, attempt = job.attempts);
+    attempt(p, job, stop, media_done).instrument(span).await
+}
+
+async fn attempt(
+    p: &Pipeline,
+    mut job: Job,
+    stop: &CancellationToken,
+    media_done: Option<oneshot::Sender<()>>,
+) -> Outcome {
     let lost = CancellationToken::new();
     let heartbeat = spawn_heartbeat(p, &job, lost.clone());
+    let (id, owner) = (job.id, job.owner.clone());
+    let work = async {
+        let media = steps::run(p, &mut job).await;
+        if let Some(done) = media_done {
+            let _ = done.send(());
+        }
+        media?;
+        super::deliver::run(p, &mut job).await
+    };
     let result = tokio::select! {
-        r = steps::run(p, &mut job) => Some(r),
+        r = work => Some(r),
         _ = lost.cancelled() => None,
         _ = stop.cancelled() => {
             heartbeat.abort();
             let now = p.clock.now_ms();
-            return match p.store.fail(job.id, &job.owner, "interrupted by shutdown", now).await {
+            return match p.store.fail(id, &owner, "interrupted by shutdown", now).await {
                 Ok(()) => Outcome::Interrupted,
                 Err(e) => Outcome::QueueError(e.to_string()),
             };

@@ -281,6 +281,39 @@ impl Storage {
         }
     }
 
+    /// The object's size and its bytes as a stream; `None` when it does not exist.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<
+        Option<(
+            u64,
+            futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>,
+        )>,
+        Error,
+    > {
+        use futures_util::StreamExt;
+        match self.store.get(&self.path(key)).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                let stream = r
+                    .into_stream()
+                    .map(|chunk| chunk.map_err(std::io::Error::other))
+                    .boxed();
+                Ok(Some((size, stream)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(classify(e, "reading")),
+        }
+    }
+
+    /// The key of an object from its [`uri`](Self::uri); `None` for another storage's URI.
+    pub fn key_of(&self, uri: &str) -> Option<String> {
+        uri.strip_prefix(&self.base_uri)?
+            .strip_prefix('/')
+            .map(str::to_owned)
+    }
+
     /// A presigned GET URL for cloud storage; `None` for file:// and memory://.
     pub async fn signed_url(&self, key: &str, ttl: Duration) -> Option<Result<String, Error>> {
         let signer = self.signer.as_ref()?;

@@ -1,8 +1,12 @@
 //! `wa2crm sandbox`: the real daemon on a throwaway directory, fed with signed sample webhooks
 //! whose media is served by the bundled Graph API simulator.
 //!
-//! Everything that runs is the production code (`run`, the intake, the workers, the storage); only
-//! WhatsApp is simulated. The connectors join the pipeline with their issues.
+//! Everything that runs is the production code (`run`, the intake, the workers, the storage, the
+//! HubSpot and Salesforce connectors); only WhatsApp and the CRMs are simulated. The CRM mappings
+//! are the example configuration's (deploy/wa2crm.example.toml), provisioned into the simulators
+//! first ([`crms`]); the report shows, per mapped field, what landed.
+
+mod crms;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -57,7 +61,11 @@ graph_url = "{graph}"
 "#,
         graph = graph.url()
     );
-    let config = crate::config::load_str(&toml, Default::default(), None)?;
+    let mut config = crate::config::load_str(&toml, Default::default(), None)?;
+    let crms = crms::Crms::start().await?;
+    for (name, table) in &crms.tables {
+        config.connectors.insert(name.clone(), table.clone());
+    }
     let validated = crate::config::validate(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let queue_url = validated.config.queue.url.clone();
     let stop = CancellationToken::new();
@@ -68,9 +76,10 @@ graph_url = "{graph}"
     let bound = bound_rx.await.context("the sandbox daemon did not start")?;
     let url = format!("http://{bound}/webhooks/whatsapp");
     println!(
-        "wa2crm sandbox: daemon on http://{bound}, Graph API simulator on {}, files under {d}\n",
+        "wa2crm sandbox: daemon on http://{bound}, Graph API simulator on {}, files under {d}",
         graph.url()
     );
+    println!("{}", crms.provisioned);
 
     let client = reqwest::Client::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -136,6 +145,7 @@ graph_url = "{graph}"
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     print!("{}", render(&jobs));
+    print!("{}", crms.render(&jobs));
 
     if serve {
         println!(

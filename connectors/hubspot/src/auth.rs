@@ -1,0 +1,133 @@
+//! Bearer tokens: a private-app token as it is, or OAuth access tokens refreshed through
+//! `POST /oauth/v3/token` (form body) ahead of `expires_in`, one refresh at a time.
+//!
+//! HubSpot may hand back a new refresh token. It is written to the state store, durably, before
+//! the access token that came with it is used: a crash between the two must not leave wa2crm
+//! holding only a refresh token HubSpot has already retired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+use wa2crm_core::{Error, Result, StateStore};
+use wa2crm_rest::refresh::RotatingRefreshToken;
+use wa2crm_rest::token::{self, AccessToken, TokenCache, TokenSource};
+
+/// Marks a refresh token HubSpot will never accept again; the admin must re-authorize.
+pub const DEAD_REFRESH_TOKEN: &str = "BAD_REFRESH_TOKEN";
+
+pub enum Auth {
+    Static(SecretString),
+    OAuth(TokenCache),
+}
+
+impl Auth {
+    pub async fn token(&self) -> Result<SecretString> {
+        match self {
+            Auth::Static(t) => Ok(t.clone()),
+            Auth::OAuth(cache) => cache.get().await,
+        }
+    }
+
+    /// After a 401 EXPIRED_AUTHENTICATION: a fresh token, or `None` when there is nothing to
+    /// refresh (a private-app token is what it is).
+    pub async fn after_rejection(&self, rejected: &SecretString) -> Option<Result<SecretString>> {
+        match self {
+            Auth::Static(_) => None,
+            Auth::OAuth(cache) => Some(cache.refresh_after_rejection(rejected).await),
+        }
+    }
+
+    pub fn is_oauth(&self) -> bool {
+        matches!(self, Auth::OAuth(_))
+    }
+
+    pub fn refreshes(&self) -> u64 {
+        match self {
+            Auth::Static(_) => 0,
+            Auth::OAuth(cache) => cache.refreshes(),
+        }
+    }
+}
+
+pub struct RefreshGrant {
+    pub http: reqwest::Client,
+    pub token_url: reqwest::Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    refresh_token: RotatingRefreshToken,
+}
+
+impl RefreshGrant {
+    pub async fn load(
+        http: reqwest::Client,
+        token_url: reqwest::Url,
+        client_id: &str,
+        client_secret: SecretString,
+        configured: &SecretString,
+        state: Arc<dyn StateStore>,
+        scope: &str,
+    ) -> Result<Self> {
+        Ok(RefreshGrant {
+            http,
+            token_url,
+            client_id: client_id.to_owned(),
+            client_secret,
+            refresh_token: RotatingRefreshToken::load(state, scope, configured).await?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[async_trait]
+impl TokenSource for RefreshGrant {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let refresh = self.refresh_token.get().await;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("refresh_token", refresh.expose_secret()),
+        ];
+        let (status, body) =
+            token::post_form(&self.http, &self.token_url, &form, "HubSpot token refresh").await?;
+        if !status.is_success() {
+            let code = body.get("status").and_then(|v| v.as_str()).unwrap_or("");
+            let message = body.get("message").and_then(|v| v.as_str()).unwrap_or("");
+            return Err(Error::permanent(format!(
+                "HubSpot refused the OAuth refresh ({status} {code}: {message}). {}",
+                if code == DEAD_REFRESH_TOKEN || code == "BAD_CLIENT_ID" {
+                    "Re-authorize the app in HubSpot, put the new refresh_token (and client_id/client_secret) \
+                     in the config or the credentials directory, then restart wa2crm"
+                } else {
+                    "Check client_id, client_secret and refresh_token"
+                }
+            )));
+        }
+        let answer: TokenAnswer = serde_json::from_value(body).map_err(|e| {
+            Error::transient(format!("HubSpot token answer could not be read: {e}"))
+        })?;
+        // Durable before use: if storing fails, the new access token is not used either.
+        self.refresh_token.rotated(answer.refresh_token).await?;
+        // HubSpot says 1800 s today; follow what it says, and assume 30 minutes if it is silent.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(1800));
+        Ok(AccessToken {
+            secret: SecretString::from(answer.access_token),
+            expires_at: Some(Instant::now() + lifetime),
+        })
+    }
+}
+
+/// A cache that refreshes five minutes before HubSpot's expiry (or at 80 % of a short lifetime).
+pub fn oauth_cache(grant: RefreshGrant) -> TokenCache {
+    TokenCache::new(Box::new(grant), Duration::from_secs(60), None)
+}

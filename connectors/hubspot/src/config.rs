@@ -1,0 +1,296 @@
+//! `[connectors.NAME]` with `type = "hubspot"`: what the admin writes, and the pure checks it must
+//! pass before anything is built.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use time::UtcOffset;
+use wa2crm_core::{CanonicalAttribute, FieldMapping};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSpotConfig {
+    #[serde(rename = "type")]
+    pub connector_type: String,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// A private-app token or service key, sent as Bearer.
+    pub token: Option<SecretString>,
+    /// OAuth: refreshed through `/oauth/v3/token` before `expires_in` runs out.
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// The unique contact property holding the sender's +E164 number.
+    pub contact_key: String,
+    /// `contacts`: the mapped properties are the contact's latest media; anything else is a
+    /// custom object type with one record per media, associated to the contact.
+    #[serde(default = "default_object")]
+    pub object: String,
+    /// A timeline note per media on the contact.
+    #[serde(default)]
+    pub note: bool,
+    /// The unique note property holding the WhatsApp message id, which makes notes idempotent.
+    #[serde(default = "default_note_key")]
+    pub note_key: String,
+    /// Also upload the file to HubSpot Files (private) and attach it to the note.
+    #[serde(default)]
+    pub upload: bool,
+    /// The HubSpot Files folder uploads go to.
+    #[serde(default = "default_folder")]
+    pub upload_folder: String,
+    /// Requests per ten seconds this connector may send: 100 (Free/Starter), 190 (Pro,
+    /// Enterprise), 250 (with the API limit increase).
+    #[serde(default = "default_rate")]
+    pub requests_per_10s: u32,
+    /// The share of the portal's daily quota left for its other integrations (0.0–0.9).
+    #[serde(default = "default_reserve")]
+    pub daily_reserve: f64,
+    /// The portal's time zone as a UTC offset, e.g. "-05:00": HubSpot resets the daily quota at
+    /// its midnight.
+    #[serde(default = "default_offset")]
+    pub portal_utc_offset: String,
+    /// The property group `provision` creates the properties in.
+    #[serde(default = "default_group")]
+    pub property_group: String,
+    /// How long a delivery waits for more records to fill a batch, in milliseconds.
+    #[serde(default = "default_linger")]
+    pub linger_ms: u64,
+    /// Batches in flight at once; their calls overlap within the rate limit, hiding HubSpot's
+    /// latency (a batch call takes 100–500 ms, the limit allows one call every 100 ms).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub fields: FieldMapping,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.into()
+}
+fn default_object() -> String {
+    "contacts".into()
+}
+fn default_note_key() -> String {
+    "wa_message_id".into()
+}
+fn default_rate() -> u32 {
+    100
+}
+fn default_reserve() -> f64 {
+    0.1
+}
+fn default_offset() -> String {
+    "+00:00".into()
+}
+fn default_group() -> String {
+    "whatsapp_media".into()
+}
+fn default_folder() -> String {
+    "/wa2crm".into()
+}
+fn default_linger() -> u64 {
+    200
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+/// How the connector authenticates.
+pub enum AuthConfig<'a> {
+    Token(&'a SecretString),
+    OAuth {
+        client_id: &'a str,
+        client_secret: &'a SecretString,
+        refresh_token: &'a SecretString,
+    },
+}
+
+impl HubSpotConfig {
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(value.clone()).map_err(|e| e.to_string())
+    }
+
+    pub fn is_contacts(&self) -> bool {
+        self.object == "contacts"
+    }
+
+    pub fn auth(&self) -> Option<AuthConfig<'_>> {
+        match (
+            &self.token,
+            &self.client_id,
+            &self.client_secret,
+            &self.refresh_token,
+        ) {
+            (Some(t), None, None, None) => Some(AuthConfig::Token(t)),
+            (None, Some(id), Some(secret), Some(refresh)) => Some(AuthConfig::OAuth {
+                client_id: id,
+                client_secret: secret,
+                refresh_token: refresh,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn utc_offset(&self) -> Result<UtcOffset, String> {
+        let format =
+            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+        UtcOffset::parse(&self.portal_utc_offset, &format).map_err(|_| {
+            format!(
+                "{:?} is not a UTC offset like \"+01:00\" or \"-05:00\"",
+                self.portal_utc_offset
+            )
+        })
+    }
+
+    /// Every problem, as (key under the connector's table, what is wrong). No I/O.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = Vec::new();
+        let mut add = |k: &str, m: String| p.push((k.to_owned(), m));
+        if self.auth().is_none() {
+            add(
+                "token",
+                "set either `token` (a private app token) or all of `client_id`, `client_secret` and \
+                 `refresh_token` (OAuth), not both"
+                    .into(),
+            );
+        }
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => add(
+                "base_url",
+                format!("{:?} is not an http(s) URL", self.base_url),
+            ),
+        }
+        if self.contact_key.trim().is_empty() {
+            add("contact_key", "names no property".into());
+        }
+        if self.object.trim().is_empty() {
+            add("object", "names no object type".into());
+        }
+        if self.note && self.note_key.trim().is_empty() {
+            add("note_key", "names no property".into());
+        }
+        if self.upload && !self.note {
+            add(
+                "upload",
+                "uploaded files are attached to the timeline note: set `note = true` too".into(),
+            );
+        }
+        if self.upload && !self.upload_folder.starts_with('/') {
+            add(
+                "upload_folder",
+                format!("{:?} must start with /", self.upload_folder),
+            );
+        }
+        if !(1..=250).contains(&self.requests_per_10s) {
+            add(
+                "requests_per_10s",
+                format!("{} is outside 1–250", self.requests_per_10s),
+            );
+        }
+        if !(0.0..=0.9).contains(&self.daily_reserve) {
+            add(
+                "daily_reserve",
+                format!("{} is outside 0.0–0.9", self.daily_reserve),
+            );
+        }
+        if let Err(e) = self.utc_offset() {
+            add("portal_utc_offset", e);
+        }
+        if !(1..=16).contains(&self.concurrency) {
+            add(
+                "concurrency",
+                format!("{} is outside 1–16", self.concurrency),
+            );
+        }
+        if self.linger_ms > 10_000 {
+            add(
+                "linger_ms",
+                "more than 10 seconds would hold every delivery back".into(),
+            );
+        }
+        if self.fields.is_empty() && !self.note {
+            add(
+                "fields",
+                "maps no attribute and `note` is off: nothing would be written".into(),
+            );
+        }
+        if !self.is_contacts() && self.fields.get(CanonicalAttribute::MessageId).is_none() {
+            add(
+                "fields.message_id",
+                format!(
+                    "is required with object = {:?}: records are upserted by that unique property",
+                    self.object
+                ),
+            );
+        }
+        for problem in self.fields.validate() {
+            add(&format!("fields.{}", problem.attribute), problem.problem);
+        }
+        if let Some(f) = self.fields.iter().find(|(_, f)| *f == self.contact_key)
+            && self.is_contacts()
+        {
+            add(
+                &format!("fields.{}", f.0),
+                format!(
+                    "writes into contact_key {:?}, the contact's identity",
+                    self.contact_key
+                ),
+            );
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wa2crm_core::ConnectorFactory;
+
+    fn base() -> serde_json::Value {
+        json!({"type": "hubspot", "token": "pat-x", "contact_key": "whatsapp_id",
+            "fields": {"file_url": "wa_media_url"}})
+    }
+
+    #[test]
+    fn a_minimal_config_is_valid_with_defaults() {
+        let c = HubSpotConfig::from_value(&base()).unwrap();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert!(c.is_contacts());
+        assert_eq!(c.requests_per_10s, 100);
+        assert_eq!(c.utc_offset().unwrap(), UtcOffset::UTC);
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_key() {
+        let c = HubSpotConfig::from_value(&json!({"type": "hubspot", "token": "t", "client_id": "c",
+            "contact_key": "", "object": "p_media", "requests_per_10s": 0, "daily_reserve": 2.0,
+            "portal_utc_offset": "EST", "upload": true, "fields": {"file_url": "u", "sha256": "u"}}))
+        .unwrap();
+        let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
+        for k in [
+            "token",
+            "contact_key",
+            "requests_per_10s",
+            "daily_reserve",
+            "portal_utc_offset",
+            "upload",
+            "fields.message_id",
+            "fields.sha256",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let mut v = base();
+        v["contact_kee"] = json!("x");
+        let e = HubSpotConfig::from_value(&v).unwrap_err();
+        assert!(e.contains("contact_kee"), "{e}");
+        let problems = crate::HubSpotFactory.validate("h", &v);
+        assert_eq!(problems[0].0, "contact_kee", "{problems:?}");
+    }
+}

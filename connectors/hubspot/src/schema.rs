@@ -1,0 +1,396 @@
+//! `check` and `provision`: the configured mapping against the portal's live properties.
+//!
+//! What wa2crm needs of each property follows from the attribute it receives (see [`wanted`]);
+//! `check` reports every difference on its own line, `provision` creates what is missing (the
+//! property group first) and leaves alone what exists with another type, saying so: changing a
+//! property's type can destroy data other people rely on.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use wa2crm_core::{CanonicalAttribute as A, CheckReport, Error, MediaKind, Plan, Result};
+
+use crate::HubSpot;
+use crate::api::missing_scopes;
+
+/// What a property must be for one attribute.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub object: String,
+    pub name: String,
+    pub label: String,
+    pub kind: &'static str,
+    pub field_type: &'static str,
+    pub unique: bool,
+    pub options: Vec<String>,
+    /// Other HubSpot types that hold the value just as well.
+    pub also: &'static [&'static str],
+}
+
+fn spec(
+    a: A,
+) -> (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+) {
+    match a {
+        A::MessageId => ("string", "text", &[], "WhatsApp message id"),
+        A::FileUrl => ("string", "text", &[], "WhatsApp media link"),
+        A::StorageUri => ("string", "text", &[], "WhatsApp media storage URI"),
+        A::MediaType => ("enumeration", "select", &["string"], "WhatsApp media type"),
+        A::MimeType => ("string", "text", &[], "WhatsApp media MIME type"),
+        A::SizeBytes => ("number", "number", &[], "WhatsApp media size (bytes)"),
+        A::DurationSeconds => ("number", "number", &[], "WhatsApp media duration (s)"),
+        A::Tags => (
+            "enumeration",
+            "checkbox",
+            &["string"],
+            "WhatsApp media tags",
+        ),
+        A::Caption => ("string", "textarea", &[], "WhatsApp media caption"),
+        A::FileName => ("string", "text", &[], "WhatsApp media file name"),
+        A::Sender => ("string", "text", &["phone_number"], "WhatsApp sender"),
+        A::SenderName => ("string", "text", &[], "WhatsApp sender name"),
+        A::ReceivedAt => (
+            "datetime",
+            "date",
+            &["string"],
+            "WhatsApp media received at",
+        ),
+        A::Sha256 => ("string", "text", &[], "WhatsApp media SHA-256"),
+    }
+}
+
+impl HubSpot {
+    /// The media object's type: `contacts` or the custom object.
+    pub(crate) fn media_object(&self) -> &str {
+        &self.config.object
+    }
+
+    /// Every property wa2crm writes, with the shape it needs.
+    pub fn wanted(&self) -> Vec<Wanted> {
+        let mut out = vec![Wanted {
+            object: "contacts".into(),
+            name: self.config.contact_key.clone(),
+            label: "WhatsApp number".into(),
+            kind: "string",
+            field_type: "text",
+            unique: true,
+            options: vec![],
+            also: &[],
+        }];
+        for (attribute, property) in self.config.fields.iter() {
+            let (kind, field_type, also, label) = spec(attribute);
+            out.push(Wanted {
+                object: self.media_object().to_owned(),
+                name: property.to_owned(),
+                label: label.into(),
+                kind,
+                field_type,
+                unique: attribute == A::MessageId && !self.config.is_contacts(),
+                options: if attribute == A::MediaType {
+                    MediaKind::ALL
+                        .iter()
+                        .map(|k| k.as_str().to_owned())
+                        .collect()
+                } else {
+                    vec![]
+                },
+                also,
+            });
+        }
+        if self.config.note {
+            out.push(Wanted {
+                object: "notes".into(),
+                name: self.config.note_key.clone(),
+                label: "WhatsApp message id".into(),
+                kind: "string",
+                field_type: "text",
+                unique: true,
+                options: vec![],
+                also: &[],
+            });
+        }
+        out
+    }
+
+    fn objects(&self) -> Vec<String> {
+        let mut objects: Vec<String> = self.wanted().into_iter().map(|w| w.object).collect();
+        objects.dedup();
+        objects.sort();
+        objects.dedup();
+        objects
+    }
+
+    /// The live properties of `object` by name; `Ok(None)` when the object type does not exist.
+    async fn live_properties(&self, object: &str) -> Result<Option<BTreeMap<String, Value>>> {
+        let answer = self
+            .api
+            .get(&format!("/crm/v3/properties/{object}"))
+            .await?;
+        match answer.status.as_u16() {
+            200 => Ok(Some(
+                answer
+                    .body
+                    .get("results")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| Some((p.get("name")?.as_str()?.to_owned(), p.clone())))
+                    .collect(),
+            )),
+            400 | 404 => Ok(None),
+            s => Err(Error::permanent(format!(
+                "reading the {object} properties: HubSpot answered {s}: {}",
+                answer.message()
+            ))),
+        }
+    }
+
+    fn scopes_needed(&self) -> Vec<&'static str> {
+        let mut s = vec![
+            "crm.objects.contacts.read",
+            "crm.objects.contacts.write",
+            "crm.schemas.contacts.read",
+        ];
+        if !self.config.is_contacts() {
+            s.extend([
+                "crm.objects.custom.read",
+                "crm.objects.custom.write",
+                "crm.schemas.custom.read",
+            ]);
+        }
+        s
+    }
+
+    /// The scopes the token was granted, when HubSpot says.
+    async fn granted_scopes(&self) -> Result<Option<Vec<String>>> {
+        let token = self.api.auth.token().await?;
+        let answer = if self.api.auth.is_oauth() {
+            use secrecy::ExposeSecret;
+            self.api
+                .get(&format!(
+                    "/oauth/v1/access-tokens/{}",
+                    token.expose_secret()
+                ))
+                .await
+        } else {
+            use secrecy::ExposeSecret;
+            self.api
+                .post(
+                    "/oauth/v2/private-apps/get/access-token-info",
+                    &json!({"tokenKey": token.expose_secret()}),
+                )
+                .await
+        };
+        let Ok(answer) = answer else { return Ok(None) };
+        Ok(answer
+            .body
+            .get("scopes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            }))
+    }
+
+    pub(crate) async fn check_schema(&self) -> Result<CheckReport> {
+        let name = &self.name;
+        let mut problems = Vec::new();
+        // The first call also proves the credentials.
+        let mut live: BTreeMap<String, Option<BTreeMap<String, Value>>> = BTreeMap::new();
+        for object in self.objects() {
+            match self.live_properties(&object).await {
+                Ok(p) => {
+                    live.insert(object, p);
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "connectors.{name}: cannot read the {object} properties: {}",
+                        e.message()
+                    ));
+                    return Ok(CheckReport { problems });
+                }
+            }
+        }
+        if let Ok(Some(granted)) = self.granted_scopes().await {
+            for s in self.scopes_needed() {
+                if !granted.iter().any(|g| g == s) {
+                    problems.push(format!(
+                        "connectors.{name}: the app lacks the scope {s}; add it to the app's scopes (and reinstall an OAuth app)"
+                    ));
+                }
+            }
+        }
+        for w in self.wanted() {
+            let Some(props) = live.get(&w.object) else {
+                continue;
+            };
+            let Some(props) = props else {
+                problems.push(format!(
+                    "connectors.{name}.object: HubSpot has no object type {:?}; create the custom object first (README: HubSpot custom object)",
+                    w.object
+                ));
+                continue;
+            };
+            if let Some(p) = problem(&w, props.get(&w.name)) {
+                problems.push(format!("connectors.{name}: {}.{}: {p}", w.object, w.name));
+            }
+        }
+        problems.dedup();
+        Ok(CheckReport { problems })
+    }
+
+    pub(crate) async fn provision_schema(&self, dry_run: bool) -> Result<Plan> {
+        let mut actions = Vec::new();
+        let group = self.config.property_group.clone();
+        for object in self.objects() {
+            let Some(props) = self.live_properties(&object).await? else {
+                actions.push(format!(
+                    "cannot provision {object}: the custom object does not exist; create it once as README describes, then run provision again"
+                ));
+                continue;
+            };
+            let missing: Vec<Wanted> = self
+                .wanted()
+                .into_iter()
+                .filter(|w| w.object == object && !props.contains_key(&w.name))
+                .collect();
+            for w in self.wanted().iter().filter(|w| w.object == object) {
+                if let Some(p) = problem(w, props.get(&w.name))
+                    && props.contains_key(&w.name)
+                {
+                    actions.push(format!("left alone {object}.{}: {p}", w.name));
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let group_exists = props
+                .values()
+                .any(|p| p.get("groupName").and_then(Value::as_str) == Some(group.as_str()));
+            if !group_exists {
+                actions.push(format!("create property group {object}.{group}"));
+                if !dry_run {
+                    let a = self
+                        .api
+                        .post(
+                            &format!("/crm/v3/properties/{object}/groups"),
+                            &json!({"name": group, "label": "WhatsApp media"}),
+                        )
+                        .await?;
+                    if !a.status.is_success() && a.status.as_u16() != 409 {
+                        return Err(refused(&format!("create group {object}.{group}"), &a.body));
+                    }
+                }
+            }
+            for w in missing {
+                actions.push(format!(
+                    "create {object}.{} ({}/{}{})",
+                    w.name,
+                    w.kind,
+                    w.field_type,
+                    if w.unique { ", unique" } else { "" }
+                ));
+                if dry_run {
+                    continue;
+                }
+                let mut body = json!({"name": w.name, "label": w.label, "type": w.kind,
+                    "fieldType": w.field_type, "groupName": group, "hasUniqueValue": w.unique,
+                    "description": "Written by wa2crm"});
+                if !w.options.is_empty() {
+                    body["options"] = json!(
+                        w.options
+                            .iter()
+                            .enumerate()
+                            .map(|(i, o)| json!({
+                        "label": o, "value": o, "displayOrder": i, "hidden": false}))
+                            .collect::<Vec<_>>()
+                    );
+                } else if w.kind == "enumeration" {
+                    body["options"] = json!([]);
+                }
+                let a = self
+                    .api
+                    .post(&format!("/crm/v3/properties/{object}"), &body)
+                    .await?;
+                // 409: created meanwhile (another run); check says whether it fits.
+                if !a.status.is_success() && a.status.as_u16() != 409 {
+                    return Err(refused(&format!("create {object}.{}", w.name), &a.body));
+                }
+            }
+        }
+        Ok(Plan { actions })
+    }
+}
+
+fn refused(what: &str, body: &Value) -> Error {
+    Error::permanent(format!(
+        "HubSpot refused to {what}: {}{}",
+        crate::api::describe(body),
+        missing_scopes(body)
+            .map(|s| format!("; grant the app these scopes: {s}"))
+            .unwrap_or_default()
+    ))
+}
+
+/// What is wrong with a live property for what wa2crm writes into it, if anything.
+fn problem(w: &Wanted, live: Option<&Value>) -> Option<String> {
+    let Some(p) = live else {
+        return Some(format!(
+            "missing; `wa2crm provision` creates it as {}/{}{}",
+            w.kind,
+            w.field_type,
+            if w.unique { " with unique values" } else { "" }
+        ));
+    };
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("?");
+    if kind != w.kind && !w.also.contains(&kind) {
+        let mut accepted = vec![w.kind];
+        accepted.extend(w.also);
+        return Some(format!(
+            "is of type {kind}; wa2crm writes {} into it (accepted: {})",
+            w.label,
+            accepted.join(" or ")
+        ));
+    }
+    if w.unique && p.get("hasUniqueValue").and_then(Value::as_bool) != Some(true) {
+        return Some(
+            "does not have unique values (hasUniqueValue), so writes by it cannot be idempotent; \
+             HubSpot cannot change that on an existing property: create a new one with unique values \
+             and name it in the config"
+                .into(),
+        );
+    }
+    if p.pointer("/modificationMetadata/readOnlyValue")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Some("is read-only; choose a property wa2crm can write".into());
+    }
+    if kind == "enumeration" && !w.options.is_empty() {
+        let have: Vec<&str> = p
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("value").and_then(Value::as_str))
+            .collect();
+        let lacking: Vec<&str> = w
+            .options
+            .iter()
+            .map(String::as_str)
+            .filter(|o| !have.contains(o))
+            .collect();
+        if !lacking.is_empty() {
+            return Some(format!(
+                "lacks the options {}; add them in HubSpot",
+                lacking.join(", ")
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,251 @@
+//! Sessions: the JWT bearer flow (an RS256 assertion signed with the connected app's key), the
+//! refresh-token flow (its rotated token persisted before use), or client credentials (My
+//! Domain). Salesforce's token answers carry no `expires_in`: a session ends when a call answers
+//! 401 INVALID_SESSION_ID (one re-authentication, shared by every worker, then the call is
+//! replayed), or after `session_minutes` (a proactive renewal). Every call goes to the
+//! `instance_url` of the latest token answer.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use wa2crm_core::{Error, Result, StateStore};
+use wa2crm_rest::refresh::RotatingRefreshToken;
+use wa2crm_rest::token::{self, AccessToken, TokenCache, TokenSource};
+
+use crate::config::{Flow, SalesforceConfig};
+
+/// How the token endpoint is asked.
+pub enum Grant {
+    Jwt {
+        username: String,
+        audience: String,
+        key: EncodingKey,
+    },
+    Refresh {
+        client_secret: SecretString,
+        refresh_token: RotatingRefreshToken,
+    },
+    ClientCredentials {
+        client_secret: SecretString,
+    },
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: u64,
+}
+
+pub struct SessionSource {
+    pub http: reqwest::Client,
+    pub token_url: reqwest::Url,
+    pub client_id: String,
+    pub grant: Grant,
+    /// The `instance_url` of the latest token answer, where every API call goes.
+    pub instance_url: Arc<RwLock<Option<reqwest::Url>>>,
+}
+
+/// Salesforce's token answer, read leniently: only `access_token` and `instance_url` are
+/// required (`issued_at`, `signature`, `id`, `scope` are often missing, e.g. for JWT bearer).
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    instance_url: String,
+    refresh_token: Option<String>,
+}
+
+impl SessionSource {
+    pub async fn new(
+        config: &SalesforceConfig,
+        http: reqwest::Client,
+        state: Arc<dyn StateStore>,
+        scope: &str,
+    ) -> Result<Self> {
+        let base = config.login_url.trim_end_matches('/');
+        let token_url = reqwest::Url::parse(&format!("{base}/services/oauth2/token"))
+            .map_err(|e| Error::permanent(format!("connectors.{scope}.login_url: {e}")))?;
+        let secret = |what: &str| {
+            config.client_secret.clone().ok_or_else(|| {
+                Error::permanent(format!(
+                    "connectors.{scope}.client_secret is needed for {what}"
+                ))
+            })
+        };
+        let grant = match config.flow() {
+            Some(Flow::JwtBearer) => Grant::Jwt {
+                username: config.username.clone().unwrap_or_default(),
+                audience: base.to_owned(),
+                key: load_key(config, scope)?,
+            },
+            Some(Flow::RefreshToken) => Grant::Refresh {
+                client_secret: secret("the refresh-token flow")?,
+                refresh_token: RotatingRefreshToken::load(
+                    state,
+                    scope,
+                    config.refresh_token.as_ref().ok_or_else(|| {
+                        Error::permanent(format!("connectors.{scope}.refresh_token is missing"))
+                    })?,
+                )
+                .await?,
+            },
+            Some(Flow::ClientCredentials) => Grant::ClientCredentials {
+                client_secret: secret("client credentials")?,
+            },
+            None => {
+                return Err(Error::permanent(format!(
+                    "connectors.{scope}: no complete set of credentials"
+                )));
+            }
+        };
+        Ok(SessionSource {
+            http,
+            token_url,
+            client_id: config.client_id.clone(),
+            grant,
+            instance_url: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    fn assertion(&self, username: &str, audience: &str, key: &EncodingKey) -> Result<String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            iss: &self.client_id,
+            sub: username,
+            aud: audience,
+            // "within 3 minutes": leave room for clock skew.
+            exp: now + 150,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
+            .map_err(|e| Error::permanent(format!("cannot sign the JWT assertion: {e}")))
+    }
+}
+
+fn load_key(config: &SalesforceConfig, scope: &str) -> Result<EncodingKey> {
+    let pem = match (&config.private_key, &config.private_key_file) {
+        (Some(k), _) => k.expose_secret().as_bytes().to_vec(),
+        (None, Some(path)) => std::fs::read(path).map_err(|e| {
+            Error::permanent(format!(
+                "connectors.{scope}.private_key_file {}: {e}",
+                path.display()
+            ))
+        })?,
+        (None, None) => {
+            return Err(Error::permanent(format!(
+                "connectors.{scope}: the JWT bearer flow needs private_key_file"
+            )));
+        }
+    };
+    EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+        Error::permanent(format!(
+            "connectors.{scope}: the private key is not an RSA key in PEM form ({e})"
+        ))
+    })
+}
+
+#[async_trait]
+impl TokenSource for SessionSource {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let assertion;
+        let refresh;
+        let form: Vec<(&str, &str)> = match &self.grant {
+            Grant::Jwt {
+                username,
+                audience,
+                key,
+            } => {
+                assertion = self.assertion(username, audience, key)?;
+                vec![
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                ]
+            }
+            Grant::Refresh {
+                client_secret,
+                refresh_token,
+            } => {
+                refresh = refresh_token.get().await;
+                vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &self.client_id),
+                    ("client_secret", client_secret.expose_secret()),
+                    ("refresh_token", refresh.expose_secret()),
+                ]
+            }
+            Grant::ClientCredentials { client_secret } => vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.client_id),
+                ("client_secret", client_secret.expose_secret()),
+            ],
+        };
+        let (status, body) =
+            token::post_form(&self.http, &self.token_url, &form, "Salesforce login").await?;
+        if !status.is_success() {
+            let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("");
+            let description = body
+                .get("error_description")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            return Err(Error::permanent(format!(
+                "Salesforce refused the login ({status} {error}: {description}). {}",
+                advice(&self.grant, description)
+            )));
+        }
+        let answer: TokenAnswer = serde_json::from_value(body).map_err(|e| {
+            Error::transient(format!("Salesforce's token answer could not be read: {e}"))
+        })?;
+        if let Grant::Refresh { refresh_token, .. } = &self.grant {
+            // Durable before use (rotation).
+            refresh_token.rotated(answer.refresh_token).await?;
+        }
+        let instance = reqwest::Url::parse(&answer.instance_url).map_err(|e| {
+            Error::transient(format!(
+                "Salesforce's instance_url {:?}: {e}",
+                answer.instance_url
+            ))
+        })?;
+        *self.instance_url.write().unwrap_or_else(|e| e.into_inner()) = Some(instance);
+        Ok(AccessToken {
+            secret: SecretString::from(answer.access_token),
+            expires_at: None,
+        })
+    }
+}
+
+/// What the admin should do about a refused login, by flow and Salesforce's description.
+fn advice(grant: &Grant, description: &str) -> &'static str {
+    match grant {
+        Grant::Jwt { .. } if description.contains("approved") => {
+            "Pre-authorize the integration user: in the connected app, set Permitted Users to \
+             \"Admin approved users are pre-authorized\" and add the user's profile or permission set"
+        }
+        Grant::Jwt { .. } if description.contains("audience") => {
+            "login_url must be https://login.salesforce.com (production) or https://test.salesforce.com (sandbox)"
+        }
+        Grant::Jwt { .. } => {
+            "Check client_id (the consumer key), username, and that the certificate uploaded to the \
+             connected app matches private_key_file"
+        }
+        Grant::Refresh { .. } => {
+            "The refresh token is expired or revoked: authorize the app again and configure the new \
+             refresh_token, then restart wa2crm"
+        }
+        Grant::ClientCredentials { .. } => {
+            "Check client_id, client_secret, that the client credentials flow is enabled with a Run \
+             As user, and that login_url is your My Domain URL"
+        }
+    }
+}
+
+/// Sessions renewed after `session_minutes` at the latest, refreshed one at a time.
+pub fn session_cache(source: SessionSource, session: Duration) -> TokenCache {
+    TokenCache::new(Box::new(source), Duration::from_secs(60), Some(session))
+}

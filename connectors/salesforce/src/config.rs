@@ -1,0 +1,301 @@
+//! `[connectors.NAME]` with `type = "salesforce"`, and its pure checks.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use wa2crm_core::{CanonicalAttribute, FieldMapping};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceConfig {
+    #[serde(rename = "type")]
+    pub connector_type: String,
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, or the My Domain URL
+    /// (required for client credentials).
+    #[serde(default = "default_login_url")]
+    pub login_url: String,
+    pub client_id: String,
+    /// JWT bearer flow: the integration user and the connected app's private key.
+    pub username: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    /// The key itself (from `$CREDENTIALS_DIRECTORY/connectors.NAME.private_key`).
+    pub private_key: Option<SecretString>,
+    /// Refresh-token flow (with `refresh_token`) or client credentials (without).
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// The media object: one record per media.
+    pub object: String,
+    /// Unique external-ID field of `object` holding the WhatsApp message id.
+    pub external_id: String,
+    /// Lookup field from `object` to Contact.
+    pub contact_lookup: String,
+    /// Unique external-ID field on Contact holding the sender's +E164 number.
+    pub contact_key: String,
+    /// Re-authenticate after this long even if Salesforce has not said the session ended.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+    /// The share of the org's daily API allocation wa2crm never uses (0.0–0.9).
+    #[serde(default = "default_reserve")]
+    pub daily_reserve: f64,
+    /// Requests in flight at once (long-running requests count against an org-wide limit of 25).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    #[serde(default = "default_linger")]
+    pub linger_ms: u64,
+    /// Also upload each file as a ContentVersion on its media record (Salesforce Files), so it
+    /// previews and plays inside Salesforce.
+    #[serde(default)]
+    pub files: bool,
+    /// The integration user's permission set (Id `0PS…`): `provision` grants it read and edit on
+    /// the fields it creates, which are invisible to the integration user until then.
+    pub permission_set: Option<String>,
+    #[serde(default)]
+    pub fields: FieldMapping,
+}
+
+fn default_login_url() -> String {
+    "https://login.salesforce.com".into()
+}
+fn default_api_version() -> String {
+    "v62.0".into()
+}
+fn default_session_minutes() -> u64 {
+    90
+}
+fn default_reserve() -> f64 {
+    0.2
+}
+fn default_max_concurrent() -> usize {
+    4
+}
+fn default_linger() -> u64 {
+    200
+}
+
+/// Which OAuth flow the keys describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    JwtBearer,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl SalesforceConfig {
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(value.clone()).map_err(|e| e.to_string())
+    }
+
+    pub fn flow(&self) -> Option<Flow> {
+        let key = self.private_key_file.is_some() || self.private_key.is_some();
+        match (
+            key,
+            self.username.is_some(),
+            self.client_secret.is_some(),
+            self.refresh_token.is_some(),
+        ) {
+            (true, true, false, false) => Some(Flow::JwtBearer),
+            (false, false, true, true) => Some(Flow::RefreshToken),
+            (false, false, true, false) => Some(Flow::ClientCredentials),
+            _ => None,
+        }
+    }
+
+    /// `/services/data/vXX.X`
+    pub fn data_path(&self) -> String {
+        format!("/services/data/{}", self.api_version)
+    }
+
+    /// Every problem as (key under the connector's table, what is wrong). No I/O.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = Vec::new();
+        let mut add = |k: &str, m: String| p.push((k.to_owned(), m));
+        match self.flow() {
+            None => add(
+                "client_id",
+                "set one flow: `username` + `private_key_file` (JWT bearer), `client_secret` + \
+                 `refresh_token` (refresh token), or `client_secret` alone (client credentials, \
+                 with login_url your My Domain URL)"
+                    .into(),
+            ),
+            Some(Flow::ClientCredentials)
+                if self.login_url.contains("://login.salesforce.com")
+                    || self.login_url.contains("://test.salesforce.com") =>
+            {
+                add(
+                    "login_url",
+                    "client credentials need your My Domain URL (https://NAME.my.salesforce.com), \
+                     not login or test.salesforce.com"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        if self.private_key_file.is_some() && self.private_key.is_some() {
+            add(
+                "private_key",
+                "set private_key_file or private_key, not both".into(),
+            );
+        }
+        match reqwest::Url::parse(&self.login_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.path() == "/" => {}
+            _ => add(
+                "login_url",
+                format!(
+                    "{:?} is not a base URL like https://login.salesforce.com",
+                    self.login_url
+                ),
+            ),
+        }
+        let v = self
+            .api_version
+            .strip_prefix('v')
+            .and_then(|n| n.parse::<f64>().ok());
+        if !v.is_some_and(|n| n >= 46.0) {
+            add(
+                "api_version",
+                format!(
+                    "{:?}: wa2crm needs v46.0 or newer (collections upsert)",
+                    self.api_version
+                ),
+            );
+        }
+        for (key, value) in [
+            ("object", &self.object),
+            ("external_id", &self.external_id),
+            ("contact_lookup", &self.contact_lookup),
+            ("contact_key", &self.contact_key),
+        ] {
+            if value.trim().is_empty() {
+                add(key, "names no field or object".into());
+            } else if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                add(
+                    key,
+                    format!("{value:?} is not an API name (letters, digits, _)"),
+                );
+            }
+        }
+        if !(1..=1440).contains(&self.session_minutes) {
+            add(
+                "session_minutes",
+                format!("{} is outside 1–1440", self.session_minutes),
+            );
+        }
+        if !(0.0..=0.9).contains(&self.daily_reserve) {
+            add(
+                "daily_reserve",
+                format!("{} is outside 0.0–0.9", self.daily_reserve),
+            );
+        }
+        if !(1..=25).contains(&self.max_concurrent) {
+            add(
+                "max_concurrent",
+                format!("{} is outside 1–25", self.max_concurrent),
+            );
+        }
+        if self.linger_ms > 10_000 {
+            add(
+                "linger_ms",
+                "more than 10 seconds would hold every delivery back".into(),
+            );
+        }
+        if self.fields.is_empty() {
+            add(
+                "fields",
+                "maps no attribute: nothing would be written".into(),
+            );
+        }
+        for problem in self.fields.validate() {
+            add(&format!("fields.{}", problem.attribute), problem.problem);
+        }
+        for (attribute, field) in self.fields.iter() {
+            if field == self.external_id && attribute != CanonicalAttribute::MessageId {
+                add(
+                    &format!("fields.{attribute}"),
+                    format!("writes into external_id {field:?}, which holds the message id"),
+                );
+            }
+            if field == self.contact_lookup {
+                add(
+                    &format!("fields.{attribute}"),
+                    format!("writes into contact_lookup {field:?}, which links the Contact"),
+                );
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> serde_json::Value {
+        json!({"type": "salesforce", "client_id": "3MVG9", "username": "int@example.com",
+            "private_key_file": "/etc/wa2crm/salesforce.key", "object": "WhatsApp_Media__c",
+            "external_id": "WA_Message_Id__c", "contact_lookup": "Contact__c",
+            "contact_key": "WhatsApp_Id__c", "fields": {"file_url": "Media_Url__c"}})
+    }
+
+    #[test]
+    fn the_design_example_is_valid_and_picks_the_jwt_flow() {
+        let c = SalesforceConfig::from_value(&base()).unwrap();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.flow(), Some(Flow::JwtBearer));
+        assert_eq!(c.data_path(), "/services/data/v62.0");
+    }
+
+    #[test]
+    fn flows_are_told_apart_and_mixtures_refused() {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("username");
+        v.as_object_mut().unwrap().remove("private_key_file");
+        v["client_secret"] = json!("s");
+        v["refresh_token"] = json!("r");
+        assert_eq!(
+            SalesforceConfig::from_value(&v).unwrap().flow(),
+            Some(Flow::RefreshToken)
+        );
+        v.as_object_mut().unwrap().remove("refresh_token");
+        let c = SalesforceConfig::from_value(&v).unwrap();
+        assert_eq!(c.flow(), Some(Flow::ClientCredentials));
+        let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["login_url"], "client credentials need My Domain");
+        let mut mixed = base();
+        mixed["client_secret"] = json!("s");
+        let keys: Vec<String> = SalesforceConfig::from_value(&mixed)
+            .unwrap()
+            .validate()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["client_id"]);
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_key() {
+        let mut v = base();
+        v["api_version"] = json!("v45.0");
+        v["object"] = json!("WhatsApp Media");
+        v["daily_reserve"] = json!(1.5);
+        v["fields"] = json!({"file_url": "WA_Message_Id__c", "caption": "Contact__c"});
+        let keys: Vec<String> = SalesforceConfig::from_value(&v)
+            .unwrap()
+            .validate()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for k in [
+            "api_version",
+            "object",
+            "daily_reserve",
+            "fields.file_url",
+            "fields.caption",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `wa2crm check`: everything that can be wrong before going live, one line per problem — the
+//! configuration, the queue database, the storage, and each connector's mapping against the live
+//! CRM (properties, types, unique keys, scopes, credentials). Exit 1 when anything is wrong.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use wa2crm_media::store::Storage;
+
+pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let validated = match super::load_config(config_path) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("{e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let config = &validated.config;
+    println!("ok   configuration {}", config_path.display());
+    let mut problems = 0usize;
+    let store = match super::open_queue(&config.queue.url).await {
+        Ok(s) => {
+            println!("ok   queue {}", super::redact_url(&config.queue.url));
+            s
+        }
+        Err(e) => {
+            println!("FAIL queue.url: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match Storage::open(&config.storage.url, &config.storage.options) {
+        Ok(storage) => match storage.check().await {
+            Ok(()) => println!("ok   storage {}", config.storage.url),
+            Err(e) => {
+                problems += 1;
+                println!("FAIL storage.url: {e}");
+            }
+        },
+        Err(e) => {
+            problems += 1;
+            println!("FAIL storage.url: {e:#}");
+        }
+    }
+    let connectors = match crate::connectors::build_all(config, store, None).await {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for (name, connector) in &connectors {
+        match connector.check().await {
+            Ok(report) if report.problems.is_empty() => {
+                println!("ok   connectors.{name}: mapping matches the CRM")
+            }
+            Ok(report) => {
+                problems += report.problems.len();
+                for p in report.problems {
+                    println!("FAIL {p}");
+                }
+            }
+            Err(e) => {
+                problems += 1;
+                println!("FAIL connectors.{name}: {e}");
+            }
+        }
+    }
+    if problems == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{problems} problem(s)");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,253 @@
+//! The CRM simulators the sandbox writes into, set up as an admin would (the example
+//! configuration's mappings, provisioned), and the report of what landed in each.
+
+use anyhow::Context;
+use wa2crm_core::ConnectorFactory;
+use wa2crm_queue::JobInfo;
+use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
+use wa2crm_sandbox::salesforce::{self, SalesforceSim, SalesforceSimConfig};
+
+const SANDBOX_HUBSPOT_TOKEN: &str = "pat-sandbox-hubspot";
+const SANDBOX_SF_CLIENT: &str = "3MVG9sandbox";
+const SANDBOX_SF_USER: &str = "integration@sandbox.example.com";
+
+/// The example configuration, whose CRM mappings the sandbox runs.
+const EXAMPLE_CONFIG: &str = include_str!("../../../../../deploy/wa2crm.example.toml");
+
+pub struct Crms {
+    hubspot: HubSpotSim,
+    salesforce: SalesforceSim,
+    /// Connector tables to configure, by name.
+    pub tables: Vec<(String, serde_json::Value)>,
+    /// What `provision` did, one line per CRM.
+    pub provisioned: String,
+}
+
+impl Crms {
+    pub async fn start() -> anyhow::Result<Crms> {
+        let example = crate::config::load_str(EXAMPLE_CONFIG, Default::default(), None)?;
+        let table =
+            |name: &str| {
+                example.connectors.get(name).cloned().with_context(|| {
+                    format!("the example configuration has no [connectors.{name}]")
+                })
+            };
+        let hubspot =
+            HubSpotSim::start(HubSpotSimConfig::private_app(SANDBOX_HUBSPOT_TOKEN)).await?;
+        let mut hs = table("hubspot")?;
+        hs["base_url"] = hubspot.url().into();
+        hs["token"] = SANDBOX_HUBSPOT_TOKEN.into();
+        hs["linger_ms"] = 50.into();
+
+        let sim_config = SalesforceSimConfig::new(SANDBOX_SF_CLIENT, SANDBOX_SF_USER);
+        let permission_set = sim_config.permission_set.clone();
+        let salesforce = SalesforceSim::start(sim_config).await?;
+        let mut sf = table("salesforce")?;
+        let object = sf["object"]
+            .as_str()
+            .unwrap_or("WhatsApp_Media__c")
+            .to_owned();
+        // The one-time step README describes: the custom object exists.
+        salesforce.add_object(&object);
+        sf["login_url"] = salesforce.url().into();
+        sf["client_id"] = SANDBOX_SF_CLIENT.into();
+        sf["username"] = SANDBOX_SF_USER.into();
+        sf["permission_set"] = permission_set.into();
+        sf["linger_ms"] = 50.into();
+        if let Some(t) = sf.as_object_mut() {
+            t.remove("private_key_file");
+        }
+        sf["private_key"] = salesforce::SANDBOX_PRIVATE_KEY.into();
+
+        let mut provisioned = String::new();
+        for (name, t) in [("hubspot", &hs), ("salesforce", &sf)] {
+            let plan = provision(name, t).await?;
+            let created = plan
+                .actions
+                .iter()
+                .filter(|a| a.starts_with("create"))
+                .count();
+            provisioned.push_str(&format!(
+                "{name}: `provision` created {created} fields/properties for the example mapping\n"
+            ));
+        }
+        Ok(Crms {
+            hubspot,
+            salesforce,
+            tables: vec![("hubspot".into(), hs), ("salesforce".into(), sf)],
+            provisioned,
+        })
+    }
+
+    pub fn render(&self, jobs: &[JobInfo]) -> String {
+        let mut out = String::new();
+        for (name, table) in &self.tables {
+            match name.as_str() {
+                "hubspot" => out.push_str(&render_hubspot(&self.hubspot, table, jobs)),
+                "salesforce" => out.push_str(&render_salesforce(&self.salesforce, table, jobs)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+async fn provision(name: &str, table: &serde_json::Value) -> anyhow::Result<wa2crm_core::Plan> {
+    let context = wa2crm_core::ConnectorContext {
+        state: std::sync::Arc::new(wa2crm_core::MemoryStateStore::default()),
+        media: None,
+    };
+    let factory: &dyn ConnectorFactory = match name {
+        "hubspot" => &wa2crm_hubspot::HubSpotFactory,
+        _ => &wa2crm_salesforce::SalesforceFactory,
+    };
+    let connector = factory
+        .build(name, table, &context)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    connector
+        .provision(false)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What landed in Salesforce: per media, its record's mapped fields and the Contact it looks up.
+fn render_salesforce(sim: &SalesforceSim, table: &serde_json::Value, jobs: &[JobInfo]) -> String {
+    let s = |k: &str| table[k].as_str().unwrap_or("").to_owned();
+    let (object, external_id, lookup, key) = (
+        s("object"),
+        s("external_id"),
+        s("contact_lookup"),
+        s("contact_key"),
+    );
+    let fields: Vec<(String, String)> = table["fields"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(a, f)| (a.clone(), f.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = format!("\nsalesforce (simulator at {}):\n", sim.url());
+    for job in jobs {
+        let Some(record) = sim.find(&object, &external_id, &job.event.message_id) else {
+            out.push_str(&format!(
+                "  no {object} record for {}\n",
+                job.event.message_id
+            ));
+            continue;
+        };
+        let contact = record.get(&lookup).and_then(|v| v.as_str()).unwrap_or("-");
+        let contact_name = sim
+            .find("Contact", &key, job.event.sender.as_str())
+            .map(|c| {
+                [c.get("FirstName"), c.get("LastName")]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {object} {} ({external_id} = {}) → Contact {contact} ({key} = {}, {contact_name:?})\n",
+            record.get("Id").and_then(|v| v.as_str()).unwrap_or("-"),
+            job.event.message_id,
+            job.event.sender
+        ));
+        for (attribute, field) in &fields {
+            let value = match record.get(field) {
+                None | Some(serde_json::Value::Null) => "-".to_owned(),
+                Some(serde_json::Value::String(v)) => v.clone(),
+                Some(v) => v.to_string(),
+            };
+            out.push_str(&format!("    {field:<22} = {value:<40}  ({attribute})\n"));
+        }
+    }
+    out
+}
+
+/// What landed in HubSpot: each contact's mapped properties, and each media's note.
+fn render_hubspot(sim: &HubSpotSim, table: &serde_json::Value, jobs: &[JobInfo]) -> String {
+    let key = table["contact_key"].as_str().unwrap_or("whatsapp_id");
+    let fields: Vec<(String, String)> = table["fields"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(a, p)| (a.clone(), p.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = format!("\nhubspot (simulator at {}):\n", sim.url());
+    let mut senders: Vec<String> = jobs.iter().map(|j| j.event.sender.to_string()).collect();
+    senders.sort();
+    senders.dedup();
+    for sender in senders {
+        let Some(contact) = sim.find("contacts", key, &sender) else {
+            out.push_str(&format!("  no contact {key} = {sender}\n"));
+            continue;
+        };
+        let name = [
+            contact.properties.get("firstname"),
+            contact.properties.get("lastname"),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+        out.push_str(&format!(
+            "  contact {} ({key} = {sender}, name {name:?}): latest media\n",
+            contact.id
+        ));
+        for (attribute, property) in &fields {
+            let value = contact.properties.get(property).map_or("-", String::as_str);
+            out.push_str(&format!(
+                "    {property:<22} = {value:<40}  ({attribute})\n"
+            ));
+        }
+        let notes = sim.associated("contacts", &contact.id, "notes");
+        out.push_str(&format!("    {} timeline note(s):\n", notes.len()));
+        for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {
+            match sim.find("notes", "wa_message_id", &job.event.message_id) {
+                Some(note) => {
+                    let body = note
+                        .properties
+                        .get("hs_note_body")
+                        .map_or("", String::as_str);
+                    out.push_str(&format!(
+                        "      note {} · {} · {}\n",
+                        note.id,
+                        note.properties
+                            .get("hs_timestamp")
+                            .map_or("-", String::as_str),
+                        strip_tags(body)
+                    ));
+                }
+                None => out.push_str(&format!("      no note for {}\n", job.event.message_id)),
+            }
+        }
+    }
+    out
+}
+
+/// The note body as one readable line.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("&amp;", "&")
+}

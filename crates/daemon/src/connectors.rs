@@ -1,0 +1,81 @@
+//! The CRM connectors a configuration names, built through the registry of connector crates, and
+//! which of them serve which WhatsApp number (`[[routes]]`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use wa2crm_core::{
+    Connector, ConnectorContext, ConnectorRegistry, MediaEvent, MediaSource, StateStore,
+};
+
+use crate::config::{Config, RouteConfig};
+
+/// Every connector type this build can construct.
+pub fn registry() -> ConnectorRegistry {
+    let mut r = ConnectorRegistry::new();
+    r.register(Arc::new(wa2crm_hubspot::HubSpotFactory));
+    r.register(Arc::new(wa2crm_salesforce::SalesforceFactory));
+    r
+}
+
+/// Builds every configured connector. A type the config accepts but this build cannot construct
+/// is an error now, not jobs that wait forever.
+pub async fn build_all(
+    config: &Config,
+    state: Arc<dyn StateStore>,
+    media: Option<Arc<dyn MediaSource>>,
+) -> anyhow::Result<BTreeMap<String, Arc<dyn Connector>>> {
+    let registry = registry();
+    let context = ConnectorContext { state, media };
+    let mut out = BTreeMap::new();
+    for (name, table) in &config.connectors {
+        let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let factory = registry.get(kind).with_context(|| {
+            format!(
+                "connectors.{name}: the {kind} connector is not available in this version of wa2crm; \
+                 remove [connectors.{name}] (and its routes) to run without it"
+            )
+        })?;
+        let connector = factory
+            .build(name, table, &context)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.insert(name.clone(), connector);
+    }
+    Ok(out)
+}
+
+/// Which connectors receive an event: those of the first route matching its source and number,
+/// otherwise all of them.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    routes: Vec<(String, String, Vec<String>)>,
+    all: Vec<String>,
+}
+
+impl Routes {
+    pub fn new(routes: &[RouteConfig], all: impl IntoIterator<Item = String>) -> Self {
+        Routes {
+            routes: routes
+                .iter()
+                .map(|r| {
+                    (
+                        r.source.as_str().to_owned(),
+                        r.number.clone(),
+                        r.connectors.clone(),
+                    )
+                })
+                .collect(),
+            all: all.into_iter().collect(),
+        }
+    }
+
+    pub fn for_event(&self, e: &MediaEvent) -> &[String] {
+        self.routes
+            .iter()
+            .find(|(source, number, _)| source == e.source.as_str() && *number == e.phone_number_id)
+            .map(|(_, _, c)| c.as_slice())
+            .unwrap_or(&self.all)
+    }
+}

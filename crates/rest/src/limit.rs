@@ -1,0 +1,220 @@
+//! A request budget per vendor account: GCRA (governor) at the account's rate, which 429s and the
+//! vendor's rate-limit headers can hold back.
+//!
+//! Why burst 1: HubSpot counts a rolling 10-second window *and* a per-second policy. A GCRA with a
+//! burst of B lets B + rate × window through in one window, so any burst above one cell risks a
+//! 429 at the window's edge. Pacing at one cell per `interval / max` (plus a 1 % margin for clock
+//! skew between us and the vendor) never exceeds either policy and still uses 99 % of the quota.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+type Limiter = RateLimiter<
+    NotKeyed,
+    InMemoryState,
+    DefaultClock,
+    NoOpMiddleware<<DefaultClock as Clock>::Instant>,
+>;
+
+/// `max` requests per `interval`, as a GCRA quota paced one cell at a time.
+pub fn quota(max: u32, interval: Duration) -> Quota {
+    let max = max.max(1);
+    // 1 % slower than the vendor's own rate: our clock and theirs never agree exactly.
+    let period = interval.mul_f64(1.01) / max;
+    Quota::with_period(period.max(Duration::from_micros(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::MIN)
+}
+
+/// What a vendor's answer said about the window it counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowHeaders {
+    pub max: Option<u32>,
+    pub interval: Option<Duration>,
+    pub remaining: Option<u32>,
+}
+
+pub struct RequestBudget {
+    clock: DefaultClock,
+    limiter: RwLock<Arc<Limiter>>,
+    /// The rate in force, (max, interval): the configured one, or a lower one the vendor announced.
+    rate: Mutex<(u32, Duration)>,
+    configured: (u32, Duration),
+    /// Nobody sends before this (a 429, or the vendor saying the window is used up).
+    hold_until: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are plain data replaced whole; a panic elsewhere cannot tear them.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RequestBudget {
+    pub fn new(max: u32, interval: Duration) -> Self {
+        let clock = DefaultClock::default();
+        let limiter = Arc::new(RateLimiter::direct_with_clock(
+            quota(max, interval),
+            clock.clone(),
+        ));
+        RequestBudget {
+            clock,
+            limiter: RwLock::new(limiter),
+            rate: Mutex::new((max, interval)),
+            configured: (max, interval),
+            hold_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits until one request may go.
+    pub async fn acquire(&self) {
+        loop {
+            let hold = *lock(&self.hold_until);
+            if let Some(until) = hold
+                && until > Instant::now()
+            {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            let limiter = self
+                .limiter
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await
+                }
+            }
+        }
+    }
+
+    /// Holds every request back for `wait` (or longer, if a hold is already in force).
+    pub fn hold(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut h = lock(&self.hold_until);
+        if h.is_none_or(|t| t < until) {
+            *h = Some(until);
+        }
+    }
+
+    /// Until when requests are held back, if they are.
+    pub fn held_until(&self) -> Option<Instant> {
+        (*lock(&self.hold_until)).filter(|t| *t > Instant::now())
+    }
+
+    /// The rate in force: (max, interval).
+    pub fn rate(&self) -> (u32, Duration) {
+        *lock(&self.rate)
+    }
+
+    /// Corrects the budget by what the vendor's headers say: a lower limit than configured is
+    /// adopted (never a higher one: the admin may be leaving room for other integrations), and
+    /// a window reported used up (by other instances or integrations) holds requests back for a
+    /// tenth of it, re-checked on the next answer.
+    pub fn observe(&self, h: WindowHeaders) {
+        if let (Some(max), Some(interval)) = (h.max, h.interval)
+            && max > 0
+            && !interval.is_zero()
+        {
+            let (cmax, cinterval) = self.configured;
+            // Compare rates, not numbers: 190 per 10 s vs 100 per 10 s.
+            let announced = f64::from(max) / interval.as_secs_f64();
+            let configured = f64::from(cmax) / cinterval.as_secs_f64();
+            let wanted = if announced < configured {
+                (max, interval)
+            } else {
+                self.configured
+            };
+            let mut rate = lock(&self.rate);
+            if *rate != wanted {
+                tracing::info!(
+                    max = wanted.0,
+                    interval_ms = wanted.1.as_millis() as u64,
+                    "Request budget follows the vendor's announced limit."
+                );
+                *rate = wanted;
+                let limiter =
+                    RateLimiter::direct_with_clock(quota(wanted.0, wanted.1), self.clock.clone());
+                *self.limiter.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(limiter);
+            }
+        }
+        if h.remaining == Some(0) {
+            let (_, interval) = self.rate();
+            self.hold(interval / 10);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// Replays a client that sends whenever the limiter allows, on a fake clock, and checks the
+    /// vendor's rolling window and per-second policies are never exceeded.
+    #[test]
+    fn paced_quota_never_exceeds_the_rolling_window_and_uses_nearly_all_of_it() {
+        let clock = FakeRelativeClock::default();
+        let limiter =
+            RateLimiter::direct_with_clock(quota(100, Duration::from_secs(10)), clock.clone());
+        let mut sent_ms: Vec<u64> = Vec::new();
+        for ms in 0..60_000u64 {
+            while limiter.check().is_ok() {
+                sent_ms.push(ms);
+            }
+            clock.advance(Duration::from_millis(1));
+        }
+        for (i, &t) in sent_ms.iter().enumerate() {
+            let in_window = sent_ms[i..].iter().take_while(|&&u| u < t + 10_000).count();
+            assert!(
+                in_window <= 100,
+                "{in_window} requests in the 10 s from {t} ms"
+            );
+            let in_second = sent_ms[i..].iter().take_while(|&&u| u < t + 1_000).count();
+            assert!(
+                in_second <= 10,
+                "{in_second} requests in the second from {t} ms"
+            );
+        }
+        // 60 s at 10/s is 600; the 1 % margin costs about 6.
+        assert!(sent_ms.len() >= 590, "only {} sent in 60 s", sent_ms.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_delays_everyone_and_a_lower_announced_limit_is_adopted() {
+        let budget = RequestBudget::new(100, Duration::from_secs(10));
+        budget.acquire().await;
+        budget.hold(Duration::from_secs(10));
+        let start = Instant::now();
+        budget.acquire().await;
+        assert!(Instant::now() - start >= Duration::from_secs(10));
+
+        budget.observe(WindowHeaders {
+            max: Some(50),
+            interval: Some(Duration::from_secs(10)),
+            remaining: Some(20),
+        });
+        assert_eq!(budget.rate(), (50, Duration::from_secs(10)));
+        // A higher limit than configured is not taken: the admin chose the lower one.
+        budget.observe(WindowHeaders {
+            max: Some(190),
+            interval: Some(Duration::from_secs(10)),
+            remaining: Some(20),
+        });
+        assert_eq!(budget.rate(), (100, Duration::from_secs(10)));
+        assert_eq!(budget.held_until(), None);
+        budget.observe(WindowHeaders {
+            remaining: Some(0),
+            ..WindowHeaders::default()
+        });
+        assert!(budget.held_until().is_some());
+    }
+}

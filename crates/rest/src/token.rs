@@ -1,0 +1,263 @@
+//! Access tokens that expire: one cache per vendor account, refreshed ahead of expiry, and one
+//! refresh at a time however many workers need a token (the others wait for its result). That
+//! matters twice: vendors rate-limit their token endpoints, and a refresh that rotates the refresh
+//! token invalidates every concurrent refresh that used the old one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use wa2crm_core::Result;
+
+/// A token as the vendor issued it.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub secret: SecretString,
+    /// When it stops working; `None` when the vendor does not say (Salesforce).
+    pub expires_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// How a connector obtains a new token (refresh grant, JWT assertion, client credentials).
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn fetch(&self) -> Result<AccessToken>;
+}
+
+pub struct TokenCache {
+    source: Box<dyn TokenSource>,
+    /// The token and when to refresh it.
+    current: Mutex<Option<(AccessToken, Option<Instant>)>>,
+    /// Refresh this long before the vendor's expiry (at most a fifth of the token's lifetime),
+    /// so no request is sent with a dying token.
+    margin: Duration,
+    /// Re-authenticate after this long even if the vendor gave no expiry (a session lifetime).
+    max_age: Option<Duration>,
+    refreshes: AtomicU64,
+}
+
+impl TokenCache {
+    pub fn new(source: Box<dyn TokenSource>, margin: Duration, max_age: Option<Duration>) -> Self {
+        TokenCache {
+            source,
+            current: Mutex::new(None),
+            margin,
+            max_age,
+            refreshes: AtomicU64::new(0),
+        }
+    }
+
+    /// A token good for at least `margin` more, refreshing first when needed.
+    pub async fn get(&self) -> Result<SecretString> {
+        // Holding the lock across the refresh is what makes it single-flight.
+        let mut current = self.current.lock().await;
+        if let Some((t, refresh_at)) = current.as_ref()
+            && !due(*refresh_at)
+        {
+            return Ok(t.secret.clone());
+        }
+        self.refresh_locked(&mut current).await
+    }
+
+    /// After the vendor rejected `rejected` as expired: refresh, unless another worker already
+    /// did since (then its new token is returned without a second refresh).
+    pub async fn refresh_after_rejection(&self, rejected: &SecretString) -> Result<SecretString> {
+        let mut current = self.current.lock().await;
+        if let Some((t, refresh_at)) = current.as_ref()
+            && t.secret.expose_secret() != rejected.expose_secret()
+            && !due(*refresh_at)
+        {
+            return Ok(t.secret.clone());
+        }
+        self.refresh_locked(&mut current).await
+    }
+
+    /// How many refreshes have been made (for tests and metrics).
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    async fn refresh_locked(
+        &self,
+        current: &mut Option<(AccessToken, Option<Instant>)>,
+    ) -> Result<SecretString> {
+        *current = None;
+        let mut token = self.source.fetch().await?;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if let Some(max_age) = self.max_age {
+            let cap = now + max_age;
+            token.expires_at = Some(token.expires_at.map_or(cap, |at| at.min(cap)));
+        }
+        let refresh_at = token.expires_at.map(|at| {
+            let lifetime = at.saturating_duration_since(now);
+            at - self.margin.min(lifetime / 5)
+        });
+        let secret = token.secret.clone();
+        *current = Some((token, refresh_at));
+        Ok(secret)
+    }
+}
+
+/// POSTs a form to a token endpoint. `Ok` carries a refusal's status and JSON body for the
+/// caller to word (each vendor says "dead token" its own way); a network failure, 429 or 5xx is
+/// an `Err` worth retrying.
+pub async fn post_form(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    form: &[(&str, &str)],
+    what: &str,
+) -> Result<(reqwest::StatusCode, serde_json::Value)> {
+    let r = http
+        .post(url.clone())
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| crate::classify::from_reqwest(what, e))?;
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    if crate::classify::is_transient(status) || status.as_u16() == 429 {
+        return Err(wa2crm_core::Error::transient(format!(
+            "{what} answered {status}; will retry"
+        )));
+    }
+    Ok((status, body))
+}
+
+fn due(refresh_at: Option<Instant>) -> bool {
+    refresh_at.is_some_and(|at| Instant::now() >= at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
+
+    struct Counter {
+        calls: Arc<AtomicU32>,
+        lifetime: Duration,
+    }
+
+    #[async_trait]
+    impl TokenSource for Counter {
+        async fn fetch(&self) -> Result<AccessToken> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            // A slow token endpoint, so concurrent callers really overlap.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(AccessToken {
+                secret: SecretString::from(format!("token-{n}")),
+                expires_at: Some(Instant::now() + self.lifetime),
+            })
+        }
+    }
+
+    fn cache(lifetime: Duration) -> (Arc<TokenCache>, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let source = Counter {
+            calls: calls.clone(),
+            lifetime,
+        };
+        let cache = TokenCache::new(Box::new(source), Duration::from_secs(60), None);
+        (Arc::new(cache), calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_one_refresh() {
+        let (cache, calls) = cache(Duration::from_secs(1800));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let c = cache.clone();
+                tokio::spawn(async move { c.get().await.unwrap().expose_secret().to_owned() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "token-1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refreshes_ahead_of_expiry() {
+        let (cache, calls) = cache(Duration::from_secs(1800));
+        assert_eq!(cache.get().await.unwrap().expose_secret(), "token-1");
+        tokio::time::advance(Duration::from_secs(1800 - 61)).await;
+        assert_eq!(cache.get().await.unwrap().expose_secret(), "token-1");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(cache.get().await.unwrap().expose_secret(), "token-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_rejections_of_one_token_refresh_once() {
+        let (cache, calls) = cache(Duration::from_secs(1800));
+        let old = cache.get().await.unwrap();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let c = cache.clone();
+                let old = old.clone();
+                tokio::spawn(async move {
+                    c.refresh_after_rejection(&old)
+                        .await
+                        .unwrap()
+                        .expose_secret()
+                        .to_owned()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "token-2");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.refreshes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_age_caps_a_token_without_expiry() {
+        struct NoExpiry;
+        #[async_trait]
+        impl TokenSource for NoExpiry {
+            async fn fetch(&self) -> Result<AccessToken> {
+                Ok(AccessToken {
+                    secret: SecretString::from("s"),
+                    expires_at: None,
+                })
+            }
+        }
+        let cache = TokenCache::new(
+            Box::new(NoExpiry),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(3600)),
+        );
+        cache.get().await.unwrap();
+        tokio::time::advance(Duration::from_secs(3000)).await;
+        cache.get().await.unwrap();
+        assert_eq!(cache.refreshes(), 1);
+        tokio::time::advance(Duration::from_secs(600)).await;
+        cache.get().await.unwrap();
+        assert_eq!(cache.refreshes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_lived_token_is_refreshed_at_four_fifths_of_its_life() {
+        let (cache, calls) = cache(Duration::from_secs(10));
+        cache.get().await.unwrap();
+        tokio::time::advance(Duration::from_millis(7900)).await;
+        cache.get().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        cache.get().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

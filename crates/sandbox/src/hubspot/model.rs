@@ -1,0 +1,983 @@
+//! The portal's data as HubSpot keeps it: objects with string properties, property definitions
+//! with their types, options and uniqueness, and associations. Every write is validated the way
+//! HubSpot validates it (research/hubspot.md §2–3): unknown properties fail the whole batch,
+//! values that do not fit their property fail only their input (a 207), a unique property
+//! cannot hold one value twice, `hs_timestamp` is required on a new note.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+pub type Props = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyDef {
+    pub name: String,
+    pub label: String,
+    /// `string`, `number`, `datetime`, `date`, `enumeration`, `bool`, `phone_number`.
+    pub kind: String,
+    pub field_type: String,
+    pub group: String,
+    pub unique: bool,
+    pub read_only: bool,
+    pub options: Vec<String>,
+}
+
+impl PropertyDef {
+    pub fn new(name: &str, kind: &str, field_type: &str) -> Self {
+        PropertyDef {
+            name: name.into(),
+            label: name.into(),
+            kind: kind.into(),
+            field_type: field_type.into(),
+            group: "contactinformation".into(),
+            unique: false,
+            read_only: false,
+            options: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name, "label": self.label, "type": self.kind, "fieldType": self.field_type,
+            "groupName": self.group, "hasUniqueValue": self.unique, "hidden": false,
+            "modificationMetadata": {"readOnlyValue": self.read_only, "readOnlyDefinition": self.read_only, "archivable": !self.read_only},
+            "options": self.options.iter().enumerate().map(|(i, o)| json!({"label": o, "value": o, "displayOrder": i, "hidden": false})).collect::<Vec<_>>(),
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "archived": false,
+        })
+    }
+
+    /// Why `value` cannot be stored in this property, in HubSpot's words.
+    fn reject(&self, value: &str) -> Option<(String, &'static str)> {
+        if value.is_empty() {
+            return None; // an empty string clears the property
+        }
+        let name = &self.name;
+        match self.kind.as_str() {
+            "number" if value.parse::<f64>().is_err() => {
+                Some((format!("{value} was not a valid number."), "INVALID_NUMBER"))
+            }
+            "bool" if value != "true" && value != "false" => Some((
+                format!("{value} was not a valid boolean for property {name}."),
+                "INVALID_BOOLEAN",
+            )),
+            "datetime" | "date" if !valid_datetime(value) => Some((
+                format!("{value} was not a valid long or ISO 8601 date-time for property {name}."),
+                "INVALID_DATE",
+            )),
+            "enumeration" => {
+                let bad: Vec<&str> = value
+                    .split(';')
+                    .filter(|v| !self.options.iter().any(|o| o == v))
+                    .collect();
+                (!bad.is_empty()).then(|| {
+                    (
+                        format!(
+                            "{} was not one of the allowed options: [{}]",
+                            bad.join(";"),
+                            self.options.join(", ")
+                        ),
+                        "INVALID_OPTION",
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn valid_datetime(v: &str) -> bool {
+    v.parse::<i64>().is_ok()
+        || time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub properties: Props,
+}
+
+#[derive(Debug, Default)]
+pub struct ObjectType {
+    pub properties: BTreeMap<String, PropertyDef>,
+    pub groups: BTreeSet<String>,
+    pub records: BTreeMap<u64, Props>,
+    /// Unique property → value → record, as HubSpot indexes them: lookups by a unique property
+    /// stay fast with many records (a benchmark must measure the client, not the simulator).
+    index: HashMap<String, HashMap<String, u64>>,
+}
+
+impl ObjectType {
+    /// Rebuilds the index of every unique property (after one was defined).
+    pub fn reindex(&mut self) {
+        self.index.clear();
+        for p in self
+            .properties
+            .values()
+            .filter(|p| p.unique && p.name != "hs_object_id")
+        {
+            let values = self
+                .records
+                .iter()
+                .filter_map(|(id, r)| Some((r.get(&p.name)?.clone(), *id)))
+                .collect();
+            self.index.insert(p.name.clone(), values);
+        }
+    }
+
+    /// Sets (or, with an empty value, clears) properties of a record, creating it if new.
+    pub fn write(&mut self, id: u64, props: Props) {
+        let record = self.records.entry(id).or_default();
+        for (k, v) in props {
+            if let Some(index) = self.index.get_mut(&k) {
+                if let Some(old) = record.get(&k) {
+                    index.remove(old);
+                }
+                if !v.is_empty() {
+                    index.insert(v.clone(), id);
+                }
+            }
+            if v.is_empty() {
+                record.remove(&k);
+            } else {
+                record.insert(k, v);
+            }
+        }
+        record.insert("hs_object_id".into(), id.to_string());
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        if let Some(record) = self.records.remove(&id) {
+            for (k, v) in record {
+                if let Some(index) = self.index.get_mut(&k) {
+                    index.remove(&v);
+                }
+            }
+        }
+    }
+
+    fn find_by(&self, prop: &str, value: &str) -> Option<u64> {
+        if prop == "hs_object_id" {
+            return value
+                .parse()
+                .ok()
+                .filter(|id| self.records.contains_key(id));
+        }
+        if let Some(index) = self.index.get(prop) {
+            return index.get(value).copied();
+        }
+        self.records
+            .iter()
+            .find(|(_, p)| p.get(prop).is_some_and(|v| v == value))
+            .map(|(id, _)| *id)
+    }
+}
+
+/// One failed input of a batch: HubSpot's `StandardError`.
+pub fn item_error(category: &str, message: &str, id: &str, trace: Option<&str>) -> Value {
+    let mut e = json!({
+        "status": "error", "category": category, "message": message,
+        "context": {"ids": [id]}, "errors": [], "links": {},
+    });
+    if let Some(t) = trace {
+        e["objectWriteTraceId"] = json!(t);
+    }
+    e
+}
+
+/// A whole request refused: HubSpot's `Error`.
+pub fn error_body(category: &str, message: &str) -> Value {
+    json!({"status": "error", "message": message, "correlationId": correlation_id(), "category": category})
+}
+
+pub fn correlation_id() -> String {
+    format!(
+        "{:08x}-sim0-4000-8000-{:012x}",
+        fastrand::u32(..),
+        fastrand::u64(..) & 0xffff_ffff_ffff
+    )
+}
+
+pub type Answer = (StatusCode, Value);
+
+fn batch_answer(results: Vec<Value>, errors: Vec<Value>, ok: StatusCode) -> Answer {
+    let now = "2026-11-22T00:00:00.000Z";
+    let mut body =
+        json!({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now});
+    if errors.is_empty() {
+        (ok, body)
+    } else {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = Value::Array(errors);
+        (StatusCode::MULTI_STATUS, body)
+    }
+}
+
+/// A file in HubSpot Files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFile {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub access: String,
+    pub size: u64,
+    /// Hex sha256 of the uploaded bytes.
+    pub sha256: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Portal {
+    pub files: Vec<SimFile>,
+    pub types: HashMap<String, ObjectType>,
+    next_id: u64,
+    /// (from type, from id, to type, to id) → association type ids.
+    pub associations: BTreeMap<(String, u64, String, u64), BTreeSet<u32>>,
+    /// Largest accepted batch.
+    pub batch_limit: usize,
+}
+
+fn standard(props: &[(&str, &str, &str)], group: &str) -> ObjectType {
+    let mut t = ObjectType::default();
+    t.groups.insert(group.into());
+    for (name, kind, field) in props {
+        let mut p = PropertyDef::new(name, kind, field);
+        p.group = group.into();
+        t.properties.insert(name.to_string(), p);
+    }
+    let mut id = PropertyDef::new("hs_object_id", "number", "number");
+    id.read_only = true;
+    id.unique = true;
+    id.group = group.into();
+    t.properties.insert(id.name.clone(), id);
+    t
+}
+
+/// HubSpot's names for object types in URLs: `contacts`, `0-1`, `notes`, `0-46`, `p_…`, `2-…`.
+pub fn canonical_type(t: &str) -> String {
+    match t {
+        "0-1" | "contact" => "contacts".into(),
+        "0-46" | "note" => "notes".into(),
+        other => other.to_owned(),
+    }
+}
+
+impl Portal {
+    pub fn new() -> Self {
+        let mut types = HashMap::new();
+        types.insert(
+            "contacts".into(),
+            standard(
+                &[
+                    ("firstname", "string", "text"),
+                    ("lastname", "string", "text"),
+                    ("email", "string", "text"),
+                    ("phone", "string", "phonenumber"),
+                    ("mobilephone", "string", "phonenumber"),
+                ],
+                "contactinformation",
+            ),
+        );
+        types.insert(
+            "notes".into(),
+            standard(
+                &[
+                    ("hs_timestamp", "datetime", "date"),
+                    ("hs_note_body", "string", "html"),
+                    ("hs_attachment_ids", "enumeration", "checkbox"),
+                    ("hubspot_owner_id", "enumeration", "select"),
+                ],
+                "engagement",
+            ),
+        );
+        // Attachment ids are file ids, not pre-declared options.
+        if let Some(p) = types
+            .get_mut("notes")
+            .and_then(|t| t.properties.get_mut("hs_attachment_ids"))
+        {
+            p.kind = "string".into();
+        }
+        Portal {
+            files: Vec::new(),
+            types,
+            next_id: 1000,
+            associations: BTreeMap::new(),
+            batch_limit: 100,
+        }
+    }
+
+    pub fn add_custom_type(&mut self, name: &str) {
+        self.types
+            .entry(name.into())
+            .or_insert_with(|| standard(&[], &format!("{name}_information")));
+    }
+
+    fn object_type(&self, t: &str) -> Result<&ObjectType, Answer> {
+        self.types
+            .get(&canonical_type(t))
+            .ok_or_else(|| not_a_type(t))
+    }
+
+    fn object_type_mut(&mut self, t: &str) -> Result<&mut ObjectType, Answer> {
+        self.types
+            .get_mut(&canonical_type(t))
+            .ok_or_else(|| not_a_type(t))
+    }
+
+    pub fn records(&self, t: &str) -> Vec<Record> {
+        self.types
+            .get(&canonical_type(t))
+            .map(|o| {
+                o.records
+                    .iter()
+                    .map(|(id, p)| Record {
+                        id: id.to_string(),
+                        properties: p.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn find(&self, t: &str, prop: &str, value: &str) -> Option<Record> {
+        let o = self.types.get(&canonical_type(t))?;
+        let id = o.find_by(prop, value)?;
+        Some(Record {
+            id: id.to_string(),
+            properties: o.records.get(&id)?.clone(),
+        })
+    }
+
+    pub fn properties_json(&self, t: &str) -> Answer {
+        match self.object_type(t) {
+            Ok(o) => (
+                StatusCode::OK,
+                json!({"results": o.properties.values().map(PropertyDef::to_json).collect::<Vec<_>>()}),
+            ),
+            Err(a) => a,
+        }
+    }
+
+    pub fn property_json(&self, t: &str, name: &str) -> Answer {
+        match self.object_type(t) {
+            Ok(o) => match o.properties.get(name) {
+                Some(p) => (StatusCode::OK, p.to_json()),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    error_body(
+                        "OBJECT_NOT_FOUND",
+                        &format!("Unable to find property {name}"),
+                    ),
+                ),
+            },
+            Err(a) => a,
+        }
+    }
+
+    pub fn create_property(&mut self, t: &str, body: &Value) -> Answer {
+        let o = match self.object_type_mut(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let (name, kind, field_type, group) =
+            (s("name"), s("type"), s("fieldType"), s("groupName"));
+        if name.is_empty()
+            || kind.is_empty()
+            || field_type.is_empty()
+            || group.is_empty()
+            || s("label").is_empty()
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    "name, label, type, fieldType and groupName are required",
+                ),
+            );
+        }
+        if ![
+            "string",
+            "number",
+            "datetime",
+            "date",
+            "enumeration",
+            "bool",
+            "phone_number",
+        ]
+        .contains(&kind.as_str())
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body("VALIDATION_ERROR", &format!("Unknown property type {kind}")),
+            );
+        }
+        if !o.groups.contains(&group) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    &format!("Property group {group} does not exist"),
+                ),
+            );
+        }
+        if o.properties.contains_key(&name) {
+            return (
+                StatusCode::CONFLICT,
+                error_body(
+                    "OBJECT_ALREADY_EXISTS",
+                    &format!("Property named '{name}' already exists."),
+                ),
+            );
+        }
+        let options: Vec<String> = body
+            .get("options")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.get("value").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let def = PropertyDef {
+            name: name.clone(),
+            label: s("label"),
+            kind,
+            field_type,
+            group,
+            unique: body
+                .get("hasUniqueValue")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            read_only: false,
+            options,
+        };
+        let answer = (StatusCode::CREATED, def.to_json());
+        o.properties.insert(name, def);
+        o.reindex();
+        answer
+    }
+
+    /// PATCH: only `options` and `label` are changed here, as wa2crm needs.
+    pub fn update_property(&mut self, t: &str, name: &str, body: &Value) -> Answer {
+        let o = match self.object_type_mut(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let Some(p) = o.properties.get_mut(name) else {
+            return (
+                StatusCode::NOT_FOUND,
+                error_body(
+                    "OBJECT_NOT_FOUND",
+                    &format!("Unable to find property {name}"),
+                ),
+            );
+        };
+        if let Some(opts) = body.get("options").and_then(Value::as_array) {
+            p.options = opts
+                .iter()
+                .filter_map(|o| o.get("value").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(l) = body.get("label").and_then(Value::as_str) {
+            p.label = l.into();
+        }
+        (StatusCode::OK, p.to_json())
+    }
+
+    pub fn create_group(&mut self, t: &str, body: &Value) -> Answer {
+        let o = match self.object_type_mut(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+        let label = body.get("label").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() || label.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body("VALIDATION_ERROR", "name and label are required"),
+            );
+        }
+        if !o.groups.insert(name.to_owned()) {
+            return (
+                StatusCode::CONFLICT,
+                error_body(
+                    "OBJECT_ALREADY_EXISTS",
+                    &format!("A property group named '{name}' already exists."),
+                ),
+            );
+        }
+        (
+            StatusCode::CREATED,
+            json!({"name": name, "label": label, "displayOrder": -1, "archived": false}),
+        )
+    }
+
+    fn inputs<'a>(&self, body: &'a Value) -> Result<&'a Vec<Value>, Answer> {
+        let inputs = body
+            .get("inputs")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    error_body("VALIDATION_ERROR", "inputs is required"),
+                )
+            })?;
+        if inputs.len() > self.batch_limit {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    &format!(
+                        "Batch input size of {} exceeds the limit of {}",
+                        inputs.len(),
+                        self.batch_limit
+                    ),
+                ),
+            ));
+        }
+        Ok(inputs)
+    }
+
+    /// Unknown or read-only property names anywhere in the batch fail all of it, as HubSpot does.
+    fn check_names<'a>(
+        o: &ObjectType,
+        inputs: impl Iterator<Item = &'a Value>,
+    ) -> Result<(), Answer> {
+        let mut bad = Vec::new();
+        for input in inputs {
+            if let Some(props) = input.get("properties").and_then(Value::as_object) {
+                for name in props.keys() {
+                    match o.properties.get(name) {
+                        None => bad.push(json!({"isValid": false, "message": format!("Property \"{name}\" does not exist"), "error": "PROPERTY_DOESNT_EXIST", "name": name})),
+                        Some(p) if p.read_only => bad.push(json!({"isValid": false, "message": format!("\"{name}\" is a read only property; its value cannot be set."), "error": "READ_ONLY_VALUE", "name": name})),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if bad.is_empty() {
+            return Ok(());
+        }
+        bad.dedup();
+        Err((
+            StatusCode::BAD_REQUEST,
+            error_body(
+                "VALIDATION_ERROR",
+                &format!("Property values were not valid: {}", Value::Array(bad)),
+            ),
+        ))
+    }
+
+    fn string_props(input: &Value) -> Props {
+        input
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Per-input checks: values fit their properties, unique values stay unique.
+    fn check_values(
+        o: &ObjectType,
+        own_id: Option<u64>,
+        props: &Props,
+    ) -> Result<(), (String, &'static str)> {
+        for (name, value) in props {
+            let Some(def) = o.properties.get(name) else {
+                continue;
+            };
+            if let Some((message, code)) = def.reject(value) {
+                // HubSpot's shape: the per-property detail as JSON inside the message.
+                let detail =
+                    json!([{"isValid": false, "message": message, "error": code, "name": name}]);
+                return Err((format!("Property values were not valid: {detail}"), code));
+            }
+            if def.unique
+                && !value.is_empty()
+                && let Some(other) = o.find_by(name, value)
+                && Some(other) != own_id
+            {
+                return Err((
+                    format!(
+                        "A record with the value {value} for the unique property {name} already exists (id {other})."
+                    ),
+                    "CONFLICT",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn batch_upsert(&mut self, t: &str, body: &Value) -> Answer {
+        let inputs = match self.inputs(body) {
+            Ok(i) => i.clone(),
+            Err(a) => return a,
+        };
+        let tname = canonical_type(t);
+        let o = match self.object_type(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        if let Err(a) = Self::check_names(o, inputs.iter()) {
+            return a;
+        }
+        let mut seen = BTreeSet::new();
+        for input in &inputs {
+            let id_prop = input
+                .get("idProperty")
+                .and_then(Value::as_str)
+                .unwrap_or("hs_object_id");
+            match o.properties.get(id_prop) {
+                Some(p) if p.unique => {}
+                Some(_) => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        error_body(
+                            "VALIDATION_ERROR",
+                            &format!(
+                                "Property {id_prop} is not a unique identifier property; upsert needs a property with hasUniqueValue."
+                            ),
+                        ),
+                    );
+                }
+                None => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        error_body(
+                            "VALIDATION_ERROR",
+                            &format!("Property \"{id_prop}\" does not exist"),
+                        ),
+                    );
+                }
+            }
+            let id = input.get("id").and_then(Value::as_str).unwrap_or("");
+            if !seen.insert(id.to_owned()) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error_body(
+                        "VALIDATION_ERROR",
+                        &format!("Duplicate IDs found in batch input: [{id}]. IDs must be unique"),
+                    ),
+                );
+            }
+        }
+        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        for input in &inputs {
+            let id_prop = input
+                .get("idProperty")
+                .and_then(Value::as_str)
+                .unwrap_or("hs_object_id")
+                .to_owned();
+            let key = input
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let trace = input.get("objectWriteTraceId").and_then(Value::as_str);
+            let mut props = Self::string_props(input);
+            let o = self.types.get(&tname).expect("type checked above");
+            let existing = o.find_by(&id_prop, &key);
+            if id_prop != "hs_object_id" {
+                props.insert(id_prop.clone(), key.clone());
+            }
+            if let Err((message, _)) = Self::check_values(o, existing, &props) {
+                errors.push(item_error("VALIDATION_ERROR", &message, &key, trace));
+                continue;
+            }
+            if existing.is_none() && tname == "notes" && !props.contains_key("hs_timestamp") {
+                errors.push(item_error(
+                    "VALIDATION_ERROR",
+                    "Property \"hs_timestamp\" is required to create a note",
+                    &key,
+                    trace,
+                ));
+                continue;
+            }
+            if existing.is_none() && id_prop == "hs_object_id" {
+                errors.push(item_error(
+                    "OBJECT_NOT_FOUND",
+                    &format!("Object {key} does not exist; upsert by hs_object_id only updates"),
+                    &key,
+                    trace,
+                ));
+                continue;
+            }
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    self.next_id += 1;
+                    self.next_id
+                }
+            };
+            let o = self.types.get_mut(&tname).expect("type checked above");
+            o.write(id, props);
+            let record = &o.records[&id];
+            let mut r = json!({"id": id.to_string(), "new": existing.is_none(), "properties": record, "createdAt": "2026-11-22T00:00:00.000Z", "updatedAt": "2026-11-22T00:00:00.000Z", "archived": false});
+            if let Some(t) = trace {
+                r["objectWriteTraceId"] = json!(t);
+            }
+            results.push(r);
+        }
+        batch_answer(results, errors, StatusCode::OK)
+    }
+
+    pub fn batch_read(&self, t: &str, body: &Value) -> Answer {
+        let inputs = match self.inputs(body) {
+            Ok(i) => i,
+            Err(a) => return a,
+        };
+        let o = match self.object_type(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let id_prop = body
+            .get("idProperty")
+            .and_then(Value::as_str)
+            .unwrap_or("hs_object_id");
+        if id_prop != "hs_object_id" && !o.properties.get(id_prop).is_some_and(|p| p.unique) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    &format!("{id_prop} is not a unique property"),
+                ),
+            );
+        }
+        let wanted: Vec<&str> = body
+            .get("properties")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let (mut results, mut missing) = (Vec::new(), Vec::new());
+        for input in inputs {
+            let key = input.get("id").and_then(Value::as_str).unwrap_or("");
+            match o.find_by(id_prop, key) {
+                Some(id) => {
+                    let record = &o.records[&id];
+                    let props: Props = record
+                        .iter()
+                        .filter(|(k, _)| {
+                            wanted.contains(&k.as_str()) || *k == "hs_object_id" || *k == id_prop
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    results.push(json!({"id": id.to_string(), "properties": props, "createdAt": "2026-11-22T00:00:00.000Z", "updatedAt": "2026-11-22T00:00:00.000Z", "archived": false}));
+                }
+                None => missing.push(key.to_owned()),
+            }
+        }
+        let errors = if missing.is_empty() {
+            vec![]
+        } else {
+            vec![json!({"status": "error", "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some objects, they may be deleted or not exist. Check that ids are valid.",
+                "context": {"ids": missing}, "errors": [], "links": {}})]
+        };
+        batch_answer(results, errors, StatusCode::OK)
+    }
+
+    pub fn batch_archive(&mut self, t: &str, body: &Value) -> Answer {
+        let inputs = match self.inputs(body) {
+            Ok(i) => i.clone(),
+            Err(a) => return a,
+        };
+        let tname = canonical_type(t);
+        if let Err(a) = self.object_type(t) {
+            return a;
+        }
+        for input in &inputs {
+            if let Some(id) = input
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                if let Some(o) = self.types.get_mut(&tname) {
+                    o.remove(id);
+                }
+                self.associations.retain(|(ft, fi, tt, ti), _| {
+                    !((*ft == tname && *fi == id) || (*tt == tname && *ti == id))
+                });
+            }
+        }
+        (StatusCode::NO_CONTENT, Value::Null)
+    }
+
+    pub fn get_one(&self, t: &str, key: &str, id_prop: Option<&str>, wanted: &[&str]) -> Answer {
+        let o = match self.object_type(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let id_prop = id_prop.unwrap_or("hs_object_id");
+        match o.find_by(id_prop, key) {
+            Some(id) => {
+                let props: Props = o.records[&id]
+                    .iter()
+                    .filter(|(k, _)| {
+                        wanted.is_empty() || wanted.contains(&k.as_str()) || *k == "hs_object_id"
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (
+                    StatusCode::OK,
+                    json!({"id": id.to_string(), "properties": props, "archived": false}),
+                )
+            }
+            None => (
+                StatusCode::NOT_FOUND,
+                error_body(
+                    "OBJECT_NOT_FOUND",
+                    "Object not found.  objectId are usually numeric.",
+                ),
+            ),
+        }
+    }
+
+    pub fn patch_one(&mut self, t: &str, key: &str, id_prop: Option<&str>, body: &Value) -> Answer {
+        let o = match self.object_type(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        if let Err(a) = Self::check_names(o, std::iter::once(body)) {
+            return a;
+        }
+        let Some(id) = o.find_by(id_prop.unwrap_or("hs_object_id"), key) else {
+            return (
+                StatusCode::NOT_FOUND,
+                error_body("OBJECT_NOT_FOUND", "Object not found."),
+            );
+        };
+        let props = Self::string_props(body);
+        if let Err((message, _)) = Self::check_values(o, Some(id), &props) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body("VALIDATION_ERROR", &message),
+            );
+        }
+        let tname = canonical_type(t);
+        let o = self.types.get_mut(&tname).expect("found above");
+        o.write(id, props);
+        (
+            StatusCode::OK,
+            json!({"id": id.to_string(), "properties": o.records[&id], "archived": false}),
+        )
+    }
+
+    /// v4 `batch/create` (labelled) and `batch/associate/default`.
+    pub fn associate(&mut self, from: &str, to: &str, body: &Value, default: bool) -> Answer {
+        let (from, to) = (canonical_type(from), canonical_type(to));
+        if !self.types.contains_key(&from) || !self.types.contains_key(&to) {
+            return not_a_type(if self.types.contains_key(&from) {
+                &to
+            } else {
+                &from
+            });
+        }
+        let inputs = match self.inputs(body) {
+            Ok(i) => i.clone(),
+            Err(a) => return a,
+        };
+        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        for input in &inputs {
+            let id = |side: &str| {
+                input
+                    .get(side)
+                    .and_then(|s| s.get("id"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            let (Some(f), Some(t)) = (id("from"), id("to")) else {
+                errors.push(json!({"status": "error", "category": "VALIDATION_ERROR", "message": "from.id and to.id are required", "context": {}, "errors": [], "links": {}}));
+                continue;
+            };
+            let exists = |ty: &str, id: u64| {
+                self.types
+                    .get(ty)
+                    .is_some_and(|o| o.records.contains_key(&id))
+            };
+            if !exists(&from, f) || !exists(&to, t) {
+                errors.push(json!({"status": "error", "category": "VALIDATION_ERROR", "message": format!("No {} with ID {} exists", if exists(&from, f) { &to } else { &from }, if exists(&from, f) { t } else { f }), "context": {"fromObjectId": [f.to_string()], "toObjectId": [t.to_string()]}, "errors": [], "links": {}}));
+                continue;
+            }
+            let types: Vec<u32> = if default {
+                vec![default_association(&from, &to)]
+            } else {
+                input
+                    .get("types")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.get("associationTypeId").and_then(Value::as_u64))
+                            .map(|t| t as u32)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            self.associations
+                .entry((from.clone(), f, to.clone(), t))
+                .or_default()
+                .extend(types.iter().copied());
+            self.associations
+                .entry((to.clone(), t, from.clone(), f))
+                .or_default();
+            results.push(json!({"fromObjectTypeId": from, "fromObjectId": f, "toObjectTypeId": to, "toObjectId": t, "labels": []}));
+        }
+        batch_answer(
+            results,
+            errors,
+            if default {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+        )
+    }
+
+    pub fn associated(&self, from: &str, id: u64, to: &str) -> Vec<u64> {
+        let (from, to) = (canonical_type(from), canonical_type(to));
+        self.associations
+            .keys()
+            .filter(|(ft, fi, tt, _)| *ft == from && *fi == id && *tt == to)
+            .map(|(_, _, _, ti)| *ti)
+            .collect()
+    }
+
+    pub fn association_types(&self, from: &str, id: u64, to: &str, to_id: u64) -> BTreeSet<u32> {
+        self.associations
+            .get(&(canonical_type(from), id, canonical_type(to), to_id))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The unlabelled association type HubSpot uses between two types.
+fn default_association(from: &str, to: &str) -> u32 {
+    match (from, to) {
+        ("notes", "contacts") => 202,
+        ("contacts", "notes") => 201,
+        _ => 1,
+    }
+}
+
+fn not_a_type(t: &str) -> Answer {
+    (
+        StatusCode::BAD_REQUEST,
+        error_body(
+            "VALIDATION_ERROR",
+            &format!("Unable to infer object type from: {t}"),
+        ),
+    )
+}

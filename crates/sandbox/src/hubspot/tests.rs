@@ -1,0 +1,225 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const TOKEN: &str = "pat-na1-sim";
+
+async fn post(
+    sim: &HubSpotSim,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", sim.url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn unique(name: &str) -> PropertyDef {
+    let mut p = PropertyDef::new(name, "string", "text");
+    p.unique = true;
+    p
+}
+
+#[tokio::test]
+async fn upsert_creates_then_updates_and_reports_bad_items_in_a_207() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    sim.define_property("contacts", unique("whatsapp_id"));
+    sim.define_property("contacts", PropertyDef::new("wa_size", "number", "number"));
+    let body = |size: &str| {
+        json!({"inputs": [
+            {"idProperty": "whatsapp_id", "id": "+491701234567", "properties": {"wa_size": "12"}},
+            {"idProperty": "whatsapp_id", "id": "+491701234568", "properties": {"wa_size": size}},
+        ]})
+    };
+    let (status, headers, first) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        body("13"),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["results"][0]["new"], true);
+    assert_eq!(headers["x-hubspot-ratelimit-max"], "100");
+    assert_eq!(headers["x-hubspot-ratelimit-remaining"], "99");
+    assert_eq!(headers["x-hubspot-ratelimit-daily-remaining"], "249999");
+
+    let (status, _, second) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        body("lots"),
+    )
+    .await;
+    assert_eq!(status, 207, "{second}");
+    assert_eq!(second["results"][0]["new"], false);
+    assert_eq!(second["numErrors"], 1);
+    assert_eq!(second["errors"][0]["context"]["ids"][0], "+491701234568");
+    assert_eq!(sim.records("contacts").len(), 2);
+
+    let (status, _, unknown) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        json!({"inputs": [
+        {"idProperty": "whatsapp_id", "id": "+491701234567", "properties": {"nope": "1"}}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("Property \\\"nope\\\" does not exist"),
+        "{unknown}"
+    );
+    assert_eq!(unknown["category"], "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn the_rolling_window_answers_429_with_the_policy() {
+    let mut config = HubSpotSimConfig::private_app(TOKEN);
+    config.limits.max_per_interval = 5;
+    config.limits.interval = Duration::from_secs(60);
+    let sim = HubSpotSim::start(config).await.unwrap();
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..6 {
+        let r = reqwest::Client::new()
+            .get(format!("{}/crm/v3/properties/contacts", sim.url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        last = r.json().await.unwrap();
+    }
+    // 5 per window and, at 5 per 60 s, a secondly limit of 1: the second call is already refused.
+    assert_eq!(statuses[0], 200);
+    assert!(statuses[1..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(last["errorType"], "RATE_LIMIT");
+    assert!(["SECONDLY", "TEN_SECONDLY_ROLLING"].contains(&last["policyName"].as_str().unwrap()));
+    assert_eq!(sim.counts().too_many_requests, 5);
+}
+
+#[tokio::test]
+async fn oauth_tokens_expire_and_refresh_tokens_rotate_and_die() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::oauth(OAuthApp {
+        client_id: "cid".into(),
+        client_secret: "cs".into(),
+        refresh_token: "rt0".into(),
+        token_ttl: Duration::from_secs(1800),
+        rotate_refresh_token: true,
+    }))
+    .await
+    .unwrap();
+    let refresh = |rt: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/oauth/v3/token", sim.url()))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "cid"),
+                ("client_secret", "cs"),
+                ("refresh_token", rt),
+            ])
+            .send()
+    };
+    let t: Value = refresh("rt0").await.unwrap().json().await.unwrap();
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(t["expires_in"], 1800);
+    assert_ne!(t["refresh_token"], "rt0");
+    let (status, headers, _) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/read",
+        &access,
+        json!({"inputs": []}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers.get("x-hubspot-ratelimit-daily").is_none(),
+        "OAuth apps have no daily limit"
+    );
+
+    sim.expire_access_tokens();
+    let (status, headers, body) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/read",
+        &access,
+        json!({"inputs": []}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["category"], "EXPIRED_AUTHENTICATION");
+    assert_eq!(headers["x-hubspot-auth-failure"], "401 Unauthorized");
+
+    let old = refresh("rt0").await.unwrap();
+    assert_eq!(old.status().as_u16(), 400);
+    let body: Value = old.json().await.unwrap();
+    assert_eq!(body["status"], "BAD_REFRESH_TOKEN");
+}
+
+#[tokio::test]
+async fn missing_scopes_are_named() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    sim.set_scopes(&["crm.objects.contacts.read"]);
+    let (status, _, body) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        json!({"inputs": []}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["category"], "MISSING_SCOPES");
+    assert_eq!(
+        body["errors"][0]["context"]["requiredGranularScopes"][0],
+        "crm.objects.contacts.write"
+    );
+}
+
+#[tokio::test]
+async fn notes_need_a_timestamp_and_associate_with_type_202() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    sim.define_property("contacts", unique("whatsapp_id"));
+    sim.define_property("notes", unique("wa_message_id"));
+    let (_, _, c) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        json!({"inputs": [
+        {"idProperty": "whatsapp_id", "id": "+1", "properties": {}}]}),
+    )
+    .await;
+    let contact = c["results"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, n) = post(&sim, "/crm/v3/objects/notes/batch/upsert", TOKEN, json!({"inputs": [
+        {"idProperty": "wa_message_id", "id": "wamid.a", "properties": {"hs_note_body": "x"}},
+        {"idProperty": "wa_message_id", "id": "wamid.b", "properties": {"hs_note_body": "x", "hs_timestamp": "2026-11-22T10:00:00.000Z"}}]})).await;
+    assert_eq!(status, 207, "{n}");
+    let note = n["results"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, a) = post(&sim, "/crm/v4/associations/notes/contacts/batch/create", TOKEN, json!({"inputs": [
+        {"from": {"id": note}, "to": {"id": contact}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]})).await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(
+        sim.association_types("notes", &note, "contacts", &contact),
+        vec![202]
+    );
+    assert_eq!(sim.associated("contacts", &contact, "notes"), vec![note]);
+}

@@ -1,0 +1,645 @@
+//! The org's data as Salesforce keeps it: sObjects with typed fields (external IDs, uniqueness,
+//! field-level security for the integration user), records, and the validation Salesforce applies
+//! to an sObject Collections upsert — per record (`REQUIRED_FIELD_MISSING`, a lookup by external
+//! ID that finds nothing, a value of the wrong type), or for the whole request (`INVALID_FIELD`
+//! for a field the user cannot see, more than 200 records).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: String,
+    /// `id`, `string`, `url`, `double`, `datetime`, `textarea`, `multipicklist`, `reference`, `phone`.
+    pub kind: String,
+    pub external_id: bool,
+    pub unique: bool,
+    pub required: bool,
+    /// Field-level security: visible to the integration user.
+    pub visible: bool,
+    /// For `reference`: the object it points to.
+    pub reference_to: Option<String>,
+}
+
+impl FieldDef {
+    pub fn new(name: &str, kind: &str) -> Self {
+        FieldDef {
+            name: name.into(),
+            kind: kind.into(),
+            external_id: false,
+            unique: false,
+            required: false,
+            visible: true,
+            reference_to: None,
+        }
+    }
+
+    pub fn external_id(mut self) -> Self {
+        self.external_id = true;
+        self.unique = true;
+        self
+    }
+
+    fn describe(&self) -> Value {
+        json!({"name": self.name, "type": self.kind, "externalId": self.external_id,
+            "unique": self.unique, "nillable": !self.required, "createable": self.kind != "id",
+            "updateable": self.kind != "id", "referenceTo": self.reference_to.iter().collect::<Vec<_>>(),
+            "relationshipName": self.reference_to.as_ref().map(|_| self.name.replace("__c", "__r"))})
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SObject {
+    pub fields: BTreeMap<String, FieldDef>,
+    pub records: BTreeMap<String, Map<String, Value>>,
+    /// Unique field → value → record Id: Salesforce indexes external IDs, so lookups by them stay
+    /// fast however many records there are (a benchmark measures the client, not the simulator).
+    index: HashMap<String, HashMap<String, String>>,
+}
+
+impl SObject {
+    fn reindex(&mut self) {
+        self.index.clear();
+        for f in self.fields.values().filter(|f| f.unique) {
+            let values = self
+                .records
+                .iter()
+                .filter_map(|(id, r)| Some((r.get(&f.name)?.as_str()?.to_owned(), id.clone())))
+                .collect();
+            self.index.insert(f.name.clone(), values);
+        }
+    }
+
+    /// Stores a record's new values, keeping the index in step.
+    fn write(&mut self, id: &str, values: Map<String, Value>) {
+        let record = self.records.entry(id.to_owned()).or_default();
+        record.insert("Id".into(), json!(id));
+        for (k, v) in values {
+            if let Some(index) = self.index.get_mut(&k) {
+                if let Some(old) = record.get(&k).and_then(Value::as_str) {
+                    index.remove(old);
+                }
+                if let Some(new) = v.as_str() {
+                    index.insert(new.to_owned(), id.to_owned());
+                }
+            }
+            record.insert(k, v);
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(record) = self.records.remove(id) else {
+            return false;
+        };
+        for (k, v) in record {
+            if let (Some(index), Some(v)) = (self.index.get_mut(&k), v.as_str()) {
+                index.remove(v);
+            }
+        }
+        true
+    }
+
+    fn find(&self, field: &str, value: &str) -> Option<String> {
+        if let Some(index) = self.index.get(field) {
+            return index.get(value).cloned();
+        }
+        self.records
+            .iter()
+            .find(|(_, r)| r.get(field).and_then(Value::as_str) == Some(value))
+            .map(|(id, _)| id.clone())
+    }
+}
+
+pub type Answer = (StatusCode, Value);
+
+fn error(code: &str, message: &str) -> Value {
+    json!([{"message": message, "errorCode": code}])
+}
+
+#[derive(Debug, Default)]
+pub struct Org {
+    pub objects: HashMap<String, SObject>,
+    next: u64,
+}
+
+impl Org {
+    pub fn new() -> Self {
+        let mut org = Org::default();
+        let mut contact = SObject::default();
+        for f in [
+            FieldDef::new("Id", "id"),
+            FieldDef {
+                required: true,
+                ..FieldDef::new("LastName", "string")
+            },
+            FieldDef::new("FirstName", "string"),
+            FieldDef::new("Phone", "phone"),
+            FieldDef::new("MobilePhone", "phone"),
+        ] {
+            contact.fields.insert(f.name.clone(), f);
+        }
+        org.objects.insert("Contact".into(), contact);
+        let mut version = SObject::default();
+        for f in [
+            FieldDef::new("Id", "id"),
+            FieldDef::new("Title", "string"),
+            FieldDef::new("PathOnClient", "string"),
+            FieldDef::new("FirstPublishLocationId", "string"),
+            FieldDef::new("ContentSize", "double"),
+        ] {
+            version.fields.insert(f.name.clone(), f);
+        }
+        org.objects.insert("ContentVersion".into(), version);
+        org
+    }
+
+    /// `POST /sobjects/ContentVersion` (multipart): the file, published on a record.
+    pub fn create_content_version(&mut self, entity: &Value, size: u64) -> Answer {
+        let location = entity
+            .get("FirstPublishLocationId")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let exists = self
+            .objects
+            .values()
+            .any(|o| o.records.contains_key(location));
+        if !exists {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    &format!("invalid cross reference id: {location}"),
+                ),
+            );
+        }
+        let path = entity
+            .get("PathOnClient")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if path.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "REQUIRED_FIELD_MISSING",
+                    "Required fields are missing: [PathOnClient]",
+                ),
+            );
+        }
+        self.next += 1;
+        let id = format!("068sim{:012}AAA", self.next);
+        let mut record = Map::new();
+        record.insert("Id".into(), json!(id));
+        record.insert(
+            "Title".into(),
+            entity.get("Title").cloned().unwrap_or(json!(path)),
+        );
+        record.insert("PathOnClient".into(), json!(path));
+        record.insert("FirstPublishLocationId".into(), json!(location));
+        record.insert("ContentSize".into(), json!(size));
+        if let Some(o) = self.objects.get_mut("ContentVersion") {
+            o.records.insert(id.clone(), record);
+        }
+        (
+            StatusCode::CREATED,
+            json!({"id": id, "success": true, "errors": []}),
+        )
+    }
+
+    pub fn add_object(&mut self, name: &str) {
+        let o = self.objects.entry(name.into()).or_default();
+        o.fields
+            .entry("Id".into())
+            .or_insert_with(|| FieldDef::new("Id", "id"));
+    }
+
+    pub fn add_field(&mut self, object: &str, field: FieldDef) {
+        if let Some(o) = self.objects.get_mut(object) {
+            o.fields.insert(field.name.clone(), field);
+            o.reindex();
+        }
+    }
+
+    fn id_prefix(object: &str) -> &'static str {
+        if object == "Contact" { "003" } else { "a01" }
+    }
+
+    pub fn describe(&self, object: &str) -> Answer {
+        match self.objects.get(object) {
+            None => (
+                StatusCode::NOT_FOUND,
+                error("NOT_FOUND", "The requested resource does not exist"),
+            ),
+            Some(o) => (
+                StatusCode::OK,
+                json!({"name": object, "custom": object.ends_with("__c"),
+                    "fields": o.fields.values().filter(|f| f.visible).map(FieldDef::describe).collect::<Vec<_>>()}),
+            ),
+        }
+    }
+
+    /// Tooling API `POST /tooling/sobjects/CustomField`: the field is created hidden from the
+    /// integration user, as in Salesforce, until FieldPermissions grant it.
+    pub fn create_custom_field(&mut self, body: &Value) -> Answer {
+        let full = body.get("FullName").and_then(Value::as_str).unwrap_or("");
+        let Some((object, field)) = full.split_once('.') else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_INPUT", "FullName must be Object.Field__c"),
+            );
+        };
+        if !field.ends_with("__c") {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_INPUT", "a custom field's name ends in __c"),
+            );
+        }
+        let meta = body.get("Metadata").cloned().unwrap_or(Value::Null);
+        let kind = match meta.get("type").and_then(Value::as_str).unwrap_or("") {
+            "Text" => "string",
+            "Url" => "url",
+            "Number" => "double",
+            "DateTime" => "datetime",
+            "LongTextArea" => "textarea",
+            "MultiselectPicklist" => "multipicklist",
+            "Phone" => "phone",
+            "Lookup" => "reference",
+            other => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error(
+                        "INVALID_TYPE",
+                        &format!("bad value for restricted picklist field: {other}"),
+                    ),
+                );
+            }
+        };
+        let Some(o) = self.objects.get_mut(object) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_INPUT", &format!("no object {object}")),
+            );
+        };
+        if o.fields.contains_key(field) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "DUPLICATE_DEVELOPER_NAME",
+                    &format!("There is already a field named {field} on {object}."),
+                ),
+            );
+        }
+        let mut def = FieldDef::new(field, kind);
+        def.external_id = meta
+            .get("externalId")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        def.unique = meta.get("unique").and_then(Value::as_bool).unwrap_or(false);
+        def.reference_to = meta
+            .get("referenceTo")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        def.visible = false;
+        o.fields.insert(field.to_owned(), def);
+        o.reindex();
+        self.next += 1;
+        (
+            StatusCode::CREATED,
+            json!({"id": format!("00Nsim{:09}", self.next), "success": true, "errors": []}),
+        )
+    }
+
+    /// `POST /sobjects/FieldPermissions`: read (and edit) access for the integration user's
+    /// permission set.
+    pub fn grant_field(&mut self, body: &Value, permission_set: &str) -> Answer {
+        if body.get("ParentId").and_then(Value::as_str) != Some(permission_set) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"),
+            );
+        }
+        let full = body.get("Field").and_then(Value::as_str).unwrap_or("");
+        let Some((object, field)) = full.split_once('.') else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_FIELD", "Field must be Object.Field"),
+            );
+        };
+        let Some(def) = self
+            .objects
+            .get_mut(object)
+            .and_then(|o| o.fields.get_mut(field))
+        else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("INVALID_FIELD", &format!("no field {full}")),
+            );
+        };
+        if def.visible {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "DUPLICATE_VALUE",
+                    "duplicate value found: Field duplicates value on record",
+                ),
+            );
+        }
+        def.visible = body
+            .get("PermissionsRead")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.next += 1;
+        (
+            StatusCode::CREATED,
+            json!({"id": format!("01ksim{:09}", self.next), "success": true, "errors": []}),
+        )
+    }
+
+    /// `SELECT f1, f2 FROM Obj WHERE f IN ('a', 'b')`, the one query shape wa2crm sends.
+    pub fn query(&self, soql: &str) -> Answer {
+        let malformed = || {
+            (
+                StatusCode::BAD_REQUEST,
+                error("MALFORMED_QUERY", &format!("unexpected token in: {soql}")),
+            )
+        };
+        let s = soql.trim();
+        let Some(rest) = s.strip_prefix("SELECT ") else {
+            return malformed();
+        };
+        let Some((select, rest)) = rest.split_once(" FROM ") else {
+            return malformed();
+        };
+        let Some((object, condition)) = rest.split_once(" WHERE ") else {
+            return malformed();
+        };
+        let Some((field, values)) = condition.split_once(" IN ") else {
+            return malformed();
+        };
+        let (object, field) = (object.trim(), field.trim());
+        let Some(o) = self.objects.get(object) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "INVALID_TYPE",
+                    &format!("sObject type '{object}' is not supported."),
+                ),
+            );
+        };
+        let columns: Vec<&str> = select.split(',').map(str::trim).collect();
+        for c in columns.iter().chain([&field]) {
+            if !o.fields.get(*c).is_some_and(|f| f.visible) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error(
+                        "INVALID_FIELD",
+                        &format!("No such column '{c}' on entity '{object}'."),
+                    ),
+                );
+            }
+        }
+        let wanted: Vec<String> = values
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(',')
+            .map(|v| v.trim().trim_matches('\'').to_owned())
+            .collect();
+        let records: Vec<Value> = o
+            .records
+            .values()
+            .filter(|r| {
+                r.get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| wanted.iter().any(|w| w == v))
+            })
+            .map(|r| {
+                let mut out = Map::new();
+                out.insert("attributes".into(), json!({"type": object}));
+                for c in &columns {
+                    out.insert((*c).to_owned(), r.get(*c).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(out)
+            })
+            .collect();
+        (
+            StatusCode::OK,
+            json!({"totalSize": records.len(), "done": true, "records": records}),
+        )
+    }
+
+    /// `DELETE /composite/sobjects?ids=…` (≤ 200, allOrNone false): one result per id.
+    pub fn collections_delete(&mut self, ids: &[&str]) -> Answer {
+        if ids.len() > 200 {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "EXCEEDED_ID_LIMIT",
+                    "record limit reached. cannot submit more than 200 records into this call",
+                ),
+            );
+        }
+        let results: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                let removed = self.objects.values_mut().any(|o| o.remove(id));
+                if removed {
+                    json!({"id": id, "success": true, "errors": []})
+                } else {
+                    json!({"id": id, "success": false, "errors": [{"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]})
+                }
+            })
+            .collect();
+        (StatusCode::OK, Value::Array(results))
+    }
+
+    /// `PATCH /composite/sobjects/{object}/{external_id}`.
+    pub fn collections_upsert(&mut self, object: &str, external_id: &str, body: &Value) -> Answer {
+        let Some(o) = self.objects.get(object) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "INVALID_TYPE",
+                    &format!("sObject type '{object}' is not supported."),
+                ),
+            );
+        };
+        if !o
+            .fields
+            .get(external_id)
+            .is_some_and(|f| f.external_id && f.visible)
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "INVALID_FIELD",
+                    &format!(
+                        "Field name provided, {external_id} is not an External ID or indexed field for {object}"
+                    ),
+                ),
+            );
+        }
+        let Some(records) = body.get("records").and_then(Value::as_array) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("JSON_PARSER_ERROR", "records is required"),
+            );
+        };
+        if records.len() > 200 {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "EXCEEDED_ID_LIMIT",
+                    "record limit reached. cannot submit more than 200 records into this call",
+                ),
+            );
+        }
+        // Fields the user cannot see fail the whole request, as Salesforce's JSON parser does.
+        for r in records {
+            for key in r.as_object().into_iter().flat_map(|m| m.keys()) {
+                if key == "attributes" {
+                    continue;
+                }
+                let known = match key.strip_suffix("__r") {
+                    Some(base) => o
+                        .fields
+                        .get(&format!("{base}__c"))
+                        .is_some_and(|f| f.visible && f.reference_to.is_some()),
+                    None => o.fields.get(key).is_some_and(|f| f.visible),
+                };
+                if !known {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        error(
+                            "INVALID_FIELD",
+                            &format!("No such column '{key}' on sobject of type {object}"),
+                        ),
+                    );
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for r in records {
+            results.push(match self.upsert_one(object, external_id, r) {
+                Ok((id, created)) => json!({"id": id, "success": true, "errors": [], "created": created}),
+                Err((code, message, fields)) => json!({"success": false, "errors": [{"statusCode": code, "message": message, "fields": fields}]}),
+            });
+        }
+        (StatusCode::OK, Value::Array(results))
+    }
+
+    fn upsert_one(
+        &mut self,
+        object: &str,
+        external_id: &str,
+        r: &Value,
+    ) -> Result<(String, bool), (String, String, Vec<String>)> {
+        let fail = |code: &str, message: String, fields: Vec<String>| {
+            Err((code.to_owned(), message, fields))
+        };
+        let Some(input) = r.as_object() else {
+            return fail(
+                "JSON_PARSER_ERROR",
+                "a record must be an object".into(),
+                vec![],
+            );
+        };
+        let Some(key) = input.get(external_id).and_then(Value::as_str) else {
+            return fail(
+                "MISSING_ARGUMENT",
+                format!("{external_id} not specified"),
+                vec![external_id.into()],
+            );
+        };
+        let o = &self.objects[object];
+        let existing = o.find(external_id, key);
+        let mut values = Map::new();
+        for (k, v) in input {
+            if k == "attributes" {
+                continue;
+            }
+            if let Some(base) = k.strip_suffix("__r") {
+                // A lookup set through the parent's external ID.
+                let field = format!("{base}__c");
+                let target = o.fields[&field].reference_to.clone().unwrap_or_default();
+                let Some((parent_key, parent_value)) = v
+                    .as_object()
+                    .and_then(|m| m.iter().find(|(k, _)| *k != "attributes"))
+                else {
+                    return fail(
+                        "INVALID_FIELD",
+                        format!("{k}: no external ID given"),
+                        vec![field],
+                    );
+                };
+                let parent_value = parent_value.as_str().unwrap_or_default();
+                let Some(parent) = self
+                    .objects
+                    .get(&target)
+                    .and_then(|p| p.find(parent_key, parent_value))
+                else {
+                    return fail(
+                        "INVALID_FIELD",
+                        format!(
+                            "Foreign key external ID: {parent_value} not found for field {parent_key} in entity {target}"
+                        ),
+                        vec![],
+                    );
+                };
+                values.insert(field, json!(parent));
+                continue;
+            }
+            let def = &o.fields[k];
+            let ok = match (def.kind.as_str(), v) {
+                (_, Value::Null) => true,
+                ("double", Value::Number(_)) => true,
+                ("double", _) => false,
+                ("datetime", Value::String(s)) => {
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                        .is_ok()
+                }
+                (_, Value::String(_)) => true,
+                _ => false,
+            };
+            if !ok {
+                return fail(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    format!("{k}: value not of required type: {v}"),
+                    vec![k.clone()],
+                );
+            }
+            values.insert(k.clone(), v.clone());
+        }
+        if existing.is_none() {
+            let missing: Vec<String> = o
+                .fields
+                .values()
+                .filter(|f| f.required && !values.contains_key(&f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            if !missing.is_empty() {
+                return fail(
+                    "REQUIRED_FIELD_MISSING",
+                    format!("Required fields are missing: [{}]", missing.join(", ")),
+                    missing,
+                );
+            }
+        }
+        let (id, created) = match existing {
+            Some(id) => (id, false),
+            None => {
+                self.next += 1;
+                (
+                    format!("{}sim{:012}AAA", Self::id_prefix(object), self.next),
+                    true,
+                )
+            }
+        };
+        self.objects
+            .get_mut(object)
+            .expect("checked above")
+            .write(&id, values);
+        Ok((id, created))
+    }
+}

@@ -1,0 +1,139 @@
+//! The real binary delivering into the Salesforce simulator: check and provision from the CLI,
+//! then webhook → Contact + media record with its lookup, with sessions ending under load.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, free_port, post_webhook, sign};
+use wa2crm_sandbox::graph::GraphSim;
+use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
+use wa2crm_sandbox::samples;
+use wa2crm_sandbox::webhooks;
+
+const TS: i64 = 1_790_000_000; // 2026-09-21T14:13:20Z
+const CLIENT: &str = "3MVG9e2e";
+const USER: &str = "integration@e2e.example.com";
+
+fn section(sim: &SalesforceSim, key_path: &std::path::Path, permission_set: &str) -> String {
+    format!(
+        r#"
+[connectors.salesforce]
+type = "salesforce"
+login_url = "{url}"
+client_id = "{CLIENT}"
+username = "{USER}"
+private_key_file = "{key}"
+object = "WhatsApp_Media__c"
+external_id = "WA_Message_Id__c"
+contact_lookup = "Contact__c"
+contact_key = "WhatsApp_Id__c"
+permission_set = "{permission_set}"
+linger_ms = 100
+[connectors.salesforce.fields]
+file_url = "Media_Url__c"
+media_type = "Media_Type__c"
+size_bytes = "Size_Bytes__c"
+duration_seconds = "Duration_Seconds__c"
+received_at = "Received_At__c"
+"#,
+        url = sim.url(),
+        key = key_path.display()
+    )
+}
+
+fn webhook(graph: &GraphSim, i: usize, sender: &str) -> Vec<u8> {
+    let s = samples::all()
+        .into_iter()
+        .find(|s| s.file == "voice.ogg")
+        .unwrap();
+    let media_id = format!("m-{i}");
+    let digest = graph.add_media(&media_id, s.bytes, &s.mime_type);
+    let sample = webhooks::Sample {
+        kind: s.kind,
+        mime_type: s.mime_type.clone(),
+        caption: None,
+        file_name: None,
+    };
+    let mut m = webhooks::message_json(&sample, &format!("wamid.sf.{i}"), &media_id, TS + i as i64);
+    m["from"] = sender.trim_start_matches('+').into();
+    m["audio"]["sha256"] = digest.into();
+    webhooks::webhook_body(vec![m])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_notes_become_media_records_looked_up_to_their_contacts_across_ended_sessions() {
+    let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
+    let config = SalesforceSimConfig::new(CLIENT, USER);
+    let permission_set = config.permission_set.clone();
+    let sf = SalesforceSim::start(config).await.unwrap();
+    sf.add_object("WhatsApp_Media__c");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("salesforce.key");
+    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
+    let port = free_port();
+    let extra = section(&sf, &key, &permission_set);
+    let mut d = Daemon::new(
+        dir.path(),
+        &config_toml(dir.path(), port, &graph.url(), &extra),
+        port,
+    );
+
+    let (ok, out) = d.cli(&["check"]);
+    assert!(
+        !ok && out.contains("FAIL connectors.salesforce: Contact.WhatsApp_Id__c: missing"),
+        "{out}"
+    );
+    let (ok, out) = d.cli(&["provision"]);
+    assert!(
+        ok && out.contains("did create WhatsApp_Media__c.Contact__c (Lookup)"),
+        "{out}"
+    );
+    let (ok, out) = d.cli(&["check"]);
+    assert!(ok, "{out}");
+
+    d.restart().await;
+    let client = reqwest::Client::new();
+    let n = 30;
+    for i in 0..n {
+        if i == n / 2 {
+            // The org's admin shortens the session timeout: every session ends now.
+            sf.expire_sessions();
+        }
+        let body = webhook(&graph, i, &format!("+1415555{:04}", i % 5));
+        let status = post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await;
+        assert_eq!(status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = d.status()["queue"]["counts"].clone();
+        if c["done"] == n as u64 {
+            break;
+        }
+        assert!(c["dead"] == 0, "{}\n{}", d.status(), d.log());
+        assert!(Instant::now() < deadline, "{c}\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sf.records("WhatsApp_Media__c").len(), n);
+    assert_eq!(sf.records("Contact").len(), 5);
+    let contact = sf
+        .find("Contact", "WhatsApp_Id__c", "+14155550003")
+        .unwrap();
+    let media = sf
+        .find("WhatsApp_Media__c", "WA_Message_Id__c", "wamid.sf.3")
+        .unwrap();
+    assert_eq!(media["Contact__c"], contact["Id"]);
+    assert_eq!(media["Media_Type__c"], "voice");
+    assert_eq!(media["Received_At__c"], "2026-09-21T14:13:23Z");
+    let link = media["Media_Url__c"].as_str().unwrap();
+    assert_eq!(
+        reqwest::get(link).await.unwrap().status(),
+        200,
+        "the link plays"
+    );
+    let counts = sf.counts();
+    assert_eq!(counts.max_concurrent_logins, 1, "{counts:?}");
+    assert!(
+        counts.logins >= 2 && counts.failed_logins == 0,
+        "{counts:?}"
+    );
+}
