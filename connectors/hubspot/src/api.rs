@@ -126,11 +126,13 @@ impl Api {
         let mut last = Error::transient(format!("{what}: not sent"));
         for _ in 0..MAX_SENDS {
             self.pause.check()?;
+            // The budget first, the token second: a token taken before a wait in the budget
+            // (a 429 hold can last seconds) may expire before it is sent.
+            self.budget.acquire().await;
             let token = match self.auth.token().await {
                 Ok(t) => t,
                 Err(e) => return Err(self.auth_failed(e).await),
             };
-            self.budget.acquire().await;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -175,15 +177,21 @@ impl Api {
             match status.as_u16() {
                 200..=299 | 400 | 404 | 409 => return Ok(Answer { status, body }),
                 401 => {
+                    // An expired OAuth token is refreshed as often as it happens (a token can
+                    // expire on its way under load); any other 401 gets one refresh, and a fresh
+                    // token refused as invalid means the credentials are dead.
                     let category = body.get("category").and_then(Value::as_str).unwrap_or("");
-                    if !refreshed
-                        && (category == "EXPIRED_AUTHENTICATION" || self.auth.is_oauth())
+                    let expired = category == "EXPIRED_AUTHENTICATION";
+                    if (expired || !refreshed)
                         && let Some(fresh) = self.auth.after_rejection(&token).await
                     {
                         refreshed = true;
                         if let Err(e) = fresh {
                             return Err(self.auth_failed(e).await);
                         }
+                        last = Error::transient(format!(
+                            "{what}: the OAuth token kept expiring before HubSpot received it"
+                        ));
                         continue;
                     }
                     let reason = format!(

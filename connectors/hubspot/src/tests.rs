@@ -533,6 +533,32 @@ async fn an_expired_token_is_refreshed_once_and_the_call_replayed_and_a_restart_
 }
 
 #[tokio::test]
+async fn a_token_expiring_on_its_way_again_and_again_is_refreshed_each_time_never_paused() {
+    let sim = HubSpotSim::start(oauth_sim_config(Duration::from_secs(1800)))
+        .await
+        .unwrap();
+    let c = oauth_config(&sim);
+    let s = build(sim, c).await;
+    s.hs.provision(false).await.unwrap();
+    let before = s.sim.counts().refreshes;
+    s.sim.inject([
+        Fault::ExpiredToken,
+        Fault::ExpiredToken,
+        Fault::ExpiredToken,
+    ]);
+    ok(s.hs.deliver(&[record("wamid.1", "+14155550123")]).await);
+    assert_eq!(s.sim.counts().refreshes - before, 3, "{:?}", s.sim.counts());
+    assert!(
+        s.state
+            .get_state("hs", keys::PAUSE_REASON)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired token is no reason to pause"
+    );
+}
+
+#[tokio::test]
 async fn a_dead_refresh_token_pauses_the_connector_and_says_what_to_do() {
     let sim = HubSpotSim::start(oauth_sim_config(Duration::from_secs(1800)))
         .await

@@ -222,16 +222,18 @@ impl Api {
         tokio::sync::SemaphorePermit<'_>,
     )> {
         self.pause.check()?;
-        let token = match self.sessions.get().await {
-            Ok(t) => t,
-            Err(e) => return Err(self.login_failed(e).await),
-        };
-        let url = self.url(path)?;
+        // The slot first, the session second: a session taken before a long wait for a slot
+        // could end on the way and cost a needless re-authentication.
         let slot = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| Error::transient("the connector is shutting down"))?;
+        let token = match self.sessions.get().await {
+            Ok(t) => t,
+            Err(e) => return Err(self.login_failed(e).await),
+        };
+        let url = self.url(path)?;
         Ok((token, url, slot))
     }
 

@@ -75,13 +75,7 @@ impl Gate {
             (Some(p), _) if !token.is_empty() && p == token => false,
             (_, Some(expires)) if *expires > now => true,
             (_, Some(expires)) => {
-                let ago = now.duration_since(*expires).as_secs();
-                let mut body = error_body(
-                    "EXPIRED_AUTHENTICATION",
-                    &format!("The OAuth token used to make this call expired {ago} second(s) ago."),
-                );
-                body["context"] = json!({"expire time": ["2026-11-22T00:00:00.000Z"]});
-                return Err(Box::new(unauthorized(body)));
+                return Err(Box::new(expired_token(now.duration_since(*expires))));
             }
             _ => {
                 return Err(Box::new(unauthorized(error_body(
@@ -203,6 +197,19 @@ pub fn rate_limit_body(policy: &str, message: &str) -> Value {
     json!({"status": "error", "message": message, "errorType": "RATE_LIMIT",
         "correlationId": correlation_id(), "policyName": policy,
         "groupName": format!("publicapi:private-app-api-calls-{}:12345678", policy.to_lowercase())})
+}
+
+/// HubSpot's 401 for an OAuth access token past its expiry.
+pub(crate) fn expired_token(ago: Duration) -> Refusal {
+    let mut body = error_body(
+        "EXPIRED_AUTHENTICATION",
+        &format!(
+            "The OAuth token used to make this call expired {} second(s) ago.",
+            ago.as_secs()
+        ),
+    );
+    body["context"] = json!({"expire time": ["2026-11-22T00:00:00.000Z"]});
+    unauthorized(body)
 }
 
 fn unauthorized(body: Value) -> Refusal {

@@ -89,6 +89,8 @@ pub enum Fault {
     Status(u16),
     /// A 429 naming this policy (`TEN_SECONDLY_ROLLING`, `SECONDLY`, `DAILY`).
     RateLimit(&'static str),
+    /// A 401 EXPIRED_AUTHENTICATION, as when a token expires on its way to HubSpot.
+    ExpiredToken,
 }
 
 /// What the simulator has served, for tests and benchmarks that count.

@@ -124,6 +124,11 @@ fn answer(
                     HeaderMap::new(),
                 )
             }
+            Fault::ExpiredToken => {
+                i.counts.unauthorized += 1;
+                let r = super::gate::expired_token(Duration::ZERO);
+                respond((r.status, r.body), r.headers)
+            }
             Fault::RateLimit(policy) => {
                 i.counts.too_many_requests += 1;
                 let message = format!("You have reached your {} limit.", policy.to_lowercase());
