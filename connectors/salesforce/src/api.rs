@@ -4,6 +4,7 @@
 //! daily allocation eats into the reserve, pausing on 403 REQUEST_LIMIT_EXCEEDED, and retrying
 //! 5xx and network failures only for calls that are safe to repeat.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -82,6 +83,19 @@ pub struct Api {
     pub daily_reserve: f64,
     /// `/services/data/vXX.X`
     pub data_path: String,
+    /// Set while a pause the org's API usage caused is running: when it ends, one `GET /limits`
+    /// says whether the allocation has room again before the queued work is let loose on it.
+    pub usage_pause: AtomicBool,
+    /// One `/limits` look at a time.
+    pub limits_look: tokio::sync::Mutex<()>,
+}
+
+/// `/limits`: how many calls the org has used of its daily allocation.
+pub fn daily_usage(body: &Value) -> Option<(u64, u64)> {
+    let daily = body.get("DailyApiRequests")?;
+    let max = daily.get("Max")?.as_u64()?;
+    let remaining = daily.get("Remaining")?.as_u64()?;
+    Some((max.saturating_sub(remaining), max))
 }
 
 impl Api {
@@ -152,12 +166,7 @@ impl Api {
                     )));
                 }
                 403 if error_code(&body) == "REQUEST_LIMIT_EXCEEDED" => {
-                    let reason = "the org's daily API allocation is used up (403 REQUEST_LIMIT_EXCEEDED); \
-                                  wa2crm tries again every 15 minutes as the rolling 24 hours frees calls";
-                    self.pause
-                        .pause(reason, Some(SystemTime::now() + LIMIT_EXCEEDED_PAUSE))
-                        .await;
-                    return Err(Error::rate_limited(reason, Some(LIMIT_EXCEEDED_PAUSE)));
+                    return Err(self.limit_exceeded().await);
                 }
                 s if classify::is_transient(status) => {
                     let e = Error::transient(format!(
@@ -222,6 +231,9 @@ impl Api {
         tokio::sync::SemaphorePermit<'_>,
     )> {
         self.pause.check()?;
+        if self.usage_pause.load(Ordering::Acquire) {
+            self.look_at_limits().await?;
+        }
         // The slot first, the session second: a session taken before a long wait for a slot
         // could end on the way and cost a needless re-authentication.
         let slot = self
@@ -257,12 +269,65 @@ impl Api {
         e
     }
 
+    /// A usage pause has run out: `GET /limits` (one caller; the others wait for its verdict)
+    /// decides whether to go on or to pause again. An answer that says nothing (the user may lack
+    /// View Setup) lets the calls go, and their own `Sforce-Limit-Info` decides.
+    async fn look_at_limits(&self) -> Result<()> {
+        let _one = self.limits_look.lock().await;
+        if !self.usage_pause.load(Ordering::Acquire) {
+            return self.pause.check();
+        }
+        let token = match self.sessions.get().await {
+            Ok(t) => t,
+            Err(e) => return Err(self.login_failed(e).await),
+        };
+        let sent = self
+            .http
+            .get(self.url("/limits")?)
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await;
+        let (status, body) = match sent {
+            Ok(r) => (r.status(), r.json::<Value>().await.unwrap_or(Value::Null)),
+            Err(e) => return Err(classify::from_reqwest("Salesforce GET /limits", e)),
+        };
+        match (status.as_u16(), daily_usage(&body)) {
+            (200, Some((used, max))) => {
+                self.usage_pause.store(false, Ordering::Release);
+                self.observe_usage(used, max).await;
+                if self.pause.check().is_ok() {
+                    tracing::info!(connector = %self.name, used, max, "The org's API allocation has room again; deliveries resume.");
+                }
+            }
+            (403, _) if error_code(&body) == "REQUEST_LIMIT_EXCEEDED" => {
+                self.limit_exceeded().await;
+            }
+            _ => {
+                tracing::warn!(connector = %self.name, %status, "GET /limits said nothing about the daily allocation; resuming and watching Sforce-Limit-Info.");
+                self.usage_pause.store(false, Ordering::Release);
+            }
+        }
+        self.pause.check()
+    }
+
+    async fn limit_exceeded(&self) -> Error {
+        let reason = "the org's daily API allocation is used up (403 REQUEST_LIMIT_EXCEEDED); \
+                      wa2crm looks at /limits every 15 minutes and resumes when the rolling 24 hours frees calls";
+        self.usage_pause.store(true, Ordering::Release);
+        self.pause
+            .pause(reason, Some(SystemTime::now() + LIMIT_EXCEEDED_PAUSE))
+            .await;
+        Error::rate_limited(reason, Some(LIMIT_EXCEEDED_PAUSE))
+    }
+
     async fn observe_usage(&self, used: u64, max: u64) {
         let ceiling = (max as f64 * (1.0 - self.daily_reserve)).floor() as u64;
         if max > 0 && used >= ceiling {
+            self.usage_pause.store(true, Ordering::Release);
             let reason = format!(
                 "the org has used {used} of its {max} daily API calls; the last {:.0} % are reserved for \
-                 its other integrations (daily_reserve). wa2crm resumes as the rolling 24 hours frees calls",
+                 its other integrations (daily_reserve). wa2crm looks at /limits every 15 minutes and resumes \
+                 when the rolling 24 hours frees calls",
                 self.daily_reserve * 100.0
             );
             self.pause

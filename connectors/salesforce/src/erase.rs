@@ -1,6 +1,9 @@
-//! Erasure of one person's media: every record of the media object that looks up to their
-//! Contact is deleted (sObject Collections delete, ≤ 200 a call). The Contact itself stays: it is
-//! the CRM's record of the person, with other data on it.
+//! Erasure of one person's media: the files uploaded to Salesforce Files on their media records
+//! (ContentDocuments: a ContentVersion cannot be deleted on its own, and deleting the record it
+//! was published on leaves the document behind), then every record of the media object that
+//! looks up to their Contact (sObject Collections delete, ≤ 200 a call). Files go first, so an
+//! erasure cut short finds them again through the records when it is run again. The Contact
+//! itself stays: it is the CRM's record of the person, with other data on it.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -15,37 +18,54 @@ impl Salesforce {
         let c = &self.config;
         let mut removed = Vec::new();
         let contacts = self
-            .ids(&format!(
-                "SELECT Id FROM Contact WHERE {} IN ({})",
-                c.contact_key,
-                soql_in(&[subject.as_str()])
-            ))
+            .column(
+                &format!(
+                    "SELECT Id FROM Contact WHERE {} IN ({})",
+                    c.contact_key,
+                    soql_in(&[subject.as_str()])
+                ),
+                "Id",
+            )
             .await?;
         if contacts.is_empty() {
             return Ok(EraseReport { removed });
         }
         let refs: Vec<&str> = contacts.iter().map(String::as_str).collect();
         let media = self
-            .ids(&format!(
-                "SELECT Id FROM {} WHERE {} IN ({})",
-                c.object,
-                c.contact_lookup,
-                soql_in(&refs)
-            ))
-            .await?;
-        for chunk in media.chunks(MAX_RECORDS) {
-            let path = format!(
-                "/composite/sobjects?ids={}&allOrNone=false",
-                chunk.join(",")
-            );
-            let a = self.api.call(Method::DELETE, &path, None, true).await?;
-            if !a.status.is_success() {
-                return Err(Error::permanent(format!(
-                    "deleting {} records: {}",
+            .column(
+                &format!(
+                    "SELECT Id FROM {} WHERE {} IN ({})",
                     c.object,
-                    describe(&a.body)
-                )));
-            }
+                    c.contact_lookup,
+                    soql_in(&refs)
+                ),
+                "Id",
+            )
+            .await?;
+        let mut documents = Vec::new();
+        for chunk in media.chunks(MAX_RECORDS) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            documents.extend(
+                self.column(
+                    &format!(
+                        "SELECT ContentDocumentId FROM ContentVersion WHERE FirstPublishLocationId IN ({})",
+                        soql_in(&refs)
+                    ),
+                    "ContentDocumentId",
+                )
+                .await?,
+            );
+        }
+        documents.sort();
+        documents.dedup();
+        self.delete(&documents, "ContentDocument").await?;
+        self.delete(&media, &c.object).await?;
+        if !documents.is_empty() {
+            removed.push(format!(
+                "{} file(s) in Salesforce Files (ContentDocument {})",
+                documents.len(),
+                documents.join(", ")
+            ));
         }
         if !media.is_empty() {
             removed.push(format!(
@@ -58,7 +78,38 @@ impl Salesforce {
         Ok(EraseReport { removed })
     }
 
-    async fn ids(&self, soql: &str) -> Result<Vec<String>> {
+    /// sObject Collections delete, ≤ 200 a call; a record already gone counts as deleted.
+    async fn delete(&self, ids: &[String], what: &str) -> Result<()> {
+        for chunk in ids.chunks(MAX_RECORDS) {
+            let path = format!(
+                "/composite/sobjects?ids={}&allOrNone=false",
+                chunk.join(",")
+            );
+            let a = self.api.call(Method::DELETE, &path, None, true).await?;
+            if !a.status.is_success() {
+                return Err(Error::permanent(format!(
+                    "deleting {what} records: {}",
+                    describe(&a.body)
+                )));
+            }
+            for r in a.body.as_array().into_iter().flatten() {
+                let gone = r.get("success").and_then(Value::as_bool) == Some(true)
+                    || describe(r.get("errors").unwrap_or(&Value::Null))
+                        .starts_with("ENTITY_IS_DELETED");
+                if !gone {
+                    return Err(Error::permanent(format!(
+                        "deleting {what} {}: {}",
+                        r.get("id").and_then(Value::as_str).unwrap_or("?"),
+                        describe(r.get("errors").unwrap_or(&Value::Null))
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One column of a query's records.
+    async fn column(&self, soql: &str, field: &str) -> Result<Vec<String>> {
         let a = self
             .api
             .call(Method::GET, &query_path(soql), None, true)
@@ -71,7 +122,7 @@ impl Salesforce {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_owned))
             .collect())
     }
 }

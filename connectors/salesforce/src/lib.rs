@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+mod composite;
 pub mod config;
 mod erase;
 mod files;
@@ -14,6 +15,7 @@ mod schema;
 mod writes;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,13 +68,17 @@ pub async fn connect(
     let source =
         auth::SessionSource::new(config, http.clone(), context.state.clone(), name).await?;
     let instance_url = Arc::clone(&source.instance_url);
+    let pause = PauseGate::load(name, context.state.clone()).await?;
     Ok(api::Api {
         name: name.to_owned(),
         http,
         sessions: auth::session_cache(source, Duration::from_secs(config.session_minutes * 60)),
         instance_url,
         in_flight: Semaphore::new(config.max_concurrent),
-        pause: PauseGate::load(name, context.state.clone()).await?,
+        // A pause an earlier run recorded is a usage pause (the others end with the process).
+        usage_pause: AtomicBool::new(pause.current().is_some()),
+        limits_look: tokio::sync::Mutex::new(()),
+        pause,
         daily_reserve: config.daily_reserve,
         data_path: config.data_path(),
     })

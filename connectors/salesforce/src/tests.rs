@@ -217,6 +217,69 @@ async fn the_daily_reserve_and_the_exhausted_allocation_pause_the_connector() {
     assert_eq!(e.retry_after(), Some(Duration::from_secs(15 * 60)));
 }
 
+#[tokio::test]
+async fn when_a_usage_pause_ends_limits_decides_whether_to_go_on() {
+    let mut config = SalesforceSimConfig::new(CLIENT_ID, USER);
+    config.daily_allocation = 1000;
+    let sim = SalesforceSim::start(config).await.unwrap();
+    let state = Arc::new(MemoryStateStore::default());
+    let api = api_for(&jwt_config(&sim), state.clone()).await;
+    sim.set_api_usage(1000);
+    limits(&api).await.unwrap_err();
+    let pause_reason = || async {
+        state
+            .get_state("sf", keys::PAUSE_REASON)
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert!(pause_reason().await.contains("REQUEST_LIMIT_EXCEEDED"));
+
+    // The pause runs out while the org is still over: one look at /limits, and paused again.
+    api.pause.resume().await;
+    let e = api
+        .call(Method::GET, "/sobjects/Contact/describe", None, true)
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("REQUEST_LIMIT_EXCEEDED"), "{e}");
+    assert!(pause_reason().await.contains("REQUEST_LIMIT_EXCEEDED"));
+
+    // Still paused, but the reserve is what holds it now.
+    api.pause.resume().await;
+    sim.set_api_usage(850);
+    let e = api
+        .call(Method::GET, "/sobjects/Contact/describe", None, true)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("reserved for its other integrations"),
+        "{e}"
+    );
+
+    // Calls have aged out of the rolling 24 hours: /limits says so and the call goes.
+    api.pause.resume().await;
+    sim.set_api_usage(500);
+    let before = sim.counts().api_calls;
+    api.call(Method::GET, "/sobjects/Contact/describe", None, true)
+        .await
+        .unwrap();
+    assert_eq!(sim.counts().api_calls - before, 2, "/limits, then the call");
+    api.call(Method::GET, "/sobjects/Contact/describe", None, true)
+        .await
+        .unwrap();
+    assert_eq!(sim.counts().api_calls - before, 3, "no more looks");
+
+    // A restart during a usage pause looks at /limits first when it ends.
+    sim.set_api_usage(1000);
+    limits(&api).await.unwrap_err();
+    let restarted = api_for(&jwt_config(&sim), state.clone()).await;
+    assert!(
+        restarted
+            .usage_pause
+            .load(std::sync::atomic::Ordering::Acquire)
+    );
+}
+
 mod writes_support {
     use super::*;
     use wa2crm_core::{MediaKind, MediaRecord, Phone};
@@ -321,7 +384,10 @@ mod writes {
             .collect();
         assert!(first.iter().all(|d| d.created));
         let calls = sim.counts().api_calls;
-        assert_eq!(calls, 3, "query, create contacts, upsert media");
+        assert_eq!(
+            calls, 2,
+            "composite (query, upsert: fails on new contacts), composite (create contacts, upsert)"
+        );
 
         let ana = sim
             .find("Contact", "WhatsApp_Id__c", "+491701234567")
@@ -356,8 +422,8 @@ mod writes {
         assert_eq!(again[0].crm_id, first[0].crm_id);
         assert_eq!(
             sim.counts().api_calls - calls,
-            2,
-            "known contacts: query and upsert only"
+            1,
+            "known contacts: one composite call (query and upsert)"
         );
         assert_eq!(sim.records(OBJECT).len(), 3);
         assert_eq!(sim.records("Contact").len(), 2);
@@ -439,8 +505,65 @@ mod writes {
         }
         assert_eq!(sim.records(OBJECT).len(), 250);
         assert_eq!(sim.records("Contact").len(), 220);
-        // 2 queries, 2 contact upserts, 2 media upserts.
-        assert_eq!(sim.counts().api_calls, 6);
+        // Two chunks of ≤ 200, each new senders: two composite calls each.
+        assert_eq!(sim.counts().api_calls, 4);
+    }
+
+    #[tokio::test]
+    async fn a_record_salesforce_refuses_fails_only_its_own_job_with_the_rule_named() {
+        let sim = org().await;
+        let sf = connector(&config(&sim)).await;
+        sf.deliver_batch(&[record("wamid.known", "+14155550123", None)])
+            .await[0]
+            .as_ref()
+            .unwrap();
+        sim.add_validation_rule(
+            OBJECT,
+            "WA_Message_Id__c",
+            json!("wamid.refused-known"),
+            "Media from this campaign is not accepted",
+        );
+        sim.add_validation_rule(
+            OBJECT,
+            "WA_Message_Id__c",
+            json!("wamid.refused-new"),
+            "Media from this campaign is not accepted",
+        );
+        let before = sim.counts().api_calls;
+        let results = sf
+            .deliver_batch(&[
+                record("wamid.ok-known", "+14155550123", None),
+                record("wamid.refused-known", "+14155550123", None),
+                record("wamid.ok-new", "+491701234567", Some("Ana")),
+                record("wamid.refused-new", "+491701234568", None),
+            ])
+            .await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        for refused in [&results[1], &results[3]] {
+            let e = refused.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
+            assert!(
+                e.message().contains(
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION: Media from this campaign is not accepted"
+                ),
+                "{e}"
+            );
+        }
+        assert_eq!(sim.counts().api_calls - before, 2);
+        assert!(
+            sim.find(OBJECT, "WA_Message_Id__c", "wamid.ok-new")
+                .is_some()
+        );
+        assert!(
+            sim.find(OBJECT, "WA_Message_Id__c", "wamid.refused-new")
+                .is_none()
+        );
+        assert_eq!(
+            sim.records("Contact").len(),
+            3,
+            "the refused record's new sender still got a Contact"
+        );
     }
 }
 
@@ -695,5 +818,47 @@ mod files {
             1,
             "a re-run finds the file and uploads nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn erase_deletes_the_persons_files_then_their_records() {
+        use wa2crm_core::{Connector, Phone};
+        let sim = org().await;
+        let mut c = config(&sim);
+        c["files"] = json!(true);
+        let context = ConnectorContext {
+            state: Arc::new(MemoryStateStore::default()),
+            media: Some(Arc::new(Stored)),
+        };
+        let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
+            .await
+            .unwrap();
+        for r in sf
+            .deliver_batch(&[
+                record("wamid.a1", "+491701234567", Some("Ana")),
+                record("wamid.a2", "+491701234567", Some("Ana")),
+                record("wamid.b1", "+14155550123", None),
+            ])
+            .await
+        {
+            r.unwrap();
+        }
+        assert_eq!(sim.records("ContentDocument").len(), 3);
+        let report = sf
+            .erase(&Phone::parse("+491701234567").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(report.removed.len(), 2, "{:?}", report.removed);
+        assert!(
+            report.removed[0].starts_with("2 file(s) in Salesforce Files (ContentDocument 069"),
+            "{:?}",
+            report.removed
+        );
+        let left = sim.records("ContentVersion");
+        assert_eq!(left.len(), 1, "the other person's file stays");
+        let b1 = sim.find(OBJECT, "WA_Message_Id__c", "wamid.b1").unwrap();
+        assert_eq!(left[0]["FirstPublishLocationId"], b1["Id"]);
+        assert_eq!(sim.records("ContentDocument").len(), 1);
+        assert_eq!(sim.records(OBJECT).len(), 1);
     }
 }

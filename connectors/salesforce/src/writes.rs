@@ -1,8 +1,11 @@
-//! Writing a batch: the senders' Contacts are looked up by `contact_key` (one SOQL query), the
-//! missing ones created with the WhatsApp profile name (existing Contacts are never touched), and
-//! the media records upserted by `external_id` through sObject Collections (≤ 200 a call,
-//! `allOrNone` false), each linked to its Contact through the Contact's external ID — no query for
-//! Contact ids. Three calls per 200 media at most; two when every sender is known.
+//! Writing a batch, in one API call when every sender already has a Contact: a Composite call
+//! that looks the senders' Contacts up by `contact_key` (one SOQL query) and upserts the media
+//! records by `external_id` through sObject Collections (≤ 200 a call, `allOrNone` false), each
+//! linked to its Contact through the Contact's external ID — no query for Contact ids.
+//!
+//! A record whose sender has no Contact yet fails on that lookup. A second Composite call then
+//! creates the missing Contacts with the WhatsApp profile name and upserts those records again.
+//! Existing Contacts are never written: what the CRM holds about a person stays as it is.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,6 +17,7 @@ use wa2crm_core::{Delivered, Error, MediaRecord, Result};
 
 use crate::Salesforce;
 use crate::api::describe;
+use crate::composite::{SubAnswer, Subrequest};
 
 /// sObject Collections' limit.
 pub const MAX_RECORDS: usize = 200;
@@ -104,48 +108,160 @@ impl Salesforce {
         if let Err(e) = self.api.pause.check() {
             return batch.iter().map(|_| Err(copy(&e))).collect();
         }
-        let contacts = self.ensure_contacts(batch).await;
-        let mut out: Vec<Option<Result<Delivered>>> = batch.iter().map(|_| None).collect();
-        let mut ready = Vec::new();
-        for (i, c) in contacts.into_iter().enumerate() {
-            match c {
-                Ok(()) => ready.push(i),
-                Err(e) => out[i] = Some(Err(e)),
-            }
-        }
-        for chunk in ready.chunks(MAX_RECORDS) {
-            let records: Vec<Value> = chunk
-                .iter()
-                .map(|i| self.media_record(&batch[*i]))
-                .collect();
-            let results = self
-                .upsert(&self.config.object, &self.config.external_id, records)
-                .await;
-            let mut uploads: Vec<(usize, String)> = Vec::new();
-            for (i, r) in chunk.iter().zip(results) {
-                if self.config.files
-                    && let Ok((id, _)) = &r
-                {
-                    uploads.push((*i, id.clone()));
-                }
-                out[*i] = Some(r.map(|(crm_id, created)| Delivered { crm_id, created }));
-            }
-            if !uploads.is_empty() {
-                let items: Vec<(&MediaRecord, String)> = uploads
+        let mut out: Vec<Result<Delivered>> = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_RECORDS) {
+            let written = self.write_chunk(chunk).await;
+            let uploads: Vec<(&MediaRecord, String)> = if self.config.files {
+                chunk
                     .iter()
-                    .map(|(i, id)| (&batch[*i], id.clone()))
-                    .collect();
-                for ((i, _), r) in uploads.iter().zip(self.upload_files(&items).await) {
-                    // The record is written; without its file the job is not done yet.
-                    if let Err(e) = r {
-                        out[*i] = Some(Err(e));
-                    }
-                }
+                    .zip(&written)
+                    .filter_map(|(r, w)| Some((r, w.as_ref().ok()?.0.clone())))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut uploaded = self.upload_files(&uploads).await.into_iter();
+            for w in written {
+                out.push(match w {
+                    // The record is written; without its file (when wanted) the job is not done.
+                    Ok((crm_id, created)) => match self.config.files {
+                        true => uploaded
+                            .next()
+                            .unwrap_or_else(|| Err(Error::transient("no result for this file")))
+                            .map(|()| Delivered { crm_id, created }),
+                        false => Ok(Delivered { crm_id, created }),
+                    },
+                    Err(e) => Err(e),
+                });
             }
         }
-        out.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(Error::transient("no result for this record"))))
+        out
+    }
+
+    /// ≤ 200 records: one result (record id, created) per record, in order.
+    async fn write_chunk(&self, chunk: &[MediaRecord]) -> Vec<Result<(String, bool)>> {
+        let key = &self.config.contact_key;
+        let senders: Vec<&str> = {
+            let mut seen = HashSet::new();
+            chunk
+                .iter()
+                .map(|r| r.sender.as_str())
+                .filter(|s| seen.insert(*s))
+                .collect()
+        };
+        let soql = format!(
+            "SELECT Id, {key} FROM Contact WHERE {key} IN ({})",
+            soql_in(&senders)
+        );
+        let lookup = Subrequest {
+            reference: "contacts",
+            method: Method::GET,
+            path: query_path(&soql),
+            body: None,
+        };
+        let records = chunk.iter().map(|r| self.media_record(r)).collect();
+        let [contacts, media] = match self.composite([lookup, self.media_upsert(records)]).await {
+            Ok(parts) => parts,
+            Err(e) => return chunk.iter().map(|_| Err(copy(&e))).collect(),
+        };
+        let mut results = save_results(&self.config.object, chunk.len(), &media);
+        let failed: Vec<usize> = (0..chunk.len()).filter(|i| results[*i].is_err()).collect();
+        if failed.is_empty() {
+            return results;
+        }
+        // Which senders have no Contact: their records failed on the lookup and go again, after
+        // the Contacts are created.
+        let known: HashSet<String> = match contacts.check(&format!("looking up Contacts by {key}"))
+        {
+            Ok(body) => body
+                .get("records")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.get(key.as_str())?.as_str().map(str::to_owned))
+                .collect(),
+            Err(e) => {
+                for i in failed {
+                    results[i] = Err(copy(&e));
+                }
+                return results;
+            }
+        };
+        let again: Vec<usize> = failed
+            .into_iter()
+            .filter(|i| !known.contains(chunk[*i].sender.as_str()))
+            .collect();
+        if again.is_empty() {
+            return results;
+        }
+        let retried: Vec<&MediaRecord> = again.iter().map(|i| &chunk[*i]).collect();
+        for (i, r) in again
+            .iter()
+            .zip(self.create_contacts_then_upsert(&retried).await)
+        {
+            results[*i] = r;
+        }
+        results
+    }
+
+    /// The second call: the missing Contacts created, then the records upserted again.
+    async fn create_contacts_then_upsert(
+        &self,
+        records: &[&MediaRecord],
+    ) -> Vec<Result<(String, bool)>> {
+        let key = &self.config.contact_key;
+        // The profile name of each new sender (the first record that has one).
+        let mut new: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        for r in records {
+            let name = new.entry(r.sender.as_str()).or_default();
+            if name.is_none() {
+                *name = r.sender_name.as_deref();
+            }
+        }
+        let new: Vec<(&str, Option<&str>)> = new.into_iter().collect();
+        let contacts: Vec<Value> = new
+            .iter()
+            .map(|(phone, name)| new_contact(key, phone, *name))
+            .collect();
+        let create = Subrequest {
+            reference: "newContacts",
+            method: Method::PATCH,
+            path: format!("/composite/sobjects/Contact/{key}"),
+            body: Some(json!({"allOrNone": false, "records": contacts})),
+        };
+        let media = records.iter().map(|r| self.media_record(r)).collect();
+        let [created, upserted] = match self.composite([create, self.media_upsert(media)]).await {
+            Ok(parts) => parts,
+            Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
+        };
+        let mut failed: HashMap<&str, Error> = HashMap::new();
+        for ((phone, _), r) in new.iter().zip(save_results("Contact", new.len(), &created)) {
+            if let Err(e) = r {
+                failed.insert(
+                    phone,
+                    Error::new(e.kind(), format!("contact {phone}: {}", e.message())),
+                );
+            }
+        }
+        records
+            .iter()
+            .zip(save_results(&self.config.object, records.len(), &upserted))
+            .map(|(r, result)| match failed.get(r.sender.as_str()) {
+                // The Contact's own error says more than the lookup that failed because of it.
+                Some(e) if result.is_err() => Err(copy(e)),
+                _ => result,
+            })
             .collect()
+    }
+
+    fn media_upsert(&self, records: Vec<Value>) -> Subrequest {
+        let c = &self.config;
+        Subrequest {
+            reference: "media",
+            method: Method::PATCH,
+            path: format!("/composite/sobjects/{}/{}", c.object, c.external_id),
+            body: Some(json!({"allOrNone": false, "records": records})),
+        }
     }
 
     fn media_record(&self, r: &MediaRecord) -> Value {
@@ -163,131 +279,36 @@ impl Salesforce {
         );
         Value::Object(m)
     }
+}
 
-    /// Makes sure every sender has a Contact; one result per record.
-    async fn ensure_contacts(&self, batch: &[MediaRecord]) -> Vec<Result<()>> {
-        let key = &self.config.contact_key;
-        let senders: Vec<&str> = {
-            let mut seen = HashSet::new();
-            batch
-                .iter()
-                .map(|r| r.sender.as_str())
-                .filter(|s| seen.insert(*s))
-                .collect()
-        };
-        let mut known: HashSet<String> = HashSet::new();
-        for chunk in senders.chunks(MAX_RECORDS) {
-            let soql = format!(
-                "SELECT Id, {key} FROM Contact WHERE {key} IN ({})",
-                soql_in(chunk)
-            );
-            let answer = match self
-                .api
-                .call(Method::GET, &query_path(&soql), None, true)
-                .await
-            {
-                Ok(a) if a.status.is_success() => a,
-                Ok(a) => {
-                    let e = Error::permanent(format!(
-                        "looking up Contacts by {key}: {}",
-                        describe(&a.body)
-                    ));
-                    return batch.iter().map(|_| Err(copy(&e))).collect();
-                }
-                Err(e) => return batch.iter().map(|_| Err(copy(&e))).collect(),
-            };
-            for r in answer
-                .body
-                .get("records")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(v) = r.get(key.as_str()).and_then(Value::as_str) {
-                    known.insert(v.to_owned());
-                }
-            }
-        }
-        // The profile name of each new sender (the first record that has one).
-        let mut new: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-        for r in batch {
-            if !known.contains(r.sender.as_str()) {
-                let name = new.entry(r.sender.as_str()).or_default();
-                if name.is_none() {
-                    *name = r.sender_name.as_deref();
-                }
-            }
-        }
-        let mut failed: HashMap<String, Error> = HashMap::new();
-        let new: Vec<(&str, Option<&str>)> = new.into_iter().collect();
-        for chunk in new.chunks(MAX_RECORDS) {
-            let records: Vec<Value> = chunk
-                .iter()
-                .map(|(phone, name)| {
-                    let name = name.map(str::trim).filter(|n| !n.is_empty());
-                    let (first, last) = match name.and_then(|n| n.rsplit_once(' ')) {
-                        Some((first, last)) => (Some(first.trim()), last.trim()),
-                        // LastName is required: the name, or the number itself.
-                        None => (None, name.unwrap_or(phone)),
-                    };
-                    let mut m = json!({"attributes": {"type": "Contact"}, key.clone(): phone, "LastName": last});
-                    if let Some(f) = first {
-                        m["FirstName"] = json!(f);
-                    }
-                    m
-                })
-                .collect();
-            for ((phone, _), r) in chunk.iter().zip(self.upsert("Contact", key, records).await) {
-                if let Err(e) = r {
-                    failed.insert(
-                        phone.to_string(),
-                        Error::new(e.kind(), format!("contact {phone}: {}", e.message())),
-                    );
-                }
-            }
-        }
-        batch
-            .iter()
-            .map(|r| match failed.get(r.sender.as_str()) {
-                Some(e) => Err(copy(e)),
-                None => Ok(()),
-            })
-            .collect()
+/// A new Contact: LastName is required, so the profile name's last word, or the number itself.
+fn new_contact(key: &str, phone: &str, name: Option<&str>) -> Value {
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    let (first, last) = match name.and_then(|n| n.rsplit_once(' ')) {
+        Some((first, last)) => (Some(first.trim()), last.trim()),
+        None => (None, name.unwrap_or(phone)),
+    };
+    let mut m = json!({"attributes": {"type": "Contact"}, key: phone, "LastName": last});
+    if let Some(f) = first {
+        m["FirstName"] = json!(f);
     }
+    m
+}
 
-    /// Collections upsert by an external ID; one result per record, in order.
-    async fn upsert(
-        &self,
-        object: &str,
-        external_id: &str,
-        records: Vec<Value>,
-    ) -> Vec<Result<(String, bool)>> {
-        let n = records.len();
-        let body = json!({"allOrNone": false, "records": records});
-        let path = format!("/composite/sobjects/{object}/{external_id}");
-        // An upsert by external ID is idempotent: safe to send again.
-        let answer = match self.api.call(Method::PATCH, &path, Some(&body), true).await {
-            Ok(a) => a,
-            Err(e) => return (0..n).map(|_| Err(copy(&e))).collect(),
-        };
-        if !answer.status.is_success() {
-            let e = Error::permanent(format!(
-                "Salesforce refused the {object} upsert ({}): {}",
-                answer.status,
-                describe(&answer.body)
-            ));
-            return (0..n).map(|_| Err(copy(&e))).collect();
-        }
-        let results = answer.body.as_array().cloned().unwrap_or_default();
-        (0..n)
-            .map(|i| match results.get(i) {
-                Some(r) => save_result(object, r),
-                None => Err(Error::transient(format!(
-                    "Salesforce's {object} upsert answer has no result for this record"
-                ))),
-            })
-            .collect()
-    }
+/// A Collections upsert's answer: one result per record, in order.
+fn save_results(object: &str, n: usize, answer: &SubAnswer) -> Vec<Result<(String, bool)>> {
+    let results = match answer.check(&format!("the {object} upsert")) {
+        Ok(body) => body.as_array().cloned().unwrap_or_default(),
+        Err(e) => return (0..n).map(|_| Err(copy(&e))).collect(),
+    };
+    (0..n)
+        .map(|i| match results.get(i) {
+            Some(r) => save_result(object, r),
+            None => Err(Error::transient(format!(
+                "Salesforce's {object} upsert answer has no result for this record"
+            ))),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! Every API answer carries `Sforce-Limit-Info: api-usage=N/M`; past the daily allocation calls
 //! answer 403 REQUEST_LIMIT_EXCEEDED.
 
+mod composite;
 pub mod model;
 mod routes;
 
@@ -170,6 +171,23 @@ impl SalesforceSim {
         lock(&self.inner).org.add_field(object, field);
     }
 
+    /// A validation rule: records of `object` whose `field` equals `equals` are refused with
+    /// FIELD_CUSTOM_VALIDATION_EXCEPTION and `message`, one record at a time as Salesforce does.
+    pub fn add_validation_rule(
+        &self,
+        object: &str,
+        field: &str,
+        equals: serde_json::Value,
+        message: &str,
+    ) {
+        lock(&self.inner).org.rules.push(model::ValidationRule {
+            object: object.into(),
+            field: field.into(),
+            equals,
+            message: message.into(),
+        });
+    }
+
     /// Every record of an object, by Id.
     pub fn records(&self, object: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
         lock(&self.inner)
@@ -196,3 +214,6 @@ impl SalesforceSim {
         lock(&self.inner).counts.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,7 +50,7 @@ impl FieldDef {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SObject {
     pub fields: BTreeMap<String, FieldDef>,
     pub records: BTreeMap<String, Map<String, Value>>,
@@ -118,10 +118,21 @@ fn error(code: &str, message: &str) -> Value {
     json!([{"message": message, "errorCode": code}])
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Org {
     pub objects: HashMap<String, SObject>,
+    /// Validation rules: a record whose field holds the value is refused with the message.
+    pub rules: Vec<ValidationRule>,
     next: u64,
+}
+
+/// A validation rule as an admin writes one; the simulator's is an equality test.
+#[derive(Debug, Clone)]
+pub struct ValidationRule {
+    pub object: String,
+    pub field: String,
+    pub equals: Value,
+    pub message: String,
 }
 
 impl Org {
@@ -148,10 +159,20 @@ impl Org {
             FieldDef::new("PathOnClient", "string"),
             FieldDef::new("FirstPublishLocationId", "string"),
             FieldDef::new("ContentSize", "double"),
+            FieldDef::new("ContentDocumentId", "reference"),
         ] {
             version.fields.insert(f.name.clone(), f);
         }
         org.objects.insert("ContentVersion".into(), version);
+        let mut document = SObject::default();
+        for f in [
+            FieldDef::new("Id", "id"),
+            FieldDef::new("Title", "string"),
+            FieldDef::new("LatestPublishedVersionId", "reference"),
+        ] {
+            document.fields.insert(f.name.clone(), f);
+        }
+        org.objects.insert("ContentDocument".into(), document);
         org
     }
 
@@ -187,14 +208,23 @@ impl Org {
                 ),
             );
         }
+        // Every first version comes with the document that holds it, as in Salesforce.
+        self.next += 1;
+        let document = format!("069sim{:012}AAA", self.next);
         self.next += 1;
         let id = format!("068sim{:012}AAA", self.next);
+        let title = entity.get("Title").cloned().unwrap_or(json!(path));
+        if let Some(o) = self.objects.get_mut("ContentDocument") {
+            let mut d = Map::new();
+            d.insert("Id".into(), json!(document));
+            d.insert("Title".into(), title.clone());
+            d.insert("LatestPublishedVersionId".into(), json!(id));
+            o.records.insert(document.clone(), d);
+        }
         let mut record = Map::new();
+        record.insert("ContentDocumentId".into(), json!(document));
         record.insert("Id".into(), json!(id));
-        record.insert(
-            "Title".into(),
-            entity.get("Title").cloned().unwrap_or(json!(path)),
-        );
+        record.insert("Title".into(), title);
         record.insert("PathOnClient".into(), json!(path));
         record.insert("FirstPublishLocationId".into(), json!(location));
         record.insert("ContentSize".into(), json!(size));
@@ -443,7 +473,17 @@ impl Org {
         let results: Vec<Value> = ids
             .iter()
             .map(|id| {
+                if self.objects.get("ContentVersion").is_some_and(|o| o.records.contains_key(*id)) {
+                    // A version goes with its document; Salesforce has no delete for versions.
+                    return json!({"id": id, "success": false, "errors": [{"statusCode": "INVALID_OPERATION",
+                        "message": "ContentVersion cannot be deleted; delete its ContentDocument", "fields": []}]});
+                }
                 let removed = self.objects.values_mut().any(|o| o.remove(id));
+                if removed && id.starts_with("069") {
+                    if let Some(versions) = self.objects.get_mut("ContentVersion") {
+                        versions.records.retain(|_, v| v.get("ContentDocumentId").and_then(Value::as_str) != Some(*id));
+                    }
+                }
                 if removed {
                     json!({"id": id, "success": true, "errors": []})
                 } else {
@@ -610,6 +650,17 @@ impl Org {
                 );
             }
             values.insert(k.clone(), v.clone());
+        }
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|rule| rule.object == object && values.get(&rule.field) == Some(&rule.equals))
+        {
+            return fail(
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                rule.message.clone(),
+                vec![rule.field.clone()],
+            );
         }
         if existing.is_none() {
             let missing: Vec<String> = o

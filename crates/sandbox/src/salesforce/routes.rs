@@ -39,6 +39,7 @@ pub fn router(inner: Arc<Mutex<Inner>>, url: String) -> Router {
             "/services/data/{version}/composite/sobjects",
             axum::routing::delete(collections_delete),
         )
+        .route("/services/data/{version}/composite", post(composite))
         .route(
             "/services/data/{version}/tooling/sobjects/CustomField",
             post(create_custom_field),
@@ -292,6 +293,25 @@ async fn collections_upsert(
     };
     api(&s, &headers, |org| {
         org.collections_upsert(&object, &field, &body)
+    })
+}
+
+async fn composite(
+    State(s): State<Sim>,
+    axum::extract::Path(version): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!([{"message": "The request body is not valid JSON", "errorCode": "JSON_PARSER_ERROR"}]),
+            HeaderMap::new(),
+        );
+    };
+    // The whole composite call is one API call against the allocation.
+    api(&s, &headers, |org| {
+        super::composite::run(org, &version, &body)
     })
 }
 
