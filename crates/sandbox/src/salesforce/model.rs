@@ -479,10 +479,14 @@ impl Org {
                         "message": "ContentVersion cannot be deleted; delete its ContentDocument", "fields": []}]});
                 }
                 let removed = self.objects.values_mut().any(|o| o.remove(id));
-                if removed && id.starts_with("069") {
-                    if let Some(versions) = self.objects.get_mut("ContentVersion") {
-                        versions.records.retain(|_, v| v.get("ContentDocumentId").and_then(Value::as_str) != Some(*id));
-                    }
+                if removed
+                    && id.starts_with("069")
+                    && let Some(versions) = self.objects.get_mut("ContentVersion")
+                {
+                    versions.records.retain(|_, v| {
+                        v.get("ContentDocumentId").and_then(Value::as_str) != Some(*id)
+                    });
+                }
                 }
                 if removed {
                     json!({"id": id, "success": true, "errors": []})
