@@ -487,7 +487,6 @@ impl Org {
                         v.get("ContentDocumentId").and_then(Value::as_str) != Some(*id)
                     });
                 }
-                }
                 if removed {
                     json!({"id": id, "success": true, "errors": []})
                 } else {
