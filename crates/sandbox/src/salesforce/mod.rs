@@ -162,6 +162,11 @@ impl SalesforceSim {
         lock(&self.inner).api_usage = used;
     }
 
+    /// The org's API calls in the rolling 24 hours, as `Sforce-Limit-Info` reports them.
+    pub fn api_usage(&self) -> u64 {
+        lock(&self.inner).api_usage
+    }
+
     /// Creates a custom object (in Salesforce: once, in Setup).
     pub fn add_object(&self, name: &str) {
         lock(&self.inner).org.add_object(name);
