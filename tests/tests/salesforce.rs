@@ -64,22 +64,7 @@ fn webhook(graph: &GraphSim, i: usize, sender: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_notes_become_media_records_looked_up_to_their_contacts_across_ended_sessions() {
-    let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
-    let config = SalesforceSimConfig::new(CLIENT, USER);
-    let permission_set = config.permission_set.clone();
-    let sf = SalesforceSim::start(config).await.unwrap();
-    sf.add_object("WhatsApp_Media__c");
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("salesforce.key");
-    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
-    let port = free_port();
-    let extra = section(&sf, &key, &permission_set);
-    let mut d = Daemon::new(
-        dir.path(),
-        &config_toml(dir.path(), port, &graph.url(), &extra),
-        port,
-    );
-
+    let (graph, sf, mut d, _dir) = org_and_daemon(100_000).await;
     let (ok, out) = d.cli(&["check"]);
     assert!(
         !ok && out.contains("FAIL connectors.salesforce: Contact.WhatsApp_Id__c: missing"),
@@ -140,8 +125,8 @@ async fn voice_notes_become_media_records_looked_up_to_their_contacts_across_end
     );
 }
 
-/// A provisioned org and a running daemon delivering into it.
-async fn provisioned(allocation: u64) -> (GraphSim, SalesforceSim, Daemon, tempfile::TempDir) {
+/// An org with the media object (its fields not yet provisioned) and a daemon configured for it.
+async fn org_and_daemon(allocation: u64) -> (GraphSim, SalesforceSim, Daemon, tempfile::TempDir) {
     let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
     let mut config = SalesforceSimConfig::new(CLIENT, USER);
     config.daily_allocation = allocation;
@@ -153,11 +138,17 @@ async fn provisioned(allocation: u64) -> (GraphSim, SalesforceSim, Daemon, tempf
     std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
     let port = free_port();
     let extra = section(&sf, &key, &permission_set);
-    let mut d = Daemon::new(
+    let d = Daemon::new(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &extra),
         port,
     );
+    (graph, sf, d, dir)
+}
+
+/// A provisioned org and a running daemon delivering into it.
+async fn provisioned(allocation: u64) -> (GraphSim, SalesforceSim, Daemon, tempfile::TempDir) {
+    let (graph, sf, mut d, dir) = org_and_daemon(allocation).await;
     let (ok, out) = d.cli(&["provision"]);
     assert!(ok, "{out}");
     d.restart().await;
