@@ -1,0 +1,241 @@
+//! Twilio media: `MediaUrl{N}` on `api.twilio.com`, fetched with HTTP Basic auth (account SID and
+//! auth token), which answers 302 to a short-lived signed URL on a storage host. The credentials go
+//! to Twilio's API host only, never to the redirect target; redirects are followed by hand so that
+//! holds whatever reqwest's defaults are.
+
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+use reqwest::{Client, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+use wa2crm_core::Error;
+
+use crate::media::USER_AGENT;
+
+const MAX_REDIRECTS: usize = 5;
+
+#[derive(Clone)]
+pub struct TwilioMedia {
+    http: Client,
+    api_url: Url,
+    account_sid: String,
+    auth_token: SecretString,
+}
+
+impl std::fmt::Debug for TwilioMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioMedia")
+            .field("api_url", &self.api_url.as_str())
+            .field("account_sid", &self.account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioMedia {
+    /// `api_url` is `https://api.twilio.com` but for the sandbox.
+    pub fn new(api_url: &str, account_sid: &str, auth_token: SecretString) -> Result<Self, Error> {
+        let api_url = Url::parse(api_url)
+            .map_err(|e| Error::permanent(format!("sources.twilio.api_url: {e}")))?;
+        let http = Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::permanent(format!("HTTP client: {e}")))?;
+        Ok(TwilioMedia {
+            http,
+            api_url,
+            account_sid: account_sid.to_owned(),
+            auth_token,
+        })
+    }
+
+    fn is_api(&self, url: &Url) -> bool {
+        url.origin() == self.api_url.origin()
+    }
+
+    /// A redirect target: any https host (Twilio's storage hosts vary), or, for a sandbox whose
+    /// API is plain http, the same scheme.
+    fn may_follow(&self, url: &Url) -> bool {
+        url.scheme() == "https" || url.scheme() == self.api_url.scheme()
+    }
+
+    /// Starts the download of a `MediaUrl`; the body is streamed by the caller.
+    pub async fn download(&self, url: &str) -> Result<Response, Error> {
+        let first = Url::parse(url)
+            .map_err(|e| Error::permanent(format!("Twilio MediaUrl {url:?} is not a URL: {e}")))?;
+        if !self.is_api(&first) {
+            return Err(Error::permanent(format!(
+                "refused to fetch Twilio media from {}://{}: not Twilio's API ({}); the auth token is \
+                 never sent elsewhere",
+                first.scheme(),
+                first.host_str().unwrap_or("?"),
+                self.api_url
+            )));
+        }
+        let mut current = first;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.http.get(current.clone());
+            if self.is_api(&current) {
+                request =
+                    request.basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()));
+            }
+            let response = request.send().await.map_err(|e| {
+                Error::transient(format!("Twilio media download failed: {e}")).with_source(e)
+            })?;
+            let status = response.status();
+            if status.is_redirection() {
+                let next = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| current.join(l).ok())
+                    .ok_or_else(|| {
+                        Error::transient(format!(
+                            "Twilio media: {status} without a usable Location"
+                        ))
+                    })?;
+                if !self.may_follow(&next) {
+                    return Err(Error::permanent(format!(
+                        "Twilio media redirected to {}://{}, which is not https",
+                        next.scheme(),
+                        next.host_str().unwrap_or("?")
+                    )));
+                }
+                current = next;
+                continue;
+            }
+            return match status {
+                s if s.is_success() => Ok(response),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::permanent(format!(
+                    "Twilio refused the media download ({status}): check sources.twilio.account_sid and \
+                     auth_token, then run `wa2crm replay --all-dead`"
+                ))),
+                StatusCode::NOT_FOUND => Err(Error::permanent(
+                    "Twilio has no such media (404): it was deleted, or the webhook named media of \
+                     another account",
+                )),
+                StatusCode::TOO_MANY_REQUESTS => Err(Error::rate_limited(
+                    "Twilio media download rate-limited (429)",
+                    wa2crm_rest::classify::retry_after(response.headers()),
+                )),
+                s if s.is_server_error() => {
+                    Err(Error::transient(format!("Twilio media: {status}")))
+                }
+                _ => Err(Error::permanent(format!(
+                    "Twilio media download refused: {status}"
+                ))),
+            };
+        }
+        Err(Error::permanent(format!(
+            "Twilio media: more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// Deletes the media at Twilio (`DELETE …/Media/ME….json`) once wa2crm holds its copy.
+    /// Already gone counts as deleted.
+    pub async fn delete(&self, url: &str) -> Result<(), Error> {
+        let mut target = Url::parse(url)
+            .map_err(|e| Error::permanent(format!("Twilio MediaUrl {url:?} is not a URL: {e}")))?;
+        if !self.is_api(&target) {
+            return Err(Error::permanent(
+                "refused to send a delete outside Twilio's API",
+            ));
+        }
+        if !target.path().ends_with(".json") {
+            let path = format!("{}.json", target.path());
+            target.set_path(&path);
+        }
+        let response = self
+            .http
+            .delete(target)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| {
+                Error::transient(format!("Twilio media delete failed: {e}")).with_source(e)
+            })?;
+        match response.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                Err(Error::transient(format!("Twilio media delete: {s}")))
+            }
+            s => Err(Error::permanent(format!(
+                "Twilio refused the media delete: {s}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::http::{HeaderMap, header};
+    use axum::response::Redirect;
+    use axum::routing::get;
+
+    use super::*;
+
+    async fn serve(app: Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn basic_auth_goes_to_twilio_and_never_to_the_redirect_host() {
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let log = seen.clone();
+        let storage = serve(Router::new().route(
+            "/signed",
+            get(move |h: HeaderMap| {
+                log.lock().unwrap().push(
+                    h.get(header::AUTHORIZATION)
+                        .map(|v| v.to_str().unwrap().to_owned()),
+                );
+                async { "the bytes" }
+            }),
+        ))
+        .await;
+        let api = serve(Router::new().route(
+            "/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+            get(move |h: HeaderMap| async move {
+                // "AC1:secret", base64.
+                assert_eq!(h[header::AUTHORIZATION], "Basic QUMxOnNlY3JldA==");
+                Redirect::to(&format!("http://{storage}/signed?sig=x"))
+            }),
+        ))
+        .await;
+        let t = TwilioMedia::new(
+            &format!("http://{api}"),
+            "AC1",
+            SecretString::from("secret"),
+        )
+        .unwrap();
+        let r = t
+            .download(&format!(
+                "http://{api}/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "the bytes");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![None],
+            "no credentials on the storage host"
+        );
+
+        let e = t
+            .download(&format!("http://{storage}/signed"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), wa2crm_core::ErrorKind::Permanent);
+        assert!(e.message().contains("not Twilio's API"), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "refused without a request");
+    }
+}

@@ -1,0 +1,10 @@
+//! Twilio's WhatsApp channel: form-encoded webhooks signed with `X-Twilio-Signature`, one job per
+//! `MediaUrl{N}`, and media fetched from Twilio's API with HTTP Basic auth.
+
+mod media;
+mod parse;
+mod signature;
+
+pub use media::TwilioMedia;
+pub use parse::{EMPTY_TWIML, parse_form};
+pub use signature::{SignatureError, sign, verify_signature};
