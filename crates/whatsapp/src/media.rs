@@ -5,12 +5,16 @@
 //! serve WhatsApp media: https on `*.fbsbx.com` or `*.fbcdn.net`, or the configured `graph_url`
 //! host. Any other URL is refused before a single request, and redirects are followed by hand so
 //! the token never travels to a host other than the one it was first sent to.
+//!
+//! 360dialog proxies the same API: `GET {base_url}/{media_id}` with the `D360-API-KEY` header,
+//! and the returned `lookaside.fbsbx.com` URL is fetched from the base URL's host instead (path
+//! and query kept), with the key — which therefore goes to the base URL's host and nowhere else.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, LOCATION};
+use reqwest::header::LOCATION;
 use reqwest::{Client, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -62,13 +66,30 @@ pub fn digest_matches(declared: &str, actual: &[u8; 32]) -> bool {
     hex::decode(declared).is_ok_and(|b| b.as_slice() == actual)
 }
 
-/// Graph API media client for one Meta (or 360dialog-compatible) account.
+/// Whose API this is: Meta's Graph API, or 360dialog's proxy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Meta,
+    D360,
+}
+
+impl Provider {
+    fn section(self) -> &'static str {
+        match self {
+            Provider::Meta => "sources.meta",
+            Provider::D360 => "sources.d360",
+        }
+    }
+}
+
+/// Graph API media client for one Meta (or 360dialog) account.
 #[derive(Clone)]
 pub struct GraphMedia {
     http: Client,
     graph_url: Url,
     api_version: String,
     token: SecretString,
+    provider: Provider,
 }
 
 impl std::fmt::Debug for GraphMedia {
@@ -82,8 +103,23 @@ impl std::fmt::Debug for GraphMedia {
 
 impl GraphMedia {
     pub fn new(graph_url: &str, api_version: &str, token: SecretString) -> Result<Self, Error> {
-        let graph_url = Url::parse(graph_url)
-            .map_err(|e| Error::permanent(format!("sources.meta.graph_url: {e}")))?;
+        Self::build(graph_url, api_version, token, Provider::Meta)
+    }
+
+    /// 360dialog: `base_url` is `https://waba-v2.360dialog.io` but for the sandbox.
+    pub fn d360(base_url: &str, api_key: SecretString) -> Result<Self, Error> {
+        Self::build(base_url, "", api_key, Provider::D360)
+    }
+
+    fn build(
+        graph_url: &str,
+        api_version: &str,
+        token: SecretString,
+        provider: Provider,
+    ) -> Result<Self, Error> {
+        let section = provider.section();
+        let graph_url =
+            Url::parse(graph_url).map_err(|e| Error::permanent(format!("{section} URL: {e}")))?;
         let http = Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
@@ -96,7 +132,16 @@ impl GraphMedia {
             graph_url,
             api_version: api_version.to_owned(),
             token,
+            provider,
         })
+    }
+
+    /// The request with this provider's credentials.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.provider {
+            Provider::Meta => request.bearer_auth(self.token.expose_secret()),
+            Provider::D360 => request.header("D360-API-KEY", self.token.expose_secret()),
+        }
     }
 
     /// Whether the token may be sent to `url`.
@@ -107,6 +152,9 @@ impl GraphMedia {
         let graph_host = self.graph_url.host_str() == Some(host)
             && url.scheme() == self.graph_url.scheme()
             && url.port_or_known_default() == self.graph_url.port_or_known_default();
+        if self.provider == Provider::D360 {
+            return graph_host;
+        }
         let meta_cdn = url.scheme() == "https"
             && ["fbsbx.com", "fbcdn.net"]
                 .iter()
@@ -121,19 +169,25 @@ impl GraphMedia {
         phone_number_id: &str,
     ) -> Result<ResolvedMedia, Error> {
         let mut url = self.graph_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| Error::permanent("sources.meta.graph_url cannot be a base URL"))?
-            .pop_if_empty()
-            .push(&self.api_version)
-            .push(media_id);
-        if !phone_number_id.is_empty() {
+        {
+            let mut path = url.path_segments_mut().map_err(|()| {
+                Error::permanent(format!(
+                    "{} URL cannot be a base URL",
+                    self.provider.section()
+                ))
+            })?;
+            path.pop_if_empty();
+            if self.provider == Provider::Meta {
+                path.push(&self.api_version);
+            }
+            path.push(media_id);
+        }
+        if self.provider == Provider::Meta && !phone_number_id.is_empty() {
             url.query_pairs_mut()
                 .append_pair("phone_number_id", phone_number_id);
         }
         let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.token.expose_secret())
+            .authorized(self.http.get(url))
             .send()
             .await
             .map_err(|e| Error::transient(format!("Graph API unreachable: {e}")).with_source(e))?;
@@ -144,16 +198,23 @@ impl GraphMedia {
             })?;
             return Ok(resolved);
         }
-        Err(graph_error(status, response, media_id).await)
+        Err(graph_error(status, response, media_id, self.provider).await)
     }
 
     /// Starts the download of a resolved URL; the body is streamed by the caller. A 401, 403 or
     /// 404 means the URL expired: `NotFound`, so the caller resolves again.
     pub async fn download(&self, url: &str) -> Result<Response, Error> {
-        let first = Url::parse(url)
+        let mut first = Url::parse(url)
             .map_err(|e| Error::permanent(format!("media URL {url:?} is not a URL: {e}")))?;
+        if self.provider == Provider::D360 {
+            // 360dialog serves Meta's lookaside URL itself: same path and query, its own host.
+            let mut proxied = self.graph_url.clone();
+            proxied.set_path(first.path());
+            proxied.set_query(first.query());
+            first = proxied;
+        }
         if !self.allowed(&first) {
-            return Err(refused(&first));
+            return Err(self.refused(&first));
         }
         let origin = first.origin();
         let mut current = first;
@@ -161,10 +222,7 @@ impl GraphMedia {
             let mut request = self.http.get(current.clone());
             // Same scheme, host and port as the URL Meta gave us, or no token.
             if current.origin() == origin {
-                request = request.header(
-                    AUTHORIZATION,
-                    format!("Bearer {}", self.token.expose_secret()),
-                );
+                request = self.authorized(request);
             }
             let response = request.send().await.map_err(|e| {
                 Error::transient(format!("media download failed: {e}")).with_source(e)
@@ -182,7 +240,7 @@ impl GraphMedia {
                     Error::permanent(format!("media download redirected to a bad URL: {e}"))
                 })?;
                 if !self.allowed(&next) {
-                    return Err(refused(&next));
+                    return Err(self.refused(&next));
                 }
                 current = next;
                 continue;
@@ -212,18 +270,30 @@ impl GraphMedia {
     }
 }
 
-fn refused(url: &Url) -> Error {
-    Error::permanent(format!(
-        "refused to fetch media from {}://{}: not a WhatsApp media host (fbsbx.com, fbcdn.net) \
-         nor sources.meta.graph_url; the access token is never sent elsewhere",
-        url.scheme(),
-        url.host_str().unwrap_or("?")
-    ))
+impl GraphMedia {
+    fn refused(&self, url: &Url) -> Error {
+        let allowed = match self.provider {
+            Provider::Meta => {
+                "not a WhatsApp media host (fbsbx.com, fbcdn.net) nor sources.meta.graph_url"
+            }
+            Provider::D360 => "not sources.d360.base_url",
+        };
+        Error::permanent(format!(
+            "refused to fetch media from {}://{}: {allowed}; the credentials are never sent elsewhere",
+            url.scheme(),
+            url.host_str().unwrap_or("?")
+        ))
+    }
 }
 
 /// Graph API errors by what to do: 4xx are not retried in a loop (360dialog even blocks a number
 /// for an hour after five failed lookups); 429 and 5xx wait and retry.
-async fn graph_error(status: StatusCode, response: Response, media_id: &str) -> Error {
+async fn graph_error(
+    status: StatusCode,
+    response: Response,
+    media_id: &str,
+    provider: Provider,
+) -> Error {
     let wait = wa2crm_rest::classify::retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     #[derive(Deserialize)]
@@ -247,9 +317,20 @@ async fn graph_error(status: StatusCode, response: Response, media_id: &str) -> 
         (StatusCode::TOO_MANY_REQUESTS, _) | (_, 4 | 17 | 32 | 613 | 80007 | 130429) => {
             Error::rate_limited(what, wait.or(Some(Duration::from_secs(60))))
         }
-        (StatusCode::UNAUTHORIZED, _) | (_, 190) => Error::permanent(format!(
-            "{what}. The access token was refused: renew sources.meta.access_token, then run \
-             `wa2crm replay --all-dead`"
+        (StatusCode::UNAUTHORIZED, _) | (_, 190) => Error::permanent(match provider {
+            Provider::Meta => format!(
+                "{what}. The access token was refused: renew sources.meta.access_token, then run \
+                 `wa2crm replay --all-dead`"
+            ),
+            Provider::D360 => format!(
+                "{what}. 360dialog refused the API key: check sources.d360.api_key, then run \
+                 `wa2crm replay --all-dead`"
+            ),
+        }),
+        // 360dialog blocks a number's media lookups for an hour after five failures: a refused
+        // lookup is never tried again by itself.
+        (s, _) if provider == Provider::D360 && s.is_client_error() => Error::permanent(format!(
+            "{what}. Not retried: 360dialog blocks media lookups for an hour after five failures"
         )),
         (StatusCode::NOT_FOUND, _) | (_, 100) => Error::not_found(format!(
             "{what}. The media id is unknown or expired (webhook media ids live 7 days)"

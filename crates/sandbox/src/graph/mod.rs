@@ -2,11 +2,16 @@
 //! behaving as Meta's do (research/whatsapp.md §2): Bearer token required on both, URLs that
 //! expire (5 minutes by default), downloads refused without a User-Agent, Graph-shaped JSON
 //! errors, and faults a test can inject (5xx, 429, expired or truncated or corrupted downloads).
+//!
+//! Started with [`GraphSim::start_d360`] it plays 360dialog's proxy of the same API instead:
+//! `GET /{media_id}` and the download path on its own host, both with the `D360-API-KEY` header,
+//! resolve answers naming Meta's `lookaside.fbsbx.com` (which clients must replace with the
+//! 360dialog host), and a number's media lookups blocked for an hour after five failed ones.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -44,6 +49,8 @@ pub struct Counts {
     pub resolves: u64,
     pub downloads: u64,
     pub unauthorized: u64,
+    /// 360dialog: lookups refused because of earlier failed ones.
+    pub blocked: u64,
 }
 
 struct Media {
@@ -62,7 +69,15 @@ struct Inner {
     resolve_faults: VecDeque<Fault>,
     download_faults: VecDeque<Fault>,
     counts: Counts,
+    /// Playing 360dialog: API key header, its URL shapes, the failed-lookup block.
+    d360: bool,
+    failed_lookups: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
 }
+
+/// 360dialog: five failed media lookups within an hour block lookups for an hour.
+const D360_FAILURES: usize = 5;
+const D360_BLOCK: Duration = Duration::from_secs(3600);
 
 /// A running simulator; it stops when dropped.
 pub struct GraphSim {
@@ -91,6 +106,16 @@ impl GraphSim {
     }
 
     pub async fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<GraphSim> {
+        Self::serve(addr, token, false).await
+    }
+
+    /// Plays 360dialog; `api_key` is the `D360-API-KEY` it accepts. Its `url()` is the
+    /// `base_url` to configure.
+    pub async fn start_d360(api_key: &str) -> std::io::Result<GraphSim> {
+        Self::serve(SocketAddr::from(([127, 0, 0, 1], 0)), api_key, true).await
+    }
+
+    async fn serve(addr: SocketAddr, token: &str, d360: bool) -> std::io::Result<GraphSim> {
         let inner = Arc::new(Mutex::new(Inner {
             token: token.to_owned(),
             media: HashMap::new(),
@@ -98,13 +123,19 @@ impl GraphSim {
             resolve_faults: VecDeque::new(),
             download_faults: VecDeque::new(),
             counts: Counts::default(),
+            d360,
+            failed_lookups: VecDeque::new(),
+            blocked_until: None,
         }));
-        let app = Router::new()
-            .route("/whatsapp_business/attachments/", get(download))
-            .route("/{version}/{media_id}", get(resolve))
-            .with_state(SimState {
-                inner: inner.clone(),
-            });
+        let app = Router::new().route("/whatsapp_business/attachments/", get(download));
+        let app = if d360 {
+            app.route("/{media_id}", get(resolve_d360))
+        } else {
+            app.route("/{version}/{media_id}", get(resolve))
+        };
+        let app = app.with_state(SimState {
+            inner: inner.clone(),
+        });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
@@ -212,12 +243,16 @@ fn fault_response(status: u16) -> Response {
     }
 }
 
-fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
+/// Meta: `Authorization: Bearer <token>`; 360dialog: `D360-API-KEY: <key>`.
+fn credentials_ok(inner: &Inner, headers: &HeaderMap) -> bool {
+    if inner.d360 {
+        return headers.get("d360-api-key").and_then(|v| v.to_str().ok()) == Some(&inner.token);
+    }
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(token)
+        == Some(inner.token.as_str())
 }
 
 fn now_secs() -> u64 {
@@ -245,9 +280,54 @@ async fn resolve(
     Query(q): Query<ResolveQuery>,
     headers: HeaderMap,
 ) -> Response {
+    answer_resolve(&state, &media_id, q.phone_number_id.as_deref(), &headers)
+}
+
+async fn resolve_d360(
+    State(state): State<SimState>,
+    Path(media_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let now = Instant::now();
+    {
+        let mut inner = lock(&state.inner);
+        if inner.blocked_until.is_some_and(|until| until > now) {
+            inner.counts.blocked += 1;
+            return graph_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                4,
+                "Media lookups for this number are blocked for one hour after five failed requests",
+            );
+        }
+    }
+    let response = answer_resolve(&state, &media_id, None, &headers);
+    if response.status().is_client_error() {
+        let mut inner = lock(&state.inner);
+        inner.failed_lookups.push_back(now);
+        while inner
+            .failed_lookups
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > D360_BLOCK)
+        {
+            inner.failed_lookups.pop_front();
+        }
+        if inner.failed_lookups.len() >= D360_FAILURES {
+            inner.blocked_until = Some(now + D360_BLOCK);
+        }
+    }
+    response
+}
+
+fn answer_resolve(
+    state: &SimState,
+    media_id: &str,
+    phone_number_id: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let media_id = media_id.to_owned();
     let mut inner = lock(&state.inner);
     inner.counts.resolves += 1;
-    if !bearer_ok(&headers, &inner.token) {
+    if !credentials_ok(&inner, &headers) {
         inner.counts.unauthorized += 1;
         return graph_error(
             StatusCode::UNAUTHORIZED,
@@ -262,7 +342,7 @@ async fn resolve(
     let Some(media) = inner.media.get(&media_id) else {
         return unknown_object(&media_id);
     };
-    if let (Some(owner), Some(asked)) = (&media.phone_number_id, &q.phone_number_id)
+    if let (Some(owner), Some(asked)) = (&media.phone_number_id, phone_number_id)
         && owner != asked
     {
         return unknown_object(&media_id);
@@ -273,13 +353,20 @@ async fn resolve(
     } else {
         now_secs() + ttl
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    // Meta hands out URLs on its own host (here: the simulator's); 360dialog passes Meta's
+    // lookaside URL through unchanged, and clients fetch its path from 360dialog.
+    let origin = if inner.d360 {
+        "https://lookaside.fbsbx.com".to_owned()
+    } else {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        format!("http://{host}")
+    };
     let body = json!({
         "messaging_product": "whatsapp",
-        "url": format!("http://{host}/whatsapp_business/attachments/?mid={media_id}&ext={ext}&hash={}", url_hash(&media_id, ext)),
+        "url": format!("{origin}/whatsapp_business/attachments/?mid={media_id}&ext={ext}&hash={}", url_hash(&media_id, ext)),
         "mime_type": media.mime,
         "sha256": media.sha256,
         // Meta's spec types file_size as a string; its examples show numbers. Serve the spec's.
@@ -320,7 +407,7 @@ async fn download(
     let (bytes, mime, fault) = {
         let mut inner = lock(&state.inner);
         inner.counts.downloads += 1;
-        if !bearer_ok(&headers, &inner.token) {
+        if !credentials_ok(&inner, &headers) {
             inner.counts.unauthorized += 1;
             return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
         }

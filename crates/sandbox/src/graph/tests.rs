@@ -134,3 +134,61 @@ async fn expired_truncated_and_corrupted_downloads() {
         403
     );
 }
+
+#[tokio::test]
+async fn as_360dialog_the_client_fetches_metas_url_from_its_host_with_the_key() {
+    use secrecy::SecretString;
+    use wa2crm_whatsapp::media::GraphMedia;
+    let sim = GraphSim::start_d360("d360-key").await.unwrap();
+    sim.add_media("77", &b"voice"[..], "audio/ogg");
+    let client = GraphMedia::d360(&sim.url(), SecretString::from("d360-key")).unwrap();
+    let resolved = client.resolve("77", "ignored").await.unwrap();
+    assert!(
+        resolved
+            .url
+            .starts_with("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=77"),
+        "360dialog passes Meta's URL through: {}",
+        resolved.url
+    );
+    let bytes = client
+        .download(&resolved.url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"voice");
+    assert_eq!(
+        sim.counts().downloads,
+        1,
+        "fetched from 360dialog, not from Meta"
+    );
+
+    let wrong = GraphMedia::d360(&sim.url(), SecretString::from("nope")).unwrap();
+    let e = wrong.resolve("77", "").await.unwrap_err();
+    assert_eq!(e.kind(), wa2crm_core::ErrorKind::Permanent);
+    assert!(e.message().contains("sources.d360.api_key"), "{e}");
+}
+
+#[tokio::test]
+async fn as_360dialog_five_failed_lookups_block_the_number_for_an_hour() {
+    use secrecy::SecretString;
+    use wa2crm_whatsapp::media::GraphMedia;
+    let sim = GraphSim::start_d360("k").await.unwrap();
+    sim.add_media("ok", &b"x"[..], "image/jpeg");
+    let client = GraphMedia::d360(&sim.url(), SecretString::from("k")).unwrap();
+    for i in 0..5 {
+        let e = client
+            .resolve(&format!("missing-{i}"), "")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), wa2crm_core::ErrorKind::Permanent, "{e}");
+        assert!(e.message().contains("Not retried"), "{e}");
+    }
+    let e = client.resolve("ok", "").await.unwrap_err();
+    assert!(
+        matches!(e.kind(), wa2crm_core::ErrorKind::RateLimited { .. }),
+        "{e}"
+    );
+    assert_eq!(sim.counts().blocked, 1);
+}
