@@ -4,10 +4,13 @@
 //! [`graph`]: the Graph API media endpoints (resolve, download) with their auth, expiry and faults.
 //! [`samples`]: real media files with a manifest of their true sizes, digests and durations.
 //! [`hubspot`]: the HubSpot CRM, properties, associations and OAuth endpoints with their limits.
-//! [`salesforce`]: the Salesforce token endpoint and sessions (the rest joins with its connector).
+//! [`salesforce`]: the Salesforce org: tokens, sessions, limits, queries, collections, composite.
+//! [`twilio`]: Twilio's media resources and storage redirects, and its signed webhooks.
+//! [`graph`] also plays 360dialog's proxy of the media API.
 
 pub mod graph;
 pub mod hubspot;
 pub mod salesforce;
 pub mod samples;
+pub mod twilio;
 pub mod webhooks;
