@@ -46,8 +46,8 @@ pub async fn build_all(
     Ok(out)
 }
 
-/// Which connectors receive an event: those of the first route matching its source and number,
-/// otherwise all of them.
+/// Which connectors receive an event: those of the first route matching its source and number
+/// (`*`: any number of that source), otherwise all of them.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     routes: Vec<(String, String, Vec<String>)>,
@@ -60,11 +60,13 @@ impl Routes {
             routes: routes
                 .iter()
                 .map(|r| {
-                    (
-                        r.source.as_str().to_owned(),
-                        r.number.clone(),
-                        r.connectors.clone(),
-                    )
+                    let number = r.number.trim();
+                    // Twilio's numbers as they arrive (+E164), however the admin wrote them.
+                    let number = match (r.source, wa2crm_core::Phone::parse(number)) {
+                        (wa2crm_core::Source::Twilio, Ok(p)) => p.as_str().to_owned(),
+                        _ => number.to_owned(),
+                    };
+                    (r.source.as_str().to_owned(), number, r.connectors.clone())
                 })
                 .collect(),
             all: all.into_iter().collect(),
@@ -74,7 +76,9 @@ impl Routes {
     pub fn for_event(&self, e: &MediaEvent) -> &[String] {
         self.routes
             .iter()
-            .find(|(source, number, _)| source == e.source.as_str() && *number == e.phone_number_id)
+            .find(|(source, number, _)| {
+                source == e.source.as_str() && (*number == e.phone_number_id || number == "*")
+            })
             .map(|(_, _, c)| c.as_slice())
             .unwrap_or(&self.all)
     }

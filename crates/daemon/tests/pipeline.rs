@@ -11,7 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use wa2crm::pipeline::{Outcome, Pipeline, RetryPolicy, media_record, process_one};
+use wa2crm::pipeline::{MediaSources, Outcome, Pipeline, RetryPolicy, media_record, process_one};
 use wa2crm_core::{MediaEvent, MediaRef, Phone, Source};
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
@@ -47,7 +47,10 @@ async fn world_with(max_bytes: u64) -> World {
     let pipeline = Pipeline {
         store: Arc::new(store),
         clock: clock.clone(),
-        meta: Some(GraphMedia::new(&sim.url(), "v21.0", SecretString::from(TOKEN)).unwrap()),
+        sources: MediaSources {
+            meta: Some(GraphMedia::new(&sim.url(), "v21.0", SecretString::from(TOKEN)).unwrap()),
+            ..Default::default()
+        },
         spool: Spool::open(&spool_root).unwrap(),
         storage: Arc::new(
             Storage::open(
@@ -353,7 +356,7 @@ async fn client_errors_on_resolve_are_not_retried() {
 #[tokio::test]
 async fn a_refused_token_dead_letters_with_what_to_do() {
     let mut w = world().await;
-    w.pipeline.meta =
+    w.pipeline.sources.meta =
         Some(GraphMedia::new(&w.sim.url(), "v21.0", SecretString::from("stale")).unwrap());
     w.enqueue("wamid.t", &sample("voice.ogg")).await;
     let Outcome::Dead { reason } = w.run_next().await else {

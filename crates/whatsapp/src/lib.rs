@@ -6,6 +6,7 @@
 //! media (statuses, errors, text, reactions, unknown types) is counted and skipped, never an error,
 //! because a webhook answered with an error is redelivered by Meta for days.
 
+pub mod d360;
 pub mod media;
 pub mod meta;
 pub mod twilio;

@@ -18,9 +18,10 @@ use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobStore, SystemClock};
 use wa2crm_whatsapp::media::GraphMedia;
+use wa2crm_whatsapp::twilio::TwilioMedia;
 
 use crate::config::{Config, Validated};
-use crate::pipeline::{self, Delivery, Pipeline, RetryPolicy};
+use crate::pipeline::{self, Delivery, MediaSources, Pipeline, RetryPolicy};
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
@@ -51,6 +52,8 @@ pub async fn run(
         listen,
         max_body_bytes,
         meta,
+        d360,
+        twilio,
         config,
     } = validated;
     let store = super::open_queue(&config.queue.url).await?;
@@ -73,6 +76,8 @@ pub async fn run(
         AppState {
             store: store.clone(),
             meta,
+            d360,
+            twilio,
             metrics,
             wake,
             media: Some(media),
@@ -114,21 +119,38 @@ pub fn build_pipeline(
         .link_secret
         .as_ref()
         .context("storage.link_secret is missing")?;
-    let meta = match &config.sources.meta {
-        Some(m) => match &m.access_token {
-            Some(token) => Some(GraphMedia::new(
+    let s = &config.sources;
+    let sources = MediaSources {
+        meta: match s
+            .meta
+            .as_ref()
+            .and_then(|m| Some((m, m.access_token.as_ref()?)))
+        {
+            Some((m, token)) => Some(GraphMedia::new(
                 &m.graph_url,
                 &m.api_version,
                 token.clone(),
             )?),
             None => None,
         },
-        None => None,
+        d360: match &s.d360 {
+            Some(d) => Some(GraphMedia::d360(&d.base_url, d.api_key.clone())?),
+            None => None,
+        },
+        twilio: match &s.twilio {
+            Some(t) => Some(TwilioMedia::new(
+                &t.api_url,
+                &t.account_sid,
+                t.auth_token.clone(),
+            )?),
+            None => None,
+        },
+        twilio_delete_after_copy: s.twilio.as_ref().is_some_and(|t| t.delete_after_copy),
     };
     Ok(Pipeline {
         store,
         clock: Arc::new(SystemClock),
-        meta,
+        sources,
         spool,
         storage: Arc::new(storage),
         links: LinkSigner::new(link_secret.expose_secret().as_bytes()),

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use wa2crm_core::{MediaKind, Source};
 
 pub use load::{LoadError, load, load_str};
-pub use validate::{ConfigError, ConfigErrors, MetaIntake, Validated, validate};
+pub use validate::{
+    ConfigError, ConfigErrors, D360Intake, MetaIntake, TwilioIntake, Validated, validate,
+};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/wa2crm/wa2crm.toml";
 
@@ -162,7 +164,11 @@ pub struct D360SourceConfig {
     pub api_key: SecretString,
     #[serde(default = "default_d360_url")]
     pub base_url: String,
+    /// The partner secret 360dialog signs webhooks with (`x-360dialog-signature`).
     pub webhook_secret: Option<SecretString>,
+    /// Otherwise a header the operator set along with the webhook URL, and its secret value.
+    pub webhook_header: Option<String>,
+    pub webhook_header_value: Option<SecretString>,
 }
 
 fn default_d360_url() -> String {
@@ -176,15 +182,24 @@ pub struct TwilioSourceConfig {
     pub auth_token: SecretString,
     /// The exact public URL Twilio signs.
     pub webhook_url: String,
+    /// Delete the media at Twilio once it is safely in storage.
     #[serde(default)]
     pub delete_after_copy: bool,
+    /// Twilio's API, where media is fetched with the account's credentials (the sandbox's own).
+    #[serde(default = "default_twilio_api_url")]
+    pub api_url: String,
+}
+
+fn default_twilio_api_url() -> String {
+    "https://api.twilio.com".into()
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub source: Source,
-    /// Meta phone_number_id, or a +E164 number for Twilio.
+    /// Meta (and 360dialog) phone_number_id, or a +E164 number for Twilio; `*` matches every
+    /// number of the source (a route with `connectors = []` then stops unrouted events).
     pub number: String,
     pub connectors: Vec<String>,
 }

@@ -49,6 +49,8 @@ pub struct Validated {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub meta: Option<MetaIntake>,
+    pub d360: Option<D360Intake>,
+    pub twilio: Option<TwilioIntake>,
     pub config: Config,
 }
 
@@ -57,6 +59,25 @@ pub struct Validated {
 pub struct MetaIntake {
     pub app_secret: SecretString,
     pub verify_token: SecretString,
+}
+
+/// How `POST /webhooks/d360` knows a request comes from 360dialog.
+#[derive(Debug, Clone)]
+pub enum D360Intake {
+    /// `x-360dialog-signature`: HMAC-SHA256 of the body with the partner secret.
+    Signature(SecretString),
+    /// A header the operator configured at 360dialog, compared in constant time.
+    Header {
+        name: axum::http::HeaderName,
+        value: SecretString,
+    },
+}
+
+/// What `POST /webhooks/twilio` checks requests with.
+#[derive(Debug, Clone)]
+pub struct TwilioIntake {
+    pub auth_token: SecretString,
+    pub webhook_url: String,
 }
 
 struct Problems(Vec<ConfigError>);
@@ -249,6 +270,30 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     if let Some(d) = &sources.d360 {
         p.secret("sources.d360.api_key", &d.api_key);
         p.url("sources.d360.base_url", &d.base_url, &["https", "http"]);
+        // Unauthenticated intake would let anyone make wa2crm look up made-up media ids, and
+        // 360dialog blocks a number's media for an hour after five failed lookups.
+        match (&d.webhook_secret, &d.webhook_header, &d.webhook_header_value) {
+            (Some(secret), None, None) => p.secret("sources.d360.webhook_secret", secret),
+            (None, Some(name), Some(value)) => {
+                if axum::http::HeaderName::from_bytes(name.trim().as_bytes()).is_err() {
+                    p.add("sources.d360.webhook_header", format!("{name:?} is not a header name"));
+                }
+                p.secret("sources.d360.webhook_header_value", value);
+            }
+            (None, None, None) => p.add(
+                "sources.d360",
+                "set webhook_secret (360dialog's signature) or webhook_header and webhook_header_value \
+                 (a header configured with the webhook URL): without either, anyone could post events",
+            ),
+            (Some(_), _, _) => p.add(
+                "sources.d360.webhook_secret",
+                "set either webhook_secret or webhook_header/webhook_header_value, not both",
+            ),
+            (None, _, _) => p.add(
+                "sources.d360",
+                "webhook_header and webhook_header_value go together",
+            ),
+        }
     }
     if let Some(t) = &sources.twilio {
         if !t.account_sid.starts_with("AC") {
@@ -263,6 +308,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             &t.webhook_url,
             &["https", "http"],
         );
+        p.url("sources.twilio.api_url", &t.api_url, &["https", "http"]);
     }
 
     for (i, route) in config.routes.iter().enumerate() {
@@ -278,15 +324,19 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
                 format!("{} has no [sources.{}] section", route.source, route.source),
             );
         }
-        if route.source == Source::Twilio {
+        let any = route.number.trim() == "*";
+        if route.source == Source::Twilio && !any {
             if let Err(e) = Phone::parse(&route.number) {
                 p.add(format!("{key}.number"), e.to_string());
             }
         } else if route.number.trim().is_empty() {
             p.add(format!("{key}.number"), "is empty");
         }
-        if route.connectors.is_empty() {
-            p.add(format!("{key}.connectors"), "names no connector");
+        if route.connectors.is_empty() && route.number.trim() != "*" {
+            p.add(
+                format!("{key}.connectors"),
+                "names no connector (only a catch-all route, number = \"*\", may stop events)",
+            );
         }
         for c in &route.connectors {
             if !config.connectors.contains_key(c) {
@@ -344,10 +394,30 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         app_secret: m.app_secret.clone(),
         verify_token: m.verify_token.clone(),
     });
+    let d360 = config.sources.d360.as_ref().and_then(|d| {
+        match (
+            &d.webhook_secret,
+            &d.webhook_header,
+            &d.webhook_header_value,
+        ) {
+            (Some(secret), _, _) => Some(D360Intake::Signature(secret.clone())),
+            (None, Some(name), Some(value)) => Some(D360Intake::Header {
+                name: axum::http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+                value: value.clone(),
+            }),
+            _ => None,
+        }
+    });
+    let twilio = config.sources.twilio.as_ref().map(|t| TwilioIntake {
+        auth_token: t.auth_token.clone(),
+        webhook_url: t.webhook_url.clone(),
+    });
     Ok(Validated {
         listen,
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         meta,
+        d360,
+        twilio,
         config,
     })
 }

@@ -27,6 +27,7 @@ use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{Clock, JobStore};
 use wa2crm_whatsapp::media::GraphMedia;
+use wa2crm_whatsapp::twilio::TwilioMedia;
 
 pub use deliver::{Batcher, DeliveredCheckpoint, Delivery};
 pub use record::{StoredCheckpoint, media_record};
@@ -38,8 +39,8 @@ pub struct Pipeline {
     pub store: Arc<dyn JobStore>,
     /// The queue's clock, so retry times and leases agree with it.
     pub clock: Arc<dyn Clock>,
-    /// Media client for Meta Cloud API jobs; `None` when `[sources.meta]` has no access token.
-    pub meta: Option<GraphMedia>,
+    /// Where each source's files are fetched from.
+    pub sources: MediaSources,
     pub spool: Spool,
     pub storage: Arc<Storage>,
     pub links: LinkSigner,
@@ -58,6 +59,17 @@ pub struct Pipeline {
     pub deliveries: Arc<Semaphore>,
     /// Every job task, so shutdown waits for them to give their jobs back.
     pub tasks: TaskTracker,
+}
+
+/// The media clients of the configured sources.
+#[derive(Debug, Clone, Default)]
+pub struct MediaSources {
+    /// Meta Cloud API; `None` when `[sources.meta]` has no access token.
+    pub meta: Option<GraphMedia>,
+    pub d360: Option<GraphMedia>,
+    pub twilio: Option<TwilioMedia>,
+    /// `sources.twilio.delete_after_copy`: the media is deleted at Twilio once stored.
+    pub twilio_delete_after_copy: bool,
 }
 
 /// How many jobs may wait for delivery at once in one process.

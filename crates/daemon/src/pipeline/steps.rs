@@ -6,7 +6,7 @@
 use backon::Retryable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use wa2crm_core::{Error, ErrorKind, MediaRef};
+use wa2crm_core::{Error, ErrorKind, MediaRef, Source};
 use wa2crm_media::probe::{self, Inspection};
 use wa2crm_media::spool::{SpoolError, SpoolFile};
 use wa2crm_media::store::{Put, Storage};
@@ -60,35 +60,34 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
     if job.checkpoints.contains_key("store") {
         return Ok(());
     }
-    let MediaRef::GraphMedia { media_id, .. } = job.event.media.clone() else {
-        return Err(Error::permanent(format!(
-            "media from {} is not supported by this version of wa2crm",
-            job.event.source
-        ))
-        .into());
-    };
-    let graph = p.meta.as_ref().ok_or_else(|| {
-        Error::permanent(
-            "sources.meta.access_token is not configured, so media cannot be downloaded; \
-             add it, then run `wa2crm replay --all-dead`",
-        )
-    })?;
-
-    let mut resolved = match checkpoint::<ResolvedMedia>(job, "resolve") {
-        Some(r) => r,
-        None => resolve(p, graph, job, &media_id).await?,
-    };
     let started = std::time::Instant::now();
-    let spooled = match fetch(p, graph, &resolved).await {
-        // The URL lives 5 minutes: expired (or resumed from an old checkpoint), ask again once.
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            tracing::info!(job = job.id, "Media URL expired; resolving it again.");
-            resolved = resolve(p, graph, job, &media_id).await?;
-            fetch(p, graph, &resolved).await?
+    let (spooled, resolved) = match job.event.media.clone() {
+        MediaRef::GraphMedia { media_id, .. } => {
+            let (graph, section) = match job.event.source {
+                Source::D360 => (p.sources.d360.as_ref(), "sources.d360"),
+                _ => (p.sources.meta.as_ref(), "sources.meta.access_token"),
+            };
+            let graph = graph.ok_or_else(|| {
+                Error::permanent(format!(
+                    "{section} is not configured, so media cannot be downloaded; add it, then run \
+                     `wa2crm replay --all-dead`"
+                ))
+            })?;
+            let (spooled, resolved) = fetch_graph(p, graph, job, &media_id).await?;
+            (spooled, Some(resolved))
         }
-        other => other?,
+        MediaRef::Url { url } => {
+            let twilio = p.sources.twilio.as_ref().ok_or_else(|| {
+                Error::permanent(
+                    "sources.twilio is not configured, so Twilio media cannot be downloaded; add it, \
+                     then run `wa2crm replay --all-dead`",
+                )
+            })?;
+            let spooled = spool(p, twilio.download(&url).await?, None).await?;
+            (spooled, None)
+        }
     };
-    verify(p, job, &resolved, &spooled).await?;
+    verify(p, job, resolved.as_ref(), &spooled).await?;
     let fetched_ms = started.elapsed().as_millis();
 
     let inspection = match checkpoint::<Inspection>(job, "inspect") {
@@ -125,6 +124,23 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         created: put == Put::Created,
     };
     save(p, job, "store", &stored).await?;
+    if let (MediaRef::Url { url }, Some(twilio), true) = (
+        &job.event.media,
+        &p.sources.twilio,
+        p.sources.twilio_delete_after_copy,
+    ) {
+        // Privacy hygiene, not the job's purpose: a failure is logged, the job goes on.
+        let deleted = (|| async { twilio.delete(url).await })
+            .retry(p.retry.in_process)
+            .when(|e: &Error| e.kind() == ErrorKind::Transient)
+            .await;
+        match deleted {
+            Ok(()) => tracing::info!(job = job.id, "Media deleted at Twilio after the copy."),
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "Media could not be deleted at Twilio; delete it there by hand.")
+            }
+        }
+    }
     tracing::info!(
         job = job.id,
         kind = %job.event.kind,
@@ -165,18 +181,49 @@ fn too_large(size: u64, limit: u64) -> Error {
     ))
 }
 
+/// Resolve (or its checkpoint) and download; an expired URL is resolved again once.
+async fn fetch_graph(
+    p: &Pipeline,
+    graph: &GraphMedia,
+    job: &mut Job,
+    media_id: &str,
+) -> Result<(SpoolFile, ResolvedMedia), Failure> {
+    let mut resolved = match checkpoint::<ResolvedMedia>(job, "resolve") {
+        Some(r) => r,
+        None => resolve(p, graph, job, media_id).await?,
+    };
+    let spooled = match fetch(p, graph, &resolved).await {
+        // The URL lives 5 minutes: expired (or resumed from an old checkpoint), ask again once.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            tracing::info!(job = job.id, "Media URL expired; resolving it again.");
+            resolved = resolve(p, graph, job, media_id).await?;
+            fetch(p, graph, &resolved).await?
+        }
+        other => other?,
+    };
+    Ok((spooled, resolved))
+}
+
 async fn fetch(
     p: &Pipeline,
     graph: &GraphMedia,
     resolved: &ResolvedMedia,
 ) -> Result<SpoolFile, Error> {
-    let response = graph.download(&resolved.url).await?;
+    spool(p, graph.download(&resolved.url).await?, resolved.file_size).await
+}
+
+/// Streams a download into the spool, stopping at `media.max_bytes`.
+async fn spool(
+    p: &Pipeline,
+    response: reqwest::Response,
+    declared_size: Option<u64>,
+) -> Result<SpoolFile, Error> {
     if let Some(len) = response.content_length()
         && len > p.max_bytes
     {
         return Err(too_large(len, p.max_bytes));
     }
-    let known_size = response.content_length().or(resolved.file_size);
+    let known_size = response.content_length().or(declared_size);
     match p
         .spool
         .write(Box::pin(response.bytes_stream()), p.max_bytes)
@@ -199,11 +246,14 @@ async fn fetch(
 async fn verify(
     p: &Pipeline,
     job: &mut Job,
-    resolved: &ResolvedMedia,
+    resolved: Option<&ResolvedMedia>,
     spooled: &SpoolFile,
 ) -> Result<(), Failure> {
     let actual = spooled.sha256_hex();
-    let declared = [job.event.sha256.as_deref(), resolved.sha256.as_deref()];
+    let declared = [
+        job.event.sha256.as_deref(),
+        resolved.and_then(|r| r.sha256.as_deref()),
+    ];
     let bad_declared = declared
         .iter()
         .flatten()

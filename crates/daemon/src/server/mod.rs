@@ -6,6 +6,7 @@
 
 mod health;
 mod media;
+mod providers;
 mod webhooks;
 
 use std::future::Future;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -21,13 +22,15 @@ use wa2crm_media::link::LinkSigner;
 use wa2crm_media::store::Storage;
 use wa2crm_queue::JobStore;
 
-use crate::config::MetaIntake;
+use crate::config::{D360Intake, MetaIntake, TwilioIntake};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn JobStore>,
     pub meta: Option<MetaIntake>,
+    pub d360: Option<D360Intake>,
+    pub twilio: Option<TwilioIntake>,
     pub metrics: PrometheusHandle,
     /// Rung after every commit that added jobs, to wake idle workers.
     pub wake: Arc<Notify>,
@@ -48,6 +51,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/webhooks/whatsapp",
             get(webhooks::meta_subscribe).post(webhooks::meta_post),
         )
+        .route("/webhooks/d360", post(providers::d360_post))
+        .route("/webhooks/twilio", post(providers::twilio_post))
         .route("/media/{token}", get(media::get_media))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

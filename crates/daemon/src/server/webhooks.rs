@@ -1,4 +1,5 @@
-//! `GET` and `POST /webhooks/whatsapp`: Meta's subscription handshake and its event deliveries.
+//! `GET` and `POST /webhooks/whatsapp`: Meta's subscription handshake and its event deliveries,
+//! and what every source's intake shares: reading the body, refusing, storing the events.
 //!
 //! The answers are chosen for how Meta behaves: anything but 200 is redelivered for days, so a
 //! signed body we cannot read is acknowledged (and counted), while a bad signature gets 401 and
@@ -53,7 +54,7 @@ pub async fn meta_post(
     ingest(state, Source::Meta, headers, body).await
 }
 
-fn not_configured() -> Response {
+pub(super) fn not_configured() -> Response {
     (
         StatusCode::NOT_FOUND,
         "this source is not configured: add its [sources.*] section\n",
@@ -72,19 +73,9 @@ async fn ingest(
     let Some(intake) = &state.meta else {
         return not_configured();
     };
-    let body = match body {
+    let body = match readable(src, body) {
         Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "unreadable"
-            };
-            metrics::rejected(src, reason);
-            tracing::warn!(source = src, %status, "Webhook body refused: {}.", rejection.body_text());
-            return rejection.into_response();
-        }
+        Err(r) => return *r,
     };
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if let Err(e) = meta::verify_signature(
@@ -92,11 +83,40 @@ async fn ingest(
         &body,
         signature,
     ) {
-        metrics::rejected(src, "signature");
-        tracing::warn!(source = src, error = %e, bytes = body.len(), "Webhook refused: bad signature.");
-        return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        return refused(src, StatusCode::UNAUTHORIZED, &e.to_string(), body.len());
     }
-    let parsed = match meta::parse_webhook(source, &body, OffsetDateTime::now_utc()) {
+    cloud_api_events(&state, source, &body).await
+}
+
+/// The body, or the answer to a body that could not be read (too large, cut off).
+pub(super) fn readable(
+    src: &'static str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Box<Response>> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "unreadable"
+        };
+        metrics::rejected(src, reason);
+        tracing::warn!(source = src, %status, "Webhook body refused: {}.", rejection.body_text());
+        Box::new(rejection.into_response())
+    })
+}
+
+/// A request that failed its authentication: counted, logged, answered, nothing stored.
+pub(super) fn refused(src: &'static str, status: StatusCode, why: &str, bytes: usize) -> Response {
+    metrics::rejected(src, "signature");
+    tracing::warn!(source = src, error = %why, bytes, "Webhook refused: bad signature.");
+    (status, format!("{why}\n")).into_response()
+}
+
+/// A Cloud API body (Meta's or 360dialog's) that passed its check: parsed and stored.
+pub(super) async fn cloud_api_events(state: &AppState, source: Source, body: &[u8]) -> Response {
+    let src = source.as_str();
+    let parsed = match meta::parse_webhook(source, body, OffsetDateTime::now_utc()) {
         Ok(p) => p,
         Err(e) => {
             metrics::unparseable(src);
@@ -105,6 +125,19 @@ async fn ingest(
             return (StatusCode::OK, "unreadable body acknowledged\n").into_response();
         }
     };
+    match store(state, source, &parsed).await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// Counts what was skipped and commits the events; `Err` is the answer when the commit failed.
+pub(super) async fn store(
+    state: &AppState,
+    source: Source,
+    parsed: &meta::ParsedWebhook,
+) -> Result<(), Box<Response>> {
+    let src = source.as_str();
     let s = parsed.skipped;
     metrics::skipped(src, "status", s.statuses);
     metrics::skipped(src, "error", s.errors);
@@ -129,16 +162,18 @@ async fn ingest(
             if accepted + duplicate > 0 {
                 tracing::debug!(source = src, accepted, duplicate, "Webhook stored.");
             }
-            (StatusCode::OK, "ok\n").into_response()
+            Ok(())
         }
         Err(e) => {
             tracing::error!(source = src, error = %e,
                 "Webhook not stored; answered 500 so the sender delivers it again.");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "not stored, retry later\n",
-            )
-                .into_response()
+            Err(Box::new(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "not stored, retry later\n",
+                )
+                    .into_response(),
+            ))
         }
     }
 }

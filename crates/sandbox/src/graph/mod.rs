@@ -327,7 +327,7 @@ fn answer_resolve(
     let media_id = media_id.to_owned();
     let mut inner = lock(&state.inner);
     inner.counts.resolves += 1;
-    if !credentials_ok(&inner, &headers) {
+    if !credentials_ok(&inner, headers) {
         inner.counts.unauthorized += 1;
         return graph_error(
             StatusCode::UNAUTHORIZED,

@@ -6,5 +6,5 @@ mod parse;
 mod signature;
 
 pub use media::TwilioMedia;
-pub use parse::{EMPTY_TWIML, parse_form};
+pub use parse::{EMPTY_TWIML, form_params, parse_form};
 pub use signature::{SignatureError, sign, verify_signature};

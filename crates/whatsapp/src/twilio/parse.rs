@@ -15,6 +15,11 @@ pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Respon
 /// WhatsApp allows at most 10 files per message; a larger NumMedia is not believed.
 const MAX_MEDIA: usize = 10;
 
+/// The parameters of a form body, in the order sent, none left out (all of them are signed).
+pub fn form_params(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
 fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
