@@ -44,7 +44,8 @@ fn the_example_parses_and_only_its_placeholder_link_secret_is_refused() {
     let c = config::load_str(EXAMPLE, HashMap::new(), None).unwrap();
     assert_eq!(c.server.listen, "127.0.0.1:8080");
     assert_eq!(c.queue.workers, 8);
-    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[1].number, "*");
     assert_eq!(c.tags[0].name, "product-issue");
     assert_eq!(c.connectors.len(), 2);
     assert_eq!(c.connectors["salesforce"]["fields"]["sha256"], "Sha256__c");
@@ -66,6 +67,38 @@ fn the_example_with_a_real_link_secret_is_valid() {
     assert_eq!(v.listen.port(), 8080);
     assert_eq!(v.max_body_bytes, 1_048_576);
     assert!(v.meta.is_some());
+    assert!(matches!(v.d360, Some(config::D360Intake::Header { .. })));
+    assert!(v.twilio.is_some());
+}
+
+#[test]
+fn a_360dialog_source_without_a_way_to_authenticate_its_webhooks_is_refused() {
+    let base = |d360: &str| {
+        format!(
+            "[storage]\nlink_secret = \"k3y-0f-at-least-16-chars\"\n[server]\npublic_url = \"https://w.example.com\"\n[sources.d360]\napi_key = \"k\"\n{d360}"
+        )
+    };
+    let problems = |d360: &str| -> Vec<String> {
+        let c = config::load_str(&base(d360), HashMap::new(), None).unwrap();
+        match config::validate(c) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    };
+    let none = problems("");
+    assert!(
+        none.iter().any(|p| p.starts_with("sources.d360: set webhook_secret")),
+        "{none:?}"
+    );
+    assert!(problems("webhook_secret = \"partner\"").is_empty());
+    assert!(problems("webhook_header = \"X-Token\"\nwebhook_header_value = \"v\"").is_empty());
+    let half = problems("webhook_header = \"X-Token\"");
+    assert!(half.iter().any(|p| p.contains("go together")), "{half:?}");
+    let bad = problems("webhook_header = \"bad header\"\nwebhook_header_value = \"v\"");
+    assert!(
+        bad.iter().any(|p| p.starts_with("sources.d360.webhook_header:")),
+        "{bad:?}"
+    );
 }
 
 #[test]
