@@ -78,6 +78,61 @@ graph_url = "{graph_url}"
     )
 }
 
+/// `[connectors.hubspot]` for a HubSpot simulator at `url`, with `auth` (a `token = …` line or the
+/// OAuth keys): contacts by `whatsapp_id`, the latest media on the contact, a note per media.
+pub fn hubspot_section(url: &str, auth: &str) -> String {
+    format!(
+        r#"
+[connectors.hubspot]
+type = "hubspot"
+base_url = "{url}"
+{auth}
+contact_key = "whatsapp_id"
+note = true
+linger_ms = 100
+[connectors.hubspot.fields]
+file_url = "wa_media_url"
+media_type = "wa_media_type"
+mime_type = "wa_media_mime"
+size_bytes = "wa_media_size"
+duration_seconds = "wa_media_duration"
+received_at = "wa_media_received_at"
+"#
+    )
+}
+
+/// The Salesforce simulator's connected app and integration user.
+pub const SF_CLIENT: &str = "3MVG9e2e";
+pub const SF_USER: &str = "integration@e2e.example.com";
+
+/// `[connectors.salesforce]` for a Salesforce simulator at `url` (JWT bearer flow with the key at
+/// `key_path`): one `WhatsApp_Media__c` record per media, looked up to its Contact.
+pub fn salesforce_section(url: &str, key_path: &Path, permission_set: &str) -> String {
+    format!(
+        r#"
+[connectors.salesforce]
+type = "salesforce"
+login_url = "{url}"
+client_id = "{SF_CLIENT}"
+username = "{SF_USER}"
+private_key_file = "{key}"
+object = "WhatsApp_Media__c"
+external_id = "WA_Message_Id__c"
+contact_lookup = "Contact__c"
+contact_key = "WhatsApp_Id__c"
+permission_set = "{permission_set}"
+linger_ms = 100
+[connectors.salesforce.fields]
+file_url = "Media_Url__c"
+media_type = "Media_Type__c"
+size_bytes = "Size_Bytes__c"
+duration_seconds = "Duration_Seconds__c"
+received_at = "Received_At__c"
+"#,
+        key = key_path.display()
+    )
+}
+
 /// A running `wa2crm run`, killed when dropped.
 pub struct Daemon {
     child: Option<Child>,

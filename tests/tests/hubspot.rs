@@ -16,25 +16,7 @@ const TS: i64 = 1_790_000_000; // 2026-09-21
 const HS_TOKEN: &str = "pat-na1-e2e";
 
 fn hubspot_section(sim: &HubSpotSim, auth: &str) -> String {
-    format!(
-        r#"
-[connectors.hubspot]
-type = "hubspot"
-base_url = "{url}"
-{auth}
-contact_key = "whatsapp_id"
-note = true
-linger_ms = 100
-[connectors.hubspot.fields]
-file_url = "wa_media_url"
-media_type = "wa_media_type"
-mime_type = "wa_media_mime"
-size_bytes = "wa_media_size"
-duration_seconds = "wa_media_duration"
-received_at = "wa_media_received_at"
-"#,
-        url = sim.url()
-    )
+    wa2crm_e2e::hubspot_section(&sim.url(), auth)
 }
 
 fn webhook(graph: &GraphSim, s: &SampleMedia, message_id: &str, sender: &str, ts: i64) -> Vec<u8> {

@@ -13,34 +13,10 @@ use wa2crm_sandbox::samples;
 use wa2crm_sandbox::webhooks;
 
 const TS: i64 = 1_790_000_000; // 2026-09-21T14:13:20Z
-const CLIENT: &str = "3MVG9e2e";
-const USER: &str = "integration@e2e.example.com";
+use wa2crm_e2e::{SF_CLIENT as CLIENT, SF_USER as USER};
 
 fn section(sim: &SalesforceSim, key_path: &std::path::Path, permission_set: &str) -> String {
-    format!(
-        r#"
-[connectors.salesforce]
-type = "salesforce"
-login_url = "{url}"
-client_id = "{CLIENT}"
-username = "{USER}"
-private_key_file = "{key}"
-object = "WhatsApp_Media__c"
-external_id = "WA_Message_Id__c"
-contact_lookup = "Contact__c"
-contact_key = "WhatsApp_Id__c"
-permission_set = "{permission_set}"
-linger_ms = 100
-[connectors.salesforce.fields]
-file_url = "Media_Url__c"
-media_type = "Media_Type__c"
-size_bytes = "Size_Bytes__c"
-duration_seconds = "Duration_Seconds__c"
-received_at = "Received_At__c"
-"#,
-        url = sim.url(),
-        key = key_path.display()
-    )
+    wa2crm_e2e::salesforce_section(&sim.url(), key_path, permission_set)
 }
 
 fn webhook(graph: &GraphSim, i: usize, sender: &str) -> Vec<u8> {

@@ -87,7 +87,8 @@ fn a_360dialog_source_without_a_way_to_authenticate_its_webhooks_is_refused() {
     };
     let none = problems("");
     assert!(
-        none.iter().any(|p| p.starts_with("sources.d360: set webhook_secret")),
+        none.iter()
+            .any(|p| p.starts_with("sources.d360: set webhook_secret")),
         "{none:?}"
     );
     assert!(problems("webhook_secret = \"partner\"").is_empty());
@@ -96,7 +97,8 @@ fn a_360dialog_source_without_a_way_to_authenticate_its_webhooks_is_refused() {
     assert!(half.iter().any(|p| p.contains("go together")), "{half:?}");
     let bad = problems("webhook_header = \"bad header\"\nwebhook_header_value = \"v\"");
     assert!(
-        bad.iter().any(|p| p.starts_with("sources.d360.webhook_header:")),
+        bad.iter()
+            .any(|p| p.starts_with("sources.d360.webhook_header:")),
         "{bad:?}"
     );
 }
