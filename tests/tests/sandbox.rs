@@ -1,5 +1,6 @@
 //! `wa2crm sandbox` with nothing configured: every bundled sample goes through the real daemon
-//! into storage, and the redelivery and the forged signature are refused as the contract says.
+//! into storage (one each also through 360dialog and Twilio), and the redelivery and the forged
+//! signature are refused as the contract says.
 #![allow(clippy::unwrap_used)]
 
 #[test]
@@ -19,7 +20,17 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         .lines()
         .filter(|l| l.starts_with("job ") && l.ends_with(" · done"))
         .count();
-    assert_eq!(done, 12, "{stdout}");
+    assert_eq!(done, 14, "{stdout}");
+    assert!(stdout.contains("via 360dialog -> 200 OK"), "{stdout}");
+    assert!(stdout.contains("via Twilio -> 200 OK"), "{stdout}");
+    assert!(
+        stdout.contains(" · d360 · voice · +4915123456789 · done"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" · twilio · image · +4915123456789 · done"),
+        "{stdout}"
+    );
     for kind in ["voice", "audio", "video", "image", "document", "sticker"] {
         assert!(
             stdout.contains(&format!(" · {kind} · +4915123456789 · done")),
@@ -44,7 +55,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
     );
     assert_eq!(
         stdout.matches("file_url http://127.0.0.1:").count(),
-        12,
+        14,
         "{stdout}"
     );
     assert!(stdout.contains("caption Die Tür ist kaputt"), "{stdout}");
@@ -70,7 +81,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
             .unwrap_or_else(|| panic!("{property} missing:\n{stdout}"));
         assert!(!line.contains("= -"), "{property} is empty: {line}");
     }
-    assert!(stdout.contains("12 timeline note(s)"), "{stdout}");
+    assert!(stdout.contains("14 timeline note(s)"), "{stdout}");
     // And the example's Salesforce mapping: one media record per sample, looked up to the Contact.
     assert!(
         stdout.contains("salesforce (simulator at http://127.0.0.1:"),
@@ -82,7 +93,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
             l.trim_start().starts_with("WhatsApp_Media__c a01") && l.contains("→ Contact 003")
         })
         .count();
-    assert_eq!(records, 12, "{stdout}");
+    assert_eq!(records, 14, "{stdout}");
     assert!(
         stdout.contains("(WhatsApp_Id__c = +4915123456789, \"Jürgen Weiß\")"),
         "{stdout}"

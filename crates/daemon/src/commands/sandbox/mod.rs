@@ -1,5 +1,6 @@
 //! `wa2crm sandbox`: the real daemon on a throwaway directory, fed with signed sample webhooks
-//! whose media is served by the bundled Graph API simulator.
+//! whose media is served by the bundled simulators: every sample through Meta's Cloud API, and
+//! one each through 360dialog and Twilio.
 //!
 //! Everything that runs is the production code (`run`, the intake, the workers, the storage, the
 //! HubSpot and Salesforce connectors); only WhatsApp and the CRMs are simulated. The CRM mappings
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use wa2crm_core::MediaKind;
 use wa2crm_queue::JobInfo;
 use wa2crm_sandbox::graph::GraphSim;
+use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
 use wa2crm_sandbox::{samples, webhooks};
 
 use crate::pipeline::media_record;
@@ -25,6 +27,11 @@ use crate::pipeline::media_record;
 pub const SANDBOX_APP_SECRET: &str = "sandbox-app-secret";
 const SANDBOX_VERIFY_TOKEN: &str = "sandbox-verify-token";
 const SANDBOX_ACCESS_TOKEN: &str = "sandbox-access-token";
+const SANDBOX_D360_KEY: &str = "sandbox-d360-api-key";
+const SANDBOX_D360_HEADER: &str = "X-Sandbox-Token";
+const SANDBOX_D360_HEADER_VALUE: &str = "sandbox-d360-header-secret";
+const SANDBOX_TWILIO_ACCOUNT: &str = "AC00000000000000000000000000sandbox";
+const SANDBOX_TWILIO_TOKEN: &str = "sandbox-twilio-auth-token";
 
 pub async fn main(serve: bool, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let dir = tempfile::Builder::new()
@@ -32,6 +39,8 @@ pub async fn main(serve: bool, listen: SocketAddr) -> anyhow::Result<ExitCode> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let graph = GraphSim::start(SANDBOX_ACCESS_TOKEN).await?;
+    let d360 = GraphSim::start_d360(SANDBOX_D360_KEY).await?;
+    let twilio = TwilioSim::start(SANDBOX_TWILIO_ACCOUNT, SANDBOX_TWILIO_TOKEN).await?;
     // The port must be known before the config is written: public_url contains it.
     let addr = if listen.port() == 0 {
         let probe = std::net::TcpListener::bind(listen)?;
@@ -58,8 +67,20 @@ app_secret = "{SANDBOX_APP_SECRET}"
 verify_token = "{SANDBOX_VERIFY_TOKEN}"
 access_token = "{SANDBOX_ACCESS_TOKEN}"
 graph_url = "{graph}"
+[sources.d360]
+api_key = "{SANDBOX_D360_KEY}"
+base_url = "{d360}"
+webhook_header = "{SANDBOX_D360_HEADER}"
+webhook_header_value = "{SANDBOX_D360_HEADER_VALUE}"
+[sources.twilio]
+account_sid = "{SANDBOX_TWILIO_ACCOUNT}"
+auth_token = "{SANDBOX_TWILIO_TOKEN}"
+webhook_url = "http://{addr}/webhooks/twilio"
+api_url = "{twilio}"
 "#,
-        graph = graph.url()
+        graph = graph.url(),
+        d360 = d360.url(),
+        twilio = twilio.api_url(),
     );
     let mut config = crate::config::load_str(&toml, Default::default(), None)?;
     let crms = crms::Crms::start().await?;
@@ -84,7 +105,7 @@ graph_url = "{graph}"
     let client = reqwest::Client::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let samples = samples::all();
-    let mut ids = Vec::new();
+    let mut ids: Vec<(&str, String)> = Vec::new();
     for (i, media) in samples.iter().enumerate() {
         let media_id = format!("sandbox-media-{i}");
         let sha256 = graph.add_media(&media_id, media.bytes, &media.mime_type);
@@ -95,11 +116,19 @@ graph_url = "{graph}"
         let body = webhooks::webhook_body(vec![message]);
         let status = post(&client, &url, &body).await?;
         println!("POST {:<17} signed webhook -> {status}", media.file);
-        ids.push(message_id);
+        ids.push(("meta", message_id));
     }
+    ids.push((
+        "d360",
+        via_d360(&client, &d360, bound, &samples[0], now).await?,
+    ));
+    ids.push((
+        "twilio",
+        via_twilio(&client, &twilio, bound, &samples).await?,
+    ));
     let again = webhooks::webhook_body(vec![webhooks::message_json(
         &sample_for(&samples[0]),
-        &ids[0],
+        &ids[0].1,
         "sandbox-media-0",
         now,
     )]);
@@ -124,8 +153,8 @@ graph_url = "{graph}"
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs = loop {
         let mut jobs = Vec::new();
-        for id in &ids {
-            if let Some(j) = store.find("meta", id).await? {
+        for (source, id) in &ids {
+            if let Some(j) = store.find(source, id).await? {
                 jobs.push(j);
             }
         }
@@ -155,13 +184,80 @@ graph_url = "{graph}"
              BODY=$(cat my-webhook.json)\n  \
              SIG=$(printf %s \"$BODY\" | openssl dgst -sha256 -hmac {SANDBOX_APP_SECRET} | sed 's/^.* //')\n  \
              curl -sS -X POST '{url}' -H 'Content-Type: application/json' \\\n    \
-             -H \"X-Hub-Signature-256: sha256=$SIG\" --data-binary \"$BODY\""
+             -H \"X-Hub-Signature-256: sha256=$SIG\" --data-binary \"$BODY\"\n\
+             360dialog's format goes to http://{bound}/webhooks/d360 with the header \
+             {SANDBOX_D360_HEADER}: {SANDBOX_D360_HEADER_VALUE}; Twilio's forms to \
+             http://{bound}/webhooks/twilio, signed with the auth token {SANDBOX_TWILIO_TOKEN}."
         );
         let _ = tokio::signal::ctrl_c().await;
     }
     stop.cancel();
     daemon.await??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first sample again, as 360dialog forwards it (Cloud API body, the operator's header).
+async fn via_d360(
+    client: &reqwest::Client,
+    d360: &GraphSim,
+    bound: SocketAddr,
+    media: &samples::SampleMedia,
+    now: i64,
+) -> anyhow::Result<String> {
+    let sha256 = d360.add_media("sandbox-d360-0", media.bytes, &media.mime_type);
+    let message_id = format!("wamid.sandbox.d360.{}", media.file);
+    let mut message =
+        webhooks::message_json(&sample_for(media), &message_id, "sandbox-d360-0", now);
+    let key = message["type"].as_str().unwrap_or("audio").to_owned();
+    message[&key]["sha256"] = sha256.into();
+    let status = client
+        .post(format!("http://{bound}/webhooks/d360"))
+        .header("Content-Type", "application/json")
+        .header(SANDBOX_D360_HEADER, SANDBOX_D360_HEADER_VALUE)
+        .body(webhooks::webhook_body(vec![message]))
+        .send()
+        .await?
+        .status();
+    println!("POST {:<17} via 360dialog -> {status}", media.file);
+    Ok(message_id)
+}
+
+/// An image as Twilio posts it (a signed form naming its media URL); its job's message id.
+async fn via_twilio(
+    client: &reqwest::Client,
+    twilio: &TwilioSim,
+    bound: SocketAddr,
+    samples: &[samples::SampleMedia],
+) -> anyhow::Result<String> {
+    let media = samples
+        .iter()
+        .find(|s| s.kind == MediaKind::Image)
+        .context("no image sample")?;
+    let sid = "MMsandbox00000000000000000000000001";
+    let url = twilio.add_media(sid, media.bytes, &media.mime_type);
+    let params = webhook_params(
+        SANDBOX_TWILIO_ACCOUNT,
+        &Inbound {
+            message_sid: sid,
+            from: &format!("+{}", webhooks::SENDER_WA_ID),
+            to: "+14155238886",
+            profile_name: Some(webhooks::SENDER_NAME),
+            body: Some("Rechnung März"),
+            media: vec![(url, media.mime_type.clone())],
+        },
+    );
+    let webhook_url = format!("http://{bound}/webhooks/twilio");
+    let (body, signature) = signed_form(SANDBOX_TWILIO_TOKEN, &webhook_url, &params);
+    let status = client
+        .post(&webhook_url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", signature)
+        .body(body)
+        .send()
+        .await?
+        .status();
+    println!("POST {:<17} via Twilio -> {status}", media.file);
+    Ok(format!("{sid}-0"))
 }
 
 fn sample_for(media: &samples::SampleMedia) -> webhooks::Sample {
@@ -203,8 +299,9 @@ fn render(jobs: &[JobInfo]) -> String {
     for j in jobs {
         let e = &j.event;
         out.push_str(&format!(
-            "job {} · {} · {} · {}\n",
+            "job {} · {} · {} · {} · {}\n",
             j.id,
+            e.source,
             e.kind,
             e.sender,
             j.state.as_str()
