@@ -362,3 +362,44 @@ connectors = []
         "HubSpot serves neither number"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_360dialog_partner_signature_is_checked_over_the_body() {
+    let d360 = GraphSim::start_d360(D360_KEY).await.unwrap();
+    let w = world(|_| {
+        format!(
+            "\n[sources.d360]\napi_key = \"{D360_KEY}\"\nbase_url = \"{}\"\nwebhook_secret = \"partner-secret\"\n",
+            d360.url()
+        )
+    })
+    .await;
+    let image = sample("image.jpg");
+    let digest = d360.add_media("d360-signed", image.bytes, &image.mime_type);
+    let s = webhooks::Sample {
+        kind: image.kind,
+        mime_type: image.mime_type.clone(),
+        caption: None,
+        file_name: None,
+    };
+    let mut m = webhooks::message_json(&s, "wamid.d360.signed", "d360-signed", 1_790_000_000);
+    m["image"]["sha256"] = digest.into();
+    let body = webhooks::webhook_body(vec![m]);
+    let post = |signature: String| {
+        reqwest::Client::new()
+            .post(w.d.url("/webhooks/d360"))
+            .header("Content-Type", "application/json")
+            .header("x-360dialog-signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let wrong = wa2crm_whatsapp::d360::sign(b"not-the-secret", &body);
+    assert_eq!(post(wrong).await.unwrap().status(), 401);
+    let right = wa2crm_whatsapp::d360::sign(b"partner-secret", &body);
+    assert_eq!(post(right).await.unwrap().status(), 200);
+    w.wait_done(1).await;
+    w.assert_in_both_crms(
+        "wamid.d360.signed",
+        "image",
+        &format!("+{}", webhooks::SENDER_WA_ID),
+    );
+}
