@@ -82,23 +82,26 @@ impl Provider {
     }
 }
 
-/// Graph API media client for one Meta (or 360dialog) account.
-#[derive(Clone)]
+/// The HTTP client for media: our User-Agent, no automatic redirects (each hop is checked before
+/// credentials go with it), bounded connect and read times.
+pub(crate) fn download_client() -> Result<Client, Error> {
+    Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::permanent(format!("HTTP client: {e}")))
+}
+
+/// Graph API media client for one Meta (or 360dialog) account. (`SecretString` prints redacted.)
+#[derive(Clone, Debug)]
 pub struct GraphMedia {
     http: Client,
     graph_url: Url,
     api_version: String,
     token: SecretString,
     provider: Provider,
-}
-
-impl std::fmt::Debug for GraphMedia {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphMedia")
-            .field("graph_url", &self.graph_url.as_str())
-            .field("api_version", &self.api_version)
-            .finish_non_exhaustive()
-    }
 }
 
 impl GraphMedia {
@@ -120,13 +123,7 @@ impl GraphMedia {
         let section = provider.section();
         let graph_url =
             Url::parse(graph_url).map_err(|e| Error::permanent(format!("{section} URL: {e}")))?;
-        let http = Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::permanent(format!("HTTP client: {e}")))?;
+        let http = download_client()?;
         Ok(GraphMedia {
             http,
             graph_url,
@@ -376,6 +373,33 @@ mod tests {
         let local = client("http://127.0.0.1:9999");
         assert!(local.allowed(&Url::parse("http://127.0.0.1:9999/dl?x=1").unwrap()));
         assert!(!local.allowed(&Url::parse("http://127.0.0.1:9998/dl").unwrap()));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_credentials() {
+        let meta = format!("{:?}", client("https://graph.facebook.com"));
+        let d360 = format!(
+            "{:?}",
+            GraphMedia::d360("https://waba-v2.360dialog.io", SecretString::from("k3y")).unwrap()
+        );
+        let twilio = format!(
+            "{:?}",
+            crate::twilio::TwilioMedia::new(
+                "https://api.twilio.com",
+                "AC1",
+                SecretString::from("tw1l10")
+            )
+            .unwrap()
+        );
+        assert!(
+            meta.contains("graph.facebook.com") && !meta.contains("t0ken"),
+            "{meta}"
+        );
+        assert!(!d360.contains("k3y"), "{d360}");
+        assert!(
+            twilio.contains("AC1") && !twilio.contains("tw1l10"),
+            "{twilio}"
+        );
     }
 
     #[tokio::test]

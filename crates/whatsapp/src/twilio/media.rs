@@ -3,19 +3,16 @@
 //! to Twilio's API host only, never to the redirect target; redirects are followed by hand so that
 //! holds whatever reqwest's defaults are.
 
-use std::time::Duration;
-
 use reqwest::header::LOCATION;
 use reqwest::{Client, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use wa2crm_core::Error;
 
-use crate::media::USER_AGENT;
-
 const MAX_REDIRECTS: usize = 5;
 
-#[derive(Clone)]
+/// (`SecretString` prints redacted.)
+#[derive(Clone, Debug)]
 pub struct TwilioMedia {
     http: Client,
     api_url: Url,
@@ -23,27 +20,12 @@ pub struct TwilioMedia {
     auth_token: SecretString,
 }
 
-impl std::fmt::Debug for TwilioMedia {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwilioMedia")
-            .field("api_url", &self.api_url.as_str())
-            .field("account_sid", &self.account_sid)
-            .finish_non_exhaustive()
-    }
-}
-
 impl TwilioMedia {
     /// `api_url` is `https://api.twilio.com` but for the sandbox.
     pub fn new(api_url: &str, account_sid: &str, auth_token: SecretString) -> Result<Self, Error> {
         let api_url = Url::parse(api_url)
             .map_err(|e| Error::permanent(format!("sources.twilio.api_url: {e}")))?;
-        let http = Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::permanent(format!("HTTP client: {e}")))?;
+        let http = crate::media::download_client()?;
         Ok(TwilioMedia {
             http,
             api_url,
