@@ -23,4 +23,4 @@ pub use event::{MediaEvent, MediaKind, MediaRef, Source};
 pub use mapping::{CanonicalAttribute, FieldMapping, MappingProblem};
 pub use media_source::{MediaBody, MediaSource};
 pub use phone::{Phone, PhoneError};
-pub use state::{MemoryStateStore, StateStore};
+pub use state::{LocalLocks, MemoryStateStore, StateLock, StateStore};

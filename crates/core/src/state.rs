@@ -1,13 +1,39 @@
 //! Small durable state a connector keeps between runs and shares with other instances: a rotated
-//! OAuth refresh token, why it is paused and until when. The daemon backs it with the queue
-//! database, so `status` (another process) and other instances read what a worker wrote.
+//! OAuth refresh token, why it is paused and until when, the pace of its requests. The daemon
+//! backs it with the queue database, so `status` (another process) and other instances read what
+//! a worker wrote, and several instances on one PostgreSQL database share one vendor quota and
+//! refresh one token at a time between them.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 use crate::Result;
+
+/// A lock held across processes; released when dropped.
+pub struct StateLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl StateLock {
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        StateLock(Box::new(guard))
+    }
+}
+
+/// Milliseconds since the epoch, by this machine's clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The wait before a turn whose slot ends at `next_ms` (the stored pace after taking it).
+pub fn turn_wait(next_ms: i64, spacing: Duration, now_ms: i64) -> Duration {
+    let start = next_ms - spacing.as_millis() as i64;
+    Duration::from_millis(start.saturating_sub(now_ms).max(0) as u64)
+}
 
 /// Values keyed by `(scope, key)`; the scope is the connector's instance name.
 #[async_trait]
@@ -18,12 +44,36 @@ pub trait StateStore: Send + Sync {
     async fn delete_state(&self, scope: &str, key: &str) -> Result<()>;
     /// Every key of a scope with its value.
     async fn scan_state(&self, scope: &str) -> Result<BTreeMap<String, String>>;
+    /// Takes the next turn of a pace shared by every process on this store (GCRA): the stored
+    /// time of the next free turn (ms since the epoch) becomes max(it, now) + `spacing`,
+    /// atomically. Returns how long to wait for the turn taken (zero when it is now).
+    async fn take_turn(&self, scope: &str, key: &str, spacing: Duration) -> Result<Duration>;
+    /// No turn of this pace before `until_ms` (a vendor said to wait).
+    async fn hold_turns(&self, scope: &str, key: &str, until_ms: i64) -> Result<()>;
+    /// Waits for and takes a lock shared by every process on this store.
+    async fn lock(&self, scope: &str, name: &str) -> Result<StateLock>;
 }
 
 /// An in-memory store for tests and the sandbox.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     values: Mutex<BTreeMap<(String, String), String>>,
+    locks: LocalLocks,
+}
+
+/// Locks within one process, by name: what a store serving a single process needs.
+#[derive(Debug, Default)]
+pub struct LocalLocks(Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl LocalLocks {
+    pub async fn lock(&self, scope: &str, name: &str) -> StateLock {
+        let m = {
+            // Inserting an Arc cannot be torn by a panic elsewhere.
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(format!("{scope}/{name}")).or_default().clone()
+        };
+        StateLock::new(m.lock_owned().await)
+    }
 }
 
 impl MemoryStateStore {
@@ -54,6 +104,23 @@ impl StateStore for MemoryStateStore {
             .filter(|((s, _), _)| s == scope)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+    async fn take_turn(&self, scope: &str, key: &str, spacing: Duration) -> Result<Duration> {
+        let now = now_ms();
+        let mut values = self.values();
+        let slot = values.entry((scope.into(), key.into())).or_default();
+        let next = slot.parse::<i64>().unwrap_or(0).max(now) + spacing.as_millis() as i64;
+        *slot = next.to_string();
+        Ok(turn_wait(next, spacing, now))
+    }
+    async fn hold_turns(&self, scope: &str, key: &str, until_ms: i64) -> Result<()> {
+        let mut values = self.values();
+        let slot = values.entry((scope.into(), key.into())).or_default();
+        *slot = slot.parse::<i64>().unwrap_or(0).max(until_ms).to_string();
+        Ok(())
+    }
+    async fn lock(&self, scope: &str, name: &str) -> Result<StateLock> {
+        Ok(self.locks.lock(scope, name).await)
     }
 }
 

@@ -282,4 +282,35 @@ impl JobStore for PgJobStore {
     }
 }
 
-crate::state::impl_state_store!(PgJobStore);
+crate::state::impl_state_store!(PgJobStore, "GREATEST");
+
+/// A session-level advisory lock on a connection of its own. Dropping it closes that connection,
+/// which ends the session and with it the lock, whatever state the runtime is in: a pooled
+/// connection returned while still holding the lock would keep it forever.
+struct AdvisoryLock(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl PgJobStore {
+    /// Every instance on this database waits here; the key includes the schema, so separate
+    /// deployments (or tests) on one server do not block each other.
+    async fn state_lock(
+        &self,
+        scope: &str,
+        name: &str,
+    ) -> wa2crm_core::Result<wa2crm_core::StateLock> {
+        let mut conn = self.pool.acquire().await.map_err(crate::state::to_core)?;
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))")
+            .bind(format!("{scope}/{name}"))
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::state::to_core)?;
+        Ok(wa2crm_core::StateLock::new(AdvisoryLock(Some(conn))))
+    }
+}

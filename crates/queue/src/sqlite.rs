@@ -41,6 +41,7 @@ pub struct SqliteJobStore {
     clock: Arc<dyn Clock>,
     writer: mpsc::Sender<EnqueueRequest>,
     checkpointer: tokio::task::JoinHandle<()>,
+    locks: wa2crm_core::LocalLocks,
 }
 
 impl Drop for SqliteJobStore {
@@ -106,6 +107,7 @@ impl SqliteJobStore {
             clock,
             writer: tx,
             checkpointer,
+            locks: Default::default(),
         })
     }
 
@@ -420,4 +422,15 @@ impl JobStore for SqliteJobStore {
     }
 }
 
-crate::state::impl_state_store!(SqliteJobStore);
+crate::state::impl_state_store!(SqliteJobStore, "MAX");
+
+impl SqliteJobStore {
+    /// A SQLite queue serves one process: a lock within it is a lock for all.
+    async fn state_lock(
+        &self,
+        scope: &str,
+        name: &str,
+    ) -> wa2crm_core::Result<wa2crm_core::StateLock> {
+        Ok(self.locks.lock(scope, name).await)
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source};
 
-use crate::{Enqueued, JobState, JobStore, ManualClock, QueueError};
+use crate::{Clock, Enqueued, JobState, JobStore, ManualClock, QueueError};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -32,7 +32,9 @@ macro_rules! job_store_suite {
             checkpoints_are_kept_across_retries,
             concurrent_claims_never_share_a_job,
             event_round_trips_unchanged,
-            connector_state_is_kept_per_scope
+            connector_state_is_kept_per_scope,
+            shared_turns_are_paced_and_held,
+            a_state_lock_is_held_by_one_at_a_time
         );
     };
     (@cases $factory:path; $($case:ident),*) => {
@@ -474,4 +476,66 @@ pub async fn connector_state_is_kept_per_scope(store: Arc<dyn JobStore>, _: Arc<
             .as_deref(),
         Some("x")
     );
+}
+
+pub async fn shared_turns_are_paced_and_held(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    let state: Arc<dyn wa2crm_core::StateStore> = store;
+    let spacing = Duration::from_millis(100);
+    // Many callers at once (instances, lanes): each gets its own turn, 100 ms apart.
+    let callers: Vec<_> = (0..5)
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(async move { state.take_turn("hubspot", "turn", spacing).await })
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for c in callers {
+        waits.push(c.await.unwrap().unwrap().as_millis() as u64);
+    }
+    waits.sort_unstable();
+    assert_eq!(waits, vec![0, 100, 200, 300, 400]);
+    // Time passes: the pace does not bank unused turns.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        state.take_turn("hubspot", "turn", spacing).await.unwrap(),
+        Duration::ZERO
+    );
+    // A vendor's "wait 2 s" holds every instance's next turn.
+    state
+        .hold_turns("hubspot", "turn", clock.now_ms() + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.take_turn("hubspot", "turn", spacing).await.unwrap(),
+        Duration::from_millis(2_000)
+    );
+    assert_eq!(
+        state
+            .take_turn("salesforce", "turn", spacing)
+            .await
+            .unwrap(),
+        Duration::ZERO,
+        "paces are per scope"
+    );
+}
+
+pub async fn a_state_lock_is_held_by_one_at_a_time(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+    let state: Arc<dyn wa2crm_core::StateStore> = store;
+    let first = state.lock("hubspot", "token_refresh").await.unwrap();
+    let other = state.clone();
+    let mut second = tokio::spawn(async move { other.lock("hubspot", "token_refresh").await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut second)
+            .await
+            .is_err(),
+        "the second caller got the lock while the first held it"
+    );
+    let unrelated = state.lock("hubspot", "other").await;
+    assert!(unrelated.is_ok(), "locks are by name");
+    drop(first);
+    let taken = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("released when the first guard is dropped")
+        .unwrap();
+    assert!(taken.is_ok());
 }
