@@ -127,7 +127,9 @@ impl TokenSource for RefreshGrant {
     }
 }
 
-/// A cache that refreshes five minutes before HubSpot's expiry (or at 80 % of a short lifetime).
-pub fn oauth_cache(grant: RefreshGrant) -> TokenCache {
-    TokenCache::new(Box::new(grant), Duration::from_secs(60), None)
+/// A cache that refreshes a minute before HubSpot's expiry (or at 80 % of a short lifetime), one
+/// refresh at a time across every instance on the same state store (the queue database).
+pub fn oauth_cache(grant: RefreshGrant, state: Arc<dyn StateStore>, scope: &str) -> TokenCache {
+    let shared = wa2crm_rest::token::SharedTokenSource::new(Box::new(grant), state, scope);
+    TokenCache::new(Box::new(shared), Duration::from_secs(60), None)
 }

@@ -80,7 +80,7 @@ impl HubSpot {
                     name,
                 )
                 .await?;
-                auth::Auth::OAuth(auth::oauth_cache(grant))
+                auth::Auth::OAuth(auth::oauth_cache(grant, context.state.clone(), name))
             }
             None => {
                 return Err(Error::permanent(format!(
@@ -96,7 +96,9 @@ impl HubSpot {
             http,
             base,
             auth,
-            budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10)),
+            // Shared with every instance on the same queue database: one portal, one quota.
+            budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10))
+                .shared(context.state.clone(), name),
             pause: PauseGate::load(name, context.state.clone()).await?,
             daily_reserve: config.daily_reserve,
             utc_offset,

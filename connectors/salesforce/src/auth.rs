@@ -218,6 +218,20 @@ impl TokenSource for SessionSource {
             expires_at: None,
         })
     }
+
+    fn shared_extra(&self) -> Option<String> {
+        self.instance_url
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|u| u.to_string())
+    }
+
+    fn adopt_extra(&self, extra: &str) {
+        if let Ok(url) = reqwest::Url::parse(extra) {
+            *self.instance_url.write().unwrap_or_else(|e| e.into_inner()) = Some(url);
+        }
+    }
 }
 
 /// What the admin should do about a refused login, by flow and Salesforce's description.
@@ -245,7 +259,14 @@ fn advice(grant: &Grant, description: &str) -> &'static str {
     }
 }
 
-/// Sessions renewed after `session_minutes` at the latest, refreshed one at a time.
-pub fn session_cache(source: SessionSource, session: Duration) -> TokenCache {
-    TokenCache::new(Box::new(source), Duration::from_secs(60), Some(session))
+/// Sessions renewed after `session_minutes` at the latest, one login at a time across every
+/// instance on the same state store (the queue database).
+pub fn session_cache(
+    source: SessionSource,
+    session: Duration,
+    state: Arc<dyn wa2crm_core::StateStore>,
+    scope: &str,
+) -> TokenCache {
+    let shared = wa2crm_rest::token::SharedTokenSource::new(Box::new(source), state, scope);
+    TokenCache::new(Box::new(shared), Duration::from_secs(60), Some(session))
 }

@@ -72,7 +72,12 @@ pub async fn connect(
     Ok(api::Api {
         name: name.to_owned(),
         http,
-        sessions: auth::session_cache(source, Duration::from_secs(config.session_minutes * 60)),
+        sessions: auth::session_cache(
+            source,
+            Duration::from_secs(config.session_minutes * 60),
+            context.state.clone(),
+            name,
+        ),
         instance_url,
         in_flight: Semaphore::new(config.max_concurrent),
         // A pause an earlier run recorded is a usage pause (the others end with the process).

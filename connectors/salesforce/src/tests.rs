@@ -160,7 +160,12 @@ async fn a_rotated_refresh_token_is_stored_before_use_and_survives_a_restart() {
     limits(&api).await.unwrap();
     sim.expire_sessions();
     limits(&api).await.unwrap();
+    // A new process first takes the session the last one stored (no login)...
     let restarted = api_for(&c, state.clone()).await;
+    limits(&restarted).await.unwrap();
+    assert_eq!(sim.counts().logins, 2);
+    // ...and when that ends, logs in with the rotated refresh token it finds stored.
+    sim.expire_sessions();
     limits(&restarted).await.unwrap();
     let counts = sim.counts();
     assert_eq!((counts.logins, counts.failed_logins), (3, 0), "{counts:?}");

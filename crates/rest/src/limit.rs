@@ -7,8 +7,11 @@
 //! skew between us and the vendor) never exceeds either policy and still uses 99 % of the quota.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
+
+use wa2crm_core::StateStore;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -49,7 +52,14 @@ pub struct RequestBudget {
     configured: (u32, Duration),
     /// Nobody sends before this (a 429, or the vendor saying the window is used up).
     hold_until: Mutex<Option<Instant>>,
+    /// The state store and scope whose turns every instance takes.
+    shared: Option<(Arc<dyn StateStore>, String)>,
+    /// Whether the shared pace failed last time (logged once per outage).
+    shared_down: AtomicBool,
 }
+
+/// The state key of the shared pace.
+pub const TURN_KEY: &str = "request_turn";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are plain data replaced whole; a panic elsewhere cannot tear them.
@@ -69,7 +79,21 @@ impl RequestBudget {
             rate: Mutex::new((max, interval)),
             configured: (max, interval),
             hold_until: Mutex::new(None),
+            shared: None,
+            shared_down: AtomicBool::new(false),
         }
+    }
+
+    /// Paces every process that uses `state` with this `scope` as one.
+    pub fn shared(mut self, state: Arc<dyn StateStore>, scope: &str) -> Self {
+        self.shared = Some((state, scope.to_owned()));
+        self
+    }
+
+    /// The time between two requests at the rate in force.
+    fn spacing(&self) -> Duration {
+        let (max, interval) = self.rate();
+        interval.mul_f64(1.01) / max.max(1)
     }
 
     /// Waits until one request may go.
@@ -81,6 +105,23 @@ impl RequestBudget {
             {
                 tokio::time::sleep_until(until).await;
                 continue;
+            }
+            if let Some((state, scope)) = &self.shared {
+                match state.take_turn(scope, TURN_KEY, self.spacing()).await {
+                    Ok(wait) => {
+                        if self.shared_down.swap(false, Ordering::Relaxed) {
+                            tracing::info!(connector = %scope, "The shared request pace is back.");
+                        }
+                        tokio::time::sleep(wait).await;
+                        return;
+                    }
+                    Err(e) => {
+                        if !self.shared_down.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(connector = %scope, error = %e,
+                                "The shared request pace is unreachable; pacing this process alone.");
+                        }
+                    }
+                }
             }
             let limiter = self
                 .limiter
@@ -99,9 +140,18 @@ impl RequestBudget {
     /// Holds every request back for `wait` (or longer, if a hold is already in force).
     pub fn hold(&self, wait: Duration) {
         let until = Instant::now() + wait;
-        let mut h = lock(&self.hold_until);
-        if h.is_none_or(|t| t < until) {
-            *h = Some(until);
+        {
+            let mut h = lock(&self.hold_until);
+            if h.is_none_or(|t| t < until) {
+                *h = Some(until);
+            }
+        }
+        if let Some((state, scope)) = self.shared.clone() {
+            // The other instances must wait too; a failure here only costs them a 429 of their own.
+            let until_ms = wa2crm_core::state::now_ms() + wait.as_millis() as i64;
+            tokio::spawn(async move {
+                let _ = state.hold_turns(&scope, TURN_KEY, until_ms).await;
+            });
         }
     }
 
@@ -216,5 +266,47 @@ mod tests {
             ..WindowHeaders::default()
         });
         assert!(budget.held_until().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budgets_sharing_a_store_pace_as_one() {
+        let state: Arc<dyn StateStore> = Arc::new(wa2crm_core::MemoryStateStore::default());
+        // Two instances of the same connector.
+        let a =
+            Arc::new(RequestBudget::new(100, Duration::from_secs(10)).shared(state.clone(), "hs"));
+        let b =
+            Arc::new(RequestBudget::new(100, Duration::from_secs(10)).shared(state.clone(), "hs"));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let budget = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move {
+                    budget.acquire().await;
+                    Instant::now() - start
+                })
+            })
+            .collect();
+        let mut at = Vec::new();
+        for t in tasks {
+            at.push(t.await.unwrap());
+        }
+        at.sort();
+        for pair in at.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_millis(100),
+                "two requests {:?} apart: {at:?}",
+                pair[1] - pair[0]
+            );
+        }
+        // A 429 seen by one instance holds the other.
+        a.hold(Duration::from_secs(3));
+        tokio::task::yield_now().await;
+        let before = Instant::now();
+        b.acquire().await;
+        assert!(
+            Instant::now() - before >= Duration::from_secs(2),
+            "{:?}",
+            Instant::now() - before
+        );
     }
 }

@@ -54,8 +54,19 @@ impl RotatingRefreshToken {
         })
     }
 
+    /// The token to refresh with: the one in the state store when it descends from the
+    /// configured one (another instance may have rotated it since this one last looked), else
+    /// this process's.
     pub async fn get(&self) -> SecretString {
-        self.current.lock().await.clone()
+        let mut current = self.current.lock().await;
+        if let Ok(Some(v)) = self.state.get_state(&self.scope, REFRESH_TOKEN_KEY).await
+            && let Ok(stored) = serde_json::from_str::<Stored>(&v)
+            && stored.configured_sha256 == self.configured_sha256
+            && stored.token != current.expose_secret()
+        {
+            *current = SecretString::from(stored.token);
+        }
+        current.clone()
     }
 
     /// Records what the vendor answered: a new token is persisted, then used.

@@ -33,6 +33,12 @@ impl std::fmt::Debug for AccessToken {
 #[async_trait]
 pub trait TokenSource: Send + Sync {
     async fn fetch(&self) -> Result<AccessToken>;
+    /// What another instance needs besides the token to use it (Salesforce: the instance URL).
+    fn shared_extra(&self) -> Option<String> {
+        None
+    }
+    /// Takes on what the instance that fetched a shared token recorded with it.
+    fn adopt_extra(&self, _extra: &str) {}
 }
 
 pub struct TokenCache {
@@ -259,5 +265,196 @@ mod tests {
         tokio::time::advance(Duration::from_millis(200)).await;
         cache.get().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
+
+/// The state key of the access token instances share.
+pub const ACCESS_TOKEN_KEY: &str = "oauth_access_token";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedToken {
+    token: String,
+    /// When it expires (ms since the epoch), if the vendor said.
+    expires_ms: Option<i64>,
+    #[serde(default)]
+    extra: Option<String>,
+}
+
+/// One token for every instance of a connector: a refresh happens under a lock all instances
+/// share, and an instance that finds a token another one fetched meanwhile takes it instead of
+/// refreshing again. That keeps a rotating refresh token from being spent twice (the vendor
+/// would retire the first new one), and the token endpoint from seeing one refresh per instance.
+///
+/// The access token is kept in the state store (the queue database) for that; so is the refresh
+/// token already.
+pub struct SharedTokenSource {
+    inner: Box<dyn TokenSource>,
+    state: std::sync::Arc<dyn wa2crm_core::StateStore>,
+    scope: String,
+    /// The token this process last handed out: when its cache asks again, that one is spent.
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl SharedTokenSource {
+    pub fn new(
+        inner: Box<dyn TokenSource>,
+        state: std::sync::Arc<dyn wa2crm_core::StateStore>,
+        scope: &str,
+    ) -> Self {
+        SharedTokenSource {
+            inner,
+            state,
+            scope: scope.to_owned(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // Replaced whole, never torn.
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A token another instance stored that this one has not used yet and that is not about to
+    /// expire.
+    async fn adoptable(&self) -> Option<AccessToken> {
+        let stored = self
+            .state
+            .get_state(&self.scope, ACCESS_TOKEN_KEY)
+            .await
+            .ok()??;
+        let stored: SharedToken = serde_json::from_str(&stored).ok()?;
+        if self.last().as_deref() == Some(stored.token.as_str()) {
+            return None;
+        }
+        if let Some(extra) = &stored.extra {
+            self.inner.adopt_extra(extra);
+        }
+        let now_ms = wa2crm_core::state::now_ms();
+        let expires_at = match stored.expires_ms {
+            Some(ms) if ms <= now_ms + 5_000 => return None,
+            Some(ms) => Some(Instant::now() + Duration::from_millis((ms - now_ms) as u64)),
+            None => None,
+        };
+        Some(AccessToken {
+            secret: SecretString::from(stored.token),
+            expires_at,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenSource for SharedTokenSource {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let _one_at_a_time = self.state.lock(&self.scope, "token_refresh").await?;
+        if let Some(token) = self.adoptable().await {
+            *self.last() = Some(token.secret.expose_secret().to_owned());
+            return Ok(token);
+        }
+        let token = self.inner.fetch().await?;
+        let now = Instant::now();
+        let shared = SharedToken {
+            token: token.secret.expose_secret().to_owned(),
+            expires_ms: token.expires_at.map(|at| {
+                wa2crm_core::state::now_ms() + at.saturating_duration_since(now).as_millis() as i64
+            }),
+            extra: self.inner.shared_extra(),
+        };
+        if let Ok(v) = serde_json::to_string(&shared) {
+            // Not sharing it only costs the other instances a refresh of their own.
+            let _ = self
+                .state
+                .put_state(&self.scope, ACCESS_TOKEN_KEY, &v)
+                .await;
+        }
+        *self.last() = Some(shared.token);
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    /// A vendor token endpoint that counts its calls and overlapping calls.
+    struct Endpoint {
+        calls: Arc<AtomicU64>,
+        in_flight: Arc<AtomicU64>,
+        overlapped: Arc<AtomicU64>,
+    }
+
+    #[async_trait]
+    impl TokenSource for Endpoint {
+        async fn fetch(&self) -> Result<AccessToken> {
+            if self.in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.overlapped.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::task::yield_now().await;
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(AccessToken {
+                secret: SecretString::from(format!("token-{n}")),
+                expires_at: Some(Instant::now() + Duration::from_secs(1800)),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn instances_refresh_one_at_a_time_and_take_each_others_tokens() {
+        let state: Arc<dyn wa2crm_core::StateStore> =
+            Arc::new(wa2crm_core::MemoryStateStore::default());
+        let (calls, in_flight, overlapped) = (Arc::default(), Arc::default(), Arc::default());
+        let instance = || {
+            TokenCache::new(
+                Box::new(SharedTokenSource::new(
+                    Box::new(Endpoint {
+                        calls: Arc::clone(&calls),
+                        in_flight: Arc::clone(&in_flight),
+                        overlapped: Arc::clone(&overlapped),
+                    }),
+                    state.clone(),
+                    "hubspot",
+                )),
+                Duration::from_secs(60),
+                None,
+            )
+        };
+        let caches: Vec<Arc<TokenCache>> = (0..3).map(|_| Arc::new(instance())).collect();
+        let tasks: Vec<_> = caches
+            .iter()
+            .map(|c| {
+                let c = c.clone();
+                tokio::spawn(async move { c.get().await.unwrap().expose_secret().to_owned() })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one refresh for three instances"
+        );
+        assert!(got.iter().all(|t| t == "token-1"), "{got:?}");
+        // The vendor rejects token-1 at one instance: one refresh, which the others then take.
+        let fresh = caches[0]
+            .refresh_after_rejection(&SecretString::from("token-1"))
+            .await
+            .unwrap();
+        assert_eq!(fresh.expose_secret(), "token-2");
+        let other = caches[1]
+            .refresh_after_rejection(&SecretString::from("token-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            other.expose_secret(),
+            "token-2",
+            "taken, not refreshed again"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(overlapped.load(Ordering::SeqCst), 0);
     }
 }
