@@ -221,6 +221,11 @@ impl Daemon {
     }
 
     /// SIGKILL: no chance to flush or clean up, like a power cut for the process.
+    /// Whether the process was started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
