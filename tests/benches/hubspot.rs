@@ -57,7 +57,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     let before = sim.counts();
 
-    let batcher = Batcher::spawn(connector);
+    let batcher = Batcher::spawn(connector, None);
     let start = Instant::now();
     let tasks: Vec<_> = (0..EVENTS)
         .map(|i| {

@@ -43,7 +43,7 @@ async fn main() {
     connector.provision(false).await.unwrap();
     let before = sim.counts();
 
-    let batcher = Batcher::spawn(connector);
+    let batcher = Batcher::spawn(connector, None);
     let start = Instant::now();
     let tasks: Vec<_> = (0..EVENTS)
         .map(|i| {

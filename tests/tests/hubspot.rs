@@ -168,6 +168,20 @@ async fn check_provision_then_a_voice_note_lands_on_the_contact_with_a_note() {
     assert_eq!(status["connectors"][0]["name"], "hubspot");
     assert_eq!(status["connectors"][0]["paused"], false);
     assert!(
+        status["connectors"][0]["last_success"].is_string(),
+        "{status}"
+    );
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nwa2crm_queue_backlog_seconds 0"),
+        "nothing waits, and the backlog age says so:\n{metrics}"
+    );
+    assert!(
         d.metric("wa2crm_deliveries_total{connector=\"hubspot\",outcome=\"ok\"}")
             .await
             >= 2.0
@@ -345,6 +359,11 @@ async fn a_record_hubspot_refuses_dead_letters_only_its_own_job_with_the_propert
     };
     let dead = &status["dead_letters"][0];
     assert_eq!(dead["message_id"], "wamid.refused");
+    let last_error = status["connectors"][0]["last_error"].as_str().unwrap_or("");
+    assert!(
+        !last_error.is_empty(),
+        "status shows the last error: {status}"
+    );
     let reason = dead["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("hubspot: contact +14155550002: HubSpot refused the contacts record"),

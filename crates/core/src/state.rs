@@ -130,4 +130,9 @@ pub mod keys {
     pub const PAUSE_REASON: &str = "pause_reason";
     /// Until when (ms since the epoch) it waits; absent when only the admin can lift the pause.
     pub const PAUSED_UNTIL_MS: &str = "paused_until_ms";
+    /// When it last wrote a media record (ms since the epoch).
+    pub const LAST_SUCCESS_MS: &str = "last_success_ms";
+    /// The last delivery error, as the job got it, and when.
+    pub const LAST_ERROR: &str = "last_error";
+    pub const LAST_ERROR_MS: &str = "last_error_ms";
 }

@@ -12,6 +12,7 @@ pub const WEBHOOKS_UNPARSEABLE: &str = "wa2crm_webhooks_unparseable_total";
 pub const MEDIA_EVENTS: &str = "wa2crm_media_events_total";
 pub const ITEMS_SKIPPED: &str = "wa2crm_webhook_items_skipped_total";
 pub const QUEUE_JOBS: &str = "wa2crm_queue_jobs";
+pub const BACKLOG_SECONDS: &str = "wa2crm_queue_backlog_seconds";
 pub const JOB_OUTCOMES: &str = "wa2crm_job_outcomes_total";
 pub const DELIVERIES: &str = "wa2crm_deliveries_total";
 pub const DELIVERY_BATCH_SIZE: &str = "wa2crm_delivery_batch_size";
@@ -57,6 +58,10 @@ fn describe() {
         "Webhook items that were not customer media, by source and reason."
     );
     describe_gauge!(QUEUE_JOBS, "Jobs in the queue by state.");
+    describe_gauge!(
+        BACKLOG_SECONDS,
+        "How long the oldest unfinished job has waited (0 when none waits)."
+    );
     describe_counter!(
         JOB_OUTCOMES,
         "Job attempts by outcome (done, retry, dead, lease_lost, interrupted, queue_error)."
@@ -109,6 +114,10 @@ pub fn queue_depth(counts: &StateCounts) {
         gauge!(QUEUE_JOBS, "state" => state.as_str()).set(counts.get(state) as f64);
     }
     gauge!(QUEUE_JOBS, "state" => "retrying").set(counts.retrying as f64);
+    let waited = counts
+        .oldest_waiting_ms
+        .map_or(0, |t| (wa2crm_core::state::now_ms() - t).max(0));
+    gauge!(BACKLOG_SECONDS).set(waited as f64 / 1000.0);
 }
 
 pub fn job_outcome(outcome: &'static str) {

@@ -115,6 +115,9 @@ pub struct StateCounts {
     pub dead: u64,
     /// Of `queued`, those waiting for a retry (claimed at least once before).
     pub retrying: u64,
+    /// When the oldest job not yet finished (queued or running) arrived, ms since the epoch: how
+    /// far behind the pipeline is.
+    pub oldest_waiting_ms: Option<i64>,
 }
 
 impl StateCounts {
@@ -367,11 +370,17 @@ impl From<DeadRow> for DeadLetter {
     }
 }
 
-fn counts_from(rows: Vec<(String, i64, i64)>) -> Result<StateCounts> {
+fn counts_from(rows: Vec<(String, i64, i64, Option<i64>)>) -> Result<StateCounts> {
     let mut c = StateCounts::default();
-    for (state, n, retried) in rows {
+    for (state, n, retried, oldest) in rows {
         let n = n.max(0) as u64;
-        match JobState::parse(&state)? {
+        let state = JobState::parse(&state)?;
+        if matches!(state, JobState::Queued | JobState::Running)
+            && let Some(t) = oldest
+        {
+            c.oldest_waiting_ms = Some(c.oldest_waiting_ms.map_or(t, |o| o.min(t)));
+        }
+        match state {
             JobState::Queued => {
                 c.queued = n;
                 c.retrying = retried.max(0) as u64;

@@ -235,9 +235,9 @@ impl JobStore for PgJobStore {
     }
 
     async fn counts(&self) -> Result<StateCounts> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)::bigint \
-             FROM jobs GROUP BY state",
+        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)::bigint, \
+             MIN(created_at) FROM jobs GROUP BY state",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -375,9 +375,9 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn counts(&self) -> Result<StateCounts> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
-             FROM jobs GROUP BY state",
+        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0), \
+             MIN(created_at) FROM jobs GROUP BY state",
         )
         .fetch_all(&self.pool)
         .await?;

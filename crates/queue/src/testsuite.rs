@@ -320,11 +320,18 @@ pub async fn dead_letter_and_replay(store: Arc<dyn JobStore>, _: Arc<ManualClock
     assert!(!store.replay(987_654).await.unwrap());
 }
 
-pub async fn counts_by_state(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
+pub async fn counts_by_state(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    assert_eq!(store.counts().await.unwrap().oldest_waiting_ms, None);
+    let first_arrival = clock.now_ms();
     let events: Vec<_> = (0..6)
         .map(|i| event(Source::Meta, &format!("wamid.n{i}")))
         .collect();
     store.enqueue(&events).await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    store
+        .enqueue(&[event(Source::Meta, "wamid.later")])
+        .await
+        .unwrap();
     let jobs = store.claim("w", LEASE, 4).await.unwrap();
     store.complete(jobs[0].id, "w").await.unwrap();
     store.dead_letter(jobs[1].id, "w", "x").await.unwrap();
@@ -332,10 +339,15 @@ pub async fn counts_by_state(store: Arc<dyn JobStore>, _: Arc<ManualClock>) {
     let c = store.counts().await.unwrap();
     assert_eq!(
         (c.queued, c.running, c.done, c.dead, c.retrying),
-        (3, 1, 1, 1, 1),
+        (4, 1, 1, 1, 1),
         "{c:?}"
     );
     assert_eq!(c.get(JobState::Running), 1);
+    assert_eq!(
+        c.oldest_waiting_ms,
+        Some(first_arrival),
+        "the backlog is as old as its oldest unfinished job"
+    );
 }
 
 pub async fn checkpoints_are_kept_across_retries(

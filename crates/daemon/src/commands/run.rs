@@ -62,7 +62,7 @@ pub async fn run(
     let mut pipeline = build_pipeline(&config, store.clone(), wake.clone())?;
     let files = Arc::new(crate::media_source::StoredMedia(pipeline.storage.clone()));
     let connectors = crate::connectors::build_all(&config, store.clone(), Some(files)).await?;
-    pipeline.delivery = Delivery::new(&connectors, &config.routes);
+    pipeline.delivery = Delivery::new(&connectors, &config.routes, store.clone());
     let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
         storage: pipeline.storage.clone(),

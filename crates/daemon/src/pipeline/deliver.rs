@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use wa2crm_core::{Connector, Delivered, Error, MediaRecord};
+use wa2crm_core::state::keys;
+use wa2crm_core::{Connector, Delivered, Error, MediaRecord, StateStore};
 use wa2crm_queue::Job;
 
 use super::Pipeline;
@@ -32,11 +33,12 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn spawn(connector: Arc<dyn Connector>) -> Self {
+    /// `state` records each batch's outcome for `status` (last success, last error).
+    pub fn spawn(connector: Arc<dyn Connector>, state: Option<Arc<dyn StateStore>>) -> Self {
         let lanes = (0..connector.concurrency().max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(connector.max_batch().max(1) * 2);
-                tokio::spawn(batch_loop(connector.clone(), rx));
+                tokio::spawn(batch_loop(connector.clone(), state.clone(), rx));
                 tx
             })
             .collect();
@@ -64,7 +66,11 @@ fn lane_of(sender: &str, lanes: usize) -> usize {
     (hash % lanes.max(1) as u64) as usize
 }
 
-async fn batch_loop(connector: Arc<dyn Connector>, mut rx: mpsc::Receiver<Item>) {
+async fn batch_loop(
+    connector: Arc<dyn Connector>,
+    state: Option<Arc<dyn StateStore>>,
+    mut rx: mpsc::Receiver<Item>,
+) {
     let max = connector.max_batch().max(1);
     let linger = connector.linger();
     while let Some(first) = rx.recv().await {
@@ -83,6 +89,9 @@ async fn batch_loop(connector: Arc<dyn Connector>, mut rx: mpsc::Receiver<Item>)
         let started = std::time::Instant::now();
         let results = connector.deliver(&records).await;
         crate::metrics::delivery_batch(connector.name(), records.len(), started.elapsed());
+        if let Some(state) = &state {
+            record_outcome(state.as_ref(), connector.name(), &results).await;
+        }
         let mut results = results.into_iter();
         for item in items {
             let result = results.next().unwrap_or_else(|| {
@@ -98,6 +107,19 @@ async fn batch_loop(connector: Arc<dyn Connector>, mut rx: mpsc::Receiver<Item>)
     }
 }
 
+/// What `status` shows of a connector: when it last wrote something, and its last error. A
+/// failure to record it costs only that line of `status`.
+async fn record_outcome(state: &dyn StateStore, name: &str, results: &[Result<Delivered, Error>]) {
+    let now = wa2crm_core::state::now_ms().to_string();
+    if results.iter().any(Result::is_ok) {
+        let _ = state.put_state(name, keys::LAST_SUCCESS_MS, &now).await;
+    }
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        let _ = state.put_state(name, keys::LAST_ERROR, e.message()).await;
+        let _ = state.put_state(name, keys::LAST_ERROR_MS, &now).await;
+    }
+}
+
 /// The `deliver` checkpoint: connector name → what it wrote.
 pub type DeliveredCheckpoint = BTreeMap<String, Delivered>;
 
@@ -109,12 +131,16 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(connectors: &BTreeMap<String, Arc<dyn Connector>>, routes: &[RouteConfig]) -> Self {
+    pub fn new(
+        connectors: &BTreeMap<String, Arc<dyn Connector>>,
+        routes: &[RouteConfig],
+        state: Arc<dyn StateStore>,
+    ) -> Self {
         Delivery {
             routes: Routes::new(routes, connectors.keys().cloned()),
             batchers: connectors
                 .iter()
-                .map(|(name, c)| (name.clone(), Batcher::spawn(c.clone())))
+                .map(|(name, c)| (name.clone(), Batcher::spawn(c.clone(), Some(state.clone()))))
                 .collect(),
         }
     }
@@ -260,7 +286,7 @@ mod tests {
             batches: Mutex::new(Vec::new()),
             lanes: 1,
         });
-        let batcher = Batcher::spawn(recorder.clone());
+        let batcher = Batcher::spawn(recorder.clone(), None);
         let tasks: Vec<_> = (0..250)
             .map(|i| {
                 let b = batcher.clone();
@@ -295,7 +321,7 @@ mod tests {
             batches: Mutex::new(Vec::new()),
             lanes: 1,
         });
-        let batcher = Batcher::spawn(recorder.clone());
+        let batcher = Batcher::spawn(recorder.clone(), None);
         let start = tokio::time::Instant::now();
         batcher.deliver(record("m", 1)).await.unwrap();
         // 200 ms of linger, 300 ms of the vendor.
@@ -308,7 +334,7 @@ mod tests {
             batches: Mutex::new(Vec::new()),
             lanes: 4,
         });
-        let batcher = Batcher::spawn(recorder.clone());
+        let batcher = Batcher::spawn(recorder.clone(), None);
         let tasks: Vec<_> = (0..400)
             .map(|i| {
                 let b = batcher.clone();
