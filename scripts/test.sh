@@ -62,3 +62,5 @@ start_s3_server
 cargo build --locked --workspace --bins
 # Unit, integration, end-to-end and doc tests (benchmarks are run separately: README, "Benchmarks").
 cargo test --locked --workspace
+# Hostile input, briefly: every fuzz target for WA2CRM_FUZZ_SECONDS (default 20) each.
+scripts/fuzz.sh "${WA2CRM_FUZZ_SECONDS:-20}"
