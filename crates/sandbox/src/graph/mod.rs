@@ -73,6 +73,23 @@ struct Inner {
     d360: bool,
     failed_lookups: VecDeque<Instant>,
     blocked_until: Option<Instant>,
+    /// The share of requests that fail at random (chaos tests), besides the queued faults.
+    fault_rate: f64,
+}
+
+/// A random transient fault for a resolve: a 5xx, Graph's throttling, or an expired URL.
+fn random_resolve_fault() -> Fault {
+    [
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::Status(429),
+        Fault::ExpiredUrl,
+    ][fastrand::usize(..4)]
+}
+
+/// A random transient fault for a download: a 5xx, a dropped connection, a slow body.
+fn random_download_fault() -> Fault {
+    [Fault::Status(502), Fault::Truncate, Fault::Slow(300)][fastrand::usize(..3)]
 }
 
 /// 360dialog: five failed media lookups within an hour block lookups for an hour.
@@ -126,6 +143,7 @@ impl GraphSim {
             d360,
             failed_lookups: VecDeque::new(),
             blocked_until: None,
+            fault_rate: 0.0,
         }));
         let app = Router::new().route("/whatsapp_business/attachments/", get(download));
         let app = if d360 {
@@ -205,6 +223,12 @@ impl GraphSim {
 
     pub fn counts(&self) -> Counts {
         lock(&self.inner).counts
+    }
+
+    /// From now on this share of resolves and downloads fails with a random transient fault
+    /// (5xx, 429, an expired URL, a dropped connection, a slow body).
+    pub fn set_fault_rate(&self, rate: f64) {
+        lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
     }
 }
 
@@ -335,7 +359,11 @@ fn answer_resolve(
             "Error validating access token: Session has expired.",
         );
     }
-    let fault = inner.resolve_faults.pop_front();
+    let rate = inner.fault_rate;
+    let fault = inner
+        .resolve_faults
+        .pop_front()
+        .or_else(|| (fastrand::f64() < rate).then(random_resolve_fault));
     if let Some(Fault::Status(s)) = fault {
         return fault_response(s);
     }
@@ -424,7 +452,11 @@ async fn download(
         if q.ext < now_secs() {
             return (StatusCode::NOT_FOUND, "URL expired").into_response();
         }
-        let fault = inner.download_faults.pop_front();
+        let rate = inner.fault_rate;
+        let fault = inner
+            .download_faults
+            .pop_front()
+            .or_else(|| (fastrand::f64() < rate).then(random_download_fault));
         if let Some(Fault::Status(s)) = fault {
             return fault_response(s);
         }

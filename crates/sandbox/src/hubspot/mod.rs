@@ -122,6 +122,8 @@ pub(crate) struct Inner {
     pub next_token: u64,
     /// Added to every API answer: HubSpot's batch calls take a few hundred milliseconds.
     pub latency: Duration,
+    /// The share of API calls that fail at random (chaos tests), besides the injected faults.
+    pub fault_rate: f64,
 }
 
 pub struct HubSpotSim {
@@ -159,6 +161,7 @@ impl HubSpotSim {
             refreshes_in_flight: 0,
             next_token: 0,
             latency: Duration::ZERO,
+            fault_rate: 0.0,
         }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -256,6 +259,12 @@ impl HubSpotSim {
     }
 
     /// The next API calls answer with these faults, one each, in order.
+    /// From now on this share of API calls fails with a random transient fault: 502, 503, a
+    /// SECONDLY 429, or (OAuth) an expired token.
+    pub fn set_fault_rate(&self, rate: f64) {
+        lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
+    }
+
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.inner).faults.extend(faults);
     }

@@ -114,7 +114,18 @@ fn answer(
 ) -> Response {
     let mut i = lock(inner);
     *i.counts.calls.entry(label.to_owned()).or_default() += 1;
-    if let Some(fault) = i.faults.pop_front() {
+    let rate = i.fault_rate;
+    let oauth = i.oauth.is_some();
+    let random = || {
+        (fastrand::f64() < rate).then(|| match fastrand::usize(..4) {
+            0 => Fault::Status(502),
+            1 => Fault::Status(503),
+            2 => Fault::RateLimit("SECONDLY"),
+            _ if oauth => Fault::ExpiredToken,
+            _ => Fault::Status(500),
+        })
+    };
+    if let Some(fault) = i.faults.pop_front().or_else(random) {
         return match fault {
             Fault::Status(code) => {
                 let status =
