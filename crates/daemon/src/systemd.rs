@@ -43,3 +43,45 @@ pub fn spawn_watchdog(store: Arc<dyn JobStore>, stop: CancellationToken) {
         }
     });
 }
+
+/// Warns while the backlog is older than `threshold` (every quarter of it, at most once a minute),
+/// and says when it has drained: a CRM or storage outage shows in the journal, not only in
+/// metrics. The queue keeps accepting meanwhile; the jobs wait on disk.
+pub fn spawn_backlog_watch(store: Arc<dyn JobStore>, threshold: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let every = (threshold / 4).clamp(Duration::from_millis(500), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(every);
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Ok(c) = store.counts().await else {
+                continue;
+            };
+            let waited = c
+                .oldest_waiting_ms
+                .map(|t| Duration::from_millis((wa2crm_core::state::now_ms() - t).max(0) as u64));
+            match waited {
+                Some(w) if w > threshold => {
+                    tracing::warn!(
+                        waiting_s = w.as_secs(),
+                        queued = c.queued,
+                        retrying = c.retrying,
+                        running = c.running,
+                        "Backlog: the oldest unfinished job has waited {} s; the queue keeps \
+                         accepting webhooks. Is a CRM or the storage down? (wa2crm status)",
+                        w.as_secs()
+                    );
+                    warned = true;
+                }
+                _ if warned => {
+                    tracing::info!("Backlog drained.");
+                    warned = false;
+                }
+                _ => {}
+            }
+        }
+    });
+}

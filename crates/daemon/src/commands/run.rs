@@ -87,6 +87,11 @@ pub async fn run(
     let workers = pipeline::spawn_workers(pipeline.clone(), config.queue.workers, stop.clone());
     on_listening(addr);
     systemd::ready();
+    systemd::spawn_backlog_watch(
+        store.clone(),
+        Duration::from_secs(config.queue.backlog_warning_seconds.max(1)),
+        stop.clone(),
+    );
     systemd::spawn_watchdog(store, stop.clone());
     let shutdown = stop.clone();
     let result = server::serve(listener, router, async move { shutdown.cancelled().await }).await;

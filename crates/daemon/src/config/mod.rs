@@ -78,6 +78,9 @@ pub struct QueueConfig {
     /// How long a worker's claim on a job lasts without a heartbeat: after a crash, the job is
     /// taken over this long after the last heartbeat.
     pub lease_seconds: u64,
+    /// A warning is logged while the oldest unfinished job has waited longer than this: a CRM
+    /// or the storage is down, or the workers cannot keep up.
+    pub backlog_warning_seconds: u64,
 }
 
 impl Default for QueueConfig {
@@ -87,6 +90,7 @@ impl Default for QueueConfig {
             workers: 8,
             max_attempts: 30,
             lease_seconds: 60,
+            backlog_warning_seconds: 600,
         }
     }
 }

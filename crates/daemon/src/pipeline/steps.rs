@@ -199,13 +199,15 @@ async fn fetch_graph(
             resolved = resolve(p, graph, job, media_id).await?;
             // A fresh URL refused again is still no reason to give the file up (the media id
             // resolves; a missing media id fails in `resolve`, as not found): try again later.
-            fetch(p, graph, &resolved).await.map_err(|e| match e.kind() {
-                ErrorKind::NotFound => Error::transient(format!(
-                    "{}; the fresh URL was refused too, trying again later",
-                    e.message()
-                )),
-                _ => e,
-            })?
+            fetch(p, graph, &resolved)
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => Error::transient(format!(
+                        "{}; the fresh URL was refused too, trying again later",
+                        e.message()
+                    )),
+                    _ => e,
+                })?
         }
         other => other?,
     };

@@ -100,6 +100,8 @@ pub struct Counts {
     pub calls: BTreeMap<String, u64>,
     pub too_many_requests: u64,
     pub unauthorized: u64,
+    /// API calls answered 503 during an outage.
+    pub refused_in_outage: u64,
     pub refreshes: u64,
     pub failed_refreshes: u64,
     /// The most refreshes ever in flight at once (1 means single-flight held).
@@ -124,6 +126,8 @@ pub(crate) struct Inner {
     pub latency: Duration,
     /// The share of API calls that fail at random (chaos tests), besides the injected faults.
     pub fault_rate: f64,
+    /// HubSpot is down: every API call answers 503.
+    pub outage: bool,
 }
 
 pub struct HubSpotSim {
@@ -162,6 +166,7 @@ impl HubSpotSim {
             next_token: 0,
             latency: Duration::ZERO,
             fault_rate: 0.0,
+            outage: false,
         }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -263,6 +268,11 @@ impl HubSpotSim {
     /// SECONDLY 429, or (OAuth) an expired token.
     pub fn set_fault_rate(&self, rate: f64) {
         lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// HubSpot goes down (every API call answers 503) or comes back.
+    pub fn set_outage(&self, down: bool) {
+        lock(&self.inner).outage = down;
     }
 
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {

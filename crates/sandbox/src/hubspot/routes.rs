@@ -114,6 +114,16 @@ fn answer(
 ) -> Response {
     let mut i = lock(inner);
     *i.counts.calls.entry(label.to_owned()).or_default() += 1;
+    if i.outage {
+        i.counts.refused_in_outage += 1;
+        return respond(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_body("SERVICE_UNAVAILABLE", "Service Unavailable"),
+            ),
+            HeaderMap::new(),
+        );
+    }
     let rate = i.fault_rate;
     let oauth = i.oauth.is_some();
     let random = || {
