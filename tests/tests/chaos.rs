@@ -1,9 +1,11 @@
 //! The real binary under faults: 10 % of Graph API resolves and downloads fail (5xx, 429, expired
 //! URLs, dropped connections, slow bodies), 10 % of HubSpot calls fail (502, 503, SECONDLY 429s,
-//! expired tokens), OAuth tokens live 3 s, and the daemon is SIGKILLed at random moments and
-//! restarted while webhooks keep coming (a refused or unanswered webhook is sent again, as Meta
-//! does). Afterwards every event is delivered exactly once, each file is stored once, no spool
-//! file is left and nothing is dead-lettered (every fault here is transient).
+//! expired tokens), 10 % of Salesforce calls fail (503 before the write, 503 after it with the
+//! answer lost, sessions ending), HubSpot's OAuth tokens live 3 s, and the daemon is SIGKILLed at
+//! random moments and restarted while webhooks keep coming (a refused or unanswered webhook is
+//! sent again, as Meta does). Afterwards every event is delivered exactly once to each connector,
+//! each file is stored once, no spool file is left and nothing is dead-lettered (every fault here
+//! is transient).
 //!
 //! CI runs it small; the full size is
 //! `WA2CRM_CHAOS_EVENTS=2000 WA2CRM_CHAOS_KILLS=20 cargo test -p wa2crm-e2e --test chaos`
@@ -15,9 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, free_port, hubspot_section, sign};
+use wa2crm_e2e::{
+    ACCESS_TOKEN, Daemon, SF_CLIENT, SF_USER, config_toml, free_port, hubspot_section,
+    salesforce_section, sign,
+};
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
+use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
 use wa2crm_sandbox::{samples, webhooks};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -61,17 +67,23 @@ async fn faults_and_kills_lose_and_double_nothing() {
     }))
     .await
     .unwrap();
+    let sf_config = SalesforceSimConfig::new(SF_CLIENT, SF_USER);
+    let permission_set = sf_config.permission_set.clone();
+    let sf = SalesforceSim::start(sf_config).await.unwrap();
+    sf.add_object("WhatsApp_Media__c");
     let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("salesforce.key");
+    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
     let port = free_port();
     let auth = "client_id = \"chaos-client\"\nclient_secret = \"chaos-secret\"\nrefresh_token = \"chaos-refresh-0\"";
+    let crms = format!(
+        "{}{}",
+        hubspot_section(&hs.url(), auth),
+        salesforce_section(&sf.url(), &key, &permission_set)
+    );
     let mut d = Daemon::new(
         dir.path(),
-        &config_toml(
-            dir.path(),
-            port,
-            &graph.url(),
-            &hubspot_section(&hs.url(), auth),
-        ),
+        &config_toml(dir.path(), port, &graph.url(), &crms),
         port,
     );
     let (ok, out) = d.cli(&["provision"]);
@@ -79,6 +91,7 @@ async fn faults_and_kills_lose_and_double_nothing() {
     d.restart().await;
     graph.set_fault_rate(0.1);
     hs.set_fault_rate(0.1);
+    sf.set_fault_rate(0.1);
 
     // Every event's body, signed; each file distinct, so storage must hold exactly `events`.
     let image = samples::all()
@@ -187,14 +200,31 @@ async fn faults_and_kills_lose_and_double_nothing() {
         0,
         "seed {seed}: a download left in the spool"
     );
+    let records = sf.records("WhatsApp_Media__c");
+    let ids: BTreeSet<String> = records
+        .iter()
+        .map(|r| r["WA_Message_Id__c"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        (records.len(), ids.len()),
+        (events, events),
+        "seed {seed}: a Salesforce record missing or doubled"
+    );
+    assert_eq!(
+        sf.records("Contact").len(),
+        events.min(50),
+        "seed {seed}: one Contact per sender"
+    );
+    assert_eq!(sf.counts().failed_logins, 0, "{:?}", sf.counts());
     let counts = hs.counts();
     assert_eq!(counts.failed_refreshes, 0, "{counts:?}");
     assert_eq!(counts.max_concurrent_refreshes, 1, "{counts:?}");
     println!(
-        "chaos: {} HubSpot calls, {} refreshes, {} 429s; Graph {:?}",
+        "chaos: {} HubSpot calls, {} refreshes, {} 429s; Salesforce {:?}; Graph {:?}",
         counts.total_calls(),
         counts.refreshes,
         counts.too_many_requests,
+        sf.counts(),
         graph.counts()
     );
 }

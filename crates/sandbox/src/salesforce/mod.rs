@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub counts: Counts,
     pub logins_in_flight: u64,
     pub next: u64,
+    /// The share of API calls that fail at random (chaos tests).
+    pub fault_rate: f64,
 }
 
 pub struct SalesforceSim {
@@ -120,6 +122,7 @@ impl SalesforceSim {
             counts: Counts::default(),
             logins_in_flight: 0,
             next: 0,
+            fault_rate: 0.0,
         }));
         let app = routes::router(inner.clone(), format!("http://{addr}"));
         let server = tokio::spawn(async move {
@@ -156,6 +159,12 @@ impl SalesforceSim {
 
     pub fn revoke_refresh_token(&self) {
         lock(&self.inner).config.refresh_token = None;
+    }
+
+    /// From now on this share of API calls fails at random: 503 before the work is done, 503
+    /// after it (the answer is lost, the write happened), or the session ends (401).
+    pub fn set_fault_rate(&self, rate: f64) {
+        lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
     }
 
     pub fn set_api_usage(&self, used: u64) {

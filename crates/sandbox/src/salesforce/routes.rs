@@ -257,7 +257,40 @@ fn api(
         Ok(h) => h,
         Err(r) => return *r,
     };
-    let (status, body) = op(&mut lock(&s.inner).org);
+    let unavailable = || {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!([{"message": "Server temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
+            HeaderMap::new(),
+        )
+    };
+    let mut i = lock(&s.inner);
+    let fault = (fastrand::f64() < i.fault_rate).then(|| fastrand::u8(..3));
+    match fault {
+        Some(0) => return unavailable(),
+        Some(1) => {
+            // The session ends under the caller.
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("")
+                .to_owned();
+            i.sessions.remove(&token);
+            i.counts.invalid_session += 1;
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
+                HeaderMap::new(),
+            );
+        }
+        _ => {}
+    }
+    let (status, body) = op(&mut i.org);
+    if fault == Some(2) {
+        // Done, but the answer is lost on the way: the caller must not write twice.
+        return unavailable();
+    }
     json_response(status, body, h)
 }
 
