@@ -113,3 +113,32 @@ fn canonical_names() {
     assert_eq!(extension_for_mime("application/vnd.ms-excel"), "xls");
     assert_eq!(extension_for_mime("application/x-unknown"), "bin");
 }
+
+/// Inputs the fuzzer found to hang a prober: each must now be answered at once, for every type a
+/// webhook may declare (the timeout only frees the worker; a hung prober thread would spin on).
+#[test]
+fn inputs_that_once_hung_a_prober_are_answered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        for declared in [
+            None,
+            Some("audio/ogg"),
+            Some("audio/mpeg"),
+            Some("audio/aac"),
+            Some("video/mp4"),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(inspect_blocking(&p, declared));
+            });
+            let got = rx.recv_timeout(Duration::from_secs(10));
+            assert!(
+                got.is_ok(),
+                "{} as {declared:?} hangs the prober",
+                path.display()
+            );
+        }
+    }
+}
