@@ -1,4 +1,4 @@
-//! The real binary under faults: 10 % of Graph API resolves and downloads fail (5xx, 429, expired
+//! The real binary under faults: 10 % of Graph API resolves and downloads fail (5xx, expired
 //! URLs, dropped connections, slow bodies), 10 % of HubSpot calls fail (502, 503, SECONDLY 429s,
 //! expired tokens), 10 % of Salesforce calls fail (503 before the write, 503 after it with the
 //! answer lost, sessions ending), HubSpot's OAuth tokens live 3 s, and the daemon is SIGKILLed at

@@ -77,14 +77,11 @@ struct Inner {
     fault_rate: f64,
 }
 
-/// A random transient fault for a resolve: a 5xx, Graph's throttling, or an expired URL.
+/// A random transient fault for a resolve: a 5xx or an expired URL. (Not Graph's throttling: a
+/// 429 without Retry-After rightly makes wa2crm wait a minute, which chaos runs cannot afford at
+/// 10 %; queued `Status(429)` faults test it.)
 fn random_resolve_fault() -> Fault {
-    [
-        Fault::Status(500),
-        Fault::Status(503),
-        Fault::Status(429),
-        Fault::ExpiredUrl,
-    ][fastrand::usize(..4)]
+    [Fault::Status(500), Fault::Status(503), Fault::ExpiredUrl][fastrand::usize(..3)]
 }
 
 /// A random transient fault for a download: a 5xx, a dropped connection, a slow body.
@@ -226,7 +223,7 @@ impl GraphSim {
     }
 
     /// From now on this share of resolves and downloads fails with a random transient fault
-    /// (5xx, 429, an expired URL, a dropped connection, a slow body).
+    /// (5xx, an expired URL, a dropped connection, a slow body).
     pub fn set_fault_rate(&self, rate: f64) {
         lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
     }
