@@ -348,3 +348,52 @@ pub async fn post_webhook(
 pub fn sign(body: &[u8]) -> Option<String> {
     Some(wa2crm_sandbox::webhooks::signature(APP_SECRET, body))
 }
+
+/// A Salesforce org with the `WhatsApp_Media__c` object (its fields not yet provisioned), the
+/// sandbox key written into `dir`, and the `[connectors.salesforce]` section for it.
+pub async fn salesforce_org(dir: &Path) -> (wa2crm_sandbox::salesforce::SalesforceSim, String) {
+    use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
+    let config = SalesforceSimConfig::new(SF_CLIENT, SF_USER);
+    let permission_set = config.permission_set.clone();
+    let sim = SalesforceSim::start(config).await.unwrap();
+    sim.add_object("WhatsApp_Media__c");
+    let key = dir.join("salesforce.key");
+    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
+    let section = salesforce_section(&sim.url(), &key, &permission_set);
+    (sim, section)
+}
+
+/// The signed webhook of the `i`-th of a stream of distinct images (the bundled JPEG with a tag
+/// after its end, as cameras leave them) from `sender`; `graph` serves the file as `{tag}-{i}`,
+/// and the message id is `wamid.{tag}.{i}`.
+pub fn distinct_image_webhook(
+    graph: &wa2crm_sandbox::graph::GraphSim,
+    tag: &str,
+    i: usize,
+    sender: &str,
+) -> Vec<u8> {
+    use wa2crm_sandbox::{samples, webhooks};
+    let image = samples::all()
+        .into_iter()
+        .find(|s| s.file == "image.jpg")
+        .expect("the bundled JPEG");
+    let mut bytes = image.bytes.to_vec();
+    bytes.extend_from_slice(format!("{tag}-{i}").as_bytes());
+    let media_id = format!("{tag}-{i}");
+    let digest = graph.add_media(&media_id, bytes, &image.mime_type);
+    let sample = webhooks::Sample {
+        kind: image.kind,
+        mime_type: image.mime_type.clone(),
+        caption: None,
+        file_name: None,
+    };
+    let mut m = webhooks::message_json(
+        &sample,
+        &format!("wamid.{tag}.{i}"),
+        &media_id,
+        1_790_000_000 + i as i64,
+    );
+    m["from"] = sender.trim_start_matches('+').into();
+    m["image"]["sha256"] = digest.into();
+    webhooks::webhook_body(vec![m])
+}

@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, free_port, hubspot_section, post_webhook, sign,
+    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
+    post_webhook, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
-use wa2crm_sandbox::{samples, webhooks};
 
 const TOKEN: &str = "pat-na1-backpressure";
 
@@ -58,30 +58,9 @@ async fn outages_fill_the_queue_and_recovery_drains_it_within_the_limits() {
     assert!(ok, "{out}");
     d.restart().await;
 
-    let image = samples::all()
-        .into_iter()
-        .find(|s| s.file == "image.jpg")
-        .unwrap();
-    let sample = webhooks::Sample {
-        kind: image.kind,
-        mime_type: image.mime_type.clone(),
-        caption: None,
-        file_name: None,
-    };
     let client = reqwest::Client::new();
     let post = async |i: usize| {
-        let mut bytes = image.bytes.to_vec();
-        bytes.extend_from_slice(format!("bp-{i}").as_bytes());
-        let digest = graph.add_media(&format!("bp-{i}"), bytes, &image.mime_type);
-        let mut m = webhooks::message_json(
-            &sample,
-            &format!("wamid.bp.{i}"),
-            &format!("bp-{i}"),
-            1_790_000_000 + i as i64,
-        );
-        m["from"] = format!("1415555{:04}", i % 5).into();
-        m["image"]["sha256"] = digest.into();
-        let body = webhooks::webhook_body(vec![m]);
+        let body = distinct_image_webhook(&graph, "bp", i, &format!("+1415555{:04}", i % 5));
         post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await
     };
 

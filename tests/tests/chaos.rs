@@ -18,13 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, SF_CLIENT, SF_USER, config_toml, free_port, hubspot_section,
-    salesforce_section, sign,
+    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
+    salesforce_org, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
-use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
-use wa2crm_sandbox::{samples, webhooks};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -67,20 +65,11 @@ async fn faults_and_kills_lose_and_double_nothing() {
     }))
     .await
     .unwrap();
-    let sf_config = SalesforceSimConfig::new(SF_CLIENT, SF_USER);
-    let permission_set = sf_config.permission_set.clone();
-    let sf = SalesforceSim::start(sf_config).await.unwrap();
-    sf.add_object("WhatsApp_Media__c");
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("salesforce.key");
-    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
+    let (sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
     let auth = "client_id = \"chaos-client\"\nclient_secret = \"chaos-secret\"\nrefresh_token = \"chaos-refresh-0\"";
-    let crms = format!(
-        "{}{}",
-        hubspot_section(&hs.url(), auth),
-        salesforce_section(&sf.url(), &key, &permission_set)
-    );
+    let crms = format!("{}{salesforce}", hubspot_section(&hs.url(), auth));
     let mut d = Daemon::new(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &crms),
@@ -94,32 +83,8 @@ async fn faults_and_kills_lose_and_double_nothing() {
     sf.set_fault_rate(0.1);
 
     // Every event's body, signed; each file distinct, so storage must hold exactly `events`.
-    let image = samples::all()
-        .into_iter()
-        .find(|s| s.file == "image.jpg")
-        .unwrap();
-    let sample = webhooks::Sample {
-        kind: image.kind,
-        mime_type: image.mime_type.clone(),
-        caption: None,
-        file_name: None,
-    };
     let bodies: Vec<Vec<u8>> = (0..events)
-        .map(|i| {
-            let mut bytes = image.bytes.to_vec();
-            bytes.extend_from_slice(format!("chaos-{i}").as_bytes());
-            let media_id = format!("chaos-{i}");
-            let digest = graph.add_media(&media_id, bytes, &image.mime_type);
-            let mut m = webhooks::message_json(
-                &sample,
-                &format!("wamid.chaos.{i}"),
-                &media_id,
-                1_790_000_000 + i as i64,
-            );
-            m["from"] = format!("1415555{:04}", i % 50).into();
-            m["image"]["sha256"] = digest.into();
-            webhooks::webhook_body(vec![m])
-        })
+        .map(|i| distinct_image_webhook(&graph, "chaos", i, &format!("+1415555{:04}", i % 50)))
         .collect();
 
     // The sender: a steady stream, each webhook resent until it is answered 200 (the daemon may

@@ -5,13 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, SF_CLIENT, SF_USER, config_toml, free_port, hubspot_section,
-    salesforce_section,
-};
+use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, free_port, hubspot_section, salesforce_org};
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
-use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
+use wa2crm_sandbox::salesforce::SalesforceSim;
 use wa2crm_sandbox::samples::{self, SampleMedia};
 use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
 use wa2crm_sandbox::webhooks;
@@ -37,19 +34,14 @@ async fn world(sources: impl FnOnce(u16) -> String) -> World {
     let hs = HubSpotSim::start(HubSpotSimConfig::private_app(HS_TOKEN))
         .await
         .unwrap();
-    let sf_config = SalesforceSimConfig::new(SF_CLIENT, SF_USER);
-    let permission_set = sf_config.permission_set.clone();
-    let sf = SalesforceSim::start(sf_config).await.unwrap();
-    sf.add_object("WhatsApp_Media__c");
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("salesforce.key");
-    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
+    let (sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
     let extra = format!(
         "{}{}{}",
         sources(port),
         hubspot_section(&hs.url(), &format!("token = \"{HS_TOKEN}\"")),
-        salesforce_section(&sf.url(), &key, &permission_set)
+        salesforce
     );
     let mut d = Daemon::new(
         dir.path(),

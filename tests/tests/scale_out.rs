@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, free_port, hubspot_section, post_webhook, sign,
+    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
+    post_webhook, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
-use wa2crm_sandbox::{samples, webhooks};
 
 fn server_url() -> String {
     std::env::var("WA2CRM_TEST_DATABASE_URL")
@@ -91,33 +91,10 @@ async fn three_instances_share_the_work_the_quota_and_one_token() {
         d.restart().await;
     }
 
-    let image = samples::all()
-        .into_iter()
-        .find(|s| s.file == "image.jpg")
-        .unwrap();
     let client = reqwest::Client::new();
     let n = 45usize;
     for i in 0..n {
-        // Distinct files: the JPEG with a few bytes after its end, as cameras leave them.
-        let mut bytes = image.bytes.to_vec();
-        bytes.extend_from_slice(format!("wa2crm-{i}").as_bytes());
-        let media_id = format!("scale-{i}");
-        let digest = graph.add_media(&media_id, bytes, &image.mime_type);
-        let sample = webhooks::Sample {
-            kind: image.kind,
-            mime_type: image.mime_type.clone(),
-            caption: None,
-            file_name: None,
-        };
-        let mut m = webhooks::message_json(
-            &sample,
-            &format!("wamid.scale.{i}"),
-            &media_id,
-            1_790_000_000 + i as i64,
-        );
-        m["from"] = format!("1415555{:04}", i % 9).into();
-        m["image"]["sha256"] = digest.into();
-        let body = webhooks::webhook_body(vec![m]);
+        let body = distinct_image_webhook(&graph, "scale", i, &format!("+1415555{:04}", i % 9));
         if i == n / 3 {
             // One instance dies with work in hand; its leases expire and the others take over.
             daemons[1].kill();

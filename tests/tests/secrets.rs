@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use wa2crm_e2e::{
-    ACCESS_TOKEN, APP_SECRET, Daemon, LINK_SECRET, SF_CLIENT, SF_USER, VERIFY_TOKEN, config_toml,
-    free_port, hubspot_section, post_webhook, salesforce_section, sign,
+    ACCESS_TOKEN, APP_SECRET, Daemon, LINK_SECRET, VERIFY_TOKEN, config_toml, free_port,
+    hubspot_section, post_webhook, salesforce_org, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
-use wa2crm_sandbox::salesforce::{SANDBOX_PRIVATE_KEY, SalesforceSim, SalesforceSimConfig};
+use wa2crm_sandbox::salesforce::SANDBOX_PRIVATE_KEY;
 use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
 use wa2crm_sandbox::{samples, webhooks};
 
@@ -39,13 +39,8 @@ async fn no_secret_is_ever_printed() {
     }))
     .await
     .unwrap();
-    let sf_config = SalesforceSimConfig::new(SF_CLIENT, SF_USER);
-    let permission_set = sf_config.permission_set.clone();
-    let sf = SalesforceSim::start(sf_config).await.unwrap();
-    sf.add_object("WhatsApp_Media__c");
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("salesforce.key");
-    std::fs::write(&key, SANDBOX_PRIVATE_KEY).unwrap();
+    let (_sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
     let webhook_url = format!("http://127.0.0.1:{port}/webhooks/twilio");
     let extra = format!(
@@ -69,7 +64,6 @@ api_url = "{twilio}"
                 "client_id = \"secrets-client\"\nclient_secret = \"{HS_CLIENT_SECRET}\"\nrefresh_token = \"{HS_REFRESH}\""
             )
         ),
-        salesforce = salesforce_section(&sf.url(), &key, &permission_set),
     );
     let mut d = Daemon::new(
         dir.path(),

@@ -3,8 +3,11 @@
 //!
 //! Why burst 1: HubSpot counts a rolling 10-second window *and* a per-second policy. A GCRA with a
 //! burst of B lets B + rate × window through in one window, so any burst above one cell risks a
-//! 429 at the window's edge. Pacing at one cell per `interval / max` (plus a 1 % margin for clock
-//! skew between us and the vendor) never exceeds either policy and still uses 99 % of the quota.
+//! 429 at the window's edge. Pacing at one cell per `interval / max`, plus a 2 % margin, never
+//! exceeds either policy and still uses 98 % of the quota. The margin is for what happens between
+//! taking a turn and the request's arrival (a busy runtime, a new connection, the network): it
+//! absorbs 20 ms of such delay per second. With 1 % a request delayed by more than 10 ms let the
+//! next one arrive within the same second as ten others, and a loaded machine saw SECONDLY 429s.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,12 +32,14 @@ type Limiter = RateLimiter<
 /// `max` requests per `interval`, as a GCRA quota paced one cell at a time.
 pub fn quota(max: u32, interval: Duration) -> Quota {
     let max = max.max(1);
-    // 1 % slower than the vendor's own rate: our clock and theirs never agree exactly.
-    let period = interval.mul_f64(1.01) / max;
+    let period = interval.mul_f64(MARGIN) / max;
     Quota::with_period(period.max(Duration::from_micros(1)))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::MIN)
 }
+
+/// How much slower than the vendor's rate requests are paced (see the module's comment).
+const MARGIN: f64 = 1.02;
 
 /// What a vendor's answer said about the window it counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,7 +98,7 @@ impl RequestBudget {
     /// The time between two requests at the rate in force.
     fn spacing(&self) -> Duration {
         let (max, interval) = self.rate();
-        interval.mul_f64(1.01) / max.max(1)
+        interval.mul_f64(MARGIN) / max.max(1)
     }
 
     /// Waits until one request may go.
@@ -234,8 +239,8 @@ mod tests {
                 "{in_second} requests in the second from {t} ms"
             );
         }
-        // 60 s at 10/s is 600; the 1 % margin costs about 6.
-        assert!(sent_ms.len() >= 590, "only {} sent in 60 s", sent_ms.len());
+        // 60 s at 10/s is 600; the 2 % margin costs about 12.
+        assert!(sent_ms.len() >= 585, "only {} sent in 60 s", sent_ms.len());
     }
 
     #[tokio::test(start_paused = true)]
