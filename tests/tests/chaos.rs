@@ -1,7 +1,8 @@
 //! The real binary under faults: 10 % of Graph API resolves and downloads fail (5xx, expired
-//! URLs, dropped connections, slow bodies), 10 % of HubSpot calls fail (502, 503, SECONDLY 429s,
-//! expired tokens), 10 % of Salesforce calls fail (503 before the write, 503 after it with the
-//! answer lost, sessions ending), HubSpot's OAuth tokens live 3 s, and the daemon is SIGKILLed at
+//! URLs, dropped connections, slow bodies, no answer at all), 10 % of HubSpot calls fail (502,
+//! 503, SECONDLY 429s, expired tokens, the write done and no answer ever), 10 % of Salesforce
+//! calls fail (503 before the write, 503 after it with the answer lost, no answer after the write,
+//! sessions ending) — unanswered calls are abandoned by 2 s timeouts — HubSpot's OAuth tokens live 3 s, and the daemon is SIGKILLed at
 //! random moments and restarted while webhooks keep coming (a refused or unanswered webhook is
 //! sent again, as Meta does). Afterwards every event is delivered exactly once to each connector,
 //! each file is stored once, no spool file is left and nothing is dead-lettered (every fault here
@@ -69,12 +70,18 @@ async fn faults_and_kills_lose_and_double_nothing() {
     let (sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
     let auth = "client_id = \"chaos-client\"\nclient_secret = \"chaos-secret\"\nrefresh_token = \"chaos-refresh-0\"";
-    let crms = format!("{}{salesforce}", hubspot_section(&hs.url(), auth));
-    let mut d = Daemon::new(
-        dir.path(),
-        &config_toml(dir.path(), port, &graph.url(), &crms),
-        port,
+    // Calls the simulators never answer are abandoned after 2 s and retried.
+    let short = |section: String| {
+        section.replace("linger_ms = 100", "linger_ms = 100\ntimeout_seconds = 2")
+    };
+    let crms = format!(
+        "{}{}",
+        short(hubspot_section(&hs.url(), auth)),
+        short(salesforce)
     );
+    let config = config_toml(dir.path(), port, &graph.url(), &crms)
+        .replace("[media]\n", "[media]\nread_timeout_seconds = 2\n");
+    let mut d = Daemon::new(dir.path(), &config, port);
     let (ok, out) = d.cli(&["provision"]);
     assert!(ok, "{out}");
     d.restart().await;
@@ -179,6 +186,11 @@ async fn faults_and_kills_lose_and_double_nothing() {
         sf.records("Contact").len(),
         events.min(50),
         "seed {seed}: one Contact per sender"
+    );
+    let hung = graph.counts().hung + hs.counts().hung + sf.counts().hung;
+    assert!(
+        hung > 0,
+        "seed {seed}: no call was left unanswered, so timeouts went untested"
     );
     assert_eq!(sf.counts().failed_logins, 0, "{:?}", sf.counts());
     let counts = hs.counts();

@@ -59,6 +59,16 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         "{stdout}"
     );
     assert!(stdout.contains("caption Die Tür ist kaputt"), "{stdout}");
+    // The example's tag rules: the video's caption, the voice notes' length.
+    assert!(
+        stdout.contains("caption Die Tür ist kaputt\n    tags product-issue\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("    tags quick-voice-note\n").count(),
+        3,
+        "two voice notes via Meta and one via 360dialog: {stdout}"
+    );
     // The example's HubSpot mapping, provisioned and written into the simulator.
     assert!(
         stdout.contains("hubspot (simulator at http://127.0.0.1:"),
@@ -103,7 +113,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("WhatsApp voice note from Jürgen Weiß (+4915123456789) 0:03 · 6.4 KB · audio/ogg Play the voice note"),
+        stdout.contains("WhatsApp voice note from Jürgen Weiß (+4915123456789) 0:03 · 6.4 KB · audio/ogg Tags: quick-voice-note Play the voice note"),
         "{stdout}"
     );
 }

@@ -60,6 +60,10 @@ pub struct HubSpotConfig {
     /// latency (a batch call takes 100–500 ms, the limit allows one call every 100 ms).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// A call without an answer after this many seconds is abandoned and counted as a transient
+    /// failure (1–600).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
     #[serde(default)]
     pub fields: FieldMapping,
 }
@@ -91,6 +95,9 @@ fn default_folder() -> String {
 fn default_linger() -> u64 {
     200
 }
+fn default_timeout() -> u64 {
+    wa2crm_rest::client::DEFAULT_TIMEOUT.as_secs()
+}
 fn default_concurrency() -> usize {
     4
 }
@@ -106,6 +113,11 @@ pub enum AuthConfig<'a> {
 }
 
 impl HubSpotConfig {
+    /// How long one call may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_seconds)
+    }
+
     pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
         serde_json::from_value(value.clone()).map_err(|e| e.to_string())
     }
@@ -201,6 +213,12 @@ impl HubSpotConfig {
             add(
                 "concurrency",
                 format!("{} is outside 1–16", self.concurrency),
+            );
+        }
+        if !(1..=600).contains(&self.timeout_seconds) {
+            add(
+                "timeout_seconds",
+                format!("{} is outside 1–600", self.timeout_seconds),
             );
         }
         if self.linger_ms > 10_000 {

@@ -57,7 +57,7 @@ impl HubSpot {
                 "connectors.{name}.{key}: {problem}"
             )));
         }
-        let http = wa2crm_rest::client::http_client()?;
+        let http = wa2crm_rest::client::http_client(config.timeout())?;
         let base = reqwest::Url::parse(&format!("{}/", config.base_url.trim_end_matches('/')))
             .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
         let auth = match config.auth() {

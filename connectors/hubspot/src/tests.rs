@@ -600,6 +600,24 @@ async fn secondly_429s_and_5xx_are_waited_out_and_the_batch_lands() {
 }
 
 #[tokio::test]
+async fn calls_hubspot_never_answers_are_abandoned_at_the_timeout_and_replayed_once() {
+    let s = provisioned(json!({"timeout_seconds": 1})).await;
+    // Each call is carried out and left unanswered: the contact upsert, then the note upsert.
+    s.sim.inject([Fault::Hang, Fault::Hang]);
+    let start = std::time::Instant::now();
+    ok(s.hs.deliver(&[record("wamid.1", "+14155550123")]).await);
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(s.sim.counts().hung, 2);
+    // Replaying what was done already doubled nothing.
+    assert_eq!(s.sim.records("notes").len(), 1);
+    assert_eq!(s.sim.records("contacts").len(), 1);
+}
+
+#[tokio::test]
 async fn a_ten_secondly_429_holds_every_request_for_the_window() {
     let s = provisioned(json!({})).await;
     s.sim.inject([Fault::RateLimit("TEN_SECONDLY_ROLLING")]);

@@ -45,6 +45,10 @@ pub struct SalesforceConfig {
     pub max_concurrent: usize,
     #[serde(default = "default_linger")]
     pub linger_ms: u64,
+    /// A call without an answer after this many seconds is abandoned and counted as a transient
+    /// failure (1–600).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
     /// Also upload each file as a ContentVersion on its media record (Salesforce Files), so it
     /// previews and plays inside Salesforce.
     #[serde(default)]
@@ -74,6 +78,9 @@ fn default_max_concurrent() -> usize {
 fn default_linger() -> u64 {
     200
 }
+fn default_timeout() -> u64 {
+    wa2crm_rest::client::DEFAULT_TIMEOUT.as_secs()
+}
 
 /// Which OAuth flow the keys describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +91,11 @@ pub enum Flow {
 }
 
 impl SalesforceConfig {
+    /// How long one call may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_seconds)
+    }
+
     pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
         serde_json::from_value(value.clone()).map_err(|e| e.to_string())
     }
@@ -193,6 +205,12 @@ impl SalesforceConfig {
             add(
                 "max_concurrent",
                 format!("{} is outside 1–25", self.max_concurrent),
+            );
+        }
+        if !(1..=600).contains(&self.timeout_seconds) {
+            add(
+                "timeout_seconds",
+                format!("{} is outside 1–600", self.timeout_seconds),
             );
         }
         if self.linger_ms > 10_000 {

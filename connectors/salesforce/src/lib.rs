@@ -64,7 +64,7 @@ pub async fn connect(
             "connectors.{name}.{key}: {problem}"
         )));
     }
-    let http = wa2crm_rest::client::http_client()?;
+    let http = wa2crm_rest::client::http_client(config.timeout())?;
     let source =
         auth::SessionSource::new(config, http.clone(), context.state.clone(), name).await?;
     let instance_url = Arc::clone(&source.instance_url);

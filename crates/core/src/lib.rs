@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod media_source;
 pub mod phone;
 pub mod state;
+pub mod tags;
 
 pub use connector::{
     CheckReport, Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry, Delivered,
@@ -24,3 +25,4 @@ pub use mapping::{CanonicalAttribute, FieldMapping, MappingProblem};
 pub use media_source::{MediaBody, MediaSource};
 pub use phone::{Phone, PhoneError};
 pub use state::{LocalLocks, MemoryStateStore, StateLock, StateStore};
+pub use tags::{TagInput, TagRule, TagRules};

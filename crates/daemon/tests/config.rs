@@ -309,3 +309,47 @@ fn a_connectors_secrets_come_from_credential_files_too() {
     assert_eq!(c.connectors["hubspot"]["token"], "pat-na1-from-file");
     assert!(config::validate(c).is_ok());
 }
+
+#[test]
+fn tag_rules_are_compiled_and_each_mistake_is_named() {
+    let with_tags = |tags: &str| format!("{MINIMAL}\n{tags}");
+    let errors = problems(&with_tags(
+        r#"
+[[tags]]
+name = "ok"
+caption = "(?i)kaputt|broken"
+[[tags]]
+name = "bad;name"
+caption = "(unclosed"
+file_name = "*.pdf"
+min_duration = "2m"
+max_duration = "30s"
+senders = ["not a number"]
+"#,
+    ));
+    assert_eq!(
+        keys(&errors),
+        vec![
+            "tags[1].name",
+            "tags[1].caption",
+            "tags[1].file_name",
+            "tags[1].min_duration",
+            "tags[1].senders"
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[2].problem.contains("not a regular expression"));
+
+    let c = config::load_str(
+        &with_tags("[[tags]]\nname = \"long\"\nmin_duration = \"1m\"\nkinds = [\"voice\"]"),
+        HashMap::new(),
+        None,
+    )
+    .unwrap();
+    let v = config::validate(c).unwrap();
+    assert_eq!(v.tags.0.len(), 1);
+    assert_eq!(
+        v.tags.0[0].min_duration,
+        Some(std::time::Duration::from_secs(60))
+    );
+}

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wa2crm::pipeline::{MediaSources, Outcome, Pipeline, RetryPolicy, media_record, process_one};
-use wa2crm_core::{MediaEvent, MediaRef, Phone, Source};
+use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRules};
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
@@ -62,6 +62,16 @@ async fn world_with(max_bytes: u64) -> World {
         links: LinkSigner::new(b"pipeline-test-link-secret"),
         public_url: "https://wa2crm.example.com".into(),
         max_bytes,
+        tags: TagRules(vec![
+            TagRule {
+                kinds: vec![MediaKind::Voice],
+                ..TagRule::named("voice-note")
+            },
+            TagRule {
+                min_duration: Some(Duration::from_secs(2)),
+                ..TagRule::named("long")
+            },
+        ]),
         retry: RetryPolicy::default(),
         lease: Duration::from_secs(60),
         wake: Arc::new(Notify::new()),
@@ -186,6 +196,15 @@ async fn every_sample_is_resolved_fetched_inspected_and_stored() {
         assert_eq!(job.state, JobState::Done);
         let r = media_record(&job.event, &job.checkpoints).unwrap();
         assert_eq!(r.size_bytes, s.size, "{}", s.file);
+        // Tag rules see the measured duration, not a declared one.
+        let mut tags = Vec::new();
+        if s.kind == MediaKind::Voice {
+            tags.push("voice-note");
+        }
+        if s.duration_seconds.is_some_and(|d| d >= 2.0) {
+            tags.push("long");
+        }
+        assert_eq!(r.tags, tags, "{}", s.file);
         assert_eq!(r.sha256, s.sha256, "{}", s.file);
         match s.duration_seconds {
             Some(want) => {
@@ -367,6 +386,33 @@ async fn a_refused_token_dead_letters_with_what_to_do() {
         "{reason}"
     );
     assert_eq!(w.sim.counts().resolves, 1);
+}
+
+#[tokio::test]
+async fn a_lookup_and_a_download_never_answered_are_abandoned_and_retried() {
+    let mut w = world().await;
+    w.pipeline.sources.meta = Some(
+        GraphMedia::new(&w.sim.url(), "v21.0", SecretString::from(TOKEN))
+            .unwrap()
+            .with_read_timeout(Duration::from_millis(500))
+            .unwrap(),
+    );
+    w.enqueue("wamid.h", &sample("voice.ogg")).await;
+    w.sim.fail_resolves([Fault::Hang]);
+    w.sim.fail_downloads([Fault::Hang]);
+    // The lookup is retried at once; a download is retried later, as after any dropped one.
+    let Outcome::Retry { error, .. } = w.run_next().await else {
+        panic!("a retry expected")
+    };
+    assert!(
+        error.contains("no answer within media.read_timeout_seconds"),
+        "{error}"
+    );
+    w.advance(Duration::from_secs(3600));
+    assert_eq!(w.run_next().await, Outcome::Done);
+    let c = w.sim.counts();
+    assert_eq!((c.hung, c.resolves, c.downloads), (2, 2, 2), "{c:?}");
+    assert!(w.spool_files().is_empty(), "{:?}", w.spool_files());
 }
 
 #[tokio::test]

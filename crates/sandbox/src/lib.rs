@@ -9,6 +9,7 @@
 //! [`graph`] also plays 360dialog's proxy of the media API.
 
 pub mod graph;
+mod hang;
 pub mod hubspot;
 pub mod salesforce;
 pub mod samples;

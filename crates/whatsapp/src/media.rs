@@ -82,16 +82,41 @@ impl Provider {
     }
 }
 
+/// How long a media lookup or download may stay silent by default (`media.read_timeout_seconds`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The HTTP client for media: our User-Agent, no automatic redirects (each hop is checked before
-/// credentials go with it), bounded connect and read times.
-pub(crate) fn download_client() -> Result<Client, Error> {
+/// credentials go with it), bounded connect time, and a bound on silence rather than on the whole
+/// transfer: a large video on a slow line may take long, a vendor that stopped answering may not.
+pub(crate) fn download_client(read_timeout: Duration) -> Result<Client, Error> {
     Client::builder()
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10).min(read_timeout))
+        .read_timeout(read_timeout)
         .build()
         .map_err(|e| Error::permanent(format!("HTTP client: {e}")))
+}
+
+/// A request that got no answer: transient, saying why in words an operator can act on (reqwest's
+/// own message names only the URL).
+pub(crate) fn request_failed(what: &str, e: reqwest::Error) -> Error {
+    let why = if e.is_timeout() {
+        "no answer within media.read_timeout_seconds".to_owned()
+    } else if e.is_connect() {
+        format!("cannot connect: {}", root_cause(&e))
+    } else {
+        root_cause(&e)
+    };
+    Error::transient(format!("{what} failed: {why}")).with_source(e)
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// Graph API media client for one Meta (or 360dialog) account. (`SecretString` prints redacted.)
@@ -123,7 +148,7 @@ impl GraphMedia {
         let section = provider.section();
         let graph_url =
             Url::parse(graph_url).map_err(|e| Error::permanent(format!("{section} URL: {e}")))?;
-        let http = download_client()?;
+        let http = download_client(DEFAULT_READ_TIMEOUT)?;
         Ok(GraphMedia {
             http,
             graph_url,
@@ -131,6 +156,12 @@ impl GraphMedia {
             token,
             provider,
         })
+    }
+
+    /// Abandons a lookup or download silent for `timeout` (it is then retried like a 5xx).
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
+        self.http = download_client(timeout)?;
+        Ok(self)
     }
 
     /// The request with this provider's credentials.
@@ -187,7 +218,7 @@ impl GraphMedia {
             .authorized(self.http.get(url))
             .send()
             .await
-            .map_err(|e| Error::transient(format!("Graph API unreachable: {e}")).with_source(e))?;
+            .map_err(|e| request_failed("Graph API media lookup", e))?;
         let status = response.status();
         if status.is_success() {
             let resolved: ResolvedMedia = response.json().await.map_err(|e| {
@@ -221,9 +252,10 @@ impl GraphMedia {
             if current.origin() == origin {
                 request = self.authorized(request);
             }
-            let response = request.send().await.map_err(|e| {
-                Error::transient(format!("media download failed: {e}")).with_source(e)
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| request_failed("media download", e))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response

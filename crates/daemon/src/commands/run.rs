@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wa2crm_core::TagRules;
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
@@ -50,6 +51,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Validated {
         listen,
+        tags,
         max_body_bytes,
         meta,
         d360,
@@ -60,6 +62,7 @@ pub async fn run(
     let metrics = crate::metrics::install();
     let wake = Arc::new(Notify::new());
     let mut pipeline = build_pipeline(&config, store.clone(), wake.clone())?;
+    pipeline.tags = tags;
     let files = Arc::new(crate::media_source::StoredMedia(pipeline.storage.clone()));
     let connectors = crate::connectors::build_all(&config, store.clone(), Some(files)).await?;
     pipeline.delivery = Delivery::new(&connectors, &config.routes, store.clone());
@@ -125,29 +128,31 @@ pub fn build_pipeline(
         .as_ref()
         .context("storage.link_secret is missing")?;
     let s = &config.sources;
+    let read_timeout = Duration::from_secs(config.media.read_timeout_seconds);
     let sources = MediaSources {
         meta: match s
             .meta
             .as_ref()
             .and_then(|m| Some((m, m.access_token.as_ref()?)))
         {
-            Some((m, token)) => Some(GraphMedia::new(
-                &m.graph_url,
-                &m.api_version,
-                token.clone(),
-            )?),
+            Some((m, token)) => Some(
+                GraphMedia::new(&m.graph_url, &m.api_version, token.clone())?
+                    .with_read_timeout(read_timeout)?,
+            ),
             None => None,
         },
         d360: match &s.d360 {
-            Some(d) => Some(GraphMedia::d360(&d.base_url, d.api_key.clone())?),
+            Some(d) => Some(
+                GraphMedia::d360(&d.base_url, d.api_key.clone())?
+                    .with_read_timeout(read_timeout)?,
+            ),
             None => None,
         },
         twilio: match &s.twilio {
-            Some(t) => Some(TwilioMedia::new(
-                &t.api_url,
-                &t.account_sid,
-                t.auth_token.clone(),
-            )?),
+            Some(t) => Some(
+                TwilioMedia::new(&t.api_url, &t.account_sid, t.auth_token.clone())?
+                    .with_read_timeout(read_timeout)?,
+            ),
             None => None,
         },
         twilio_delete_after_copy: s.twilio.as_ref().is_some_and(|t| t.delete_after_copy),
@@ -165,6 +170,7 @@ pub fn build_pipeline(
             .clone()
             .context("server.public_url is missing")?,
         max_bytes: config.media.max_bytes,
+        tags: TagRules::default(),
         retry: RetryPolicy {
             max_attempts: config.queue.max_attempts,
             ..RetryPolicy::default()

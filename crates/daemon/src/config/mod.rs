@@ -120,6 +120,8 @@ impl Default for StorageConfig {
 pub struct MediaConfig {
     pub max_bytes: u64,
     pub spool_dir: PathBuf,
+    /// A media lookup or download silent this many seconds is abandoned and retried.
+    pub read_timeout_seconds: u64,
 }
 
 impl Default for MediaConfig {
@@ -127,6 +129,7 @@ impl Default for MediaConfig {
         MediaConfig {
             max_bytes: 100 * 1024 * 1024,
             spool_dir: PathBuf::from("/var/cache/wa2crm"),
+            read_timeout_seconds: 60,
         }
     }
 }

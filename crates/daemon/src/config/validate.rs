@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use wa2crm_core::{FieldMapping, Phone, Source};
+use wa2crm_core::{FieldMapping, Phone, Source, TagRule, TagRules};
 
-use super::{Config, Consent};
+use super::{Config, Consent, TagRuleConfig};
 
 /// The connector types of the public contract.
 pub const CONNECTOR_TYPES: [&str; 2] = ["hubspot", "salesforce"];
@@ -47,6 +47,8 @@ impl fmt::Display for ConfigErrors {
 #[derive(Debug)]
 pub struct Validated {
     pub listen: SocketAddr,
+    /// `[[tags]]`, compiled.
+    pub tags: TagRules,
     pub max_body_bytes: usize,
     pub meta: Option<MetaIntake>,
     pub d360: Option<D360Intake>,
@@ -348,19 +350,14 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         }
     }
 
-    for (i, tag) in config.tags.iter().enumerate() {
-        let key = format!("tags[{i}]");
-        if tag.name.trim().is_empty() {
-            p.add(format!("{key}.name"), "is empty");
-        }
-        p.duration(&format!("{key}.min_duration"), tag.min_duration.as_deref());
-        p.duration(&format!("{key}.max_duration"), tag.max_duration.as_deref());
-        for s in &tag.senders {
-            if let Err(e) = Phone::parse(s) {
-                p.add(format!("{key}.senders"), e.to_string());
-            }
-        }
+    if !(1..=600).contains(&config.media.read_timeout_seconds) {
+        p.add(
+            "media.read_timeout_seconds",
+            format!("{} is outside 1–600", config.media.read_timeout_seconds),
+        );
     }
+
+    let tags = tag_rules(&mut p, &config.tags);
 
     if config.policy.consent == Consent::Allowlist && config.policy.consent_allowlist.is_none() {
         p.add(
@@ -414,12 +411,73 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     });
     Ok(Validated {
         listen,
+        tags,
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         meta,
         d360,
         twilio,
         config,
     })
+}
+
+/// `[[tags]]` compiled: regular expressions, durations and numbers, each problem at its key.
+fn tag_rules(p: &mut Problems, configured: &[TagRuleConfig]) -> TagRules {
+    let mut rules = Vec::new();
+    for (i, tag) in configured.iter().enumerate() {
+        let key = format!("tags[{i}]");
+        let name = tag.name.trim();
+        if name.is_empty() {
+            p.add(format!("{key}.name"), "is empty");
+        } else if name.contains(';') {
+            // Tags travel `;`-joined into CRM fields (multi-select values).
+            p.add(
+                format!("{key}.name"),
+                format!("{name:?} contains ';', which separates tags in CRM fields"),
+            );
+        }
+        let mut regex = |field: &str, value: &Option<String>| {
+            let value = value.as_deref()?;
+            match regex::Regex::new(value) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    p.add(
+                        format!("{key}.{field}"),
+                        format!("{value:?} is not a regular expression: {e}"),
+                    );
+                    None
+                }
+            }
+        };
+        let caption = regex("caption", &tag.caption);
+        let file_name = regex("file_name", &tag.file_name);
+        let min_duration = p.duration(&format!("{key}.min_duration"), tag.min_duration.as_deref());
+        let max_duration = p.duration(&format!("{key}.max_duration"), tag.max_duration.as_deref());
+        if let (Some(min), Some(max)) = (min_duration, max_duration)
+            && min > max
+        {
+            p.add(
+                format!("{key}.min_duration"),
+                "is longer than max_duration: the rule could never match",
+            );
+        }
+        let mut senders = Vec::new();
+        for s in &tag.senders {
+            match Phone::parse(s) {
+                Ok(phone) => senders.push(phone),
+                Err(e) => p.add(format!("{key}.senders"), e.to_string()),
+            }
+        }
+        rules.push(TagRule {
+            name: name.to_owned(),
+            caption,
+            kinds: tag.kinds.clone(),
+            senders,
+            min_duration,
+            max_duration,
+            file_name,
+        });
+    }
+    TagRules(rules)
 }
 
 /// The parts of a connector table every connector shares: its type and its field mapping. The

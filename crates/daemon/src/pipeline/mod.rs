@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::task::TaskTracker;
+use wa2crm_core::TagRules;
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
 use wa2crm_media::store::Storage;
@@ -46,6 +47,8 @@ pub struct Pipeline {
     pub links: LinkSigner,
     pub public_url: String,
     pub max_bytes: u64,
+    /// `[[tags]]`, applied once the media is probed; the result is the `tags` checkpoint.
+    pub tags: TagRules,
     pub retry: RetryPolicy,
     /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
     pub lease: Duration,

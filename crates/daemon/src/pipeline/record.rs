@@ -38,6 +38,10 @@ pub fn media_record(
     let fetched: FetchedCheckpoint = serde_json::from_value(get("fetch")?).ok()?;
     let inspected: Inspection = serde_json::from_value(get("inspect")?).ok()?;
     let stored: StoredCheckpoint = serde_json::from_value(get("store")?).ok()?;
+    // Jobs stored before tag rules existed have no `tags` checkpoint: no tags.
+    let tags: Vec<String> = get("tags")
+        .and_then(|t| serde_json::from_value(t).ok())
+        .unwrap_or_default();
     Some(MediaRecord {
         message_id: event.message_id.clone(),
         file_url: stored.file_url,
@@ -46,7 +50,7 @@ pub fn media_record(
         mime_type: inspected.mime_type,
         size_bytes: fetched.size,
         duration_seconds: inspected.duration_seconds,
-        tags: Vec::new(),
+        tags,
         caption: event.caption.clone(),
         file_name: event.file_name.clone(),
         sender: event.sender.clone(),

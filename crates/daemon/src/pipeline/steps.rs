@@ -6,7 +6,7 @@
 use backon::Retryable;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use wa2crm_core::{Error, ErrorKind, MediaRef, Source};
+use wa2crm_core::{Error, ErrorKind, MediaRef, Source, TagInput};
 use wa2crm_media::probe::{self, Inspection};
 use wa2crm_media::spool::{SpoolError, SpoolFile};
 use wa2crm_media::store::{Put, Storage};
@@ -104,6 +104,16 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
             i
         }
     };
+    if !job.checkpoints.contains_key("tags") {
+        let tags = p.tags.apply(&TagInput {
+            kind: job.event.kind,
+            sender: &job.event.sender,
+            caption: job.event.caption.as_deref(),
+            file_name: job.event.file_name.as_deref(),
+            duration_seconds: inspection.duration_seconds,
+        });
+        save(p, job, "tags", &tags).await?;
+    }
 
     let inspected_ms = started.elapsed().as_millis() - fetched_ms;
     let sha = spooled.sha256_hex();

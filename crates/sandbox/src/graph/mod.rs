@@ -41,6 +41,8 @@ pub enum Fault {
     Corrupt,
     /// The download body arrives slowly: half, a pause of this many milliseconds, the rest.
     Slow(u64),
+    /// No answer at all, ever: only the caller's timeout ends the request.
+    Hang,
 }
 
 /// How many requests of each kind the simulator served, for tests that count calls.
@@ -51,6 +53,8 @@ pub struct Counts {
     pub unauthorized: u64,
     /// 360dialog: lookups refused because of earlier failed ones.
     pub blocked: u64,
+    /// Requests left without an answer (`Fault::Hang`).
+    pub hung: u64,
 }
 
 struct Media {
@@ -81,12 +85,22 @@ struct Inner {
 /// 429 without Retry-After rightly makes wa2crm wait a minute, which chaos runs cannot afford at
 /// 10 %; queued `Status(429)` faults test it.)
 fn random_resolve_fault() -> Fault {
-    [Fault::Status(500), Fault::Status(503), Fault::ExpiredUrl][fastrand::usize(..3)]
+    [
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::ExpiredUrl,
+        Fault::Hang,
+    ][fastrand::usize(..4)]
 }
 
-/// A random transient fault for a download: a 5xx, a dropped connection, a slow body.
+/// A random transient fault for a download: a 5xx, a dropped connection, a slow body, silence.
 fn random_download_fault() -> Fault {
-    [Fault::Status(502), Fault::Truncate, Fault::Slow(300)][fastrand::usize(..3)]
+    [
+        Fault::Status(502),
+        Fault::Truncate,
+        Fault::Slow(300),
+        Fault::Hang,
+    ][fastrand::usize(..4)]
 }
 
 /// 360dialog: five failed media lookups within an hour block lookups for an hour.
@@ -148,9 +162,11 @@ impl GraphSim {
         } else {
             app.route("/{version}/{media_id}", get(resolve))
         };
-        let app = app.with_state(SimState {
-            inner: inner.clone(),
-        });
+        let app = app
+            .with_state(SimState {
+                inner: inner.clone(),
+            })
+            .layer(axum::middleware::map_response(crate::hang::hold_marked));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
@@ -364,6 +380,10 @@ fn answer_resolve(
     if let Some(Fault::Status(s)) = fault {
         return fault_response(s);
     }
+    if fault == Some(Fault::Hang) {
+        inner.counts.hung += 1;
+        return crate::hang::hang(fault_response(504));
+    }
     let Some(media) = inner.media.get(&media_id) else {
         return unknown_object(&media_id);
     };
@@ -456,6 +476,10 @@ async fn download(
             .or_else(|| (fastrand::f64() < rate).then(random_download_fault));
         if let Some(Fault::Status(s)) = fault {
             return fault_response(s);
+        }
+        if fault == Some(Fault::Hang) {
+            inner.counts.hung += 1;
+            return crate::hang::hang(fault_response(504));
         }
         let Some(media) = inner.media.get(&q.mid) else {
             return (StatusCode::NOT_FOUND, "Not found").into_response();

@@ -91,6 +91,8 @@ pub enum Fault {
     RateLimit(&'static str),
     /// A 401 EXPIRED_AUTHENTICATION, as when a token expires on its way to HubSpot.
     ExpiredToken,
+    /// The call is carried out and its answer never sent: only the caller's timeout ends it.
+    Hang,
 }
 
 /// What the simulator has served, for tests and benchmarks that count.
@@ -102,6 +104,8 @@ pub struct Counts {
     pub unauthorized: u64,
     /// API calls answered 503 during an outage.
     pub refused_in_outage: u64,
+    /// Calls carried out whose answer was never sent (`Fault::Hang`).
+    pub hung: u64,
     pub refreshes: u64,
     pub failed_refreshes: u64,
     /// The most refreshes ever in flight at once (1 means single-flight held).

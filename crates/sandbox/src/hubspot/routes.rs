@@ -58,6 +58,7 @@ pub fn router(inner: Arc<Mutex<Inner>>) -> Router {
             axum::routing::delete(delete_file),
         )
         .with_state(inner)
+        .layer(axum::middleware::map_response(crate::hang::hold_marked))
 }
 
 fn respond((status, body): Answer, headers: HeaderMap) -> Response {
@@ -127,16 +128,18 @@ fn answer(
     let rate = i.fault_rate;
     let oauth = i.oauth.is_some();
     let random = || {
-        (fastrand::f64() < rate).then(|| match fastrand::usize(..4) {
+        (fastrand::f64() < rate).then(|| match fastrand::usize(..5) {
             0 => Fault::Status(502),
             1 => Fault::Status(503),
             2 => Fault::RateLimit("SECONDLY"),
+            3 => Fault::Hang,
             _ if oauth => Fault::ExpiredToken,
             _ => Fault::Status(500),
         })
     };
     if let Some(fault) = i.faults.pop_front().or_else(random) {
         return match fault {
+            Fault::Hang => return_after_gate(i, headers, scope, bucket, op, true),
             Fault::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -163,6 +166,18 @@ fn answer(
             }
         };
     }
+    return_after_gate(i, headers, scope, bucket, op, false)
+}
+
+/// The gate, then the data; with `hang`, the write is done and its answer never sent.
+fn return_after_gate(
+    mut i: std::sync::MutexGuard<'_, Inner>,
+    headers: &HeaderMap,
+    scope: &str,
+    bucket: Bucket,
+    op: impl FnOnce(&mut Portal) -> Answer,
+    hang: bool,
+) -> Response {
     match i.gate.admit(headers, Some(scope), bucket) {
         Err(r) => {
             match r.status {
@@ -173,8 +188,13 @@ fn answer(
             respond((r.status, r.body), r.headers)
         }
         Ok(h) => {
-            let answer = op(&mut i.portal);
-            respond(answer, h)
+            let answer = respond(op(&mut i.portal), h);
+            if hang {
+                i.counts.hung += 1;
+                crate::hang::hang(answer)
+            } else {
+                answer
+            }
         }
     }
 }

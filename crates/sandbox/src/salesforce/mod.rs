@@ -77,6 +77,8 @@ pub struct Counts {
     pub invalid_session: u64,
     /// The most logins ever in flight at once (1: single-flight held).
     pub max_concurrent_logins: u64,
+    /// Calls carried out whose answer was never sent (random faults).
+    pub hung: u64,
 }
 
 pub use model::FieldDef;

@@ -53,6 +53,7 @@ pub fn router(inner: Arc<Mutex<Inner>>, url: String) -> Router {
             axum::routing::patch(collections_upsert),
         )
         .with_state(Sim { inner, url })
+        .layer(axum::middleware::map_response(crate::hang::hold_marked))
 }
 
 fn json_response(status: StatusCode, body: Value, headers: HeaderMap) -> Response {
@@ -265,7 +266,7 @@ fn api(
         )
     };
     let mut i = lock(&s.inner);
-    let fault = (fastrand::f64() < i.fault_rate).then(|| fastrand::u8(..3));
+    let fault = (fastrand::f64() < i.fault_rate).then(|| fastrand::u8(..4));
     match fault {
         Some(0) => return unavailable(),
         Some(1) => {
@@ -287,9 +288,15 @@ fn api(
         _ => {}
     }
     let (status, body) = op(&mut i.org);
-    if fault == Some(2) {
+    match fault {
         // Done, but the answer is lost on the way: the caller must not write twice.
-        return unavailable();
+        Some(2) => return unavailable(),
+        // Done, and no answer ever comes: the caller's timeout must end it, and the same rule holds.
+        Some(3) => {
+            i.counts.hung += 1;
+            return crate::hang::hang(unavailable());
+        }
+        _ => {}
     }
     json_response(status, body, h)
 }

@@ -25,13 +25,19 @@ impl TwilioMedia {
     pub fn new(api_url: &str, account_sid: &str, auth_token: SecretString) -> Result<Self, Error> {
         let api_url = Url::parse(api_url)
             .map_err(|e| Error::permanent(format!("sources.twilio.api_url: {e}")))?;
-        let http = crate::media::download_client()?;
+        let http = crate::media::download_client(crate::media::DEFAULT_READ_TIMEOUT)?;
         Ok(TwilioMedia {
             http,
             api_url,
             account_sid: account_sid.to_owned(),
             auth_token,
         })
+    }
+
+    /// Abandons a download silent for `timeout` (it is then retried).
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Result<Self, Error> {
+        self.http = crate::media::download_client(timeout)?;
+        Ok(self)
     }
 
     fn is_api(&self, url: &Url) -> bool {
@@ -64,9 +70,10 @@ impl TwilioMedia {
                 request =
                     request.basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()));
             }
-            let response = request.send().await.map_err(|e| {
-                Error::transient(format!("Twilio media download failed: {e}")).with_source(e)
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| crate::media::request_failed("Twilio media download", e))?;
             let status = response.status();
             if status.is_redirection() {
                 let next = response
@@ -136,9 +143,7 @@ impl TwilioMedia {
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .send()
             .await
-            .map_err(|e| {
-                Error::transient(format!("Twilio media delete failed: {e}")).with_source(e)
-            })?;
+            .map_err(|e| crate::media::request_failed("Twilio media delete", e))?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {

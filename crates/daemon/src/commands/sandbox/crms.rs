@@ -23,9 +23,18 @@ pub struct Crms {
     pub provisioned: String,
 }
 
+/// The example configuration, as loaded (its link secret is a placeholder: not validated).
+pub fn example() -> anyhow::Result<crate::config::Config> {
+    Ok(crate::config::load_str(
+        EXAMPLE_CONFIG,
+        Default::default(),
+        None,
+    )?)
+}
+
 impl Crms {
     pub async fn start() -> anyhow::Result<Crms> {
-        let example = crate::config::load_str(EXAMPLE_CONFIG, Default::default(), None)?;
+        let example = example()?;
         let table =
             |name: &str| {
                 example.connectors.get(name).cloned().with_context(|| {

@@ -87,6 +87,8 @@ api_url = "{twilio}"
     for (name, table) in &crms.tables {
         config.connectors.insert(name.clone(), table.clone());
     }
+    // The example's tag rules too, so the output shows what they decide.
+    config.tags = crms::example()?.tags;
     let validated = crate::config::validate(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let queue_url = validated.config.queue.url.clone();
     let stop = CancellationToken::new();
@@ -322,6 +324,9 @@ fn render(jobs: &[JobInfo]) -> String {
                 ));
                 if let Some(c) = &r.caption {
                     out.push_str(&format!("    caption {c}\n"));
+                }
+                if !r.tags.is_empty() {
+                    out.push_str(&format!("    tags {}\n", r.tags.join(", ")));
                 }
             }
             None => out.push_str(&format!(
