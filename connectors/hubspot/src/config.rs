@@ -60,6 +60,9 @@ pub struct HubSpotConfig {
     /// latency (a batch call takes 100–500 ms, the limit allows one call every 100 ms).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The contact's boolean consent field/property (`policy.consent = "crm_field"`): media of a
+    /// person without it ticked is neither stored nor written.
+    pub consent_field: Option<String>,
     /// A call without an answer after this many seconds is abandoned and counted as a transient
     /// failure (1–600).
     #[serde(default = "default_timeout")]

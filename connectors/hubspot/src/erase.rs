@@ -9,47 +9,56 @@ use crate::HubSpot;
 use crate::batch::MAX_BATCH;
 
 impl HubSpot {
-    pub(crate) async fn erase_person(&self, subject: &Phone) -> Result<EraseReport> {
+    pub(crate) async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         let mut removed = Vec::new();
         let key = &self.config.contact_key;
+        let mut wanted: Vec<&str> = vec![key.as_str()];
+        if self.config.is_contacts() {
+            wanted.extend(self.config.fields.iter().map(|(_, p)| p));
+        }
         let found = self
-            .read_by("contacts", key, &[subject.as_str()], &[key.as_str()])
+            .read_by("contacts", key, &[subject.as_str()], &wanted)
             .await?;
-        let Some(contact) = found
-            .get(subject.as_str())
-            .and_then(|p| p.get("hs_object_id"))
-            .cloned()
-        else {
+        let Some(props) = found.get(subject.as_str()) else {
             return Ok(EraseReport { removed });
         };
-        if self.config.is_contacts() && !self.config.fields.is_empty() {
+        let Some(contact) = props.get("hs_object_id").cloned() else {
+            return Ok(EraseReport { removed });
+        };
+        if self.config.is_contacts() {
+            // Only what holds something: a second erasure has nothing left to report.
             let cleared: serde_json::Map<String, Value> = self
                 .config
                 .fields
                 .iter()
+                .filter(|(_, p)| props.get(*p).is_some_and(|v| !v.is_empty()))
                 .map(|(_, p)| (p.to_owned(), json!("")))
                 .collect();
-            let a = self
-                .api
-                .patch(
-                    &format!("/crm/v3/objects/contacts/{contact}"),
-                    &json!({"properties": cleared}),
-                )
-                .await?;
-            if !a.status.is_success() {
-                return Err(Error::permanent(format!(
-                    "clearing the media properties of contact {contact}: {}",
-                    a.message()
-                )));
+            if !cleared.is_empty() {
+                if !dry_run {
+                    let a = self
+                        .api
+                        .patch(
+                            &format!("/crm/v3/objects/contacts/{contact}"),
+                            &json!({"properties": cleared}),
+                        )
+                        .await?;
+                    if !a.status.is_success() {
+                        return Err(Error::permanent(format!(
+                            "clearing the media properties of contact {contact}: {}",
+                            a.message()
+                        )));
+                    }
+                }
+                removed.push(format!(
+                    "contact {contact}: cleared {} media properties",
+                    cleared.len()
+                ));
             }
-            removed.push(format!(
-                "contact {contact}: cleared {} media properties",
-                cleared.len()
-            ));
         }
         if !self.config.is_contacts() {
             let ids = self.associated(&contact, &self.config.object).await?;
-            let n = self.archive(&self.config.object, &ids).await?;
+            let n = self.archive(&self.config.object, &ids, dry_run).await?;
             if n > 0 {
                 removed.push(format!(
                     "{n} {} record(s) of contact {contact}",
@@ -79,18 +88,40 @@ impl HubSpot {
                     .flat_map(|ids| ids.split(';').map(str::to_owned))
                     .filter(|id| !id.is_empty())
                     .collect();
-                let n = self.delete_files(&files).await?;
+                let n = if dry_run {
+                    files.len()
+                } else {
+                    self.delete_files(&files).await?
+                };
                 if n > 0 {
                     removed.push(format!("{n} file(s) in HubSpot Files"));
                 }
             }
             let ours: Vec<String> = ours.into_iter().map(|(id, _)| id).collect();
-            let n = self.archive("notes", &ours).await?;
+            let n = self.archive("notes", &ours, dry_run).await?;
             if n > 0 {
                 removed.push(format!("{n} note(s) on contact {contact}"));
             }
         }
         Ok(EraseReport { removed })
+    }
+
+    /// Whether the person's contact has the consent property set to true; `None` without a
+    /// `consent_field`. No contact: no consent.
+    pub(crate) async fn consent_of(&self, subject: &Phone) -> Result<Option<bool>> {
+        let Some(field) = &self.config.consent_field else {
+            return Ok(None);
+        };
+        let key = &self.config.contact_key;
+        let found = self
+            .read_by("contacts", key, &[subject.as_str()], &[field.as_str()])
+            .await?;
+        Ok(Some(
+            found
+                .get(subject.as_str())
+                .and_then(|p| p.get(field))
+                .is_some_and(|v| v == "true"),
+        ))
     }
 
     /// Ids of the `to` records associated with a contact, all pages.
@@ -135,7 +166,10 @@ impl HubSpot {
         }
     }
 
-    async fn archive(&self, object: &str, ids: &[String]) -> Result<usize> {
+    async fn archive(&self, object: &str, ids: &[String], dry_run: bool) -> Result<usize> {
+        if dry_run {
+            return Ok(ids.len());
+        }
         for chunk in ids.chunks(MAX_BATCH) {
             let body =
                 json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});

@@ -101,6 +101,19 @@ impl HubSpot {
                 also,
             });
         }
+        if let Some(field) = &self.config.consent_field {
+            out.push(Wanted {
+                object: "contacts".into(),
+                name: field.clone(),
+                label: "WhatsApp media consent".into(),
+                kind: "bool",
+                field_type: "booleancheckbox",
+                unique: false,
+                options: vec!["true".into(), "false".into()],
+                // Older single checkboxes are enumerations of true/false.
+                also: &["enumeration"],
+            });
+        }
         if self.config.note {
             out.push(Wanted {
                 object: "notes".into(),

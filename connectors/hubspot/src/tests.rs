@@ -412,8 +412,14 @@ async fn erase_clears_the_contacts_media_and_removes_the_notes_twice_harmlessly(
     s.sim
         .set_property("contacts", &ana.id, "wa_media_mime", "audio/ogg");
     let phone = Phone::parse("+491701234567").unwrap();
-    let report = s.hs.erase(&phone).await.unwrap();
-    assert_eq!(report.removed.len(), 2, "{:?}", report.removed);
+    let dry = s.hs.erase(&phone, true).await.unwrap();
+    assert_eq!(dry.removed.len(), 2, "{:?}", dry.removed);
+    assert!(
+        s.sim.find("notes", "wa_message_id", "wamid.1").is_some(),
+        "a dry run removes nothing"
+    );
+    let report = s.hs.erase(&phone, false).await.unwrap();
+    assert_eq!(report.removed, dry.removed, "the dry run said what goes");
     let ana = s
         .sim
         .find("contacts", "whatsapp_id", "+491701234567")
@@ -428,16 +434,44 @@ async fn erase_clears_the_contacts_media_and_removes_the_notes_twice_harmlessly(
         s.sim.find("notes", "wa_message_id", "wamid.2").is_some(),
         "others keep theirs"
     );
-    let again = s.hs.erase(&phone).await.unwrap();
-    assert_eq!(
-        again.removed,
-        vec![format!("contact {}: cleared 7 media properties", ana.id)]
-    );
+    let again = s.hs.erase(&phone, false).await.unwrap();
+    assert!(again.removed.is_empty(), "{:?}", again.removed);
     let nobody =
-        s.hs.erase(&Phone::parse("+12025550100").unwrap())
+        s.hs.erase(&Phone::parse("+12025550100").unwrap(), false)
             .await
             .unwrap();
     assert!(nobody.removed.is_empty());
+}
+
+#[tokio::test]
+async fn the_contacts_consent_checkbox_says_whether_media_may_be_kept() {
+    let s = provisioned(json!({"consent_field": "wa_media_consent"})).await;
+    let prop = s
+        .sim
+        .property("contacts", "wa_media_consent")
+        .expect("provisioned");
+    assert_eq!(
+        (prop.kind.as_str(), prop.field_type.as_str()),
+        ("bool", "booleancheckbox")
+    );
+    assert!(s.hs.check().await.unwrap().problems.is_empty());
+    let ana = Phone::parse("+491701234567").unwrap();
+    assert_eq!(
+        s.hs.consent(&ana).await.unwrap(),
+        Some(false),
+        "unknown: no consent"
+    );
+    ok(s.hs.deliver(&[record("wamid.1", "+491701234567")]).await);
+    assert_eq!(s.hs.consent(&ana).await.unwrap(), Some(false), "not ticked");
+    let contact = s
+        .sim
+        .find("contacts", "whatsapp_id", "+491701234567")
+        .unwrap();
+    s.sim
+        .set_property("contacts", &contact.id, "wa_media_consent", "true");
+    assert_eq!(s.hs.consent(&ana).await.unwrap(), Some(true));
+    let plain = provisioned(json!({})).await;
+    assert_eq!(plain.hs.consent(&ana).await.unwrap(), None);
 }
 
 fn oauth_sim_config(ttl: Duration) -> HubSpotSimConfig {
@@ -749,7 +783,7 @@ async fn uploads_go_private_into_files_attached_to_the_note_once_and_erase_delet
     assert_eq!(s.sim.files().len(), 1, "a re-run gets the same file back");
 
     let report =
-        s.hs.erase(&Phone::parse("+491701234567").unwrap())
+        s.hs.erase(&Phone::parse("+491701234567").unwrap(), false)
             .await
             .unwrap();
     assert!(

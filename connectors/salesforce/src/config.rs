@@ -45,6 +45,9 @@ pub struct SalesforceConfig {
     pub max_concurrent: usize,
     #[serde(default = "default_linger")]
     pub linger_ms: u64,
+    /// The contact's boolean consent field/property (`policy.consent = "crm_field"`): media of a
+    /// person without it ticked is neither stored nor written.
+    pub consent_field: Option<String>,
     /// A call without an answer after this many seconds is abandoned and counted as a transient
     /// failure (1–600).
     #[serde(default = "default_timeout")]

@@ -14,7 +14,7 @@ use crate::api::describe;
 use crate::writes::{MAX_RECORDS, query_path, soql_in};
 
 impl Salesforce {
-    pub async fn erase_person(&self, subject: &Phone) -> Result<EraseReport> {
+    pub async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         let c = &self.config;
         let mut removed = Vec::new();
         let contacts = self
@@ -58,8 +58,10 @@ impl Salesforce {
         }
         documents.sort();
         documents.dedup();
-        self.delete(&documents, "ContentDocument").await?;
-        self.delete(&media, &c.object).await?;
+        if !dry_run {
+            self.delete(&documents, "ContentDocument").await?;
+            self.delete(&media, &c.object).await?;
+        }
         if !documents.is_empty() {
             removed.push(format!(
                 "{} file(s) in Salesforce Files (ContentDocument {})",
@@ -76,6 +78,34 @@ impl Salesforce {
             ));
         }
         Ok(EraseReport { removed })
+    }
+
+    /// Whether the person's Contact has the consent checkbox ticked; `None` without a
+    /// `consent_field`. No Contact: no consent.
+    pub async fn consent_of(&self, subject: &Phone) -> Result<Option<bool>> {
+        let c = &self.config;
+        let Some(field) = &c.consent_field else {
+            return Ok(None);
+        };
+        let soql = format!(
+            "SELECT {field} FROM Contact WHERE {} IN ({})",
+            c.contact_key,
+            soql_in(&[subject.as_str()])
+        );
+        let a = self
+            .api
+            .call(Method::GET, &query_path(&soql), None, true)
+            .await?;
+        if !a.status.is_success() {
+            return Err(Error::permanent(format!(
+                "reading Contact.{field} for consent: {}",
+                describe(&a.body)
+            )));
+        }
+        let records = a.body.get("records").and_then(Value::as_array);
+        Ok(Some(records.into_iter().flatten().any(|r| {
+            r.get(field.as_str()).and_then(Value::as_bool) == Some(true)
+        })))
     }
 
     /// sObject Collections delete, ≤ 200 a call; a record already gone counts as deleted.

@@ -127,8 +127,12 @@ impl Connector for Salesforce {
         self.deliver_batch(batch).await
     }
 
-    async fn erase(&self, subject: &Phone) -> Result<EraseReport> {
-        self.erase_person(subject).await
+    async fn erase(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
+        self.erase_person(subject, dry_run).await
+    }
+
+    async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {
+        self.consent_of(subject).await
     }
 }
 

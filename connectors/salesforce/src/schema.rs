@@ -80,6 +80,17 @@ impl Salesforce {
                 reference_to: Some("Contact"),
             },
         ];
+        if let Some(field) = &c.consent_field {
+            out.push(Wanted {
+                object: "Contact".into(),
+                field: field.clone(),
+                label: "WhatsApp media consent",
+                tooling_type: "Checkbox",
+                accepted: &["boolean"],
+                external_id: false,
+                reference_to: None,
+            });
+        }
         for (attribute, field) in c.fields.iter() {
             if field == c.external_id {
                 continue;
@@ -235,6 +246,10 @@ impl Salesforce {
             "Number" => {
                 meta["precision"] = json!(18);
                 meta["scale"] = json!(3);
+            }
+            "Checkbox" => {
+                // Required for a checkbox: unticked until the admin's process ticks it.
+                meta["defaultValue"] = json!(false);
             }
             "LongTextArea" => {
                 meta["length"] = json!(32768);

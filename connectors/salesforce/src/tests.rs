@@ -739,7 +739,14 @@ mod erase {
             r.unwrap();
         }
         let ana = Phone::parse("+491701234567").unwrap();
-        let report = sf.erase(&ana).await.unwrap();
+        let dry = sf.erase(&ana, true).await.unwrap();
+        assert_eq!(
+            sim.records("WhatsApp_Media__c").len(),
+            3,
+            "a dry run removes nothing"
+        );
+        let report = sf.erase(&ana, false).await.unwrap();
+        assert_eq!(report.removed, dry.removed, "the dry run said what goes");
         assert_eq!(report.removed.len(), 1, "{:?}", report.removed);
         assert!(
             report.removed[0].starts_with("2 WhatsApp_Media__c record(s) of Contact 003"),
@@ -756,14 +763,63 @@ mod erase {
                 .is_some(),
             "the Contact stays"
         );
-        assert!(sf.erase(&ana).await.unwrap().removed.is_empty());
+        assert!(sf.erase(&ana, false).await.unwrap().removed.is_empty());
         assert!(
-            sf.erase(&Phone::parse("+12025550100").unwrap())
+            sf.erase(&Phone::parse("+12025550100").unwrap(), false)
                 .await
                 .unwrap()
                 .removed
                 .is_empty()
         );
+    }
+}
+
+mod consent {
+    use super::writes_support::*;
+    use serde_json::json;
+    use wa2crm_core::Phone;
+
+    #[tokio::test]
+    async fn the_contacts_checkbox_says_whether_media_may_be_kept() {
+        let sim = org().await;
+        let mut c = config(&sim);
+        c["consent_field"] = json!("WhatsApp_Consent__c");
+        c["permission_set"] = json!("0PSsim000000001AAA");
+        let sf = connector(&c).await;
+        let problems = sf.check_schema().await.unwrap().problems.join("\n");
+        assert!(problems.contains("WhatsApp_Consent__c"), "{problems}");
+        let plan = sf.provision_schema(false).await.unwrap();
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| a.contains("Contact.WhatsApp_Consent__c")),
+            "{plan:?}"
+        );
+        let ana = Phone::parse("+491701234567").unwrap();
+        assert_eq!(
+            sf.consent_of(&ana).await.unwrap(),
+            Some(false),
+            "no Contact: no consent"
+        );
+        for r in sf
+            .deliver_batch(&[record("wamid.1", "+491701234567", Some("Ana"))])
+            .await
+        {
+            r.unwrap();
+        }
+        assert_eq!(
+            sf.consent_of(&ana).await.unwrap(),
+            Some(false),
+            "not ticked"
+        );
+        let contact = sim
+            .find("Contact", "WhatsApp_Id__c", "+491701234567")
+            .unwrap();
+        let id = contact["Id"].as_str().unwrap();
+        sim.set_field("Contact", id, "WhatsApp_Consent__c", json!(true));
+        assert_eq!(sf.consent_of(&ana).await.unwrap(), Some(true));
+        let without = connector(&config(&sim)).await;
+        assert_eq!(without.consent_of(&ana).await.unwrap(), None);
     }
 }
 
@@ -850,7 +906,7 @@ mod files {
         }
         assert_eq!(sim.records("ContentDocument").len(), 3);
         let report = sf
-            .erase(&Phone::parse("+491701234567").unwrap())
+            .erase(&Phone::parse("+491701234567").unwrap(), false)
             .await
             .unwrap();
         assert_eq!(report.removed.len(), 2, "{:?}", report.removed);

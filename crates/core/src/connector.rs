@@ -125,8 +125,15 @@ pub trait Connector: Send + Sync {
     async fn provision(&self, dry_run: bool) -> Result<Plan>;
     /// Writes a batch; one result per record, in order. A partial success is per item.
     async fn deliver(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered, Error>>;
-    /// Removes that person's media data from this CRM.
-    async fn erase(&self, subject: &Phone) -> Result<EraseReport>;
+    /// Removes that person's media data from this CRM; with `dry_run` only finds what it would
+    /// remove. Running it again finds nothing more.
+    async fn erase(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport>;
+    /// Whether `subject` agreed to have their media kept, as this CRM's consent field says
+    /// (`policy.consent = "crm_field"`); `None` when the connector has no consent field. A person
+    /// the CRM does not know has not agreed.
+    async fn consent(&self, _subject: &Phone) -> Result<Option<bool>> {
+        Ok(None)
+    }
 }
 
 /// Builds connectors of one `type` from their config table.

@@ -17,6 +17,8 @@ pub const JOB_OUTCOMES: &str = "wa2crm_job_outcomes_total";
 pub const DELIVERIES: &str = "wa2crm_deliveries_total";
 pub const DELIVERY_BATCH_SIZE: &str = "wa2crm_delivery_batch_size";
 pub const DELIVERY_SECONDS: &str = "wa2crm_delivery_seconds";
+pub const MEDIA_NOT_TAKEN: &str = "wa2crm_media_not_taken_total";
+pub const MEDIA_REMOVED: &str = "wa2crm_media_removed_total";
 
 /// Installs the Prometheus recorder as the process's global one, once; later calls (a test
 /// process may start several servers) get the same handle.
@@ -74,10 +76,26 @@ fn describe() {
         DELIVERY_BATCH_SIZE,
         "Records per connector deliver call: how well batches fill."
     );
+    describe_counter!(
+        MEDIA_NOT_TAKEN,
+        "Media jobs ended without fetching the file, by reason (no_consent)."
+    );
+    describe_counter!(
+        MEDIA_REMOVED,
+        "Stored media removed, by reason (retention, erasure)."
+    );
     describe_histogram!(
         DELIVERY_SECONDS,
         "Time of one connector deliver call, rate-limit waits included."
     );
+}
+
+pub fn media_skipped(reason: &'static str) {
+    counter!(MEDIA_NOT_TAKEN, "reason" => reason).increment(1);
+}
+
+pub fn media_removed(reason: &'static str, n: u64) {
+    counter!(MEDIA_REMOVED, "reason" => reason).increment(n);
 }
 
 pub fn received(source: &'static str) {

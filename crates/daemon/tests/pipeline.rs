@@ -11,7 +11,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use wa2crm::pipeline::{MediaSources, Outcome, Pipeline, RetryPolicy, media_record, process_one};
+use wa2crm::pipeline::{
+    Allowlist, ConsentPolicy, MediaSources, Outcome, Pipeline, RetryPolicy, media_record,
+    process_one,
+};
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRules};
 use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::Spool;
@@ -72,6 +75,7 @@ async fn world_with(max_bytes: u64) -> World {
                 ..TagRule::named("long")
             },
         ]),
+        consent: ConsentPolicy::Everyone,
         retry: RetryPolicy::default(),
         lease: Duration::from_secs(60),
         wake: Arc::new(Notify::new()),
@@ -464,4 +468,42 @@ async fn transient_failures_give_up_after_max_attempts() {
         reason.starts_with("gave up after 2 attempts; last error: media download: 502"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn media_of_a_person_without_consent_is_never_fetched_nor_stored() {
+    let mut w = world().await;
+    let list = w._dir.path().join("consent.txt");
+    // The pipeline's events come from +4915123456789, who is not on the list.
+    std::fs::write(&list, "# agreed in writing\n+1 415 555 0100\n").unwrap();
+    w.pipeline.consent = ConsentPolicy::Allowlist(Allowlist::open(&list).unwrap());
+    let id = w.enqueue("wamid.nc", &sample("voice.ogg")).await;
+    assert_eq!(w.run_next().await, Outcome::Done);
+    let job = w.pipeline.store.get(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.checkpoints["consent"]["given"], false);
+    assert!(!job.checkpoints.contains_key("store"));
+    assert_eq!(w.sim.counts().resolves, 0, "nothing asked of WhatsApp");
+    assert!(walk(&w.media_root).is_empty(), "nothing stored");
+    assert!(media_record(&job.event, &job.checkpoints).is_none());
+
+    std::fs::write(&list, "+1 415 555 0100\n+49 151 23456789\n").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&list)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    w.enqueue("wamid.c", &sample("voice.ogg")).await;
+    assert_eq!(w.run_next().await, Outcome::Done);
+    let job = w
+        .pipeline
+        .store
+        .find("meta", "wamid.c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.checkpoints["consent"]["given"], true);
+    assert!(media_record(&job.event, &job.checkpoints).is_some());
 }

@@ -103,6 +103,8 @@ pub struct JobInfo {
     pub dead_reason: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// When its media was removed (retention or erasure).
+    pub removed_at_ms: Option<i64>,
     pub event: MediaEvent,
 }
 
@@ -194,6 +196,26 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
     async fn get(&self, id: JobId) -> Result<Option<JobInfo>>;
     async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>>;
+    /// Every job of one sender (+E164), in any state, oldest first: what erasure goes through.
+    async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>>;
+    /// Done jobs that arrived before `before_ms` and whose media has not been removed, with ids
+    /// above `after_id`, oldest first, at most `limit`: what retention pages through.
+    async fn unremoved_before(
+        &self,
+        before_ms: i64,
+        after_id: JobId,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>>;
+    /// Records that the job's media was removed: its event and checkpoints are replaced by
+    /// `event` and `checkpoints` (what is left once personal data is gone), the job ends as done
+    /// and any lease on it is void (a worker still on it loses it at its next write). The key
+    /// stays, so the message is never taken in again.
+    async fn mark_removed(
+        &self,
+        id: JobId,
+        event: &MediaEvent,
+        checkpoints: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
 }
@@ -292,6 +314,7 @@ struct JobRow {
     dead_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+    removed_at: Option<i64>,
 }
 
 impl TryFrom<JobRow> for JobInfo {
@@ -309,6 +332,7 @@ impl TryFrom<JobRow> for JobInfo {
             dead_reason: r.dead_reason,
             created_at_ms: r.created_at,
             updated_at_ms: r.updated_at,
+            removed_at_ms: r.removed_at,
             event: decode_event(&r.event)?,
             source: r.source,
             message_id: r.message_id,
@@ -399,6 +423,11 @@ fn expect_one(id: JobId, rows_affected: u64) -> Result<()> {
     } else {
         Err(QueueError::LeaseLost(id))
     }
+}
+
+fn checkpoints_json(c: &BTreeMap<String, serde_json::Value>) -> Result<String> {
+    serde_json::to_string(c)
+        .map_err(|err| QueueError::Corrupt(format!("checkpoints to JSON: {err}")))
 }
 
 fn event_json(e: &MediaEvent) -> Result<String> {

@@ -15,13 +15,13 @@ use wa2crm_core::MediaEvent;
 
 use crate::{
     ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
-    QueueError, Result, StateCounts, check_step, counts_from, event_json, expect_one, into_jobs,
-    lease_ms,
+    QueueError, Result, StateCounts, check_step, checkpoints_json, counts_from, event_json,
+    expect_one, into_jobs, lease_ms,
 };
 
 const COLUMNS: &str = "id, source, message_id, event::text AS event, state, attempts, \
     next_attempt_at, lease_owner, lease_until, checkpoints::text AS checkpoints, last_error, \
-    dead_reason, created_at, updated_at";
+    dead_reason, created_at, updated_at, removed_at";
 
 pub struct PgJobStore {
     pool: PgPool,
@@ -274,6 +274,57 @@ impl JobStore for PgJobStore {
             .fetch_optional(&self.pool)
             .await?;
         row.map(TryInto::try_into).transpose()
+    }
+
+    async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE sender = $1 ORDER BY id"
+        ));
+        let rows: Vec<JobRow> = sqlx::query_as(sql)
+            .bind(sender)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn unremoved_before(
+        &self,
+        before_ms: i64,
+        after_id: JobId,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND removed_at IS NULL \
+             AND created_at < $1 AND id > $2 ORDER BY id LIMIT $3"
+        ));
+        let rows: Vec<JobRow> = sqlx::query_as(sql)
+            .bind(before_ms)
+            .bind(after_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn mark_removed(
+        &self,
+        id: JobId,
+        event: &MediaEvent,
+        checkpoints: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        sqlx::query(
+            "UPDATE jobs SET event = $1::jsonb, checkpoints = $2::jsonb, state = 'done', \
+             lease_owner = NULL, lease_until = NULL, last_error = NULL, dead_reason = NULL, \
+             removed_at = $3, updated_at = $3 WHERE id = $4",
+        )
+        .bind(event_json(event)?)
+        .bind(checkpoints_json(checkpoints)?)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {

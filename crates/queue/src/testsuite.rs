@@ -34,7 +34,8 @@ macro_rules! job_store_suite {
             event_round_trips_unchanged,
             connector_state_is_kept_per_scope,
             shared_turns_are_paced_and_held,
-            a_state_lock_is_held_by_one_at_a_time
+            a_state_lock_is_held_by_one_at_a_time,
+            jobs_are_found_by_sender_and_by_age_until_removed
         );
     };
     (@cases $factory:path; $($case:ident),*) => {
@@ -550,4 +551,97 @@ pub async fn a_state_lock_is_held_by_one_at_a_time(store: Arc<dyn JobStore>, _: 
         .expect("released when the first guard is dropped")
         .unwrap();
     assert!(taken.is_ok());
+}
+
+pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    let mut other = event(Source::Twilio, "SM1-0");
+    other.sender = Phone::parse("+4915123456789").unwrap();
+    store
+        .enqueue(&[event(Source::Meta, "wamid.old"), other.clone()])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(3600));
+    let cutoff = clock_now(&clock);
+    store
+        .enqueue(&[event(Source::Meta, "wamid.new")])
+        .await
+        .unwrap();
+    let ids =
+        |jobs: Vec<crate::JobInfo>| jobs.into_iter().map(|j| j.message_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.jobs_of_sender("+16505551234").await.unwrap()),
+        ["wamid.old", "wamid.new"]
+    );
+    assert_eq!(
+        ids(store.jobs_of_sender("+4915123456789").await.unwrap()),
+        ["SM1-0"]
+    );
+    assert!(store.jobs_of_sender("+1").await.unwrap().is_empty());
+
+    assert!(
+        store
+            .unremoved_before(cutoff, 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "only finished jobs have media to remove"
+    );
+    for job in store.claim("w", LEASE, 10).await.unwrap() {
+        store.complete(job.id, "w").await.unwrap();
+    }
+    let old = store.unremoved_before(cutoff, 0, 10).await.unwrap();
+    assert_eq!(ids(old.clone()), ["wamid.old", "SM1-0"]);
+    assert_eq!(
+        ids(store.unremoved_before(cutoff, old[0].id, 1).await.unwrap()),
+        ["SM1-0"],
+        "paged by id"
+    );
+
+    let mut redacted = old[0].event.clone();
+    redacted.sender_name = None;
+    redacted.caption = None;
+    let left = std::collections::BTreeMap::from([("removed".to_owned(), json!({"why": "test"}))]);
+    store
+        .mark_removed(old[0].id, &redacted, &left)
+        .await
+        .unwrap();
+    let info = store.get(old[0].id).await.unwrap().unwrap();
+    assert_eq!(info.event, redacted);
+    assert_eq!(info.checkpoints, left);
+    assert_eq!(info.removed_at_ms, Some(clock_now(&clock)));
+    assert_eq!(
+        ids(store.unremoved_before(cutoff, 0, 10).await.unwrap()),
+        ["SM1-0"]
+    );
+    // Still found by sender (erasure runs twice harmlessly) and still a duplicate when redelivered.
+    assert_eq!(store.jobs_of_sender("+16505551234").await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .enqueue(&[event(Source::Meta, "wamid.old")])
+            .await
+            .unwrap(),
+        vec![Enqueued::Duplicate]
+    );
+
+    // A job removed while a worker holds it: the worker's next write is refused.
+    store
+        .enqueue(&[event(Source::Meta, "wamid.busy")])
+        .await
+        .unwrap();
+    let busy = store.claim("w", LEASE, 1).await.unwrap().remove(0);
+    store
+        .mark_removed(busy.id, &busy.event, &left)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.checkpoint(busy.id, "w", "store", &json!({})).await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    assert_eq!(
+        store.get(busy.id).await.unwrap().unwrap().state,
+        JobState::Done
+    );
 }

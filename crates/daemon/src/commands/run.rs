@@ -21,8 +21,10 @@ use wa2crm_queue::{JobStore, SystemClock};
 use wa2crm_whatsapp::media::GraphMedia;
 use wa2crm_whatsapp::twilio::TwilioMedia;
 
-use crate::config::{Config, Validated};
-use crate::pipeline::{self, Delivery, MediaSources, Pipeline, RetryPolicy};
+use crate::config::{Config, Consent, Validated};
+use crate::pipeline::{
+    self, Allowlist, ConsentPolicy, Delivery, MediaSources, Pipeline, RetryPolicy,
+};
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
@@ -171,6 +173,7 @@ pub fn build_pipeline(
             .context("server.public_url is missing")?,
         max_bytes: config.media.max_bytes,
         tags: TagRules::default(),
+        consent: consent_policy(config)?,
         retry: RetryPolicy {
             max_attempts: config.queue.max_attempts,
             ..RetryPolicy::default()
@@ -181,6 +184,22 @@ pub fn build_pipeline(
         delivery: Delivery::default(),
         deliveries: Arc::new(Semaphore::new(pipeline::MAX_DELIVERIES)),
         tasks: TaskTracker::new(),
+    })
+}
+
+/// `policy.consent` in working form; the allowlist is read now, so a bad path stops `run`.
+pub fn consent_policy(config: &Config) -> anyhow::Result<ConsentPolicy> {
+    Ok(match config.policy.consent {
+        Consent::None => ConsentPolicy::Everyone,
+        Consent::CrmField => ConsentPolicy::CrmField,
+        Consent::Allowlist => {
+            let path = config
+                .policy
+                .consent_allowlist
+                .as_deref()
+                .context("policy.consent_allowlist is missing")?;
+            ConsentPolicy::Allowlist(Allowlist::open(path).map_err(anyhow::Error::msg)?)
+        }
     })
 }
 

@@ -359,6 +359,20 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
 
     let tags = tag_rules(&mut p, &config.tags);
 
+    if config.policy.consent == Consent::CrmField {
+        for (name, table) in &config.connectors {
+            if table
+                .get("consent_field")
+                .and_then(|f| f.as_str())
+                .is_none()
+            {
+                p.add(
+                    format!("connectors.{name}.consent_field"),
+                    "is missing: policy.consent = \"crm_field\" needs each connector's boolean consent field",
+                );
+            }
+        }
+    }
     if config.policy.consent == Consent::Allowlist && config.policy.consent_allowlist.is_none() {
         p.add(
             "policy.consent_allowlist",

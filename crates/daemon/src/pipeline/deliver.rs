@@ -128,6 +128,8 @@ pub type DeliveredCheckpoint = BTreeMap<String, Delivered>;
 pub struct Delivery {
     pub routes: Routes,
     pub batchers: BTreeMap<String, Batcher>,
+    /// The connectors themselves, for what is asked one person at a time (consent).
+    pub connectors: BTreeMap<String, Arc<dyn Connector>>,
 }
 
 impl Delivery {
@@ -142,6 +144,7 @@ impl Delivery {
                 .iter()
                 .map(|(name, c)| (name.clone(), Batcher::spawn(c.clone(), Some(state.clone()))))
                 .collect(),
+            connectors: connectors.clone(),
         }
     }
 }
@@ -256,7 +259,7 @@ mod tests {
                 })
                 .collect()
         }
-        async fn erase(&self, _: &Phone) -> Result<EraseReport> {
+        async fn erase(&self, _: &Phone, _: bool) -> Result<EraseReport> {
             Ok(EraseReport::default())
         }
     }

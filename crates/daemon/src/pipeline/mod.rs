@@ -11,6 +11,7 @@
 //! CRM's rate limit, so it continues in a task of its own (up to [`MAX_DELIVERIES`] at a time)
 //! while the worker claims the next job: that is what lets batches fill up under load.
 
+mod consent;
 mod deliver;
 mod record;
 mod retry;
@@ -30,6 +31,7 @@ use wa2crm_queue::{Clock, JobStore};
 use wa2crm_whatsapp::media::GraphMedia;
 use wa2crm_whatsapp::twilio::TwilioMedia;
 
+pub use consent::{Allowlist, ConsentCheckpoint, ConsentPolicy, parse_allowlist};
 pub use deliver::{Batcher, DeliveredCheckpoint, Delivery};
 pub use record::{StoredCheckpoint, media_record};
 pub use retry::RetryPolicy;
@@ -49,6 +51,8 @@ pub struct Pipeline {
     pub max_bytes: u64,
     /// `[[tags]]`, applied once the media is probed; the result is the `tags` checkpoint.
     pub tags: TagRules,
+    /// `policy.consent`, decided before anything is fetched.
+    pub consent: ConsentPolicy,
     pub retry: RetryPolicy,
     /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
     pub lease: Duration,

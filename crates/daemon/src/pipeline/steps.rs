@@ -14,6 +14,7 @@ use wa2crm_queue::{Job, QueueError};
 use wa2crm_whatsapp::media::{GraphMedia, ResolvedMedia, digest_matches};
 
 use super::Pipeline;
+use super::consent::{self, ConsentCheckpoint, ConsentPolicy};
 use super::record::{FetchedCheckpoint, StoredCheckpoint, checkpoint};
 
 /// Why the steps stopped.
@@ -56,9 +57,30 @@ pub(super) async fn save<T: Serialize>(
     Ok(())
 }
 
-pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
+/// How the media steps ended.
+pub(super) enum Media {
+    /// In storage: on to delivery.
+    Stored,
+    /// Not taken, on purpose (no consent): the job is over, with this reason.
+    Skipped(String),
+}
+
+pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     if job.checkpoints.contains_key("store") {
-        return Ok(());
+        return Ok(Media::Stored);
+    }
+    if !matches!(p.consent, ConsentPolicy::Everyone) {
+        let consent = match checkpoint::<ConsentCheckpoint>(job, "consent") {
+            Some(c) => c,
+            None => {
+                let c = consent::decide(p, job).await?;
+                save(p, job, "consent", &c).await?;
+                c
+            }
+        };
+        if !consent.given {
+            return Ok(Media::Skipped(consent.reason()));
+        }
     }
     let started = std::time::Instant::now();
     let (spooled, resolved) = match job.event.media.clone() {
@@ -162,7 +184,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         store_ms = started.elapsed().as_millis() - fetched_ms - inspected_ms,
         "Media stored."
     );
-    Ok(())
+    Ok(Media::Stored)
 }
 
 async fn resolve(

@@ -128,8 +128,14 @@ async fn attempt(
         if let Some(done) = media_done {
             let _ = done.send(());
         }
-        media?;
-        super::deliver::run(p, &mut job).await
+        match media? {
+            steps::Media::Stored => super::deliver::run(p, &mut job).await,
+            steps::Media::Skipped(reason) => {
+                tracing::info!(job = job.id, sender = %job.event.sender, "Media not taken: {reason}.");
+                crate::metrics::media_skipped("no_consent");
+                Ok(())
+            }
+        }
     };
     let result = tokio::select! {
         r = work => Some(r),

@@ -214,6 +214,18 @@ impl SalesforceSim {
             .unwrap_or_default()
     }
 
+    /// Sets one field of one record, as a user editing it in Salesforce would.
+    pub fn set_field(&self, object: &str, id: &str, field: &str, value: serde_json::Value) {
+        if let Some(r) = lock(&self.inner)
+            .org
+            .objects
+            .get_mut(object)
+            .and_then(|o| o.records.get_mut(id))
+        {
+            r.insert(field.to_owned(), value);
+        }
+    }
+
     /// The record whose `field` holds `value`.
     pub fn find(
         &self,

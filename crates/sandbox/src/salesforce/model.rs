@@ -295,6 +295,16 @@ impl Org {
             "MultiselectPicklist" => "multipicklist",
             "Phone" => "phone",
             "Lookup" => "reference",
+            "Checkbox" if meta.get("defaultValue").and_then(Value::as_bool).is_none() => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        "Default value is required for Checkbox fields",
+                    ),
+                );
+            }
+            "Checkbox" => "boolean",
             other => {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -638,6 +648,8 @@ impl Org {
                 (_, Value::Null) => true,
                 ("double", Value::Number(_)) => true,
                 ("double", _) => false,
+                ("boolean", Value::Bool(_)) => true,
+                ("boolean", _) => false,
                 ("datetime", Value::String(s)) => {
                     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                         .is_ok()
