@@ -51,7 +51,7 @@ impl HubSpot {
                     }
                 }
                 removed.push(format!(
-                    "contact {contact}: cleared {} media properties",
+                    "contact {contact}: {} media properties cleared",
                     cleared.len()
                 ));
             }
@@ -61,7 +61,7 @@ impl HubSpot {
             let n = self.archive(&self.config.object, &ids, dry_run).await?;
             if n > 0 {
                 removed.push(format!(
-                    "{n} {} record(s) of contact {contact}",
+                    "{n} {} record(s) of contact {contact} deleted",
                     self.config.object
                 ));
             }
@@ -94,13 +94,13 @@ impl HubSpot {
                     self.delete_files(&files).await?
                 };
                 if n > 0 {
-                    removed.push(format!("{n} file(s) in HubSpot Files"));
+                    removed.push(format!("{n} file(s) in HubSpot Files deleted"));
                 }
             }
             let ours: Vec<String> = ours.into_iter().map(|(id, _)| id).collect();
             let n = self.archive("notes", &ours, dry_run).await?;
             if n > 0 {
-                removed.push(format!("{n} note(s) on contact {contact}"));
+                removed.push(format!("{n} note(s) on contact {contact} deleted"));
             }
         }
         Ok(EraseReport { removed })
@@ -166,7 +166,12 @@ impl HubSpot {
         }
     }
 
-    async fn archive(&self, object: &str, ids: &[String], dry_run: bool) -> Result<usize> {
+    pub(crate) async fn archive(
+        &self,
+        object: &str,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<usize> {
         if dry_run {
             return Ok(ids.len());
         }

@@ -13,6 +13,7 @@ mod batch;
 pub mod config;
 mod deliver;
 mod erase;
+mod expire;
 mod files;
 mod schema;
 mod values;
@@ -150,6 +151,15 @@ impl Connector for HubSpot {
 
     async fn erase(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         self.erase_person(subject, dry_run).await
+    }
+
+    async fn expire(
+        &self,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+    ) -> Result<EraseReport> {
+        self.expire_media(records, delete, dry_run).await
     }
 
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {

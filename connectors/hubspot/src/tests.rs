@@ -56,6 +56,27 @@ async fn provisioned(extra: Value) -> Setup {
     s
 }
 
+/// A provisioned Enterprise portal with the `p_whatsapp_media` custom object: one record per
+/// media, by message id, with `more` fields mapped besides the usual ones; no notes.
+async fn custom_object_portal(more: Value) -> Setup {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    sim.add_custom_object("p_whatsapp_media");
+    let mut f = fields();
+    f["message_id"] = json!("wa_message_id");
+    for (k, v) in more.as_object().unwrap() {
+        f[k] = v.clone();
+    }
+    let c = config(
+        &sim,
+        json!({"object": "p_whatsapp_media", "note": false, "fields": f}),
+    );
+    let s = build(sim, c).await;
+    s.hs.provision(false).await.unwrap();
+    s
+}
+
 fn ok(results: Vec<Result<Delivered>>) -> Vec<Delivered> {
     results
         .into_iter()
@@ -137,19 +158,7 @@ async fn contacts_get_the_latest_media_and_a_note_each_and_a_rerun_changes_nothi
 
 #[tokio::test]
 async fn a_custom_object_gets_one_record_per_media_associated_to_the_contact() {
-    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
-        .await
-        .unwrap();
-    sim.add_custom_object("p_whatsapp_media");
-    let mut f = fields();
-    f["message_id"] = json!("wa_message_id");
-    f["caption"] = json!("wa_caption");
-    let c = config(
-        &sim,
-        json!({"object": "p_whatsapp_media", "note": false, "fields": f}),
-    );
-    let s = build(sim, c).await;
-    s.hs.provision(false).await.unwrap();
+    let s = custom_object_portal(json!({"caption": "wa_caption"})).await;
     let batch = vec![
         record("wamid.1", "+491701234567"),
         record("wamid.2", "+491701234567"),
@@ -181,6 +190,99 @@ async fn a_custom_object_gets_one_record_per_media_associated_to_the_contact() {
     assert_eq!(linked, ids);
     ok(s.hs.deliver(&batch).await);
     assert_eq!(s.sim.records("p_whatsapp_media").len(), 2);
+}
+
+#[tokio::test]
+async fn expired_media_leaves_notes_as_a_trace_and_clears_only_contacts_still_showing_it() {
+    let s = provisioned(json!({})).await;
+    // Each media has its own link (its stored object's).
+    let with_link = |id: &str, phone: &str| {
+        let mut r = record(id, phone);
+        r.file_url = format!("https://wa2crm.example.com/media/{id}");
+        r
+    };
+    let a1 = with_link("wamid.a1", "+491701234567");
+    let mut a2 = with_link("wamid.a2", "+491701234567");
+    a2.received_at += time::Duration::minutes(5);
+    let b = with_link("wamid.b", "+14155550123");
+    ok(s.hs.deliver(&[a1.clone(), a2.clone(), b.clone()]).await);
+    let expiring = [a1.clone(), b.clone()];
+
+    let dry = s.hs.expire(&expiring, false, true).await.unwrap();
+    assert_eq!(
+        dry.removed,
+        [
+            "1 contact(s): latest-media properties cleared",
+            "2 note(s) reduced to a line saying the media was removed"
+        ]
+    );
+    let body = |id: &str| {
+        s.sim.find("notes", "wa_message_id", id).unwrap().properties["hs_note_body"].clone()
+    };
+    assert!(
+        body("wamid.a1").contains(&a1.file_url),
+        "a dry run changes nothing"
+    );
+
+    let done = s.hs.expire(&expiring, false, false).await.unwrap();
+    assert_eq!(done.removed, dry.removed);
+    assert!(body("wamid.a1").contains("Removed on") && !body("wamid.a1").contains(&a1.file_url));
+    assert!(body("wamid.b").contains("Removed on"));
+    assert!(
+        body("wamid.a2").contains(&a2.file_url),
+        "a newer media is kept"
+    );
+    let contact = |phone: &str| {
+        s.sim
+            .find("contacts", "whatsapp_id", phone)
+            .unwrap()
+            .properties
+    };
+    assert_eq!(
+        contact("+491701234567")["wa_media_url"],
+        a2.file_url,
+        "it shows the newer one"
+    );
+    assert!(!contact("+14155550123").contains_key("wa_media_url"));
+    assert_eq!(s.sim.records("notes").len(), 3, "clear keeps the notes");
+
+    let deleted = s.hs.expire(&expiring, true, false).await.unwrap();
+    assert_eq!(deleted.removed, ["2 note(s) deleted"]);
+    assert_eq!(s.sim.records("notes").len(), 1);
+    assert!(
+        s.hs.expire(&expiring, true, false)
+            .await
+            .unwrap()
+            .removed
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn expired_media_records_of_a_custom_object_are_cleared_or_deleted() {
+    let s = custom_object_portal(json!({})).await;
+    let (r1, r2) = (
+        record("wamid.1", "+491701234567"),
+        record("wamid.2", "+491701234567"),
+    );
+    ok(s.hs.deliver(&[r1.clone(), r2.clone()]).await);
+    let cleared =
+        s.hs.expire(std::slice::from_ref(&r1), false, false)
+            .await
+            .unwrap();
+    assert_eq!(cleared.removed, ["1 p_whatsapp_media record(s) cleared"]);
+    let one = s
+        .sim
+        .find("p_whatsapp_media", "wa_message_id", "wamid.1")
+        .unwrap();
+    assert!(
+        !one.properties.contains_key("wa_media_url"),
+        "{:?}",
+        one.properties
+    );
+    let deleted = s.hs.expire(&[r1, r2], true, false).await.unwrap();
+    assert_eq!(deleted.removed, ["2 p_whatsapp_media record(s) deleted"]);
+    assert!(s.sim.records("p_whatsapp_media").is_empty());
 }
 
 #[tokio::test]
@@ -789,7 +891,7 @@ async fn uploads_go_private_into_files_attached_to_the_note_once_and_erase_delet
     assert!(
         report
             .removed
-            .contains(&"1 file(s) in HubSpot Files".to_string()),
+            .contains(&"1 file(s) in HubSpot Files deleted".to_string()),
         "{:?}",
         report.removed
     );

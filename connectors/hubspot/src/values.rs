@@ -109,6 +109,19 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// What a note says once retention removed its media: that it was there, and when it went.
+pub fn expired_note_body(r: &MediaRecord, today: &str) -> String {
+    let kind = match r.media_type.as_str() {
+        "voice" => "voice note",
+        other => other,
+    };
+    format!(
+        "<p><strong>WhatsApp {kind}</strong> from {}</p><p>Removed on {today} after the retention \
+         period; the file and its details are no longer kept.</p>",
+        r.sender
+    )
+}
+
 /// The timeline note: what arrived, from whom, how long and big, its tags and caption, and the
 /// link that plays it.
 pub fn note_body(r: &MediaRecord) -> String {

@@ -64,14 +64,14 @@ impl Salesforce {
         }
         if !documents.is_empty() {
             removed.push(format!(
-                "{} file(s) in Salesforce Files (ContentDocument {})",
+                "{} file(s) in Salesforce Files (ContentDocument {}) deleted",
                 documents.len(),
                 documents.join(", ")
             ));
         }
         if !media.is_empty() {
             removed.push(format!(
-                "{} {} record(s) of Contact {}",
+                "{} {} record(s) of Contact {} deleted",
                 media.len(),
                 c.object,
                 contacts.join(", ")
@@ -109,7 +109,7 @@ impl Salesforce {
     }
 
     /// sObject Collections delete, ≤ 200 a call; a record already gone counts as deleted.
-    async fn delete(&self, ids: &[String], what: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, ids: &[String], what: &str) -> Result<()> {
         for chunk in ids.chunks(MAX_RECORDS) {
             let path = format!(
                 "/composite/sobjects?ids={}&allOrNone=false",
@@ -139,7 +139,7 @@ impl Salesforce {
     }
 
     /// One column of a query's records.
-    async fn column(&self, soql: &str, field: &str) -> Result<Vec<String>> {
+    pub(crate) async fn column(&self, soql: &str, field: &str) -> Result<Vec<String>> {
         let a = self
             .api
             .call(Method::GET, &query_path(soql), None, true)

@@ -10,6 +10,7 @@ pub mod auth;
 mod composite;
 pub mod config;
 mod erase;
+mod expire;
 mod files;
 mod schema;
 mod writes;
@@ -129,6 +130,15 @@ impl Connector for Salesforce {
 
     async fn erase(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         self.erase_person(subject, dry_run).await
+    }
+
+    async fn expire(
+        &self,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+    ) -> Result<EraseReport> {
+        self.expire_media(records, delete, dry_run).await
     }
 
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {

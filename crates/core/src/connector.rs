@@ -128,6 +128,16 @@ pub trait Connector: Send + Sync {
     /// Removes that person's media data from this CRM; with `dry_run` only finds what it would
     /// remove. Running it again finds nothing more.
     async fn erase(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport>;
+    /// Retention: the stored files of `records` are being deleted, so their links and details
+    /// leave this CRM — what wa2crm created for each deleted (`delete`), or its media fields
+    /// cleared. Fields showing a person's latest media are cleared only while they still show
+    /// one of these. With `dry_run` only finds what would change.
+    async fn expire(
+        &self,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+    ) -> Result<EraseReport>;
     /// Whether `subject` agreed to have their media kept, as this CRM's consent field says
     /// (`policy.consent = "crm_field"`); `None` when the connector has no consent field. A person
     /// the CRM does not know has not agreed.

@@ -57,6 +57,22 @@ pub enum Command {
         #[arg(long)]
         all_dead: bool,
     },
+    /// Remove one person's media from every CRM, the storage and the queue's stored metadata,
+    /// printing what went where (GDPR erasure). Running it twice is harmless.
+    Erase {
+        /// The person's WhatsApp number, +E164 (spaces and dashes allowed).
+        #[arg(long)]
+        phone: String,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply the retention policy now (the daemon does it every hour) and print what went.
+    Retention {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Try wa2crm with nothing configured: a temporary queue, signed sample webhooks of every
     /// media kind, and the jobs they became.
     Sandbox {
@@ -98,6 +114,10 @@ pub fn main() -> ExitCode {
             Command::Replay { id, all_dead } => {
                 commands::replay::main(&cli.config, id, all_dead).await
             }
+            Command::Erase { phone, dry_run } => {
+                commands::erase::main(&cli.config, &phone, dry_run).await
+            }
+            Command::Retention { dry_run } => commands::retention::main(&cli.config, dry_run).await,
             Command::Sandbox { serve, listen } => commands::sandbox::main(serve, listen).await,
         }
     });

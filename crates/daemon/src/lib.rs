@@ -8,6 +8,8 @@ pub mod connectors;
 pub mod media_source;
 pub mod metrics;
 pub mod pipeline;
+pub mod removal;
+pub mod retention;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;

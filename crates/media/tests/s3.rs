@@ -114,4 +114,14 @@ async fn small_and_multipart_uploads_with_content_type_and_presigned_links() {
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.bytes().await.unwrap().len(), big.len());
     assert!(!s.exists("2026/11/22/none.ogg").await.unwrap());
+
+    // Retention and erasure: gone once, and a second delete finds nothing.
+    assert!(s.delete(key).await.unwrap());
+    assert!(!s.exists(key).await.unwrap());
+    assert!(!s.delete(key).await.unwrap());
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        404,
+        "presigned links die with it"
+    );
 }

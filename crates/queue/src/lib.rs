@@ -206,6 +206,8 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
         after_id: JobId,
         limit: usize,
     ) -> Result<Vec<JobInfo>>;
+    /// Jobs whose media is the stored object `key` and has not been removed: who still needs it.
+    async fn holders_of(&self, key: &str) -> Result<Vec<JobId>>;
     /// Records that the job's media was removed: its event and checkpoints are replaced by
     /// `event` and `checkpoints` (what is left once personal data is gone), the job ends as done
     /// and any lease on it is void (a worker still on it loses it at its next write). The key

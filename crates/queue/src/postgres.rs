@@ -306,6 +306,15 @@ impl JobStore for PgJobStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn holders_of(&self, key: &str) -> Result<Vec<JobId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE media_key = $1 AND removed_at IS NULL ORDER BY id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn mark_removed(
         &self,
         id: JobId,

@@ -600,6 +600,41 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         "paged by id"
     );
 
+    // Who holds a stored object: the jobs whose store checkpoint names it, until removed.
+    assert!(
+        store
+            .holders_of("2026/11/22/abc.ogg")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .enqueue(&[
+            event(Source::Meta, "wamid.k1"),
+            event(Source::Meta, "wamid.k2"),
+        ])
+        .await
+        .unwrap();
+    let same_file = store.claim("w", LEASE, 10).await.unwrap();
+    for job in &same_file {
+        store
+            .checkpoint(job.id, "w", "store", &json!({"key": "2026/11/22/abc.ogg"}))
+            .await
+            .unwrap();
+        store.complete(job.id, "w").await.unwrap();
+    }
+    let holders = store.holders_of("2026/11/22/abc.ogg").await.unwrap();
+    assert_eq!(holders, same_file.iter().map(|j| j.id).collect::<Vec<_>>());
+    let tombstone = std::collections::BTreeMap::from([("removed".to_owned(), json!({}))]);
+    store
+        .mark_removed(holders[0], &same_file[0].event, &tombstone)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
+        vec![holders[1]]
+    );
+
     let mut redacted = old[0].event.clone();
     redacted.sender_name = None;
     redacted.caption = None;
@@ -617,7 +652,11 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         ["SM1-0"]
     );
     // Still found by sender (erasure runs twice harmlessly) and still a duplicate when redelivered.
-    assert_eq!(store.jobs_of_sender("+16505551234").await.unwrap().len(), 2);
+    assert_eq!(
+        store.jobs_of_sender("+16505551234").await.unwrap().len(),
+        4,
+        "two more since"
+    );
     assert_eq!(
         store
             .enqueue(&[event(Source::Meta, "wamid.old")])

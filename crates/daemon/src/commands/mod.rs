@@ -1,8 +1,10 @@
 //! One module per CLI command.
 
 pub mod check;
+pub mod erase;
 pub mod provision;
 pub mod replay;
+pub mod retention;
 pub mod run;
 pub mod sandbox;
 pub mod status;

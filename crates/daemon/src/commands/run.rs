@@ -25,6 +25,7 @@ use crate::config::{Config, Consent, Validated};
 use crate::pipeline::{
     self, Allowlist, ConsentPolicy, Delivery, MediaSources, Pipeline, RetryPolicy,
 };
+use crate::retention::{self, RetentionPolicy};
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
@@ -68,6 +69,21 @@ pub async fn run(
     let files = Arc::new(crate::media_source::StoredMedia(pipeline.storage.clone()));
     let connectors = crate::connectors::build_all(&config, store.clone(), Some(files)).await?;
     pipeline.delivery = Delivery::new(&connectors, &config.routes, store.clone());
+    if let Some(policy) = config
+        .retention
+        .as_ref()
+        .map(RetentionPolicy::from_config)
+        .transpose()?
+        .flatten()
+    {
+        retention::spawn_schedule(
+            policy,
+            store.clone(),
+            pipeline.storage.clone(),
+            connectors.clone(),
+            stop.clone(),
+        );
+    }
     let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
         storage: pipeline.storage.clone(),

@@ -264,4 +264,6 @@ pub struct RetentionConfig {
     pub sticker: Option<String>,
     #[serde(default)]
     pub on_expiry: OnExpiry,
+    /// How often `run` applies the policy (default `1h`).
+    pub interval: Option<String>,
 }

@@ -392,6 +392,11 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         ] {
             p.duration(&format!("retention.{kind}"), value.as_deref());
         }
+        if let Some(d) = p.duration("retention.interval", r.interval.as_deref())
+            && d < Duration::from_secs(1)
+        {
+            p.add("retention.interval", "must be at least 1s");
+        }
     }
 
     for (name, table) in &config.connectors {

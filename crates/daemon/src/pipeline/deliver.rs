@@ -259,6 +259,9 @@ mod tests {
                 })
                 .collect()
         }
+        async fn expire(&self, _: &[MediaRecord], _: bool, _: bool) -> Result<EraseReport> {
+            Ok(EraseReport::default())
+        }
         async fn erase(&self, _: &Phone, _: bool) -> Result<EraseReport> {
             Ok(EraseReport::default())
         }

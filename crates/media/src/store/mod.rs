@@ -273,6 +273,18 @@ impl Storage {
         }
     }
 
+    /// Deletes the object; false when it was not there (removed before: running twice is
+    /// harmless). Its links answer 404 from then on.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        if !self.exists(key).await? {
+            return Ok(false);
+        }
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(classify(e, "deleting from the storage")),
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, Error> {
         match self.store.get(&self.path(key)).await {
             Ok(r) => Ok(Some(r.bytes().await.map_err(|e| classify(e, "reading"))?)),

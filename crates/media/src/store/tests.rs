@@ -37,6 +37,9 @@ async fn file_storage_creates_once_and_keeps_the_bytes() {
     assert!(!s.exists("2026/11/22/nope.ogg").await.unwrap());
     assert!(s.signed_url(key, Duration::from_secs(60)).await.is_none());
     s.check().await.unwrap();
+    assert!(s.delete(key).await.unwrap());
+    assert!(!on_disk.exists());
+    assert!(!s.delete(key).await.unwrap(), "deleting twice is harmless");
 }
 
 #[tokio::test]

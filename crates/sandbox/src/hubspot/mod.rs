@@ -231,6 +231,24 @@ impl HubSpotSim {
         lock(&self.inner).portal.find(object, property, value)
     }
 
+    /// Creates a record as a CRM user would (a contact entered by hand); returns its id.
+    pub fn add_record(&self, object: &str, properties: &[(&str, &str)]) -> String {
+        let mut inner = lock(&self.inner);
+        let t = model::canonical_type(object);
+        inner.portal.next_id += 1;
+        let id = inner.portal.next_id;
+        if let Some(o) = inner.portal.types.get_mut(&t) {
+            o.write(
+                id,
+                properties
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+        }
+        id.to_string()
+    }
+
     /// Changes a record as a CRM user would (to check wa2crm does not overwrite it).
     pub fn set_property(&self, object: &str, id: &str, property: &str, value: &str) {
         let mut inner = lock(&self.inner);

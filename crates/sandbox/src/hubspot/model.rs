@@ -230,7 +230,7 @@ pub struct SimFile {
 pub struct Portal {
     pub files: Vec<SimFile>,
     pub types: HashMap<String, ObjectType>,
-    next_id: u64,
+    pub(crate) next_id: u64,
     /// (from type, from id, to type, to id) → association type ids.
     pub associations: BTreeMap<(String, u64, String, u64), BTreeSet<u32>>,
     /// Largest accepted batch.

@@ -1,0 +1,85 @@
+//! Removing stored media and what the queue knows of it — the part erasure and retention share.
+//!
+//! Storage is content-addressed: a sticker many customers send is one object. An object is
+//! deleted only when every job that still holds it is being removed; otherwise it stays for the
+//! others (and is reported as kept). A removed job keeps its row, its message id and its sender's
+//! number — so WhatsApp's redeliveries are not taken in again and the removal can be shown —
+//! while the sender's name, the caption, the file name and every step's result are dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use wa2crm_core::{MediaEvent, MediaRef};
+use wa2crm_media::store::Storage;
+use wa2crm_queue::{JobId, JobInfo, JobStore};
+
+use crate::pipeline::StoredCheckpoint;
+
+/// The stored object of a job, if it got that far.
+pub fn object_of(job: &JobInfo) -> Option<String> {
+    job.checkpoints
+        .get("store")
+        .and_then(|v| serde_json::from_value::<StoredCheckpoint>(v.clone()).ok())
+        .map(|s| s.key)
+}
+
+/// Which objects of `jobs` may go, and which stay because other jobs hold them too.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Objects {
+    pub delete: Vec<String>,
+    pub keep: Vec<String>,
+}
+
+pub async fn objects_of(store: &dyn JobStore, jobs: &[JobInfo]) -> anyhow::Result<Objects> {
+    let going: BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
+    let keys: BTreeSet<String> = jobs.iter().filter_map(object_of).collect();
+    let mut out = Objects::default();
+    for key in keys {
+        let holders = store.holders_of(&key).await?;
+        if holders.iter().all(|h| going.contains(h)) {
+            out.delete.push(key);
+        } else {
+            out.keep.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes each object; returns how many were there.
+pub async fn delete_objects(storage: &Storage, keys: &[String]) -> anyhow::Result<usize> {
+    let mut deleted = 0;
+    for key in keys {
+        if storage.delete(key).await? {
+            deleted += 1;
+            tracing::info!(object = %key, "Stored media deleted.");
+        }
+    }
+    Ok(deleted)
+}
+
+/// The event with its personal data gone: what a removed job keeps.
+pub fn redacted(event: &MediaEvent) -> MediaEvent {
+    let mut e = event.clone();
+    e.sender_name = None;
+    e.caption = None;
+    e.file_name = None;
+    if let MediaRef::GraphMedia { url, .. } = &mut e.media {
+        *url = None;
+    }
+    e
+}
+
+/// Marks the job removed: redacted event, and a `removed` checkpoint saying why and when.
+pub async fn mark_removed(store: &dyn JobStore, job: &JobInfo, why: &str) -> anyhow::Result<()> {
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let left = BTreeMap::from([(
+        "removed".to_owned(),
+        json!({"why": why, "at": at, "object": object_of(job)}),
+    )]);
+    store
+        .mark_removed(job.id, &redacted(&job.event), &left)
+        .await?;
+    Ok(())
+}
