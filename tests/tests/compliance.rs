@@ -293,3 +293,69 @@ async fn expired_media_is_removed_by_the_cli_and_on_schedule() {
             .contains("Removed on")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_delivered_media_is_announced_once_signed_even_when_the_receiver_was_down() {
+    use wa2crm_sandbox::catcher::WebhookCatcher;
+    let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
+    let hs = hubspot().await;
+    let catcher = WebhookCatcher::start().await.unwrap();
+    // Down for the first media's first try.
+    catcher.answer([503]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = "notify-secret-0123456789";
+    let extra = format!(
+        "[notifications.webhook]\nurl = \"{}\"\nsecret = \"{secret}\"\nkinds = [\"image\"]\n{}",
+        catcher.url(),
+        hubspot_crm(&hs, "")
+    );
+    let mut d = Daemon::new(
+        dir.path(),
+        &config_toml(dir.path(), port, &graph.url(), &extra),
+        port,
+    );
+    let (ok, out) = d.cli(&["provision"]);
+    assert!(ok, "{out}");
+    d.restart().await;
+    post(&d, &distinct_image_webhook(&graph, "n", 1, ANA)).await;
+    post(&d, &distinct_image_webhook(&graph, "n", 2, BEN)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while catcher.caught().len() < 2 {
+        assert!(Instant::now() < deadline, "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_done(&d, 2).await;
+    let caught = catcher.caught();
+    assert_eq!(caught.len(), 2, "once each");
+    let mut ids = Vec::new();
+    for c in &caught {
+        let ts: i64 = c.headers["x-wa2crm-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected =
+            wa2crm::pipeline::notification_signature(&secret.to_owned().into(), ts, &c.body);
+        assert_eq!(c.headers["x-wa2crm-signature"].to_str().unwrap(), expected);
+        let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap();
+        let note = hs.find(
+            "notes",
+            "wa_message_id",
+            body["message_id"].as_str().unwrap(),
+        );
+        assert!(note.is_some(), "announced after delivery: {body}");
+        assert!(
+            body["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("New WhatsApp image from Jürgen Weiß (+49151"),
+            "{body}"
+        );
+        assert!(body["crm"]["hubspot"].is_string(), "{body}");
+        assert_eq!(status_of(body["file_url"].as_str().unwrap()).await, 200);
+        ids.push(body["message_id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, ["wamid.n.1", "wamid.n.2"]);
+}

@@ -17,6 +17,7 @@ use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
 use wa2crm_sandbox::{samples, webhooks};
 
 const HS_CLIENT_SECRET: &str = "hs-client-secret-5f1e";
+const NOTIFY_SECRET: &str = "notify-secret-9c2a71d0";
 const HS_REFRESH: &str = "hs-refresh-token-8c2d";
 const D360_KEY: &str = "d360-api-key-77aa";
 const D360_HEADER_VALUE: &str = "d360-header-value-19bd";
@@ -41,6 +42,7 @@ async fn no_secret_is_ever_printed() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (_sf, salesforce) = salesforce_org(dir.path()).await;
+    let catcher = wa2crm_sandbox::catcher::WebhookCatcher::start().await.unwrap();
     let port = free_port();
     let webhook_url = format!("http://127.0.0.1:{port}/webhooks/twilio");
     let extra = format!(
@@ -55,7 +57,11 @@ account_sid = "{TWILIO_ACCOUNT}"
 auth_token = "{TWILIO_TOKEN}"
 webhook_url = "{webhook_url}"
 api_url = "{twilio}"
+[notifications.webhook]
+url = "{catcher}"
+secret = "{NOTIFY_SECRET}"
 {hubspot}{salesforce}"#,
+        catcher = catcher.url(),
         d360 = d360.url(),
         twilio = twilio.api_url(),
         hubspot = hubspot_section(
@@ -223,6 +229,7 @@ api_url = "{twilio}"
         ),
         ("sources.twilio.auth_token", TWILIO_TOKEN.to_owned()),
         ("hubspot client_secret", HS_CLIENT_SECRET.to_owned()),
+        ("notifications.webhook.secret", NOTIFY_SECRET.to_owned()),
         ("hubspot refresh_token", HS_REFRESH.to_owned()),
         ("salesforce private key", key_line),
         // What the vendors issued during the run.

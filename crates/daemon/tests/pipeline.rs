@@ -76,6 +76,7 @@ async fn world_with(max_bytes: u64) -> World {
             },
         ]),
         consent: ConsentPolicy::Everyone,
+        notifier: None,
         retry: RetryPolicy::default(),
         lease: Duration::from_secs(60),
         wake: Arc::new(Notify::new()),

@@ -7,7 +7,9 @@
 //! [`salesforce`]: the Salesforce org: tokens, sessions, limits, queries, collections, composite.
 //! [`twilio`]: Twilio's media resources and storage redirects, and its signed webhooks.
 //! [`graph`] also plays 360dialog's proxy of the media API.
+//! [`catcher`]: a receiver for wa2crm's outgoing notification webhooks.
 
+pub mod catcher;
 pub mod graph;
 mod hang;
 pub mod hubspot;

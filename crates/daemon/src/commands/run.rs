@@ -23,7 +23,7 @@ use wa2crm_whatsapp::twilio::TwilioMedia;
 
 use crate::config::{Config, Consent, Validated};
 use crate::pipeline::{
-    self, Allowlist, ConsentPolicy, Delivery, MediaSources, Pipeline, RetryPolicy,
+    self, Allowlist, ConsentPolicy, Delivery, MediaSources, Notifier, Pipeline, RetryPolicy,
 };
 use crate::retention::{self, RetentionPolicy};
 use crate::server::{self, AppState, MediaAccess};
@@ -190,6 +190,12 @@ pub fn build_pipeline(
         max_bytes: config.media.max_bytes,
         tags: TagRules::default(),
         consent: consent_policy(config)?,
+        notifier: config
+            .notifications
+            .webhook
+            .as_ref()
+            .map(Notifier::new)
+            .transpose()?,
         retry: RetryPolicy {
             max_attempts: config.queue.max_attempts,
             ..RetryPolicy::default()

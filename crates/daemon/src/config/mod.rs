@@ -43,6 +43,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub retention: Option<RetentionConfig>,
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
     /// Connector instances by name; each table's `type` picks the connector crate that reads it.
     #[serde(default)]
     pub connectors: BTreeMap<String, serde_json::Value>,
@@ -266,4 +268,25 @@ pub struct RetentionConfig {
     pub on_expiry: OnExpiry,
     /// How often `run` applies the policy (default `1h`).
     pub interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// A JSON POST per new media, signed, for chat tools and scripts.
+    pub webhook: Option<WebhookNotifyConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotifyConfig {
+    pub url: String,
+    /// Signs every POST (HMAC-SHA256 of `{timestamp}.{body}`).
+    pub secret: SecretString,
+    /// Only media of these kinds; empty: every kind.
+    #[serde(default)]
+    pub kinds: Vec<MediaKind>,
+    /// Only media with at least one of these tags; empty: any media.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }

@@ -357,6 +357,16 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         );
     }
 
+    if let Some(w) = &config.notifications.webhook {
+        p.url("notifications.webhook.url", &w.url, &["https", "http"]);
+        if w.secret.expose_secret().len() < 16 {
+            p.add(
+                "notifications.webhook.secret",
+                "is shorter than 16 characters; receivers could not trust the signature. Generate one with: openssl rand -base64 32",
+            );
+        }
+    }
+
     let tags = tag_rules(&mut p, &config.tags);
 
     if config.policy.consent == Consent::CrmField {

@@ -13,6 +13,7 @@
 
 mod consent;
 mod deliver;
+mod notify;
 mod record;
 mod retry;
 mod steps;
@@ -33,6 +34,7 @@ use wa2crm_whatsapp::twilio::TwilioMedia;
 
 pub use consent::{Allowlist, ConsentCheckpoint, ConsentPolicy, parse_allowlist};
 pub use deliver::{Batcher, DeliveredCheckpoint, Delivery};
+pub use notify::{Notifier, payload as notification_payload, signature as notification_signature};
 pub use record::{StoredCheckpoint, media_record};
 pub use retry::RetryPolicy;
 pub use worker::{Outcome, process_one, spawn_workers};
@@ -53,6 +55,8 @@ pub struct Pipeline {
     pub tags: TagRules,
     /// `policy.consent`, decided before anything is fetched.
     pub consent: ConsentPolicy,
+    /// `[notifications.webhook]`, told once a media is delivered.
+    pub notifier: Option<Notifier>,
     pub retry: RetryPolicy,
     /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
     pub lease: Duration,

@@ -129,7 +129,10 @@ async fn attempt(
             let _ = done.send(());
         }
         match media? {
-            steps::Media::Stored => super::deliver::run(p, &mut job).await,
+            steps::Media::Stored => {
+                super::deliver::run(p, &mut job).await?;
+                super::notify::run(p, &mut job).await
+            }
             steps::Media::Skipped(reason) => {
                 tracing::info!(job = job.id, sender = %job.event.sender, "Media not taken: {reason}.");
                 crate::metrics::media_skipped("no_consent");
