@@ -42,7 +42,9 @@ async fn no_secret_is_ever_printed() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (_sf, salesforce) = salesforce_org(dir.path()).await;
-    let catcher = wa2crm_sandbox::catcher::WebhookCatcher::start().await.unwrap();
+    let catcher = wa2crm_sandbox::catcher::WebhookCatcher::start()
+        .await
+        .unwrap();
     let port = free_port();
     let webhook_url = format!("http://127.0.0.1:{port}/webhooks/twilio");
     let extra = format!(

@@ -33,6 +33,11 @@ pub struct HubSpotConfig {
     /// The unique note property holding the WhatsApp message id, which makes notes idempotent.
     #[serde(default = "default_note_key")]
     pub note_key: String,
+    /// A task for the contact's owner per new media (`[connectors.NAME.task]`).
+    pub task: Option<wa2crm_core::TaskConfig>,
+    /// The unique task property holding the message id, which makes tasks idempotent.
+    #[serde(default = "default_note_key")]
+    pub task_key: String,
     /// Also upload the file to HubSpot Files (private) and attach it to the note.
     #[serde(default)]
     pub upload: bool,
@@ -217,6 +222,9 @@ impl HubSpotConfig {
                 "concurrency",
                 format!("{} is outside 1–16", self.concurrency),
             );
+        }
+        for (key, problem) in self.task.iter().flat_map(|t| t.validate()) {
+            add(&key, problem);
         }
         if !(1..=600).contains(&self.timeout_seconds) {
             add(

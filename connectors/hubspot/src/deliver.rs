@@ -43,6 +43,9 @@ impl HubSpot {
                 media_ids.entry(i).or_insert(n);
             }
         }
+        if let Some(task) = &self.config.task {
+            self.upsert_tasks(task, batch, &live, &mut slots).await;
+        }
         for (i, contact) in live {
             if slots[i].is_none() {
                 let written = media_ids.remove(&i).unwrap_or(contact);
@@ -267,6 +270,73 @@ impl HubSpot {
         // 202: note → contact, HubSpot-defined.
         self.associate_each("notes", &live, results, Some(202), slots)
             .await
+    }
+
+    /// A task per media the filter takes, for the contact's owner (unassigned when the contact
+    /// has none), due `due_hours` after arrival, upserted by the message id (a retry never makes
+    /// a second one) and associated with the contact. A media whose task fails is retried.
+    async fn upsert_tasks(
+        &self,
+        task: &wa2crm_core::TaskConfig,
+        batch: &[MediaRecord],
+        live: &[(usize, Upserted)],
+        slots: &mut Slots,
+    ) {
+        let filter = task.filter();
+        let live: Vec<(usize, Upserted)> = live
+            .iter()
+            .filter(|(i, _)| slots[*i].is_none() && filter.matches(&batch[*i]))
+            .cloned()
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let contact_ids: Vec<&str> = live.iter().map(|(_, c)| c.id.as_str()).collect();
+        let owners = match self
+            .read_by(
+                "contacts",
+                "hs_object_id",
+                &contact_ids,
+                &["hubspot_owner_id"],
+            )
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                for (i, _) in &live {
+                    slots[*i] = Some(Err(copy(&e)));
+                }
+                return;
+            }
+        };
+        let inputs: Vec<Input> = live
+            .iter()
+            .map(|(i, contact)| {
+                let r = &batch[*i];
+                let mut properties = crate::Props::from([
+                    ("hs_timestamp".to_owned(), values::datetime(task.due(r))),
+                    ("hs_task_subject".to_owned(), wa2crm_core::task_subject(r)),
+                    ("hs_task_body".to_owned(), values::note_body(r)),
+                    ("hs_task_status".to_owned(), "NOT_STARTED".to_owned()),
+                    ("hs_task_type".to_owned(), "TODO".to_owned()),
+                ]);
+                if let Some(owner) = owners
+                    .get(&contact.id)
+                    .and_then(|p| p.get("hubspot_owner_id"))
+                    .filter(|o| !o.is_empty())
+                {
+                    properties.insert("hubspot_owner_id".into(), owner.clone());
+                }
+                Input {
+                    id: r.message_id.clone(),
+                    properties,
+                }
+            })
+            .collect();
+        let results = batch::upsert(&self.api, "tasks", &self.config.task_key, &inputs).await;
+        // 204: task → contact, HubSpot-defined.
+        self.associate_each("tasks", &live, results, Some(204), slots)
+            .await;
     }
 
     /// Associates each upserted record with its contact; failures land in `slots`.

@@ -103,6 +103,23 @@ impl HubSpot {
                 removed.push(format!("{n} note(s) on contact {contact} deleted"));
             }
         }
+        if self.config.task.is_some() {
+            let ids = self.associated(&contact, "tasks").await?;
+            let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            // Only the tasks wa2crm made: they carry the message id in task_key.
+            let key = self.config.task_key.as_str();
+            let ours: Vec<String> = self
+                .read_by("tasks", "hs_object_id", &id_refs, &[key])
+                .await?
+                .into_iter()
+                .filter(|(_, p)| p.get(key).is_some_and(|v| !v.is_empty()))
+                .map(|(id, _)| id)
+                .collect();
+            let n = self.archive("tasks", &ours, dry_run).await?;
+            if n > 0 {
+                removed.push(format!("{n} task(s) on contact {contact} deleted"));
+            }
+        }
         Ok(EraseReport { removed })
     }
 

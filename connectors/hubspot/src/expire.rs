@@ -33,6 +33,10 @@ impl HubSpot {
             self.expire_notes(records, delete, dry_run, &mut removed)
                 .await?;
         }
+        if self.config.task.is_some() {
+            self.expire_tasks(records, delete, dry_run, &mut removed)
+                .await?;
+        }
         Ok(EraseReport { removed })
     }
 
@@ -195,6 +199,51 @@ impl HubSpot {
             "{} note(s) reduced to a line saying the media was removed",
             inputs.len()
         ));
+        Ok(())
+    }
+}
+
+impl HubSpot {
+    /// The tasks made for these media: deleted, or their body reduced to the same trace as notes
+    /// (the link is gone; an open task keeps its subject).
+    async fn expire_tasks(
+        &self,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+        removed: &mut Vec<String>,
+    ) -> Result<()> {
+        let key = self.config.task_key.as_str();
+        let ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
+        let found = self.read_by("tasks", key, &ids, &[key]).await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        if delete {
+            let ids: Vec<String> = found
+                .values()
+                .filter_map(|p| p.get("hs_object_id").cloned())
+                .collect();
+            let n = self.archive("tasks", &ids, dry_run).await?;
+            removed.push(format!("{n} task(s) deleted"));
+            return Ok(());
+        }
+        let today = time::OffsetDateTime::now_utc().date().to_string();
+        let inputs: Vec<Input> = records
+            .iter()
+            .filter(|r| found.contains_key(&r.message_id))
+            .map(|r| Input {
+                id: r.message_id.clone(),
+                properties: Props::from([(
+                    "hs_task_body".to_owned(),
+                    values::expired_note_body(r, &today),
+                )]),
+            })
+            .collect();
+        if !dry_run {
+            first_error(batch::upsert(&self.api, "tasks", key, &inputs).await)?;
+        }
+        removed.push(format!("{} task(s) without the link", inputs.len()));
         Ok(())
     }
 }

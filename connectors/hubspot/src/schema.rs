@@ -114,6 +114,18 @@ impl HubSpot {
                 also: &["enumeration"],
             });
         }
+        if self.config.task.is_some() {
+            out.push(Wanted {
+                object: "tasks".into(),
+                name: self.config.task_key.clone(),
+                label: "WhatsApp message id".into(),
+                kind: "string",
+                field_type: "text",
+                unique: true,
+                options: vec![],
+                also: &[],
+            });
+        }
         if self.config.note {
             out.push(Wanted {
                 object: "notes".into(),

@@ -14,6 +14,7 @@ pub mod media_source;
 pub mod phone;
 pub mod state;
 pub mod tags;
+pub mod task;
 
 pub use connector::{
     CheckReport, Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry, Delivered,
@@ -26,3 +27,4 @@ pub use media_source::{MediaBody, MediaSource};
 pub use phone::{Phone, PhoneError};
 pub use state::{LocalLocks, MemoryStateStore, StateLock, StateStore};
 pub use tags::{TagInput, TagRule, TagRules};
+pub use task::{MediaFilter, TaskConfig, task_subject};

@@ -11,7 +11,7 @@
 use hmac::{KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use wa2crm_core::{Error, MediaKind, MediaRecord};
+use wa2crm_core::{Error, MediaFilter, MediaKind, MediaRecord};
 use wa2crm_queue::Job;
 
 use super::Pipeline;
@@ -28,8 +28,7 @@ pub struct Notifier {
     http: reqwest::Client,
     url: String,
     secret: SecretString,
-    kinds: Vec<MediaKind>,
-    tags: Vec<String>,
+    filter: MediaFilter,
 }
 
 impl Notifier {
@@ -38,15 +37,16 @@ impl Notifier {
             http: wa2crm_rest::client::http_client(TIMEOUT)?,
             url: c.url.clone(),
             secret: c.secret.clone(),
-            kinds: c.kinds.clone(),
-            tags: c.tags.clone(),
+            filter: MediaFilter {
+                kinds: c.kinds.clone(),
+                tags: c.tags.clone(),
+            },
         })
     }
 
     /// Whether this media is one the admin wants to hear of.
     pub fn wants(&self, r: &MediaRecord) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&r.media_type))
-            && (self.tags.is_empty() || r.tags.iter().any(|t| self.tags.contains(t)))
+        self.filter.matches(r)
     }
 
     async fn send(&self, body: &[u8], timestamp: i64) -> Result<u16, Error> {

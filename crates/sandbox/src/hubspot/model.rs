@@ -258,6 +258,7 @@ pub fn canonical_type(t: &str) -> String {
     match t {
         "0-1" | "contact" => "contacts".into(),
         "0-46" | "note" => "notes".into(),
+        "0-27" | "task" => "tasks".into(),
         other => other.to_owned(),
     }
 }
@@ -274,6 +275,7 @@ impl Portal {
                     ("email", "string", "text"),
                     ("phone", "string", "phonenumber"),
                     ("mobilephone", "string", "phonenumber"),
+                    ("hubspot_owner_id", "enumeration", "select"),
                 ],
                 "contactinformation",
             ),
@@ -290,6 +292,51 @@ impl Portal {
                 "engagement",
             ),
         );
+        types.insert(
+            "tasks".into(),
+            standard(
+                &[
+                    ("hs_timestamp", "datetime", "date"),
+                    ("hs_task_subject", "string", "text"),
+                    ("hs_task_body", "string", "html"),
+                    ("hs_task_status", "enumeration", "select"),
+                    ("hs_task_priority", "enumeration", "select"),
+                    ("hs_task_type", "enumeration", "select"),
+                    ("hubspot_owner_id", "enumeration", "select"),
+                ],
+                "task",
+            ),
+        );
+        for (property, options) in [
+            (
+                "hs_task_status",
+                &[
+                    "NOT_STARTED",
+                    "IN_PROGRESS",
+                    "WAITING",
+                    "COMPLETED",
+                    "DEFERRED",
+                ][..],
+            ),
+            ("hs_task_priority", &["NONE", "LOW", "MEDIUM", "HIGH"][..]),
+            ("hs_task_type", &["EMAIL", "CALL", "TODO"][..]),
+        ] {
+            if let Some(p) = types
+                .get_mut("tasks")
+                .and_then(|t| t.properties.get_mut(property))
+            {
+                p.options = options.iter().map(|o| (*o).to_owned()).collect();
+            }
+        }
+        // Owners are the portal's users, not pre-declared options.
+        for t in ["contacts", "notes", "tasks"] {
+            if let Some(p) = types
+                .get_mut(t)
+                .and_then(|t| t.properties.get_mut("hubspot_owner_id"))
+            {
+                p.kind = "string".into();
+            }
+        }
         // Attachment ids are file ids, not pre-declared options.
         if let Some(p) = types
             .get_mut("notes")
@@ -698,10 +745,13 @@ impl Portal {
                 errors.push(item_error("VALIDATION_ERROR", &message, &key, trace));
                 continue;
             }
-            if existing.is_none() && tname == "notes" && !props.contains_key("hs_timestamp") {
+            if existing.is_none()
+                && (tname == "notes" || tname == "tasks")
+                && !props.contains_key("hs_timestamp")
+            {
                 errors.push(item_error(
                     "VALIDATION_ERROR",
-                    "Property \"hs_timestamp\" is required to create a note",
+                    "Property \"hs_timestamp\" is required to create a note or a task",
                     &key,
                     trace,
                 ));
@@ -968,6 +1018,8 @@ fn default_association(from: &str, to: &str) -> u32 {
     match (from, to) {
         ("notes", "contacts") => 202,
         ("contacts", "notes") => 201,
+        ("tasks", "contacts") => 204,
+        ("contacts", "tasks") => 203,
         _ => 1,
     }
 }

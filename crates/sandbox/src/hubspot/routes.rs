@@ -78,7 +78,7 @@ fn respond((status, body): Answer, headers: HeaderMap) -> Response {
 
 fn scope(object: &str, write: bool, schema: bool) -> String {
     let family = match canonical_type(object).as_str() {
-        "contacts" | "notes" => "contacts",
+        "contacts" | "notes" | "tasks" => "contacts",
         _ => "custom",
     };
     format!(
