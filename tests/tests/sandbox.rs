@@ -92,6 +92,16 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         assert!(!line.contains("= -"), "{property} is empty: {line}");
     }
     assert!(stdout.contains("14 timeline note(s)"), "{stdout}");
+    // The example's tasks: HubSpot for voice notes and videos, Salesforce for product issues.
+    assert!(
+        stdout.contains("6 task(s) for the contact's owner"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("· Not Started · owner 005").count(),
+        3,
+        "the three videos tagged product-issue: {stdout}"
+    );
     // And the example's Salesforce mapping: one media record per sample, looked up to the Contact.
     assert!(
         stdout.contains("salesforce (simulator at http://127.0.0.1:"),

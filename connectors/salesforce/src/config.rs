@@ -52,6 +52,11 @@ pub struct SalesforceConfig {
     /// failure (1–600).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// A Task per new media for the Contact's owner (`[connectors.NAME.task]`).
+    pub task: Option<wa2crm_core::TaskConfig>,
+    /// The Activity custom field holding the message id, which keeps tasks from being doubled.
+    #[serde(default = "default_task_key")]
+    pub task_key: String,
     /// Also upload each file as a ContentVersion on its media record (Salesforce Files), so it
     /// previews and plays inside Salesforce.
     #[serde(default)]
@@ -77,6 +82,9 @@ fn default_reserve() -> f64 {
 }
 fn default_max_concurrent() -> usize {
     4
+}
+fn default_task_key() -> String {
+    "WA_Message_Id__c".into()
 }
 fn default_linger() -> u64 {
     200
@@ -209,6 +217,9 @@ impl SalesforceConfig {
                 "max_concurrent",
                 format!("{} is outside 1–25", self.max_concurrent),
             );
+        }
+        for (key, problem) in self.task.iter().flat_map(|t| t.validate()) {
+            add(&key, problem);
         }
         if !(1..=600).contains(&self.timeout_seconds) {
             add(

@@ -58,9 +58,18 @@ impl Salesforce {
         }
         documents.sort();
         documents.dedup();
+        let tasks = self.tasks_on(&refs).await?;
         if !dry_run {
             self.delete(&documents, "ContentDocument").await?;
+            self.delete(&tasks, "Task").await?;
             self.delete(&media, &c.object).await?;
+        }
+        if !tasks.is_empty() {
+            removed.push(format!(
+                "{} task(s) of Contact {} deleted",
+                tasks.len(),
+                contacts.join(", ")
+            ));
         }
         if !documents.is_empty() {
             removed.push(format!(

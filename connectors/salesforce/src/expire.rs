@@ -58,6 +58,22 @@ impl Salesforce {
                     ));
                 }
             }
+            let tasks = self.tasks_of(&ids).await?;
+            if !tasks.is_empty() {
+                if !dry_run {
+                    if delete {
+                        self.delete(&tasks, "Task").await?;
+                    } else {
+                        self.clear_tasks(&tasks).await?;
+                    }
+                }
+                let verb = if delete {
+                    "deleted"
+                } else {
+                    "without the link"
+                };
+                removed.push(format!("{} task(s) {verb}", tasks.len()));
+            }
             if delete {
                 if !dry_run {
                     self.delete(&found, &c.object).await?;

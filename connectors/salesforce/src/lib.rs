@@ -13,6 +13,7 @@ mod erase;
 mod expire;
 mod files;
 mod schema;
+mod tasks;
 mod writes;
 
 use std::sync::Arc;

@@ -91,6 +91,18 @@ impl Salesforce {
                 reference_to: None,
             });
         }
+        if c.task.is_some() {
+            // Created on Activity (Task's custom fields live there); read and granted on Task.
+            out.push(Wanted {
+                object: "Task".into(),
+                field: c.task_key.clone(),
+                label: "WhatsApp message id",
+                tooling_type: "Text",
+                accepted: &["string"],
+                external_id: false,
+                reference_to: None,
+            });
+        }
         for (attribute, field) in c.fields.iter() {
             if field == c.external_id {
                 continue;
@@ -262,7 +274,12 @@ impl Salesforce {
             }
             _ => {}
         }
-        let body = json!({"FullName": format!("{}.{}", w.object, w.field), "Metadata": meta});
+        let defined_on = if w.object == "Task" {
+            "Activity"
+        } else {
+            w.object.as_str()
+        };
+        let body = json!({"FullName": format!("{defined_on}.{}", w.field), "Metadata": meta});
         // A create is not idempotent: never retried blindly (a duplicate answers DUPLICATE_DEVELOPER_NAME).
         let a = self
             .api

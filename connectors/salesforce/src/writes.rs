@@ -121,18 +121,38 @@ impl Salesforce {
                 Vec::new()
             };
             let mut uploaded = self.upload_files(&uploads).await.into_iter();
-            for w in written {
-                out.push(match w {
+            let written: Vec<Result<(String, bool)>> = written
+                .into_iter()
+                .map(|w| {
+                    let (crm_id, created) = w?;
                     // The record is written; without its file (when wanted) the job is not done.
-                    Ok((crm_id, created)) => match self.config.files {
-                        true => uploaded
+                    if self.config.files {
+                        uploaded
                             .next()
-                            .unwrap_or_else(|| Err(Error::transient("no result for this file")))
-                            .map(|()| Delivered { crm_id, created }),
-                        false => Ok(Delivered { crm_id, created }),
-                    },
-                    Err(e) => Err(e),
-                });
+                            .unwrap_or_else(|| Err(Error::transient("no result for this file")))?;
+                    }
+                    Ok((crm_id, created))
+                })
+                .collect();
+            // Likewise its task, when one is wanted.
+            let with_task: Vec<&MediaRecord> = chunk
+                .iter()
+                .zip(&written)
+                .filter(|(_, w)| w.is_ok())
+                .map(|(r, _)| r)
+                .collect();
+            let mut tasks = match &self.config.task {
+                Some(task) => self.ensure_tasks(task, &with_task).await,
+                None => with_task.iter().map(|_| Ok(())).collect(),
+            }
+            .into_iter();
+            for w in written {
+                out.push(w.and_then(|(crm_id, created)| {
+                    tasks
+                        .next()
+                        .unwrap_or_else(|| Err(Error::transient("no result for this task")))?;
+                    Ok(Delivered { crm_id, created })
+                }));
             }
         }
         out

@@ -114,6 +114,56 @@ impl SObject {
 
 pub type Answer = (StatusCode, Value);
 
+/// Who owns what the integration user creates.
+pub const INTEGRATION_USER: &str = "005sim000000000001AAA";
+
+/// Whether a JSON value fits a field of this type.
+fn value_fits(kind: &str, v: &Value) -> bool {
+    match (kind, v) {
+        (_, Value::Null) => true,
+        ("double", Value::Number(_)) => true,
+        ("double", _) => false,
+        ("boolean", Value::Bool(_)) => true,
+        ("boolean", _) => false,
+        ("datetime", Value::String(s)) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+        }
+        ("date", Value::String(s)) => {
+            time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE).is_ok()
+        }
+        (_, Value::String(_)) => true,
+        _ => false,
+    }
+}
+
+/// Fields the user cannot see fail the whole request, as Salesforce's JSON parser does.
+fn unknown_field(o: &SObject, object: &str, records: &[Value]) -> Option<Answer> {
+    for r in records {
+        for key in r.as_object().into_iter().flat_map(|m| m.keys()) {
+            if key == "attributes" {
+                continue;
+            }
+            let known = match key.strip_suffix("__r") {
+                Some(base) => o
+                    .fields
+                    .get(&format!("{base}__c"))
+                    .is_some_and(|f| f.visible && f.reference_to.is_some()),
+                None => o.fields.get(key).is_some_and(|f| f.visible),
+            };
+            if !known {
+                return Some((
+                    StatusCode::BAD_REQUEST,
+                    error(
+                        "INVALID_FIELD",
+                        &format!("No such column '{key}' on sobject of type {object}"),
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn error(code: &str, message: &str) -> Value {
     json!([{"message": message, "errorCode": code}])
 }
@@ -148,10 +198,25 @@ impl Org {
             FieldDef::new("FirstName", "string"),
             FieldDef::new("Phone", "phone"),
             FieldDef::new("MobilePhone", "phone"),
+            FieldDef::new("OwnerId", "reference"),
         ] {
             contact.fields.insert(f.name.clone(), f);
         }
         org.objects.insert("Contact".into(), contact);
+        let mut task = SObject::default();
+        for f in [
+            FieldDef::new("Id", "id"),
+            FieldDef::new("Subject", "string"),
+            FieldDef::new("Description", "textarea"),
+            FieldDef::new("ActivityDate", "date"),
+            FieldDef::new("Status", "string"),
+            FieldDef::new("Priority", "string"),
+            FieldDef::new("WhoId", "reference"),
+            FieldDef::new("OwnerId", "reference"),
+        ] {
+            task.fields.insert(f.name.clone(), f);
+        }
+        org.objects.insert("Task".into(), task);
         let mut version = SObject::default();
         for f in [
             FieldDef::new("Id", "id"),
@@ -252,7 +317,11 @@ impl Org {
     }
 
     fn id_prefix(object: &str) -> &'static str {
-        if object == "Contact" { "003" } else { "a01" }
+        match object {
+            "Contact" => "003",
+            "Task" => "00T",
+            _ => "a01",
+        }
     }
 
     pub fn describe(&self, object: &str) -> Answer {
@@ -279,6 +348,8 @@ impl Org {
                 error("INVALID_INPUT", "FullName must be Object.Field__c"),
             );
         };
+        // Task's custom fields are defined on Activity (shared with Event).
+        let object = if object == "Activity" { "Task" } else { object };
         if !field.ends_with("__c") {
             return (
                 StatusCode::BAD_REQUEST,
@@ -548,33 +619,12 @@ impl Org {
                 ),
             );
         }
-        // Fields the user cannot see fail the whole request, as Salesforce's JSON parser does.
-        for r in records {
-            for key in r.as_object().into_iter().flat_map(|m| m.keys()) {
-                if key == "attributes" {
-                    continue;
-                }
-                let known = match key.strip_suffix("__r") {
-                    Some(base) => o
-                        .fields
-                        .get(&format!("{base}__c"))
-                        .is_some_and(|f| f.visible && f.reference_to.is_some()),
-                    None => o.fields.get(key).is_some_and(|f| f.visible),
-                };
-                if !known {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        error(
-                            "INVALID_FIELD",
-                            &format!("No such column '{key}' on sobject of type {object}"),
-                        ),
-                    );
-                }
-            }
+        if let Some(refused) = unknown_field(o, object, records) {
+            return refused;
         }
         let mut results = Vec::new();
         for r in records {
-            results.push(match self.upsert_one(object, external_id, r) {
+            results.push(match self.upsert_one(object, Some(external_id), r) {
                 Ok((id, created)) => json!({"id": id, "success": true, "errors": [], "created": created}),
                 Err((code, message, fields)) => json!({"success": false, "errors": [{"statusCode": code, "message": message, "fields": fields}]}),
             });
@@ -582,10 +632,123 @@ impl Org {
         (StatusCode::OK, Value::Array(results))
     }
 
+    /// `POST /composite/sobjects` (≤ 200, `allOrNone` false): each record created, typed by its
+    /// `attributes`.
+    pub fn collections_create(&mut self, body: &Value) -> Answer {
+        self.collections_by_type(body, |org, object, r| {
+            org.upsert_one(object, None, r).map(|(id, _)| id)
+        })
+    }
+
+    /// `PATCH /composite/sobjects`: each record, found by its `Id`, updated.
+    pub fn collections_update(&mut self, body: &Value) -> Answer {
+        self.collections_by_type(body, |org, object, r| {
+            let id = r
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if !org.objects[object].records.contains_key(&id) {
+                return Err((
+                    "ENTITY_IS_DELETED".into(),
+                    "entity is deleted".into(),
+                    vec![],
+                ));
+            }
+            let mut values = r.clone();
+            if let Some(m) = values.as_object_mut() {
+                m.remove("Id");
+            }
+            let values = org.checked_values(object, &values)?;
+            org.objects
+                .get_mut(object)
+                .expect("checked above")
+                .write(&id, values);
+            Ok(id)
+        })
+    }
+
+    fn collections_by_type(
+        &mut self,
+        body: &Value,
+        mut one: impl FnMut(&mut Org, &str, &Value) -> Result<String, (String, String, Vec<String>)>,
+    ) -> Answer {
+        let Some(records) = body.get("records").and_then(Value::as_array) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                error("JSON_PARSER_ERROR", "records is required"),
+            );
+        };
+        if records.len() > 200 {
+            return (
+                StatusCode::BAD_REQUEST,
+                error(
+                    "EXCEEDED_ID_LIMIT",
+                    "record limit reached. cannot submit more than 200 records into this call",
+                ),
+            );
+        }
+        for r in records {
+            let object = r
+                .pointer("/attributes/type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Some(o) = self.objects.get(object) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error(
+                        "INVALID_TYPE",
+                        &format!("sObject type '{object}' is not supported."),
+                    ),
+                );
+            };
+            let others: Vec<Value> = vec![r.clone()];
+            if let Some(refused) = unknown_field(o, object, &others) {
+                return refused;
+            }
+        }
+        let mut results = Vec::new();
+        for r in records {
+            let object = r
+                .pointer("/attributes/type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            results.push(match one(self, object, r) {
+                Ok(id) => json!({"id": id, "success": true, "errors": []}),
+                Err((code, message, fields)) => json!({"success": false, "errors": [{"statusCode": code, "message": message, "fields": fields}]}),
+            });
+        }
+        (StatusCode::OK, Value::Array(results))
+    }
+
+    /// A record's values, typed as the object's fields want them (no lookups by external ID).
+    fn checked_values(
+        &self,
+        object: &str,
+        r: &Value,
+    ) -> Result<Map<String, Value>, (String, String, Vec<String>)> {
+        let o = &self.objects[object];
+        let mut values = Map::new();
+        for (k, v) in r.as_object().into_iter().flatten() {
+            if k == "attributes" {
+                continue;
+            }
+            if !value_fits(&o.fields[k].kind, v) {
+                return Err((
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD".into(),
+                    format!("{k}: value not of required type: {v}"),
+                    vec![k.clone()],
+                ));
+            }
+            values.insert(k.clone(), v.clone());
+        }
+        Ok(values)
+    }
+
     fn upsert_one(
         &mut self,
         object: &str,
-        external_id: &str,
+        external_id: Option<&str>,
         r: &Value,
     ) -> Result<(String, bool), (String, String, Vec<String>)> {
         let fail = |code: &str, message: String, fields: Vec<String>| {
@@ -598,15 +761,21 @@ impl Org {
                 vec![],
             );
         };
-        let Some(key) = input.get(external_id).and_then(Value::as_str) else {
-            return fail(
-                "MISSING_ARGUMENT",
-                format!("{external_id} not specified"),
-                vec![external_id.into()],
-            );
-        };
         let o = &self.objects[object];
-        let existing = o.find(external_id, key);
+        let existing = match external_id {
+            // A create.
+            None => None,
+            Some(external_id) => {
+                let Some(key) = input.get(external_id).and_then(Value::as_str) else {
+                    return fail(
+                        "MISSING_ARGUMENT",
+                        format!("{external_id} not specified"),
+                        vec![external_id.into()],
+                    );
+                };
+                o.find(external_id, key)
+            }
+        };
         let mut values = Map::new();
         for (k, v) in input {
             if k == "attributes" {
@@ -643,21 +812,7 @@ impl Org {
                 values.insert(field, json!(parent));
                 continue;
             }
-            let def = &o.fields[k];
-            let ok = match (def.kind.as_str(), v) {
-                (_, Value::Null) => true,
-                ("double", Value::Number(_)) => true,
-                ("double", _) => false,
-                ("boolean", Value::Bool(_)) => true,
-                ("boolean", _) => false,
-                ("datetime", Value::String(s)) => {
-                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                        .is_ok()
-                }
-                (_, Value::String(_)) => true,
-                _ => false,
-            };
-            if !ok {
+            if !value_fits(&o.fields[k].kind, v) {
                 return fail(
                     "INVALID_TYPE_ON_FIELD_IN_RECORD",
                     format!("{k}: value not of required type: {v}"),
@@ -691,6 +846,11 @@ impl Org {
                     missing,
                 );
             }
+        }
+        if existing.is_none() && o.fields.contains_key("OwnerId") && !values.contains_key("OwnerId")
+        {
+            // Records belong to whoever creates them: the integration user.
+            values.insert("OwnerId".into(), json!(INTEGRATION_USER));
         }
         let (id, created) = match existing {
             Some(id) => (id, false),

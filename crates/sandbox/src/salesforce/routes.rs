@@ -37,7 +37,9 @@ pub fn router(inner: Arc<Mutex<Inner>>, url: String) -> Router {
         )
         .route(
             "/services/data/{version}/composite/sobjects",
-            axum::routing::delete(collections_delete),
+            axum::routing::delete(collections_delete)
+                .post(collections_create)
+                .patch(collections_update),
         )
         .route("/services/data/{version}/composite", post(composite))
         .route(
@@ -324,16 +326,44 @@ async fn collections_upsert(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return json_response(
+    match json_body(&body) {
+        Ok(body) => api(&s, &headers, |org| {
+            org.collections_upsert(&object, &field, &body)
+        }),
+        Err(r) => *r,
+    }
+}
+
+fn json_body(body: &[u8]) -> Result<Value, Box<Response>> {
+    serde_json::from_slice::<Value>(body).map_err(|_| {
+        Box::new(json_response(
             StatusCode::BAD_REQUEST,
             json!([{"message": "The request body is not valid JSON", "errorCode": "JSON_PARSER_ERROR"}]),
             HeaderMap::new(),
-        );
-    };
-    api(&s, &headers, |org| {
-        org.collections_upsert(&object, &field, &body)
+        ))
     })
+}
+
+async fn collections_create(
+    State(s): State<Sim>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match json_body(&body) {
+        Ok(body) => api(&s, &headers, |org| org.collections_create(&body)),
+        Err(r) => *r,
+    }
+}
+
+async fn collections_update(
+    State(s): State<Sim>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match json_body(&body) {
+        Ok(body) => api(&s, &headers, |org| org.collections_update(&body)),
+        Err(r) => *r,
+    }
 }
 
 async fn composite(

@@ -172,6 +172,23 @@ fn render_salesforce(sim: &SalesforceSim, table: &serde_json::Value, jobs: &[Job
             };
             out.push_str(&format!("    {field:<22} = {value:<40}  ({attribute})\n"));
         }
+        let task_key = table["task_key"].as_str().unwrap_or("WA_Message_Id__c");
+        if let Some(task) = sim.find("Task", task_key, &job.event.message_id) {
+            let f = |k: &str| {
+                task.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            out.push_str(&format!(
+                "    Task {} · due {} · {} · owner {} · {}\n",
+                f("Id"),
+                f("ActivityDate"),
+                f("Status"),
+                f("OwnerId"),
+                f("Subject")
+            ));
+        }
     }
     out
 }
@@ -234,6 +251,27 @@ fn render_hubspot(sim: &HubSpotSim, table: &serde_json::Value, jobs: &[JobInfo])
                     ));
                 }
                 None => out.push_str(&format!("      no note for {}\n", job.event.message_id)),
+            }
+        }
+        let tasks = sim.associated("contacts", &contact.id, "tasks");
+        if !tasks.is_empty() {
+            out.push_str(&format!(
+                "    {} task(s) for the contact's owner:\n",
+                tasks.len()
+            ));
+            for task in sim
+                .records("tasks")
+                .iter()
+                .filter(|t| tasks.contains(&t.id))
+            {
+                let p = |k: &str| task.properties.get(k).map_or("-", String::as_str);
+                out.push_str(&format!(
+                    "      task {} · due {} · {} · {}\n",
+                    task.id,
+                    p("hs_timestamp"),
+                    p("hs_task_status"),
+                    p("hs_task_subject")
+                ));
             }
         }
     }
