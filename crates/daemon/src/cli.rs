@@ -15,9 +15,10 @@ use crate::config::DEFAULT_CONFIG_PATH;
     about = "WhatsApp media into Salesforce and HubSpot"
 )]
 pub struct Cli {
-    /// The configuration file.
-    #[arg(long, global = true, env = "WA2CRM_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// The configuration file [default: /etc/wa2crm/wa2crm.toml; for `sandbox`, none: the
+    /// example's mapping].
+    #[arg(long, global = true, env = "WA2CRM_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,8 +74,10 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Try wa2crm with nothing configured: a temporary queue, signed sample webhooks of every
-    /// media kind, and the jobs they became.
+    /// Try wa2crm against simulators of WhatsApp and the CRMs: signed sample webhooks of every
+    /// media kind, the jobs they became, and per CRM field what was written. With --config, your
+    /// own mappings (credentials and base URLs swapped for the simulators); without, the
+    /// example's.
     Sandbox {
         /// Keep the server running and print a ready-made signed curl command.
         #[arg(long)]
@@ -103,22 +106,24 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run => commands::run::main(&cli.config).await,
-            Command::Check => commands::check::main(&cli.config).await,
-            Command::Provision { dry_run } => commands::provision::main(&cli.config, dry_run).await,
-            Command::Status { json, limit } => {
-                commands::status::main(&cli.config, json, limit).await
-            }
-            Command::Replay { id, all_dead } => {
-                commands::replay::main(&cli.config, id, all_dead).await
-            }
+            Command::Run => commands::run::main(&config).await,
+            Command::Check => commands::check::main(&config).await,
+            Command::Provision { dry_run } => commands::provision::main(&config, dry_run).await,
+            Command::Status { json, limit } => commands::status::main(&config, json, limit).await,
+            Command::Replay { id, all_dead } => commands::replay::main(&config, id, all_dead).await,
             Command::Erase { phone, dry_run } => {
-                commands::erase::main(&cli.config, &phone, dry_run).await
+                commands::erase::main(&config, &phone, dry_run).await
             }
-            Command::Retention { dry_run } => commands::retention::main(&cli.config, dry_run).await,
-            Command::Sandbox { serve, listen } => commands::sandbox::main(serve, listen).await,
+            Command::Retention { dry_run } => commands::retention::main(&config, dry_run).await,
+            Command::Sandbox { serve, listen } => {
+                commands::sandbox::main(cli.config.as_deref(), serve, listen).await
+            }
         }
     });
     match result {

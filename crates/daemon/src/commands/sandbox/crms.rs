@@ -1,5 +1,5 @@
-//! The CRM simulators the sandbox writes into, set up as an admin would (the example
-//! configuration's mappings, provisioned), and the report of what landed in each.
+//! The CRM simulators the sandbox writes into, one per configured connector, set up as an admin
+//! would (the mapping provisioned), and the report of what landed in each.
 
 use anyhow::Context;
 use wa2crm_core::ConnectorFactory;
@@ -14,11 +14,15 @@ const SANDBOX_SF_USER: &str = "integration@sandbox.example.com";
 /// The example configuration, whose CRM mappings the sandbox runs.
 const EXAMPLE_CONFIG: &str = include_str!("../../../../../deploy/wa2crm.example.toml");
 
+/// A simulator standing in for one configured connector's CRM account.
+enum Sim {
+    HubSpot(HubSpotSim),
+    Salesforce(SalesforceSim),
+}
+
 pub struct Crms {
-    hubspot: HubSpotSim,
-    salesforce: SalesforceSim,
-    /// Connector tables to configure, by name.
-    pub tables: Vec<(String, serde_json::Value)>,
+    /// Per connector: its name, its simulator, and its table as configured for the simulator.
+    sims: Vec<(String, Sim, serde_json::Value)>,
     /// What `provision` did, one line per CRM.
     pub provisioned: String,
 }
@@ -33,68 +37,89 @@ pub fn example() -> anyhow::Result<crate::config::Config> {
 }
 
 impl Crms {
-    pub async fn start() -> anyhow::Result<Crms> {
-        let example = example()?;
-        let table =
-            |name: &str| {
-                example.connectors.get(name).cloned().with_context(|| {
-                    format!("the example configuration has no [connectors.{name}]")
-                })
+    /// A simulator per connector table, the table's credentials and base URLs swapped for the
+    /// simulator's, and the mapping provisioned into it as an admin would. `whose` names the
+    /// mapping in the report ("the example mapping", "your mapping").
+    pub async fn start(
+        connectors: &std::collections::BTreeMap<String, serde_json::Value>,
+        whose: &str,
+    ) -> anyhow::Result<Crms> {
+        let mut sims = Vec::new();
+        for (name, table) in connectors {
+            let mut t = table.clone();
+            let drop_keys = |t: &mut serde_json::Value, keys: &[&str]| {
+                if let Some(m) = t.as_object_mut() {
+                    for k in keys {
+                        m.remove(*k);
+                    }
+                }
             };
-        let hubspot =
-            HubSpotSim::start(HubSpotSimConfig::private_app(SANDBOX_HUBSPOT_TOKEN)).await?;
-        let mut hs = table("hubspot")?;
-        hs["base_url"] = hubspot.url().into();
-        hs["token"] = SANDBOX_HUBSPOT_TOKEN.into();
-        hs["linger_ms"] = 50.into();
-
-        let sim_config = SalesforceSimConfig::new(SANDBOX_SF_CLIENT, SANDBOX_SF_USER);
-        let permission_set = sim_config.permission_set.clone();
-        let salesforce = SalesforceSim::start(sim_config).await?;
-        let mut sf = table("salesforce")?;
-        let object = sf["object"]
-            .as_str()
-            .unwrap_or("WhatsApp_Media__c")
-            .to_owned();
-        // The one-time step README describes: the custom object exists.
-        salesforce.add_object(&object);
-        sf["login_url"] = salesforce.url().into();
-        sf["client_id"] = SANDBOX_SF_CLIENT.into();
-        sf["username"] = SANDBOX_SF_USER.into();
-        sf["permission_set"] = permission_set.into();
-        sf["linger_ms"] = 50.into();
-        if let Some(t) = sf.as_object_mut() {
-            t.remove("private_key_file");
+            t["linger_ms"] = 50.into();
+            let sim = match table["type"].as_str() {
+                Some("hubspot") => {
+                    let sim =
+                        HubSpotSim::start(HubSpotSimConfig::private_app(SANDBOX_HUBSPOT_TOKEN))
+                            .await?;
+                    // The one-time step README describes: the custom object exists.
+                    match t["object"].as_str() {
+                        None | Some("contacts") => {}
+                        Some(object) => sim.add_custom_object(object),
+                    }
+                    drop_keys(&mut t, &["client_id", "client_secret", "refresh_token"]);
+                    t["base_url"] = sim.url().into();
+                    t["token"] = SANDBOX_HUBSPOT_TOKEN.into();
+                    Sim::HubSpot(sim)
+                }
+                Some("salesforce") => {
+                    let sim_config = SalesforceSimConfig::new(SANDBOX_SF_CLIENT, SANDBOX_SF_USER);
+                    let permission_set = sim_config.permission_set.clone();
+                    let sim = SalesforceSim::start(sim_config).await?;
+                    sim.add_object(t["object"].as_str().unwrap_or("WhatsApp_Media__c"));
+                    drop_keys(
+                        &mut t,
+                        &["private_key_file", "client_secret", "refresh_token"],
+                    );
+                    t["login_url"] = sim.url().into();
+                    t["client_id"] = SANDBOX_SF_CLIENT.into();
+                    t["username"] = SANDBOX_SF_USER.into();
+                    t["permission_set"] = permission_set.into();
+                    t["private_key"] = salesforce::SANDBOX_PRIVATE_KEY.into();
+                    Sim::Salesforce(sim)
+                }
+                other => anyhow::bail!(
+                    "connectors.{name}: the sandbox has no simulator for type {other:?}"
+                ),
+            };
+            sims.push((name.clone(), sim, t));
         }
-        sf["private_key"] = salesforce::SANDBOX_PRIVATE_KEY.into();
-
         let mut provisioned = String::new();
-        for (name, t) in [("hubspot", &hs), ("salesforce", &sf)] {
-            let plan = provision(name, t).await?;
+        for (name, _, t) in &sims {
+            let plan = provision(name, t)
+                .await
+                .with_context(|| format!("connectors.{name}: provisioning into the simulator"))?;
             let created = plan
                 .actions
                 .iter()
                 .filter(|a| a.starts_with("create"))
                 .count();
             provisioned.push_str(&format!(
-                "{name}: `provision` created {created} fields/properties for the example mapping\n"
+                "{name}: `provision` created {created} fields/properties for {whose}\n"
             ));
         }
-        Ok(Crms {
-            hubspot,
-            salesforce,
-            tables: vec![("hubspot".into(), hs), ("salesforce".into(), sf)],
-            provisioned,
-        })
+        Ok(Crms { sims, provisioned })
+    }
+
+    /// The connector tables to configure the daemon with.
+    pub fn tables(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+        self.sims.iter().map(|(name, _, t)| (name, t))
     }
 
     pub fn render(&self, jobs: &[JobInfo]) -> String {
         let mut out = String::new();
-        for (name, table) in &self.tables {
-            match name.as_str() {
-                "hubspot" => out.push_str(&render_hubspot(&self.hubspot, table, jobs)),
-                "salesforce" => out.push_str(&render_salesforce(&self.salesforce, table, jobs)),
-                _ => {}
+        for (name, sim, table) in &self.sims {
+            match sim {
+                Sim::HubSpot(sim) => out.push_str(&render_hubspot(name, sim, table, jobs)),
+                Sim::Salesforce(sim) => out.push_str(&render_salesforce(name, sim, table, jobs)),
             }
         }
         out
@@ -106,8 +131,8 @@ async fn provision(name: &str, table: &serde_json::Value) -> anyhow::Result<wa2c
         state: std::sync::Arc::new(wa2crm_core::MemoryStateStore::default()),
         media: None,
     };
-    let factory: &dyn ConnectorFactory = match name {
-        "hubspot" => &wa2crm_hubspot::HubSpotFactory,
+    let factory: &dyn ConnectorFactory = match table["type"].as_str() {
+        Some("hubspot") => &wa2crm_hubspot::HubSpotFactory,
         _ => &wa2crm_salesforce::SalesforceFactory,
     };
     let connector = factory
@@ -121,7 +146,12 @@ async fn provision(name: &str, table: &serde_json::Value) -> anyhow::Result<wa2c
 }
 
 /// What landed in Salesforce: per media, its record's mapped fields and the Contact it looks up.
-fn render_salesforce(sim: &SalesforceSim, table: &serde_json::Value, jobs: &[JobInfo]) -> String {
+fn render_salesforce(
+    name: &str,
+    sim: &SalesforceSim,
+    table: &serde_json::Value,
+    jobs: &[JobInfo],
+) -> String {
     let s = |k: &str| table[k].as_str().unwrap_or("").to_owned();
     let (object, external_id, lookup, key) = (
         s("object"),
@@ -137,7 +167,7 @@ fn render_salesforce(sim: &SalesforceSim, table: &serde_json::Value, jobs: &[Job
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = format!("\nsalesforce (simulator at {}):\n", sim.url());
+    let mut out = format!("\n{name} (Salesforce simulator at {}):\n", sim.url());
     for job in jobs {
         let Some(record) = sim.find(&object, &external_id, &job.event.message_id) else {
             out.push_str(&format!(
@@ -194,8 +224,14 @@ fn render_salesforce(sim: &SalesforceSim, table: &serde_json::Value, jobs: &[Job
 }
 
 /// What landed in HubSpot: each contact's mapped properties, and each media's note.
-fn render_hubspot(sim: &HubSpotSim, table: &serde_json::Value, jobs: &[JobInfo]) -> String {
+fn render_hubspot(
+    name: &str,
+    sim: &HubSpotSim,
+    table: &serde_json::Value,
+    jobs: &[JobInfo],
+) -> String {
     let key = table["contact_key"].as_str().unwrap_or("whatsapp_id");
+    let note_key = table["note_key"].as_str().unwrap_or("wa_message_id");
     let fields: Vec<(String, String)> = table["fields"]
         .as_object()
         .map(|m| {
@@ -204,7 +240,7 @@ fn render_hubspot(sim: &HubSpotSim, table: &serde_json::Value, jobs: &[JobInfo])
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = format!("\nhubspot (simulator at {}):\n", sim.url());
+    let mut out = format!("\n{name} (HubSpot simulator at {}):\n", sim.url());
     let mut senders: Vec<String> = jobs.iter().map(|j| j.event.sender.to_string()).collect();
     senders.sort();
     senders.dedup();
@@ -222,35 +258,65 @@ fn render_hubspot(sim: &HubSpotSim, table: &serde_json::Value, jobs: &[JobInfo])
         .cloned()
         .collect::<Vec<_>>()
         .join(" ");
-        out.push_str(&format!(
-            "  contact {} ({key} = {sender}, name {name:?}): latest media\n",
-            contact.id
-        ));
-        for (attribute, property) in &fields {
-            let value = contact.properties.get(property).map_or("-", String::as_str);
+        let object = table["object"].as_str().unwrap_or("contacts");
+        let property_lines = |props: &std::collections::BTreeMap<String, String>| {
+            fields
+                .iter()
+                .map(|(attribute, property)| {
+                    let value = props.get(property).map_or("-", String::as_str);
+                    format!("    {property:<22} = {value:<40}  ({attribute})\n")
+                })
+                .collect::<String>()
+        };
+        if object == "contacts" {
             out.push_str(&format!(
-                "    {property:<22} = {value:<40}  ({attribute})\n"
+                "  contact {} ({key} = {sender}, name {name:?}): latest media\n",
+                contact.id
             ));
-        }
-        let notes = sim.associated("contacts", &contact.id, "notes");
-        out.push_str(&format!("    {} timeline note(s):\n", notes.len()));
-        for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {
-            match sim.find("notes", "wa_message_id", &job.event.message_id) {
-                Some(note) => {
-                    let body = note
-                        .properties
-                        .get("hs_note_body")
-                        .map_or("", String::as_str);
-                    out.push_str(&format!(
-                        "      note {} · {} · {}\n",
-                        note.id,
-                        note.properties
-                            .get("hs_timestamp")
-                            .map_or("-", String::as_str),
-                        strip_tags(body)
-                    ));
+            out.push_str(&property_lines(&contact.properties));
+        } else {
+            out.push_str(&format!(
+                "  contact {} ({key} = {sender}, name {name:?})\n",
+                contact.id
+            ));
+            let id_property = fields
+                .iter()
+                .find(|(a, _)| a == "message_id")
+                .map_or("", |(_, p)| p.as_str());
+            for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {
+                match sim.find(object, id_property, &job.event.message_id) {
+                    Some(r) => {
+                        out.push_str(&format!("  {object} record {}:\n", r.id));
+                        out.push_str(&property_lines(&r.properties));
+                    }
+                    None => out.push_str(&format!(
+                        "  no {object} record for {}\n",
+                        job.event.message_id
+                    )),
                 }
-                None => out.push_str(&format!("      no note for {}\n", job.event.message_id)),
+            }
+        }
+        if table["note"].as_bool().unwrap_or(false) {
+            let notes = sim.associated("contacts", &contact.id, "notes");
+            out.push_str(&format!("    {} timeline note(s):\n", notes.len()));
+            for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {
+                match sim.find("notes", note_key, &job.event.message_id) {
+                    Some(note) => {
+                        let body = note
+                            .properties
+                            .get("hs_note_body")
+                            .map_or("", String::as_str);
+                        out.push_str(&format!(
+                            "      note {} · {} · {}\n",
+                            note.id,
+                            note.properties
+                                .get("hs_timestamp")
+                                .map_or("-", String::as_str),
+                            strip_tags(body)
+                        ));
+                    }
+                    None => out.push_str(&format!("      no note for {}\n", job.event.message_id)),
+                }
             }
         }
         let tasks = sim.associated("contacts", &contact.id, "tasks");

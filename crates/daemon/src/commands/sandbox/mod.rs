@@ -3,13 +3,15 @@
 //! one each through 360dialog and Twilio.
 //!
 //! Everything that runs is the production code (`run`, the intake, the workers, the storage, the
-//! HubSpot and Salesforce connectors); only WhatsApp and the CRMs are simulated. The CRM mappings
-//! are the example configuration's (deploy/wa2crm.example.toml), provisioned into the simulators
-//! first ([`crms`]); the report shows, per mapped field, what landed.
+//! HubSpot and Salesforce connectors); only WhatsApp and the CRMs are simulated. The CRM mappings,
+//! tag rules, consent policy and notifications are the admin's (`--config`) or the example
+//! configuration's (deploy/wa2crm.example.toml); the mappings are provisioned into one simulator
+//! per connector first ([`crms`]); the report shows, per mapped field, what landed.
 
 mod crms;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use wa2crm_core::MediaKind;
 use wa2crm_queue::JobInfo;
+use wa2crm_sandbox::catcher::WebhookCatcher;
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
 use wa2crm_sandbox::{samples, webhooks};
@@ -33,7 +36,17 @@ const SANDBOX_D360_HEADER_VALUE: &str = "sandbox-d360-header-secret";
 const SANDBOX_TWILIO_ACCOUNT: &str = "AC00000000000000000000000000sandbox";
 const SANDBOX_TWILIO_TOKEN: &str = "sandbox-twilio-auth-token";
 
-pub async fn main(serve: bool, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+pub async fn main(
+    admin_config: Option<&Path>,
+    serve: bool,
+    listen: SocketAddr,
+) -> anyhow::Result<ExitCode> {
+    // What the admin configured (or the example): mappings, tags, policy, notifications. Only
+    // what touches the outside world is swapped for the sandbox's own.
+    let (base, whose) = match admin_config {
+        Some(path) => (crate::config::load(path)?, "your mapping"),
+        None => (crms::example()?, "the example mapping"),
+    };
     let dir = tempfile::Builder::new()
         .prefix("wa2crm-sandbox-")
         .tempdir()
@@ -83,12 +96,32 @@ api_url = "{twilio}"
         twilio = twilio.api_url(),
     );
     let mut config = crate::config::load_str(&toml, Default::default(), None)?;
-    let crms = crms::Crms::start().await?;
-    for (name, table) in &crms.tables {
+    let crms = crms::Crms::start(&base.connectors, whose).await?;
+    for (name, table) in crms.tables() {
         config.connectors.insert(name.clone(), table.clone());
     }
-    // The example's tag rules too, so the output shows what they decide.
-    config.tags = crms::example()?.tags;
+    config.tags = base.tags;
+    config.policy = base.policy;
+    if config.policy.consent == crate::config::Consent::CrmField {
+        // The simulators' contacts do not exist before the samples arrive: nobody could consent.
+        println!(
+            "policy.consent = \"crm_field\": taken as given in the sandbox, whose CRM contacts are \
+             created by the samples themselves."
+        );
+        config.policy.consent = crate::config::Consent::None;
+    }
+    let catcher = match base.notifications.webhook {
+        Some(mut webhook) => {
+            let catcher = WebhookCatcher::start().await?;
+            webhook.url = catcher.url();
+            config.notifications.webhook = Some(webhook);
+            Some(catcher)
+        }
+        None => None,
+    };
+    if !base.routes.is_empty() {
+        println!("[[routes]] are left out: every sample goes to every connector.");
+    }
     let validated = crate::config::validate(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let queue_url = validated.config.queue.url.clone();
     let stop = CancellationToken::new();
@@ -177,6 +210,18 @@ api_url = "{twilio}"
     };
     print!("{}", render(&jobs));
     print!("{}", crms.render(&jobs));
+    if let Some(catcher) = &catcher {
+        let caught = catcher.caught();
+        println!(
+            "\nnotifications.webhook (a receiver at {}): {} signed POST(s)",
+            catcher.url(),
+            caught.len()
+        );
+        for c in caught.iter().take(3) {
+            let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap_or_default();
+            println!("  {}", body["text"].as_str().unwrap_or("-"));
+        }
+    }
 
     if serve {
         println!(
