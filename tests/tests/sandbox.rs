@@ -207,13 +207,19 @@ tags = "Acme_Tags__c"
     assert!(stdout.contains("taken as given in the sandbox"), "{stdout}");
     assert!(stdout.contains("[[routes]] are left out"), "{stdout}");
     assert!(stdout.contains("crm-eu (HubSpot simulator at"), "{stdout}");
-    assert!(stdout.contains("sales (Salesforce simulator at"), "{stdout}");
+    assert!(
+        stdout.contains("sales (Salesforce simulator at"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  p_acme_media record "), "{stdout}");
     assert!(
         stdout.contains("acme_tags              = needs-callback"),
         "{stdout}"
     );
-    assert!(stdout.contains("Acme_Link__c           = http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("Acme_Link__c           = http://127.0.0.1:"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Acme_Media__c a01"), "{stdout}");
     // Three voice notes (two via Meta, one via 360dialog) announced to a stand-in receiver.
     assert!(
@@ -222,5 +228,8 @@ tags = "Acme_Tags__c"
     );
     assert!(stdout.contains(": 3 signed POST(s)"), "{stdout}");
     // Nothing reached the real services: their credentials were swapped out.
-    assert!(!stdout.contains("pat-real-acme") && !stdout.contains("hooks.acme.example"), "{stdout}");
+    assert!(
+        !stdout.contains("pat-real-acme") && !stdout.contains("hooks.acme.example"),
+        "{stdout}"
+    );
 }
