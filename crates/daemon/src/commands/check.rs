@@ -41,6 +41,15 @@ pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
             println!("FAIL storage.url: {e:#}");
         }
     }
+    if config.policy.consent == crate::config::Consent::Allowlist {
+        match super::run::consent_policy(config) {
+            Ok(_) => println!("ok   policy.consent_allowlist readable"),
+            Err(e) => {
+                problems += 1;
+                println!("FAIL {e:#}");
+            }
+        }
+    }
     let connectors = match crate::connectors::build_all(config, store, None).await {
         Ok(c) => c,
         Err(e) => {
