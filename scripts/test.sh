@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole wa2crm test suite, runnable from a fresh clone on a fresh machine: it installs and
-# starts what the tests need (PostgreSQL on 127.0.0.1:5432, moto's S3-API server in a venv),
+# starts what the tests need (PostgreSQL on 127.0.0.1:5432, moto's S3-API server in a venv, ffmpeg),
 # builds the binary once, and runs every test of the workspace. A service that cannot be provided
 # makes it fail loudly, never skip.
 set -euo pipefail
@@ -44,6 +44,17 @@ ensure_postgres() {
     exit 1
 }
 
+ensure_ffmpeg() {
+    # The transcoding tests run the system's ffmpeg, as wa2crm does.
+    if command -v ffmpeg >/dev/null; then
+        return
+    fi
+    echo "test.sh: installing ffmpeg from Debian's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+    command -v ffmpeg >/dev/null || { echo "test.sh: ffmpeg could not be installed" >&2; exit 1; }
+}
+
 drop_stale_test_schemas() {
     # Each PostgreSQL queue test works in a schema of its own; remove those of earlier runs.
     psql "$WA2CRM_TEST_DATABASE_URL" -Atqc \
@@ -55,6 +66,7 @@ drop_stale_test_schemas() {
 . "$(dirname "$0")/s3-server.sh"
 
 ensure_postgres
+ensure_ffmpeg
 drop_stale_test_schemas
 start_s3_server
 

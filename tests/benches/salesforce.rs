@@ -102,5 +102,6 @@ fn record(i: usize) -> MediaRecord {
         received_at: time::OffsetDateTime::UNIX_EPOCH
             + time::Duration::seconds(1_790_000_000 + i as i64),
         sha256: format!("{i:064x}"),
+        rendition_url: None,
     }
 }

@@ -60,6 +60,7 @@ fn spec(
             "WhatsApp media received at",
         ),
         A::Sha256 => ("string", "text", &[], "WhatsApp media SHA-256"),
+        A::RenditionUrl => ("string", "text", &[], "WhatsApp media link (MP3/MP4)"),
     }
 }
 

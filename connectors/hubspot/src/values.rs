@@ -157,9 +157,18 @@ pub fn note_body(r: &MediaRecord) -> String {
         _ => "Open",
     };
     body.push_str(&format!(
-        "<p><a href=\"{}\">{verb} the {kind}</a></p>",
+        "<p><a href=\"{}\">{verb} the {kind}</a>",
         escape(&r.file_url)
     ));
+    if let Some(u) = &r.rendition_url {
+        let format = if r.media_type.as_str() == "video" {
+            "MP4"
+        } else {
+            "MP3"
+        };
+        body.push_str(&format!(" · <a href=\"{}\">{format}</a>", escape(u)));
+    }
+    body.push_str("</p>");
     body
 }
 
@@ -185,6 +194,7 @@ pub(crate) mod tests {
             sender_name: Some("Ana María López".into()),
             received_at: datetime!(2026-11-22 10:00:00.123456 UTC),
             sha256: "ab".repeat(32),
+            rendition_url: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn spec(a: A) -> (&'static str, &'static [&'static str], &'static str) {
         A::FileName => ("Text", &["string"], "File name"),
         A::SenderName => ("Text", &["string"], "Sender name"),
         A::Sha256 => ("Text", &["string"], "SHA-256"),
+        A::RenditionUrl => ("Url", &["url", "string"], "Media link (MP3/MP4)"),
     }
 }
 

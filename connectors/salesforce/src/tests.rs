@@ -362,6 +362,7 @@ mod writes_support {
             sender_name: name.map(str::to_owned),
             received_at: time::macros::datetime!(2026-11-22 10:00 UTC),
             sha256: "ab".repeat(32),
+            rendition_url: None,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct MediaRecord {
     pub received_at: OffsetDateTime,
     /// Lowercase hex of the bytes wa2crm stored.
     pub sha256: String,
+    /// The link to the normalized rendition (MP3 for audio, MP4 H.264/AAC for video) when
+    /// `media.transcode` made one: it plays in every browser and CRM preview.
+    pub rendition_url: Option<String>,
 }
 
 /// A value of one canonical attribute, typed so each connector can encode it its vendor's way.
@@ -71,6 +74,7 @@ impl MediaRecord {
             A::SenderName => Text(self.sender_name.as_deref()?),
             A::ReceivedAt => DateTime(self.received_at),
             A::Sha256 => Text(&self.sha256),
+            A::RenditionUrl => Text(self.rendition_url.as_deref()?),
         })
     }
 }
@@ -250,6 +254,7 @@ mod tests {
             sender_name: None,
             received_at: OffsetDateTime::UNIX_EPOCH,
             sha256: "00".into(),
+            rendition_url: None,
         }
     }
 

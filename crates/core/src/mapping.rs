@@ -24,10 +24,11 @@ pub enum CanonicalAttribute {
     SenderName,
     ReceivedAt,
     Sha256,
+    RenditionUrl,
 }
 
 impl CanonicalAttribute {
-    pub const ALL: [CanonicalAttribute; 14] = [
+    pub const ALL: [CanonicalAttribute; 15] = [
         CanonicalAttribute::MessageId,
         CanonicalAttribute::FileUrl,
         CanonicalAttribute::StorageUri,
@@ -42,6 +43,7 @@ impl CanonicalAttribute {
         CanonicalAttribute::SenderName,
         CanonicalAttribute::ReceivedAt,
         CanonicalAttribute::Sha256,
+        CanonicalAttribute::RenditionUrl,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +62,7 @@ impl CanonicalAttribute {
             CanonicalAttribute::SenderName => "sender_name",
             CanonicalAttribute::ReceivedAt => "received_at",
             CanonicalAttribute::Sha256 => "sha256",
+            CanonicalAttribute::RenditionUrl => "rendition_url",
         }
     }
 

@@ -13,7 +13,7 @@ use wa2crm_core::{MediaEvent, MediaRef};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobId, JobInfo, JobStore};
 
-use crate::pipeline::StoredCheckpoint;
+use crate::pipeline::{RenditionCheckpoint, StoredCheckpoint};
 
 /// The stored object of a job, if it got that far.
 pub fn object_of(job: &JobInfo) -> Option<String> {
@@ -30,17 +30,37 @@ pub struct Objects {
     pub keep: Vec<String>,
 }
 
+/// A job's rendition (`media.transcode`), which goes and stays with its original.
+pub fn rendition_of(job: &JobInfo) -> Option<String> {
+    job.checkpoints
+        .get("transcode")
+        .and_then(|v| serde_json::from_value::<RenditionCheckpoint>(v.clone()).ok())
+        .and_then(|r| r.key)
+}
+
 pub async fn objects_of(store: &dyn JobStore, jobs: &[JobInfo]) -> anyhow::Result<Objects> {
     let going: BTreeSet<JobId> = jobs.iter().map(|j| j.id).collect();
-    let keys: BTreeSet<String> = jobs.iter().filter_map(object_of).collect();
-    let mut out = Objects::default();
-    for key in keys {
-        let holders = store.holders_of(&key).await?;
-        if holders.iter().all(|h| going.contains(h)) {
-            out.delete.push(key);
-        } else {
-            out.keep.push(key);
+    // Original → its rendition (the same file makes the same rendition key).
+    let mut keys: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for job in jobs {
+        if let Some(key) = object_of(job) {
+            let rendition = rendition_of(job);
+            let entry = keys.entry(key).or_default();
+            if entry.is_none() {
+                *entry = rendition;
+            }
         }
+    }
+    let mut out = Objects::default();
+    for (key, rendition) in keys {
+        let holders = store.holders_of(&key).await?;
+        let side = if holders.iter().all(|h| going.contains(h)) {
+            &mut out.delete
+        } else {
+            &mut out.keep
+        };
+        side.push(key);
+        side.extend(rendition);
     }
     Ok(out)
 }

@@ -77,6 +77,7 @@ async fn world_with(max_bytes: u64) -> World {
         ]),
         consent: ConsentPolicy::Everyone,
         notifier: None,
+        transcode: false,
         retry: RetryPolicy::default(),
         lease: Duration::from_secs(60),
         wake: Arc::new(Notify::new()),
@@ -507,4 +508,42 @@ async fn media_of_a_person_without_consent_is_never_fetched_nor_stored() {
         .unwrap();
     assert_eq!(job.checkpoints["consent"]["given"], true);
     assert!(media_record(&job.event, &job.checkpoints).is_some());
+}
+
+#[tokio::test]
+async fn with_transcode_an_mp3_rendition_is_stored_and_linked_next_to_the_original() {
+    let mut w = world().await;
+    w.pipeline.transcode = true;
+    let id = w.enqueue("wamid.tr", &sample("voice.amr")).await;
+    w.enqueue("wamid.img", &sample("image.jpg")).await;
+    assert_eq!(w.run_next().await, Outcome::Done);
+    assert_eq!(w.run_next().await, Outcome::Done);
+    let job = w.pipeline.store.get(id).await.unwrap().unwrap();
+    let r = media_record(&job.event, &job.checkpoints).unwrap();
+    let s = sample("voice.amr");
+    let key = format!("2026/09/21/{}.r.mp3", s.sha256);
+    let on_disk = w.media_root.join(&key);
+    let i = wa2crm_media::probe::inspect(&on_disk, Some("audio/mpeg")).await;
+    assert_eq!(i.mime_type, "audio/mpeg");
+    assert!((i.duration_seconds.unwrap() - 3.0).abs() < 0.25, "{i:?}");
+    let url = r.rendition_url.expect("a rendition link");
+    assert_eq!(
+        w.pipeline
+            .links
+            .verify(url.rsplit('/').next().unwrap())
+            .unwrap(),
+        key
+    );
+    let image = w
+        .pipeline
+        .store
+        .find("meta", "wamid.img")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !image.checkpoints.contains_key("transcode"),
+        "images have none"
+    );
+    assert!(w.spool_files().is_empty(), "{:?}", w.spool_files());
 }

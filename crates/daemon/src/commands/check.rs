@@ -41,6 +41,17 @@ pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
             println!("FAIL storage.url: {e:#}");
         }
     }
+    if config.media.transcode {
+        match wa2crm_media::transcode::ffmpeg_version().await {
+            Ok(v) => println!("ok   media.transcode: {v}"),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "FAIL media.transcode: {e}; install ffmpeg (Debian: apt install ffmpeg) or set transcode = false"
+                );
+            }
+        }
+    }
     if config.policy.consent == crate::config::Consent::Allowlist {
         match super::run::consent_policy(config) {
             Ok(_) => println!("ok   policy.consent_allowlist readable"),

@@ -188,6 +188,7 @@ pub fn build_pipeline(
             .clone()
             .context("server.public_url is missing")?,
         max_bytes: config.media.max_bytes,
+        transcode: config.media.transcode,
         tags: TagRules::default(),
         consent: consent_policy(config)?,
         notifier: config

@@ -124,6 +124,8 @@ pub struct MediaConfig {
     pub spool_dir: PathBuf,
     /// A media lookup or download silent this many seconds is abandoned and retried.
     pub read_timeout_seconds: u64,
+    /// Also store an MP3 (audio) or MP4 H.264/AAC (video) rendition made with ffmpeg.
+    pub transcode: bool,
 }
 
 impl Default for MediaConfig {
@@ -132,6 +134,7 @@ impl Default for MediaConfig {
             max_bytes: 100 * 1024 * 1024,
             spool_dir: PathBuf::from("/var/cache/wa2crm"),
             read_timeout_seconds: 60,
+            transcode: false,
         }
     }
 }

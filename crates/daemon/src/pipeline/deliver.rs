@@ -283,6 +283,7 @@ mod tests {
             sender_name: None,
             received_at: time::OffsetDateTime::UNIX_EPOCH,
             sha256: String::new(),
+            rendition_url: None,
         }
     }
 

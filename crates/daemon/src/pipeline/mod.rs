@@ -35,7 +35,7 @@ use wa2crm_whatsapp::twilio::TwilioMedia;
 pub use consent::{Allowlist, ConsentCheckpoint, ConsentPolicy, parse_allowlist};
 pub use deliver::{Batcher, DeliveredCheckpoint, Delivery};
 pub use notify::{Notifier, payload as notification_payload, signature as notification_signature};
-pub use record::{StoredCheckpoint, media_record};
+pub use record::{RenditionCheckpoint, StoredCheckpoint, media_record};
 pub use retry::RetryPolicy;
 pub use worker::{Outcome, process_one, spawn_workers};
 
@@ -57,6 +57,8 @@ pub struct Pipeline {
     pub consent: ConsentPolicy,
     /// `[notifications.webhook]`, told once a media is delivered.
     pub notifier: Option<Notifier>,
+    /// `media.transcode`: an MP3/MP4 rendition is stored next to each audio and video.
+    pub transcode: bool,
     pub retry: RetryPolicy,
     /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
     pub lease: Duration,

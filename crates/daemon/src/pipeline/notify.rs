@@ -175,6 +175,7 @@ mod tests {
             sender_name: Some("Jürgen".into()),
             received_at: time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap(),
             sha256: "ab".repeat(32),
+            rendition_url: None,
         }
     }
 

@@ -23,6 +23,17 @@ pub struct StoredCheckpoint {
     pub created: bool,
 }
 
+/// The `transcode` checkpoint: the rendition stored next to the original, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenditionCheckpoint {
+    pub key: Option<String>,
+    pub file_url: Option<String>,
+    pub mime_type: Option<String>,
+    pub size: Option<u64>,
+    /// Why no rendition was made (ffmpeg missing, the file refused); the original still goes.
+    pub error: Option<String>,
+}
+
 pub(super) fn checkpoint<T: for<'de> Deserialize<'de>>(job: &Job, step: &str) -> Option<T> {
     job.checkpoints
         .get(step)
@@ -39,6 +50,8 @@ pub fn media_record(
     let inspected: Inspection = serde_json::from_value(get("inspect")?).ok()?;
     let stored: StoredCheckpoint = serde_json::from_value(get("store")?).ok()?;
     // Jobs stored before tag rules existed have no `tags` checkpoint: no tags.
+    let rendition: Option<RenditionCheckpoint> =
+        get("transcode").and_then(|t| serde_json::from_value(t).ok());
     let tags: Vec<String> = get("tags")
         .and_then(|t| serde_json::from_value(t).ok())
         .unwrap_or_default();
@@ -57,5 +70,6 @@ pub fn media_record(
         sender_name: event.sender_name.clone(),
         received_at: event.timestamp,
         sha256: fetched.sha256,
+        rendition_url: rendition.and_then(|r| r.file_url),
     })
 }

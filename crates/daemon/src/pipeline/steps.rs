@@ -10,12 +10,13 @@ use wa2crm_core::{Error, ErrorKind, MediaRef, Source, TagInput};
 use wa2crm_media::probe::{self, Inspection};
 use wa2crm_media::spool::{SpoolError, SpoolFile};
 use wa2crm_media::store::{Put, Storage};
+use wa2crm_media::transcode::{self, Rendition, TranscodeError};
 use wa2crm_queue::{Job, QueueError};
 use wa2crm_whatsapp::media::{GraphMedia, ResolvedMedia, digest_matches};
 
 use super::Pipeline;
 use super::consent::{self, ConsentCheckpoint, ConsentPolicy};
-use super::record::{FetchedCheckpoint, StoredCheckpoint, checkpoint};
+use super::record::{FetchedCheckpoint, RenditionCheckpoint, StoredCheckpoint, checkpoint};
 
 /// Why the steps stopped.
 pub(super) enum Failure {
@@ -137,6 +138,14 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         save(p, job, "tags", &tags).await?;
     }
 
+    if p.transcode
+        && !job.checkpoints.contains_key("transcode")
+        && let Some(r) = Rendition::for_media(job.event.kind, &inspection.mime_type)
+    {
+        let made = rendition(p, job, &spooled, r).await?;
+        save(p, job, "transcode", &made).await?;
+    }
+
     let inspected_ms = started.elapsed().as_millis() - fetched_ms;
     let sha = spooled.sha256_hex();
     let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
@@ -185,6 +194,58 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         "Media stored."
     );
     Ok(Media::Stored)
+}
+
+/// How long ffmpeg may take for one file.
+const TRANSCODE_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Makes and stores the rendition; a file ffmpeg cannot convert (or no ffmpeg) is noted and the
+/// original goes on alone.
+async fn rendition(
+    p: &Pipeline,
+    job: &Job,
+    spooled: &SpoolFile,
+    r: Rendition,
+) -> Result<RenditionCheckpoint, Failure> {
+    let none = |error: String| RenditionCheckpoint {
+        key: None,
+        file_url: None,
+        mime_type: None,
+        size: None,
+        error: Some(error),
+    };
+    let out = match transcode::transcode(spooled.path(), r, p.spool.dir(), TRANSCODE_LIMIT).await {
+        Ok(out) => out,
+        Err(TranscodeError::Io(e)) => {
+            return Err(
+                Error::transient(format!("cannot transcode in media.spool_dir: {e}")).into(),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(job = job.id, error = %e, "No rendition; the original is stored as it is.");
+            return Ok(none(e.to_string()));
+        }
+    };
+    let size = std::fs::metadata(&out)
+        .map_err(|e| Error::transient(format!("rendition: {e}")))?
+        .len();
+    let key = Storage::key_for(
+        job.event.timestamp.date(),
+        &spooled.sha256_hex(),
+        &format!("r.{}", r.extension()),
+    );
+    let storage = p.storage.clone();
+    (|| async { storage.put_file(&key, &out, size, r.mime_type()).await })
+        .retry(p.retry.in_process)
+        .when(|e: &Error| e.kind() == ErrorKind::Transient)
+        .await?;
+    Ok(RenditionCheckpoint {
+        file_url: Some(p.links.url(&p.public_url, &key)),
+        key: Some(key),
+        mime_type: Some(r.mime_type().to_owned()),
+        size: Some(size),
+        error: None,
+    })
 }
 
 async fn resolve(
