@@ -108,6 +108,7 @@ async fn consent_in_the_crm_decides_which_media_is_taken() {
         1.0
     );
     assert!(d.log().contains("skipped: no consent"), "{}", d.log());
+    assert_eq!(d.status()["queue"]["done_not_taken"], 1);
 
     // Her contact, entered by a salesperson, without and then with the consent box ticked.
     let id = hs.add_record("contacts", &[("whatsapp_id", ANA), ("firstname", "Ana")]);
@@ -185,6 +186,7 @@ async fn erase_removes_one_persons_media_everywhere_and_twice_is_harmless() {
     assert_eq!(status_of(&ana_link).await, 404, "her link is dead");
     assert_eq!(status_of(&ben_link).await, 200);
 
+    assert_eq!(d.status()["queue"]["done_media_removed"], 2);
     let (ok, again) = d.cli(&["erase", "--phone", ANA]);
     assert!(ok, "{again}");
     for place in [

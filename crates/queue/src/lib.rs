@@ -133,6 +133,16 @@ impl StateCounts {
     }
 }
 
+/// Of the done jobs, those that ended without their media: for `status` (a full scan, so not
+/// for metrics scrapes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DoneBreakdown {
+    /// Skipped before anything was fetched: the sender had not consented.
+    pub not_taken: u64,
+    /// Their media removed since, by retention or erasure.
+    pub removed: u64,
+}
+
 /// A dead-lettered job, as `status` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {
@@ -218,6 +228,8 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
         event: &MediaEvent,
         checkpoints: &BTreeMap<String, serde_json::Value>,
     ) -> Result<()>;
+    /// How many done jobs were not taken, and how many had their media removed.
+    async fn done_breakdown(&self) -> Result<DoneBreakdown>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
 }

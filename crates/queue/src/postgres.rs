@@ -306,6 +306,20 @@ impl JobStore for PgJobStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn done_breakdown(&self) -> Result<crate::DoneBreakdown> {
+        let (not_taken, removed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN checkpoints -> 'consent' ->> 'given' = 'false' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN removed_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
+             FROM jobs WHERE state = 'done'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::DoneBreakdown {
+            not_taken: not_taken.max(0) as u64,
+            removed: removed.max(0) as u64,
+        })
+    }
+
     async fn holders_of(&self, key: &str) -> Result<Vec<JobId>> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM jobs WHERE media_key = $1 AND removed_at IS NULL ORDER BY id",

@@ -600,6 +600,13 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         "paged by id"
     );
 
+    assert_eq!(
+        store.done_breakdown().await.unwrap(),
+        crate::DoneBreakdown {
+            not_taken: 0,
+            removed: 0
+        }
+    );
     // Who holds a stored object: the jobs whose store checkpoint names it, until removed.
     assert!(
         store
@@ -682,5 +689,29 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     assert_eq!(
         store.get(busy.id).await.unwrap().unwrap().state,
         JobState::Done
+    );
+
+    // A job skipped for lack of consent counts as not taken.
+    store
+        .enqueue(&[event(Source::Meta, "wamid.nc")])
+        .await
+        .unwrap();
+    let skipped = store.claim("w", LEASE, 1).await.unwrap().remove(0);
+    store
+        .checkpoint(
+            skipped.id,
+            "w",
+            "consent",
+            &json!({"given": false, "by": "allowlist"}),
+        )
+        .await
+        .unwrap();
+    store.complete(skipped.id, "w").await.unwrap();
+    assert_eq!(
+        store.done_breakdown().await.unwrap(),
+        crate::DoneBreakdown {
+            not_taken: 1,
+            removed: 3
+        }
     );
 }

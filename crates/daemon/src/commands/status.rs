@@ -15,6 +15,7 @@ pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::R
     let config = crate::config::load(config_path)?;
     let store = super::open_queue(&config.queue.url).await?;
     let counts = store.counts().await?;
+    let done = store.done_breakdown().await?;
     let dead = store.dead_letters(limit).await?;
     let queue = super::redact_url(&config.queue.url);
     let mut connectors = Vec::new();
@@ -45,6 +46,8 @@ pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::R
             "queue": {
                 "url": queue,
                 "counts": counts,
+                "done_not_taken": done.not_taken,
+                "done_media_removed": done.removed,
                 "oldest_waiting": counts.oldest_waiting_ms.map(rfc3339),
                 "backlog_seconds": backlog_seconds(&counts),
             },
@@ -69,6 +72,12 @@ pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", render(&queue, &counts, &dead));
+        if done.not_taken > 0 || done.removed > 0 {
+            println!(
+                "of the done jobs: {} not taken (no consent), {} with their media removed (retention, erasure)",
+                done.not_taken, done.removed
+            );
+        }
         print!("{}", render_connectors(&connectors));
     }
     Ok(ExitCode::SUCCESS)
