@@ -116,6 +116,15 @@ pub async fn ffmpeg_version() -> Result<String, TranscodeError> {
         .to_owned())
 }
 
+/// ffmpeg runs at most once per core at a time: a burst of videos must not starve the intake
+/// and the other workers of CPU. (Waiting for a slot counts against no limit.)
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}
+
 /// Converts `input` into a new file in `dir` (deleted when the returned path is dropped).
 pub async fn transcode(
     input: &Path,
@@ -123,6 +132,11 @@ pub async fn transcode(
     dir: &Path,
     limit: Duration,
 ) -> Result<TempPath, TranscodeError> {
+    // The semaphore is never closed: acquire cannot fail.
+    let _slot = slots()
+        .acquire()
+        .await
+        .map_err(|e| TranscodeError::Io(std::io::Error::other(e)))?;
     let out = tempfile::Builder::new()
         .prefix("tr-")
         .suffix(&format!(".{}", rendition.extension()))
