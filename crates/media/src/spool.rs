@@ -90,13 +90,29 @@ impl Spool {
         let (file, path) = temp.into_parts();
         // Receiving, hashing and writing each cost about as much as the others on a large file,
         // so they run side by side: this task reads the network, one thread hashes, another
-        // writes. The channels are bounded, so memory stays at a few megabytes of chunks.
-        let (to_hasher, from_net_h) = mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
-        let (to_writer, from_net_w) = mpsc::channel::<Bytes>(IN_FLIGHT_CHUNKS);
+        // writes. Network chunks (8–64 KiB) go over in batches of about BATCH_BYTES, shared by
+        // both threads without copying: a message and a wake-up per chunk cost as much as the
+        // hashing on a 1 GiB file. The channels are bounded, so memory stays at a few batches.
+        let (to_hasher, from_net_h) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
+        let (to_writer, from_net_w) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
         let hasher = tokio::task::spawn_blocking(move || hash_chunks(from_net_h));
         let writer = tokio::task::spawn_blocking(move || write_chunks(file, from_net_w));
         let mut received: u64 = 0;
         let mut failure = None;
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0usize;
+        // Sends the batch to both threads; false when one of them stopped (a write failed).
+        async fn flush(
+            batch: &mut Vec<Bytes>,
+            to_hasher: &mpsc::Sender<Batch>,
+            to_writer: &mpsc::Sender<Batch>,
+        ) -> bool {
+            if batch.is_empty() {
+                return true;
+            }
+            let shared: Batch = std::mem::take(batch).into();
+            to_hasher.send(shared.clone()).await.is_ok() && to_writer.send(shared).await.is_ok()
+        }
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -113,11 +129,18 @@ impl Spool {
                 failure = Some(SpoolError::TooLarge { received, limit });
                 break;
             }
+            batched += chunk.len();
+            batch.push(chunk);
             // A closed channel means the writer failed; its error is collected below.
-            if to_hasher.send(chunk.clone()).await.is_err() || to_writer.send(chunk).await.is_err()
-            {
-                break;
+            if batched >= BATCH_BYTES {
+                batched = 0;
+                if !flush(&mut batch, &to_hasher, &to_writer).await {
+                    break;
+                }
             }
+        }
+        if failure.is_none() {
+            flush(&mut batch, &to_hasher, &to_writer).await;
         }
         drop((to_hasher, to_writer));
         let digest = hasher.await.map_err(std::io::Error::other)?;
@@ -139,13 +162,21 @@ impl Spool {
     }
 }
 
-/// Chunks waiting for the hasher or the writer (network chunks are 8–64 KiB).
-const IN_FLIGHT_CHUNKS: usize = 8;
+/// Network chunks, handed to the hasher and the writer together.
+type Batch = std::sync::Arc<[Bytes]>;
 
-fn hash_chunks(mut rx: mpsc::Receiver<Bytes>) -> [u8; 32] {
+/// About this many bytes of chunks make one batch.
+const BATCH_BYTES: usize = 512 * 1024;
+
+/// Batches waiting for the hasher or the writer.
+const IN_FLIGHT_BATCHES: usize = 8;
+
+fn hash_chunks(mut rx: mpsc::Receiver<Batch>) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in batch.iter() {
+            hasher.update(chunk);
+        }
     }
     hasher.finalize().into()
 }
@@ -153,7 +184,7 @@ fn hash_chunks(mut rx: mpsc::Receiver<Bytes>) -> [u8; 32] {
 /// A large download is flushed to disk every this many bytes while it arrives.
 const WRITE_BEHIND: u64 = 128 * 1024 * 1024;
 
-fn write_chunks(file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u64> {
+fn write_chunks(file: File, mut rx: mpsc::Receiver<Batch>) -> std::io::Result<u64> {
     // The spool needs no durability of its own (after a crash it is swept and the file fetched
     // again), but file storage links this very file into place and fsyncs it. Flushing a large
     // file as it arrives lets the disk work while the download and the hash go on, instead of
@@ -161,9 +192,11 @@ fn write_chunks(file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u6
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut size = 0u64;
     let mut flushed = 0u64;
-    while let Some(chunk) = rx.blocking_recv() {
-        out.write_all(&chunk)?;
-        size += chunk.len() as u64;
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in batch.iter() {
+            out.write_all(chunk)?;
+            size += chunk.len() as u64;
+        }
         if size - flushed >= WRITE_BEHIND {
             out.flush()?;
             out.get_ref().sync_data()?;
