@@ -214,7 +214,7 @@ pub fn build_pipeline(
 pub fn consent_policy(config: &Config) -> anyhow::Result<ConsentPolicy> {
     Ok(match config.policy.consent {
         Consent::None => ConsentPolicy::Everyone,
-        Consent::CrmField => ConsentPolicy::CrmField,
+        Consent::CrmField => ConsentPolicy::CrmField(Default::default()),
         Consent::Allowlist => {
             let path = config
                 .policy

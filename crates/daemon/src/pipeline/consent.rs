@@ -23,7 +23,37 @@ pub enum ConsentPolicy {
     Allowlist(Allowlist),
     /// `consent = "crm_field"`: every connector routed for the event finds the person with its
     /// `consent_field` ticked.
-    CrmField,
+    CrmField(AnswerCache),
+}
+
+/// Each CRM's "yes" about a person's consent, kept for a minute: a customer sending five photos
+/// costs one lookup per CRM, not five, against the vendor's rate limit. A "no" is never kept, so
+/// a box just ticked counts at once; a box unticked counts within the minute.
+#[derive(Debug, Default)]
+pub struct AnswerCache(Mutex<std::collections::HashMap<(String, String), std::time::Instant>>);
+
+/// How long a CRM's answer about consent is reused.
+const ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl AnswerCache {
+    fn get(&self, connector: &str, phone: &Phone) -> Option<bool> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(connector.to_owned(), phone.as_str().to_owned()))
+            .filter(|at| at.elapsed() < ANSWER_TTL)
+            .map(|_| true)
+    }
+
+    fn put(&self, connector: &str, phone: &Phone) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Old answers go when the map grows: it holds at most the last minute's senders.
+        if map.len() > 10_000 {
+            map.retain(|_, at| at.elapsed() < ANSWER_TTL);
+        }
+        map.insert(
+            (connector.to_owned(), phone.as_str().to_owned()),
+            std::time::Instant::now(),
+        );
+    }
 }
 
 /// The `consent` checkpoint.
@@ -123,7 +153,7 @@ pub(super) async fn decide(p: &Pipeline, job: &Job) -> Result<ConsentCheckpoint,
             given: list.contains(sender)?,
             by: "allowlist".into(),
         }),
-        ConsentPolicy::CrmField => {
+        ConsentPolicy::CrmField(cache) => {
             let targets = p.delivery.routes.for_event(&job.event);
             if targets.is_empty() {
                 return Ok(ConsentCheckpoint {
@@ -138,14 +168,24 @@ pub(super) async fn decide(p: &Pipeline, job: &Job) -> Result<ConsentCheckpoint,
                         "routes name connector {name:?}, which is not configured"
                     ))
                 })?;
-                match connector.consent(sender).await? {
-                    Some(true) => {}
-                    Some(false) => refused.push(name.clone()),
-                    None => {
-                        return Err(Error::permanent(format!(
-                            "policy.consent = \"crm_field\" but connectors.{name} has no consent_field"
-                        )));
-                    }
+                let given = match cache.get(name, sender) {
+                    Some(given) => given,
+                    None => match connector.consent(sender).await? {
+                        Some(given) => {
+                            if given {
+                                cache.put(name, sender);
+                            }
+                            given
+                        }
+                        None => {
+                            return Err(Error::permanent(format!(
+                                "policy.consent = \"crm_field\" but connectors.{name} has no consent_field"
+                            )));
+                        }
+                    },
+                };
+                if !given {
+                    refused.push(name.clone());
                 }
             }
             Ok(ConsentCheckpoint {
@@ -175,6 +215,26 @@ mod tests {
         );
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].0, 5);
+    }
+
+    #[test]
+    fn a_crms_yes_is_kept_per_connector_and_person() {
+        let cache = AnswerCache::default();
+        let ana = Phone::parse("+4915123456789").unwrap();
+        let bob = Phone::parse("+14155550100").unwrap();
+        assert_eq!(
+            cache.get("hubspot", &ana),
+            None,
+            "nothing asked yet: ask the CRM"
+        );
+        cache.put("hubspot", &ana);
+        assert_eq!(cache.get("hubspot", &ana), Some(true));
+        assert_eq!(
+            cache.get("salesforce", &ana),
+            None,
+            "each CRM answers for itself"
+        );
+        assert_eq!(cache.get("hubspot", &bob), None);
     }
 
     #[test]
