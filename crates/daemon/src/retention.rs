@@ -80,14 +80,6 @@ impl RetentionPolicy {
             None => self.default.map(|d| (d, "retention.default".to_owned())),
         }
     }
-
-    fn shortest(&self) -> Option<Duration> {
-        self.per_kind
-            .values()
-            .chain(self.default.iter())
-            .min()
-            .copied()
-    }
 }
 
 /// What a pass did (or, dry, would do): one line per job, and per CRM and storage.
@@ -110,30 +102,22 @@ pub async fn run_pass(
     dry_run: bool,
 ) -> anyhow::Result<Pass> {
     let mut pass = Pass::default();
-    let Some(shortest) = policy.shortest() else {
-        return Ok(pass);
-    };
-    let before = now_ms.saturating_sub(millis(shortest));
-    let mut after_id = 0;
-    loop {
-        let page = store.unremoved_before(before, after_id, PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
+    // One kind at a time, each with its own cutoff: kinds kept forever are never read.
+    for kind in MediaKind::ALL {
+        let Some((period, key)) = policy.period(kind) else {
+            continue;
         };
-        after_id = last.id;
-        let expired: Vec<(JobInfo, String)> = page
-            .into_iter()
-            .filter_map(|job| {
-                let (period, key) = policy.period(job.event.kind)?;
-                (job.created_at_ms < now_ms.saturating_sub(millis(period))).then(|| {
-                    (
-                        job,
-                        format!("older than {} ({key})", humantime::format_duration(period)),
-                    )
-                })
-            })
-            .collect();
-        if !expired.is_empty() {
+        let why = format!("older than {} ({key})", humantime::format_duration(period));
+        let before = now_ms.saturating_sub(millis(period));
+        let mut after_id = 0;
+        loop {
+            let page = store.unremoved_before(kind, before, after_id, PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after_id = last.id;
+            let expired: Vec<(JobInfo, String)> =
+                page.into_iter().map(|job| (job, why.clone())).collect();
             remove_page(
                 policy, store, storage, connectors, &expired, dry_run, &mut pass,
             )
@@ -297,7 +281,6 @@ mod tests {
             Some((Duration::from_secs(90 * 86400), "retention.voice".into()))
         );
         assert_eq!(p.period(MediaKind::Image).unwrap().1, "retention.default");
-        assert_eq!(p.shortest(), Some(Duration::from_secs(90 * 86400)));
         assert!(p.delete);
         let only_video = RetentionConfig {
             video: Some("30d".into()),

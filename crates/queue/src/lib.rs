@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use wa2crm_core::MediaEvent;
+use wa2crm_core::{MediaEvent, MediaKind};
 
 mod postgres;
 mod sqlite;
@@ -208,10 +208,11 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>>;
     /// Every job of one sender (+E164), in any state, oldest first: what erasure goes through.
     async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>>;
-    /// Done jobs that arrived before `before_ms` and whose media has not been removed, with ids
-    /// above `after_id`, oldest first, at most `limit`: what retention pages through.
+    /// Done jobs of `kind` that arrived before `before_ms` and whose media has not been removed,
+    /// with ids above `after_id`, oldest first, at most `limit`: what retention pages through.
     async fn unremoved_before(
         &self,
+        kind: MediaKind,
         before_ms: i64,
         after_id: JobId,
         limit: usize,

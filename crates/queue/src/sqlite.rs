@@ -429,15 +429,17 @@ impl JobStore for SqliteJobStore {
 
     async fn unremoved_before(
         &self,
+        kind: wa2crm_core::MediaKind,
         before_ms: i64,
         after_id: JobId,
         limit: usize,
     ) -> Result<Vec<JobInfo>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND removed_at IS NULL \
-             AND created_at < ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND state = 'done' \
+             AND removed_at IS NULL AND created_at < ?2 AND id > ?3 ORDER BY id LIMIT ?4"
         ));
         let rows: Vec<JobRow> = sqlx::query_as(sql)
+            .bind(kind.as_str())
             .bind(before_ms)
             .bind(after_id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))

@@ -583,7 +583,7 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
 
     assert!(
         store
-            .unremoved_before(cutoff, 0, 10)
+            .unremoved_before(MediaKind::Voice, cutoff, 0, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -592,10 +592,24 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     for job in store.claim("w", LEASE, 10).await.unwrap() {
         store.complete(job.id, "w").await.unwrap();
     }
-    let old = store.unremoved_before(cutoff, 0, 10).await.unwrap();
+    assert!(
+        store
+            .unremoved_before(MediaKind::Image, cutoff, 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "one kind at a time"
+    );
+    let old = store
+        .unremoved_before(MediaKind::Voice, cutoff, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(ids(old.clone()), ["wamid.old", "SM1-0"]);
     assert_eq!(
-        ids(store.unremoved_before(cutoff, old[0].id, 1).await.unwrap()),
+        ids(store
+            .unremoved_before(MediaKind::Voice, cutoff, old[0].id, 1)
+            .await
+            .unwrap()),
         ["SM1-0"],
         "paged by id"
     );
@@ -655,7 +669,10 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     assert_eq!(info.checkpoints, left);
     assert_eq!(info.removed_at_ms, Some(clock_now(&clock)));
     assert_eq!(
-        ids(store.unremoved_before(cutoff, 0, 10).await.unwrap()),
+        ids(store
+            .unremoved_before(MediaKind::Voice, cutoff, 0, 10)
+            .await
+            .unwrap()),
         ["SM1-0"]
     );
     // Still found by sender (erasure runs twice harmlessly) and still a duplicate when redelivered.
