@@ -138,7 +138,8 @@ impl HubSpot {
         Ok(())
     }
 
-    /// The notes wa2crm wrote for these media: archived, or reduced to a trace.
+    /// The notes wa2crm wrote for these media: their files deleted, then the notes archived or
+    /// reduced to a trace.
     async fn expire_notes(
         &self,
         records: &[MediaRecord],
@@ -146,11 +147,53 @@ impl HubSpot {
         dry_run: bool,
         removed: &mut Vec<String>,
     ) -> Result<()> {
-        let key = self.config.note_key.as_str();
+        let note = Engagement {
+            object: "notes",
+            key: &self.config.note_key,
+            body: "hs_note_body",
+            attachments: true,
+            noun: "note(s)",
+            cleared: "reduced to a line saying the media was removed",
+        };
+        self.expire_engagements(note, records, delete, dry_run, removed)
+            .await
+    }
+
+    /// The tasks made for these media: archived, or their body reduced to the same trace as
+    /// notes (the link is gone; an open task keeps its subject).
+    async fn expire_tasks(
+        &self,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+        removed: &mut Vec<String>,
+    ) -> Result<()> {
+        let task = Engagement {
+            object: "tasks",
+            key: &self.config.task_key,
+            body: "hs_task_body",
+            attachments: false,
+            noun: "task(s)",
+            cleared: "without the link",
+        };
+        self.expire_engagements(task, records, delete, dry_run, removed)
+            .await
+    }
+
+    async fn expire_engagements(
+        &self,
+        e: Engagement<'_>,
+        records: &[MediaRecord],
+        delete: bool,
+        dry_run: bool,
+        removed: &mut Vec<String>,
+    ) -> Result<()> {
         let ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
-        let found = self
-            .read_by("notes", key, &ids, &[key, "hs_attachment_ids"])
-            .await?;
+        let mut wanted = vec![e.key];
+        if e.attachments {
+            wanted.push("hs_attachment_ids");
+        }
+        let found = self.read_by(e.object, e.key, &ids, &wanted).await?;
         if found.is_empty() {
             return Ok(());
         }
@@ -173,79 +216,45 @@ impl HubSpot {
                 .values()
                 .filter_map(|p| p.get("hs_object_id").cloned())
                 .collect();
-            let n = self.archive("notes", &ids, dry_run).await?;
-            removed.push(format!("{n} note(s) deleted"));
+            let n = self.archive(e.object, &ids, dry_run).await?;
+            removed.push(format!("{n} {} deleted", e.noun));
             return Ok(());
         }
         let today = time::OffsetDateTime::now_utc().date().to_string();
         let inputs: Vec<Input> = records
             .iter()
             .filter(|r| found.contains_key(&r.message_id))
-            .map(|r| Input {
-                id: r.message_id.clone(),
-                properties: Props::from([
-                    (
-                        "hs_note_body".to_owned(),
-                        values::expired_note_body(r, &today),
-                    ),
-                    ("hs_attachment_ids".to_owned(), String::new()),
-                ]),
+            .map(|r| {
+                let mut properties =
+                    Props::from([(e.body.to_owned(), values::expired_note_body(r, &today))]);
+                if e.attachments {
+                    properties.insert("hs_attachment_ids".to_owned(), String::new());
+                }
+                Input {
+                    id: r.message_id.clone(),
+                    properties,
+                }
             })
             .collect();
         if !dry_run {
-            first_error(batch::upsert(&self.api, "notes", key, &inputs).await)?;
+            first_error(batch::upsert(&self.api, e.object, e.key, &inputs).await)?;
         }
-        removed.push(format!(
-            "{} note(s) reduced to a line saying the media was removed",
-            inputs.len()
-        ));
+        removed.push(format!("{} {} {}", inputs.len(), e.noun, e.cleared));
         Ok(())
     }
 }
 
-impl HubSpot {
-    /// The tasks made for these media: deleted, or their body reduced to the same trace as notes
-    /// (the link is gone; an open task keeps its subject).
-    async fn expire_tasks(
-        &self,
-        records: &[MediaRecord],
-        delete: bool,
-        dry_run: bool,
-        removed: &mut Vec<String>,
-    ) -> Result<()> {
-        let key = self.config.task_key.as_str();
-        let ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
-        let found = self.read_by("tasks", key, &ids, &[key]).await?;
-        if found.is_empty() {
-            return Ok(());
-        }
-        if delete {
-            let ids: Vec<String> = found
-                .values()
-                .filter_map(|p| p.get("hs_object_id").cloned())
-                .collect();
-            let n = self.archive("tasks", &ids, dry_run).await?;
-            removed.push(format!("{n} task(s) deleted"));
-            return Ok(());
-        }
-        let today = time::OffsetDateTime::now_utc().date().to_string();
-        let inputs: Vec<Input> = records
-            .iter()
-            .filter(|r| found.contains_key(&r.message_id))
-            .map(|r| Input {
-                id: r.message_id.clone(),
-                properties: Props::from([(
-                    "hs_task_body".to_owned(),
-                    values::expired_note_body(r, &today),
-                )]),
-            })
-            .collect();
-        if !dry_run {
-            first_error(batch::upsert(&self.api, "tasks", key, &inputs).await)?;
-        }
-        removed.push(format!("{} task(s) without the link", inputs.len()));
-        Ok(())
-    }
+/// A note or a task: an engagement wa2crm made per media, found by its message-id property.
+struct Engagement<'a> {
+    object: &'static str,
+    key: &'a str,
+    /// The HTML body that holds the link.
+    body: &'static str,
+    /// Whether it may carry uploaded files (notes).
+    attachments: bool,
+    noun: &'static str,
+    /// How the report says it was cleared.
+    cleared: &'static str,
 }
 
 /// The first failure of a batch, if any: retention runs again later and finishes.

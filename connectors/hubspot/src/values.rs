@@ -96,11 +96,6 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn duration(seconds: f64) -> String {
-    let total = seconds.round() as u64;
-    format!("{}:{:02}", total / 60, total % 60)
-}
-
 fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
@@ -134,9 +129,7 @@ pub fn note_body(r: &MediaRecord) -> String {
         None => r.sender.to_string(),
     };
     let mut facts = Vec::new();
-    if let Some(d) = r.duration_seconds {
-        facts.push(duration(d));
-    }
+    facts.extend(r.length());
     facts.push(size(r.size_bytes));
     facts.push(escape(&r.mime_type));
     let mut body = format!(

@@ -101,18 +101,10 @@ impl Salesforce {
             c.contact_key,
             soql_in(&[subject.as_str()])
         );
-        let a = self
-            .api
-            .call(Method::GET, &query_path(&soql), None, true)
+        let records = self
+            .query_records(&soql, &format!("reading Contact.{field} for consent"))
             .await?;
-        if !a.status.is_success() {
-            return Err(Error::permanent(format!(
-                "reading Contact.{field} for consent: {}",
-                describe(&a.body)
-            )));
-        }
-        let records = a.body.get("records").and_then(Value::as_array);
-        Ok(Some(records.into_iter().flatten().any(|r| {
+        Ok(Some(records.iter().any(|r| {
             r.get(field.as_str()).and_then(Value::as_bool) == Some(true)
         })))
     }
@@ -149,19 +141,27 @@ impl Salesforce {
 
     /// One column of a query's records.
     pub(crate) async fn column(&self, soql: &str, field: &str) -> Result<Vec<String>> {
+        Ok(self
+            .query_records(soql, soql)
+            .await?
+            .iter()
+            .filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// The records a query answers (one page: wa2crm's queries ask for ≤ 200); a refusal is
+    /// permanent, prefixed with `what`.
+    pub(crate) async fn query_records(&self, soql: &str, what: &str) -> Result<Vec<Value>> {
         let a = self
             .api
             .call(Method::GET, &query_path(soql), None, true)
             .await?;
         if !a.status.is_success() {
-            return Err(Error::permanent(format!("{soql}: {}", describe(&a.body))));
+            return Err(Error::permanent(format!("{what}: {}", describe(&a.body))));
         }
-        Ok(a.body
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_owned))
-            .collect())
+        Ok(match a.body.get("records") {
+            Some(Value::Array(records)) => records.clone(),
+            _ => Vec::new(),
+        })
     }
 }

@@ -190,18 +190,10 @@ impl Salesforce {
             "SELECT Id, {k} FROM Task WHERE WhoId IN ({})",
             soql_in(contacts)
         );
-        let a = self
-            .api
-            .call(Method::GET, &query_path(&soql), None, true)
-            .await?;
-        if !a.status.is_success() {
-            return Err(Error::permanent(format!("{soql}: {}", describe(&a.body))));
-        }
-        Ok(a.body
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        Ok(self
+            .query_records(&soql, &soql)
+            .await?
+            .iter()
             .filter(|r| {
                 r.get(k.as_str())
                     .and_then(Value::as_str)
@@ -241,9 +233,7 @@ impl Salesforce {
 fn description(r: &MediaRecord) -> String {
     let mut lines = vec![task_subject(r)];
     let mut facts = Vec::new();
-    if let Some(d) = r.duration_seconds {
-        facts.push(format!("{}:{:02}", d as u64 / 60, d as u64 % 60));
-    }
+    facts.extend(r.length());
     facts.push(format!("{} bytes", r.size_bytes));
     facts.push(r.mime_type.clone());
     lines.push(facts.join(" · "));

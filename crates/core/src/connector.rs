@@ -55,6 +55,12 @@ impl MediaRecord {
             .unwrap_or(&self.sha256)
     }
 
+    /// The length as people read it, `m:ss` (rounded to the second); `None` without a duration.
+    pub fn length(&self) -> Option<String> {
+        let total = self.duration_seconds?.round().max(0.0) as u64;
+        Some(format!("{}:{:02}", total / 60, total % 60))
+    }
+
     /// The value of one attribute; `None` when this record has none (no caption, no duration).
     pub fn attribute(&self, attribute: CanonicalAttribute) -> Option<AttributeValue<'_>> {
         use AttributeValue::*;

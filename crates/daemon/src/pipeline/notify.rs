@@ -99,10 +99,7 @@ pub fn payload(r: &MediaRecord, delivered: &DeliveredCheckpoint) -> Value {
         Some(n) => format!("{n} ({})", r.sender),
         None => r.sender.to_string(),
     };
-    let length = r
-        .duration_seconds
-        .map(|d| format!(", {}:{:02}", d as u64 / 60, d as u64 % 60))
-        .unwrap_or_default();
+    let length = r.length().map(|l| format!(", {l}")).unwrap_or_default();
     let tags = if r.tags.is_empty() {
         String::new()
     } else {

@@ -127,7 +127,8 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             i
         }
     };
-    if !job.checkpoints.contains_key("tags") {
+    // Without rules there is nothing to decide, and no checkpoint write on every job.
+    if !p.tags.is_empty() && !job.checkpoints.contains_key("tags") {
         let tags = p.tags.apply(&TagInput {
             kind: job.event.kind,
             sender: &job.event.sender,

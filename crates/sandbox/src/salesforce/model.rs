@@ -114,6 +114,15 @@ impl SObject {
 
 pub type Answer = (StatusCode, Value);
 
+/// An object with these fields.
+fn sobject(fields: impl IntoIterator<Item = FieldDef>) -> SObject {
+    let mut o = SObject::default();
+    for f in fields {
+        o.fields.insert(f.name.clone(), f);
+    }
+    o
+}
+
 /// Who owns what the integration user creates.
 pub const INTEGRATION_USER: &str = "005sim000000000001AAA";
 
@@ -188,56 +197,52 @@ pub struct ValidationRule {
 impl Org {
     pub fn new() -> Self {
         let mut org = Org::default();
-        let mut contact = SObject::default();
-        for f in [
-            FieldDef::new("Id", "id"),
-            FieldDef {
-                required: true,
-                ..FieldDef::new("LastName", "string")
-            },
-            FieldDef::new("FirstName", "string"),
-            FieldDef::new("Phone", "phone"),
-            FieldDef::new("MobilePhone", "phone"),
-            FieldDef::new("OwnerId", "reference"),
-        ] {
-            contact.fields.insert(f.name.clone(), f);
-        }
-        org.objects.insert("Contact".into(), contact);
-        let mut task = SObject::default();
-        for f in [
-            FieldDef::new("Id", "id"),
-            FieldDef::new("Subject", "string"),
-            FieldDef::new("Description", "textarea"),
-            FieldDef::new("ActivityDate", "date"),
-            FieldDef::new("Status", "string"),
-            FieldDef::new("Priority", "string"),
-            FieldDef::new("WhoId", "reference"),
-            FieldDef::new("OwnerId", "reference"),
-        ] {
-            task.fields.insert(f.name.clone(), f);
-        }
-        org.objects.insert("Task".into(), task);
-        let mut version = SObject::default();
-        for f in [
-            FieldDef::new("Id", "id"),
-            FieldDef::new("Title", "string"),
-            FieldDef::new("PathOnClient", "string"),
-            FieldDef::new("FirstPublishLocationId", "string"),
-            FieldDef::new("ContentSize", "double"),
-            FieldDef::new("ContentDocumentId", "reference"),
-        ] {
-            version.fields.insert(f.name.clone(), f);
-        }
-        org.objects.insert("ContentVersion".into(), version);
-        let mut document = SObject::default();
-        for f in [
-            FieldDef::new("Id", "id"),
-            FieldDef::new("Title", "string"),
-            FieldDef::new("LatestPublishedVersionId", "reference"),
-        ] {
-            document.fields.insert(f.name.clone(), f);
-        }
-        org.objects.insert("ContentDocument".into(), document);
+        org.objects.insert(
+            "Contact".into(),
+            sobject([
+                FieldDef::new("Id", "id"),
+                FieldDef {
+                    required: true,
+                    ..FieldDef::new("LastName", "string")
+                },
+                FieldDef::new("FirstName", "string"),
+                FieldDef::new("Phone", "phone"),
+                FieldDef::new("MobilePhone", "phone"),
+                FieldDef::new("OwnerId", "reference"),
+            ]),
+        );
+        org.objects.insert(
+            "Task".into(),
+            sobject([
+                FieldDef::new("Id", "id"),
+                FieldDef::new("Subject", "string"),
+                FieldDef::new("Description", "textarea"),
+                FieldDef::new("ActivityDate", "date"),
+                FieldDef::new("Status", "string"),
+                FieldDef::new("Priority", "string"),
+                FieldDef::new("WhoId", "reference"),
+                FieldDef::new("OwnerId", "reference"),
+            ]),
+        );
+        org.objects.insert(
+            "ContentVersion".into(),
+            sobject([
+                FieldDef::new("Id", "id"),
+                FieldDef::new("Title", "string"),
+                FieldDef::new("PathOnClient", "string"),
+                FieldDef::new("FirstPublishLocationId", "string"),
+                FieldDef::new("ContentSize", "double"),
+                FieldDef::new("ContentDocumentId", "reference"),
+            ]),
+        );
+        org.objects.insert(
+            "ContentDocument".into(),
+            sobject([
+                FieldDef::new("Id", "id"),
+                FieldDef::new("Title", "string"),
+                FieldDef::new("LatestPublishedVersionId", "reference"),
+            ]),
+        );
         org
     }
 
