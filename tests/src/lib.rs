@@ -139,6 +139,9 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    // One client for the daemon's life: a new one per request loads the root certificates again,
+    // which costs more CPU than the request and steals it from the daemon under measurement.
+    http: reqwest::Client,
 }
 
 impl Daemon {
@@ -158,6 +161,7 @@ impl Daemon {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             config_path,
             log_path: dir.join("wa2crm.log"),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -197,10 +201,9 @@ impl Daemon {
 
     /// Polls `/healthz` until it answers, failing with the daemon's log after 30 s.
     pub async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client.get(self.url("/healthz")).send().await
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await
                 && r.status().is_success()
             {
                 return;
@@ -310,13 +313,33 @@ impl Daemon {
 
     /// One sample of `/metrics`, e.g. `wa2crm_media_events_total{outcome="accepted",source="meta"}`.
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics"))
+        self.metrics().await.get(name_and_labels)
+    }
+
+    /// All of `/metrics` at one moment, to read several samples from one scrape.
+    pub async fn metrics(&self) -> Metrics {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        text.lines()
+        Metrics(text)
+    }
+}
+
+/// One scrape of `/metrics`.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The sample named with its labels, e.g. `wa2crm_job_outcomes_total{outcome="done"}`; 0 when
+    /// absent (a counter not yet incremented is not exported).
+    pub fn get(&self, name_and_labels: &str) -> f64 {
+        self.0
+            .lines()
             .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
             .unwrap_or(0.0)
     }

@@ -135,6 +135,14 @@ async fn faults_and_kills_lose_and_double_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(0..400))).await;
         d.kill();
+        // A refresh the killed process had asked for is still being answered for a few
+        // milliseconds; the next process's own would overlap it at the simulator, which would
+        // then report two refreshes at once that no process made.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hs.refreshes_in_flight() > 0 {
+            assert!(Instant::now() < deadline, "a refresh never finished");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         d.restart().await;
     }
     sender.await.unwrap();

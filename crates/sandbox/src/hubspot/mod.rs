@@ -356,4 +356,9 @@ impl HubSpotSim {
     pub fn counts(&self) -> Counts {
         lock(&self.inner).counts.clone()
     }
+
+    /// Token refreshes being answered right now (each takes the simulator 30 ms).
+    pub fn refreshes_in_flight(&self) -> u64 {
+        lock(&self.inner).refreshes_in_flight
+    }
 }
