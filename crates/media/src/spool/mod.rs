@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
+
+mod disk;
+use disk::DiskWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -88,15 +90,16 @@ impl Spool {
             .suffix(".part")
             .tempfile_in(&self.dir)?;
         let (file, path) = temp.into_parts();
+        let disk = DiskWriter::new(file, &path);
         // Receiving, hashing and writing each cost about as much as the others on a large file,
         // so they run side by side: this task reads the network, one thread hashes, another
-        // writes. Network chunks (8–64 KiB) go over in batches of about BATCH_BYTES, shared by
+        // writes. Network chunks (8–400 KiB) go over in batches of about BATCH_BYTES, shared by
         // both threads without copying: a message and a wake-up per chunk cost as much as the
         // hashing on a 1 GiB file. The channels are bounded, so memory stays at a few batches.
         let (to_hasher, from_net_h) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
         let (to_writer, from_net_w) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
         let hasher = tokio::task::spawn_blocking(move || hash_chunks(from_net_h));
-        let writer = tokio::task::spawn_blocking(move || write_chunks(file, from_net_w));
+        let writer = tokio::task::spawn_blocking(move || write_chunks(disk, from_net_w));
         let mut received: u64 = 0;
         let mut failure = None;
         let mut batch: Vec<Bytes> = Vec::new();
@@ -166,10 +169,10 @@ impl Spool {
 type Batch = std::sync::Arc<[Bytes]>;
 
 /// About this many bytes of chunks make one batch.
-const BATCH_BYTES: usize = 512 * 1024;
+const BATCH_BYTES: usize = 128 * 1024;
 
 /// Batches waiting for the hasher or the writer.
-const IN_FLIGHT_BATCHES: usize = 8;
+const IN_FLIGHT_BATCHES: usize = 4;
 
 fn hash_chunks(mut rx: mpsc::Receiver<Batch>) -> [u8; 32] {
     let mut hasher = Sha256::new();
@@ -181,30 +184,13 @@ fn hash_chunks(mut rx: mpsc::Receiver<Batch>) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// A large download is flushed to disk every this many bytes while it arrives.
-const WRITE_BEHIND: u64 = 128 * 1024 * 1024;
-
-fn write_chunks(file: File, mut rx: mpsc::Receiver<Batch>) -> std::io::Result<u64> {
-    // The spool needs no durability of its own (after a crash it is swept and the file fetched
-    // again), but file storage links this very file into place and fsyncs it. Flushing a large
-    // file as it arrives lets the disk work while the download and the hash go on, instead of
-    // all at the end.
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut size = 0u64;
-    let mut flushed = 0u64;
+fn write_chunks(mut disk: DiskWriter, mut rx: mpsc::Receiver<Batch>) -> std::io::Result<u64> {
     while let Some(batch) = rx.blocking_recv() {
         for chunk in batch.iter() {
-            out.write_all(chunk)?;
-            size += chunk.len() as u64;
-        }
-        if size - flushed >= WRITE_BEHIND {
-            out.flush()?;
-            out.get_ref().sync_data()?;
-            flushed = size;
+            disk.write(chunk)?;
         }
     }
-    out.flush()?;
-    Ok(size)
+    disk.finish()
 }
 
 impl Drop for Spool {
@@ -315,6 +301,31 @@ mod tests {
                 .size,
             4500
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_download_is_hashed_and_written_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = Spool::open(root.path()).unwrap();
+        // Several direct-I/O blocks and a tail, in network-sized chunks of varying length.
+        let data: Vec<u8> = (0..5 * 1024 * 1024 + 777)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut parts = Vec::new();
+        let mut rest = &data[..];
+        let mut n = 1usize;
+        while !rest.is_empty() {
+            let len = (8_192 * n % 400_000 + 1).min(rest.len());
+            parts.push(Ok::<_, std::io::Error>(Bytes::copy_from_slice(
+                &rest[..len],
+            )));
+            rest = &rest[len..];
+            n += 7;
+        }
+        let f = spool.write(stream::iter(parts), 1 << 30).await.unwrap();
+        assert_eq!(f.size, data.len() as u64);
+        assert_eq!(f.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+        assert!(std::fs::read(f.path()).unwrap() == data, "content differs");
     }
 
     #[tokio::test]
