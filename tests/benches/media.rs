@@ -3,7 +3,8 @@
 //! file on the same machine.
 //!
 //! Run (README, "Benchmarks"): scripts/bench.sh media
-//! S3 needs $WA2CRM_TEST_S3_ENDPOINT (scripts/bench.sh starts moto's S3-API server and sets it).
+//! S3 needs $WA2CRM_TEST_S3_ENDPOINT (scripts/bench.sh starts moto's S3-API server and sets it);
+//! $WA2CRM_BENCH_S3_BUCKET names an existing bucket, for a server that wants every request signed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -67,12 +68,12 @@ async fn bench() {
     let digest = sim.add_media("big", data, "video/mp4");
     let mut rows = vec![
         format!(
-            "| plain copy, file to file (page cache) | {:.2} s | {:.0} MiB/s | – | – |",
+            "| plain copy, file to file (page cache) | {:.2} s | {:.0} MiB/s | – | – | – |",
             cached.as_secs_f64(),
             rate(cached)
         ),
         format!(
-            "| plain copy + fsync (durable) | {:.2} s | {:.0} MiB/s | 1.00 | – |",
+            "| plain copy + fsync (durable) | {:.2} s | {:.0} MiB/s | 1.00 | – | – |",
             durable.as_secs_f64(),
             rate(durable)
         ),
@@ -82,12 +83,21 @@ async fn bench() {
     let targets: Vec<(&str, String)> = {
         let mut t = vec![("file", String::new())];
         if let Some(endpoint) = &s3 {
-            let bucket = format!("wa2crm-bench-{}", std::process::id());
-            reqwest::Client::new()
-                .put(format!("{endpoint}/{bucket}"))
-                .send()
-                .await
-                .unwrap();
+            // A server that wants every request signed (s3s-fs, MinIO) needs its bucket made
+            // beforehand and named here; moto takes an unsigned PUT.
+            let bucket = match std::env::var("WA2CRM_BENCH_S3_BUCKET") {
+                Ok(b) => b,
+                Err(_) => {
+                    let bucket = format!("wa2crm-bench-{}", std::process::id());
+                    let made = reqwest::Client::new()
+                        .put(format!("{endpoint}/{bucket}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(made.status().is_success(), "creating {bucket}: {made:?}");
+                    bucket
+                }
+            };
             t.push((
                 "s3",
                 format!(
@@ -125,6 +135,7 @@ async fn bench() {
         m["video"]["sha256"] = digest.clone().into();
         let body = webhooks::webhook_body(vec![m]);
         let client = reqwest::Client::new();
+        let cpu_before = d.cpu_time();
         let t = Instant::now();
         let status = client
             .post(d.url("/webhooks/whatsapp"))
@@ -149,6 +160,7 @@ async fn bench() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let took = t.elapsed();
+        let cpu = d.cpu_time() - cpu_before;
         let rss = d.peak_rss();
         let log = d.log();
         let timings: Vec<&str> = log
@@ -157,12 +169,13 @@ async fn bench() {
             .collect();
         eprintln!("{kind}: {}", timings.join(" "));
         rows.push(format!(
-            "| resolve → fetch → inspect → store, to {kind} | {:.2} s | {:.0} MiB/s | {:.2} (vs page-cache copy {:.2}) | {:.1} MiB |",
+            "| resolve → fetch → inspect → store, to {kind} | {:.2} s | {:.0} MiB/s | {:.2} (vs page-cache copy {:.2}) | {:.1} MiB | {:.2} s |",
             took.as_secs_f64(),
             rate(took),
             durable.as_secs_f64() / took.as_secs_f64(),
             cached.as_secs_f64() / took.as_secs_f64(),
-            rss as f64 / (1 << 20) as f64
+            rss as f64 / (1 << 20) as f64,
+            cpu.as_secs_f64()
         ));
         drop(d);
     }
@@ -175,8 +188,8 @@ async fn bench() {
         "\n## wa2crm media benchmark: one 1 GiB MP4 ({nproc} cores)\n"
     )
     .unwrap();
-    writeln!(out, "| path | time | throughput | relative to the durable copy (target >= 0.5) | daemon peak RSS (target <= 64 MiB) |").unwrap();
-    writeln!(out, "|---|---|---|---|---|").unwrap();
+    writeln!(out, "| path | time | throughput | relative to the durable copy (target >= 0.5) | daemon peak RSS (target <= 64 MiB) | daemon CPU |").unwrap();
+    writeln!(out, "|---|---|---|---|---|---|").unwrap();
     for r in rows {
         writeln!(out, "{r}").unwrap();
     }
