@@ -1,5 +1,6 @@
-//! Downloads land here first: a local file per download, hashed and counted while it is written,
-//! cut off as soon as it grows past the size limit, and deleted when dropped.
+//! Downloads land here first: a local file per download, hashed and counted while it is written
+//! (by `disk`, straight to the device past the first MiB), cut off as soon as it grows past the
+//! size limit, and deleted when dropped.
 //!
 //! Each process works in a `run-*` directory of its own under `media.spool_dir`, locked for its
 //! lifetime. At start, directories whose lock nobody holds are left over from a crash (SIGKILL,
@@ -91,11 +92,13 @@ impl Spool {
             .tempfile_in(&self.dir)?;
         let (file, path) = temp.into_parts();
         let disk = DiskWriter::new(file, &path);
-        // Receiving, hashing and writing each cost about as much as the others on a large file,
-        // so they run side by side: this task reads the network, one thread hashes, another
-        // writes. Network chunks (8–400 KiB) go over in batches of about BATCH_BYTES, shared by
-        // both threads without copying: a message and a wake-up per chunk cost as much as the
-        // hashing on a 1 GiB file. The channels are bounded, so memory stays at a few batches.
+        // Receiving and hashing each take a core's worth of a large download, so they run side
+        // by side with the writing: this task reads the network, one thread hashes, another
+        // writes (see `disk`). Network chunks (8–400 KiB) go over in batches of about
+        // BATCH_BYTES, shared by both threads without copying: a message and a wake-up per chunk
+        // cost as much as the hashing on a 1 GiB file. The channels are bounded, so memory stays
+        // at a few batches; small batches keep the three in step rather than letting one fill a
+        // queue while another waits for a core.
         let (to_hasher, from_net_h) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
         let (to_writer, from_net_w) = mpsc::channel::<Batch>(IN_FLIGHT_BATCHES);
         let hasher = tokio::task::spawn_blocking(move || hash_chunks(from_net_h));
