@@ -17,7 +17,7 @@ use wa2crm::pipeline::{
 };
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRules};
 use wa2crm_media::link::LinkSigner;
-use wa2crm_media::spool::Spool;
+use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{Clock, Enqueued, JobState, ManualClock, SqliteJobStore};
 use wa2crm_sandbox::graph::{Fault, GraphSim};
@@ -54,7 +54,7 @@ async fn world_with(max_bytes: u64) -> World {
             meta: Some(GraphMedia::new(&sim.url(), "v21.0", SecretString::from(TOKEN)).unwrap()),
             ..Default::default()
         },
-        spool: Spool::open(&spool_root).unwrap(),
+        spool: Spool::open(&spool_root, Kept::AsStored).unwrap(),
         storage: Arc::new(
             Storage::open(
                 &format!("file://{}", media_root.display()),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wa2crm_core::TagRules;
 use wa2crm_media::link::LinkSigner;
-use wa2crm_media::spool::Spool;
+use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobStore, SystemClock};
 use wa2crm_whatsapp::media::GraphMedia;
@@ -134,7 +134,12 @@ pub fn build_pipeline(
     wake: Arc<Notify>,
 ) -> anyhow::Result<Pipeline> {
     let storage = Storage::open(&config.storage.url, &config.storage.options)?;
-    let spool = Spool::open(&config.media.spool_dir).with_context(|| {
+    let kept = if storage.keeps_spool_files() {
+        Kept::AsStored
+    } else {
+        Kept::UntilUploaded
+    };
+    let spool = Spool::open(&config.media.spool_dir, kept).with_context(|| {
         format!(
             "cannot use media.spool_dir {}",
             config.media.spool_dir.display()

@@ -13,6 +13,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::Kept;
+
 /// Direct writes go in blocks of this size: large enough that each costs the device one request
 /// per MiB, small enough to keep a download's memory flat.
 const BLOCK: usize = 1 << 20;
@@ -43,6 +45,8 @@ enum Mode {
     FirstBlock,
     Direct(Direct),
     Buffered,
+    /// A file read once and deleted: through the page cache, never flushed.
+    Transient,
 }
 
 /// The direct-I/O handle and its aligned staging block.
@@ -57,11 +61,14 @@ struct Direct {
 
 impl DiskWriter {
     /// `file` is the spool file just created at `path`, empty.
-    pub(super) fn new(file: File, path: &Path) -> DiskWriter {
+    pub(super) fn new(file: File, path: &Path, kept: Kept) -> DiskWriter {
         DiskWriter {
             file,
             path: path.to_owned(),
-            mode: Mode::FirstBlock,
+            mode: match kept {
+                Kept::AsStored => Mode::FirstBlock,
+                Kept::UntilUploaded => Mode::Transient,
+            },
             written: 0,
             flushed: 0,
             flusher: None,
@@ -91,10 +98,12 @@ impl DiskWriter {
                         self.write_block()?;
                     }
                 }
-                Mode::Buffered => {
+                Mode::Buffered | Mode::Transient => {
                     self.file.write_all_at(data, self.written)?;
                     self.written += data.len() as u64;
-                    self.write_behind();
+                    if matches!(self.mode, Mode::Buffered) {
+                        self.write_behind();
+                    }
                     return Ok(());
                 }
             }
@@ -236,7 +245,7 @@ mod tests {
     fn new_writer() -> (tempfile::TempDir, PathBuf, DiskWriter) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dl.part");
-        let w = DiskWriter::new(File::create(&path).unwrap(), &path);
+        let w = DiskWriter::new(File::create(&path).unwrap(), &path, Kept::AsStored);
         (dir, path, w)
     }
 
@@ -277,6 +286,18 @@ mod tests {
             matches!(w.mode, Mode::Buffered),
             "the writer fell back to buffered writes"
         );
+        finish_holds(w, &path, &data);
+    }
+
+    #[test]
+    fn a_file_headed_for_cloud_storage_stays_in_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dl.part");
+        let mut w = DiskWriter::new(File::create(&path).unwrap(), &path, Kept::UntilUploaded);
+        let data = pattern(2 * WRITE_BEHIND as usize + BLOCK);
+        write_in_pieces(&mut w, &data);
+        assert!(matches!(w.mode, Mode::Transient), "no direct I/O");
+        assert!(w.flusher.is_none(), "never flushed");
         finish_holds(w, &path, &data);
     }
 

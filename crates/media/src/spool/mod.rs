@@ -40,6 +40,18 @@ pub struct Spool {
     dir: PathBuf,
     // Held open: the lock on it marks the directory as in use.
     _lock: File,
+    kept: Kept,
+}
+
+/// What becomes of a spool file once it is complete, which decides how it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// File storage links the spool file itself into place and fsyncs it: its bytes must reach
+    /// the device, so they go there as they arrive (direct I/O past the first MiB).
+    AsStored,
+    /// Cloud storage uploads it and the file is deleted seconds later: the page cache is all it
+    /// needs, and its pages mostly never reach the device at all.
+    UntilUploaded,
 }
 
 /// A finished download: its path, size and sha256. The file is deleted when this is dropped.
@@ -62,7 +74,7 @@ impl SpoolFile {
 
 impl Spool {
     /// Creates this process's directory under `root` and removes those of dead processes.
-    pub fn open(root: &Path) -> std::io::Result<Spool> {
+    pub fn open(root: &Path, kept: Kept) -> std::io::Result<Spool> {
         std::fs::create_dir_all(root)?;
         sweep_stale(root);
         let dir = tempfile::Builder::new()
@@ -72,7 +84,11 @@ impl Spool {
         let lock = File::create(dir.join(".lock"))?;
         lock.try_lock()
             .map_err(|e| std::io::Error::other(format!("cannot lock {}: {e}", dir.display())))?;
-        Ok(Spool { dir, _lock: lock })
+        Ok(Spool {
+            dir,
+            _lock: lock,
+            kept,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -91,7 +107,7 @@ impl Spool {
             .suffix(".part")
             .tempfile_in(&self.dir)?;
         let (file, path) = temp.into_parts();
-        let disk = DiskWriter::new(file, &path);
+        let disk = DiskWriter::new(file, &path, self.kept);
         // Receiving and hashing each take a core's worth of a large download, so they run side
         // by side with the writing: this task reads the network, one thread hashes, another
         // writes (see `disk`). Network chunks (8–400 KiB) go over in batches of about
@@ -259,7 +275,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_and_counts_while_writing_and_deletes_on_drop() {
         let root = tempfile::tempdir().unwrap();
-        let spool = Spool::open(root.path()).unwrap();
+        let spool = Spool::open(root.path(), Kept::AsStored).unwrap();
         let f = spool
             .write(chunks(&[b"hello ", b"world"]), 100)
             .await
@@ -278,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn stops_as_soon_as_the_limit_is_passed() {
         let root = tempfile::tempdir().unwrap();
-        let spool = Spool::open(root.path()).unwrap();
+        let spool = Spool::open(root.path(), Kept::AsStored).unwrap();
         // The stream would go on forever: the spool must stop reading, not buffer it.
         let endless =
             stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&[0u8; 1000])));
@@ -309,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_download_is_hashed_and_written_whole() {
         let root = tempfile::tempdir().unwrap();
-        let spool = Spool::open(root.path()).unwrap();
+        let spool = Spool::open(root.path(), Kept::AsStored).unwrap();
         // Several direct-I/O blocks and a tail, in network-sized chunks of varying length.
         let data: Vec<u8> = (0..5 * 1024 * 1024 + 777)
             .map(|i| (i % 253) as u8)
@@ -334,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn a_broken_download_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
-        let spool = Spool::open(root.path()).unwrap();
+        let spool = Spool::open(root.path(), Kept::AsStored).unwrap();
         let broken = stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
             Err(std::io::Error::other("connection reset")),
@@ -355,10 +371,10 @@ mod tests {
         std::fs::create_dir_all(&dead).unwrap();
         std::fs::write(dead.join(".lock"), b"").unwrap();
         std::fs::write(dead.join("dl-1.part"), b"partial").unwrap();
-        let live = Spool::open(root.path()).unwrap();
+        let live = Spool::open(root.path(), Kept::AsStored).unwrap();
         assert!(!dead.exists(), "stale spool removed at start");
         // A second process starting now must leave the live one alone.
-        let other = Spool::open(root.path()).unwrap();
+        let other = Spool::open(root.path(), Kept::AsStored).unwrap();
         assert!(live.dir().exists());
         assert_ne!(live.dir(), other.dir());
         let live_dir = live.dir().to_owned();

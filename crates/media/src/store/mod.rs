@@ -155,6 +155,11 @@ impl Storage {
         format!("{}/{key}", self.base_uri)
     }
 
+    /// File storage keeps the spool file itself (linked into place); other storage uploads it.
+    pub fn keeps_spool_files(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// For file:// storage, the object's path on disk.
     pub fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.local_root.as_ref().map(|root| root.join(key))
