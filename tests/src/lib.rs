@@ -165,6 +165,15 @@ impl Daemon {
         }
     }
 
+    /// Runs `provision` on `config` (the CRM fields wa2crm writes), then starts the process.
+    pub async fn start_provisioned(dir: &Path, config: &str, port: u16) -> Daemon {
+        let mut d = Daemon::new(dir, config, port);
+        let (ok, out) = d.cli(&["provision"]);
+        assert!(ok, "provision failed:\n{out}");
+        d.restart().await;
+        d
+    }
+
     /// Starts the process again on the same configuration (after a kill).
     pub async fn restart(&mut self) {
         self.restart_with_env(&[]).await;

@@ -53,10 +53,7 @@ async fn outages_fill_the_queue_and_recovery_drains_it_within_the_limits() {
         "lease_seconds = 2",
         "lease_seconds = 2\nbacklog_warning_seconds = 2",
     );
-    let mut d = Daemon::new(dir.path(), &toml, port);
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    let d = Daemon::start_provisioned(dir.path(), &toml, port).await;
 
     let client = reqwest::Client::new();
     let post = async |i: usize| {

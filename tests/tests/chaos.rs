@@ -81,10 +81,7 @@ async fn faults_and_kills_lose_and_double_nothing() {
     );
     let config = config_toml(dir.path(), port, &graph.url(), &crms)
         .replace("[media]\n", "[media]\nread_timeout_seconds = 2\n");
-    let mut d = Daemon::new(dir.path(), &config, port);
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    let mut d = Daemon::start_provisioned(dir.path(), &config, port).await;
     graph.set_fault_rate(0.1);
     hs.set_fault_rate(0.1);
     sf.set_fault_rate(0.1);

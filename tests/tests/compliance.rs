@@ -131,14 +131,12 @@ async fn erase_removes_one_persons_media_everywhere_and_twice_is_harmless() {
     let (sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
     let crms = format!("{}{salesforce}", hubspot_crm(&hs, ""));
-    let mut d = Daemon::new(
+    let d = Daemon::start_provisioned(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &crms),
         port,
-    );
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    )
+    .await;
     for (i, who) in [(1, ANA), (2, ANA), (3, BEN)] {
         post(&d, &distinct_image_webhook(&graph, "e", i, who)).await;
     }
@@ -220,10 +218,7 @@ async fn expired_media_is_removed_by_the_cli_and_on_schedule() {
         config_toml(dir.path(), port, &graph.url(), &extra)
     };
     // No pass of its own during the first part: the CLI does them.
-    let mut d = Daemon::new(dir.path(), &config("1h"), port);
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    let mut d = Daemon::start_provisioned(dir.path(), &config("1h"), port).await;
     post(&d, &distinct_image_webhook(&graph, "r", 1, ANA)).await;
     wait_done(&d, 1).await;
     let link = hs.find("contacts", "whatsapp_id", ANA).unwrap().properties["wa_media_url"].clone();
@@ -312,14 +307,12 @@ async fn each_delivered_media_is_announced_once_signed_even_when_the_receiver_wa
         catcher.url(),
         hubspot_crm(&hs, "")
     );
-    let mut d = Daemon::new(
+    let d = Daemon::start_provisioned(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &extra),
         port,
-    );
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    )
+    .await;
     post(&d, &distinct_image_webhook(&graph, "n", 1, ANA)).await;
     post(&d, &distinct_image_webhook(&graph, "n", 2, BEN)).await;
     let deadline = Instant::now() + Duration::from_secs(30);

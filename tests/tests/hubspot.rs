@@ -209,14 +209,12 @@ async fn tokens_expiring_every_two_seconds_and_429_storms_lose_and_double_nothin
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let extra = hubspot_section(&hs, OAUTH_AUTH);
-    let mut d = Daemon::new(
+    let mut d = Daemon::start_provisioned(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &extra),
         port,
-    );
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    )
+    .await;
     let image = sample("image");
     let n = 40u64;
     let start = Instant::now();

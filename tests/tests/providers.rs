@@ -43,14 +43,12 @@ async fn world(sources: impl FnOnce(u16) -> String) -> World {
         hubspot_section(&hs.url(), &format!("token = \"{HS_TOKEN}\"")),
         salesforce
     );
-    let mut d = Daemon::new(
+    let d = Daemon::start_provisioned(
         dir.path(),
         &config_toml(dir.path(), port, &graph.url(), &extra),
         port,
-    );
-    let (ok, out) = d.cli(&["provision"]);
-    assert!(ok, "{out}");
-    d.restart().await;
+    )
+    .await;
     World {
         hs,
         sf,

@@ -30,11 +30,13 @@ impl HubSpot {
                 .await?;
         }
         if self.config.note {
-            self.expire_notes(records, delete, dry_run, &mut removed)
+            let notes = Engagement::notes(&self.config.note_key);
+            self.expire_engagements(notes, records, delete, dry_run, &mut removed)
                 .await?;
         }
         if self.config.task.is_some() {
-            self.expire_tasks(records, delete, dry_run, &mut removed)
+            let tasks = Engagement::tasks(&self.config.task_key);
+            self.expire_engagements(tasks, records, delete, dry_run, &mut removed)
                 .await?;
         }
         Ok(EraseReport { removed })
@@ -138,48 +140,6 @@ impl HubSpot {
         Ok(())
     }
 
-    /// The notes wa2crm wrote for these media: their files deleted, then the notes archived or
-    /// reduced to a trace.
-    async fn expire_notes(
-        &self,
-        records: &[MediaRecord],
-        delete: bool,
-        dry_run: bool,
-        removed: &mut Vec<String>,
-    ) -> Result<()> {
-        let note = Engagement {
-            object: "notes",
-            key: &self.config.note_key,
-            body: "hs_note_body",
-            attachments: true,
-            noun: "note(s)",
-            cleared: "reduced to a line saying the media was removed",
-        };
-        self.expire_engagements(note, records, delete, dry_run, removed)
-            .await
-    }
-
-    /// The tasks made for these media: archived, or their body reduced to the same trace as
-    /// notes (the link is gone; an open task keeps its subject).
-    async fn expire_tasks(
-        &self,
-        records: &[MediaRecord],
-        delete: bool,
-        dry_run: bool,
-        removed: &mut Vec<String>,
-    ) -> Result<()> {
-        let task = Engagement {
-            object: "tasks",
-            key: &self.config.task_key,
-            body: "hs_task_body",
-            attachments: false,
-            noun: "task(s)",
-            cleared: "without the link",
-        };
-        self.expire_engagements(task, records, delete, dry_run, removed)
-            .await
-    }
-
     async fn expire_engagements(
         &self,
         e: Engagement<'_>,
@@ -255,6 +215,34 @@ struct Engagement<'a> {
     noun: &'static str,
     /// How the report says it was cleared.
     cleared: &'static str,
+}
+
+impl<'a> Engagement<'a> {
+    /// The notes wa2crm wrote for the media: their files deleted, then the notes archived or
+    /// reduced to a trace.
+    fn notes(key: &'a str) -> Self {
+        Engagement {
+            object: "notes",
+            key,
+            body: "hs_note_body",
+            attachments: true,
+            noun: "note(s)",
+            cleared: "reduced to a line saying the media was removed",
+        }
+    }
+
+    /// The tasks made for the media: archived, or their body reduced to the same trace as notes
+    /// (the link is gone; an open task keeps its subject).
+    fn tasks(key: &'a str) -> Self {
+        Engagement {
+            object: "tasks",
+            key,
+            body: "hs_task_body",
+            attachments: false,
+            noun: "task(s)",
+            cleared: "without the link",
+        }
+    }
 }
 
 /// The first failure of a batch, if any: retention runs again later and finishes.
