@@ -35,6 +35,7 @@ async fn main() {
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: None,
+        tag_names: Vec::new(),
     };
     let connector = wa2crm_salesforce::SalesforceFactory
         .build("salesforce", &config, &context)

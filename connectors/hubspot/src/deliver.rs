@@ -141,6 +141,12 @@ impl HubSpot {
         properties: &[&str],
     ) -> Result<HashMap<String, crate::Props>> {
         let mut found = HashMap::new();
+        // HubSpot returns only the properties asked for (and hs_object_id, createdate,
+        // lastmodifieddate), not the one read by: without it a result could not be matched back.
+        let mut properties = properties.to_vec();
+        if !properties.contains(&id_property) {
+            properties.push(id_property);
+        }
         // Chunks still to read; a chunk HubSpot refuses as too big is read in halves.
         let mut pending: Vec<&[&str]> = ids.chunks(batch::MAX_BATCH).rev().collect();
         while let Some(chunk) = pending.pop() {
@@ -404,7 +410,12 @@ impl HubSpot {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut all: Vec<String> = options.iter().cloned().collect();
+        // The placeholder `provision` needed while there were no tags goes once real ones come.
+        let mut all: Vec<String> = options
+            .iter()
+            .filter(|o| *o != crate::schema::NO_TAGS_OPTION)
+            .cloned()
+            .collect();
         all.extend(missing.iter().map(|s| s.to_string()));
         let body = json!({"options": all.iter().enumerate().map(|(i, o)| json!({
             "label": o, "value": o, "displayOrder": i, "hidden": false})).collect::<Vec<_>>()});
@@ -420,6 +431,7 @@ impl HubSpot {
         }
         *options = option_values(&answer.body);
         options.extend(all);
+        options.remove(crate::schema::NO_TAGS_OPTION);
         Ok(())
     }
 }

@@ -44,6 +44,8 @@ pub struct HubSpot {
     tag_options: Mutex<Option<(bool, BTreeSet<String>)>>,
     /// Where uploads read the files from.
     media: Option<Arc<dyn wa2crm_core::MediaSource>>,
+    /// The configured tag rules' names: the options `provision` gives a new tags property.
+    tag_names: Vec<String>,
 }
 
 impl HubSpot {
@@ -110,6 +112,7 @@ impl HubSpot {
             api,
             tag_options: Mutex::new(None),
             media: context.media.clone(),
+            tag_names: context.tag_names.clone(),
         })
     }
 

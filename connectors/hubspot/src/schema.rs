@@ -13,6 +13,10 @@ use wa2crm_core::{CanonicalAttribute as A, CheckReport, Error, MediaKind, Plan, 
 use crate::HubSpot;
 use crate::api::missing_scopes;
 
+/// The one option of a tags property created while no `[[tags]]` rule exists: HubSpot refuses
+/// an enumeration without options, and wa2crm never writes this value.
+pub const NO_TAGS_OPTION: &str = "wa2crm-no-tags-yet";
+
 /// What a property must be for one attribute.
 #[derive(Debug, Clone)]
 pub struct Wanted {
@@ -22,7 +26,11 @@ pub struct Wanted {
     pub kind: &'static str,
     pub field_type: &'static str,
     pub unique: bool,
+    /// Options the property must have (`check` names those it lacks).
     pub options: Vec<String>,
+    /// Options a new property is created with besides `options`; `check` does not require them,
+    /// since wa2crm adds a missing one itself before writing it (the tags).
+    pub initial_options: Vec<String>,
     /// Other HubSpot types that hold the value just as well.
     pub also: &'static [&'static str],
 }
@@ -80,6 +88,7 @@ impl HubSpot {
             field_type: "text",
             unique: true,
             options: vec![],
+            initial_options: vec![],
             also: &[],
         }];
         for (attribute, property) in self.config.fields.iter() {
@@ -99,6 +108,11 @@ impl HubSpot {
                 } else {
                     vec![]
                 },
+                initial_options: if attribute == A::Tags {
+                    self.initial_tag_options()
+                } else {
+                    vec![]
+                },
                 also,
             });
         }
@@ -111,6 +125,7 @@ impl HubSpot {
                 field_type: "booleancheckbox",
                 unique: false,
                 options: vec!["true".into(), "false".into()],
+                initial_options: vec![],
                 // Older single checkboxes are enumerations of true/false.
                 also: &["enumeration"],
             });
@@ -124,6 +139,7 @@ impl HubSpot {
                 field_type: "text",
                 unique: true,
                 options: vec![],
+                initial_options: vec![],
                 also: &[],
             });
         }
@@ -136,10 +152,23 @@ impl HubSpot {
                 field_type: "text",
                 unique: true,
                 options: vec![],
+                initial_options: vec![],
                 also: &[],
             });
         }
         out
+    }
+
+    /// The options a new tags property gets: one per configured tag rule, or a placeholder
+    /// when there are none, since HubSpot requires `options` on every enumeration property
+    /// (properties API reference: "options ... Required for enumeration properties"). Tags
+    /// that appear later are added as options before they are written (`ensure_tag_options`).
+    fn initial_tag_options(&self) -> Vec<String> {
+        if self.tag_names.is_empty() {
+            vec![NO_TAGS_OPTION.to_owned()]
+        } else {
+            self.tag_names.clone()
+        }
     }
 
     fn objects(&self) -> Vec<String> {
@@ -327,17 +356,22 @@ impl HubSpot {
                 let mut body = json!({"name": w.name, "label": w.label, "type": w.kind,
                     "fieldType": w.field_type, "groupName": group, "hasUniqueValue": w.unique,
                     "description": "Written by wa2crm"});
-                if !w.options.is_empty() {
+                if w.kind == "enumeration" || !w.options.is_empty() {
+                    let mut options = w.options.clone();
+                    options.extend(
+                        w.initial_options
+                            .iter()
+                            .filter(|o| !w.options.contains(o))
+                            .cloned(),
+                    );
                     body["options"] = json!(
-                        w.options
+                        options
                             .iter()
                             .enumerate()
                             .map(|(i, o)| json!({
                         "label": o, "value": o, "displayOrder": i, "hidden": false}))
                             .collect::<Vec<_>>()
                     );
-                } else if w.kind == "enumeration" {
-                    body["options"] = json!([]);
                 }
                 let a = self
                     .api

@@ -182,6 +182,9 @@ pub struct ConnectorContext {
     /// The stored files, for connectors that upload them; `None` where there are none (a
     /// `check` run).
     pub media: Option<Arc<dyn crate::MediaSource>>,
+    /// The names of the configured `[[tags]]` rules: every tag a media can get, for a CRM whose
+    /// tags field must declare its values before they are written (HubSpot's checkboxes).
+    pub tag_names: Vec<String>,
 }
 
 /// What `ConnectorFactory::validate` does for a connector whose table deserializes into `T`:

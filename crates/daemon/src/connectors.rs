@@ -27,7 +27,14 @@ pub async fn build_all(
     media: Option<Arc<dyn MediaSource>>,
 ) -> anyhow::Result<BTreeMap<String, Arc<dyn Connector>>> {
     let registry = registry();
-    let context = ConnectorContext { state, media };
+    let mut tag_names: Vec<String> = config.tags.iter().map(|t| t.name.clone()).collect();
+    tag_names.sort();
+    tag_names.dedup();
+    let context = ConnectorContext {
+        state,
+        media,
+        tag_names,
+    };
     let mut out = BTreeMap::new();
     for (name, table) in &config.connectors {
         let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");

@@ -84,6 +84,7 @@ async fn an_expired_token_is_refreshed_once_and_the_call_replayed_and_a_restart_
             &ConnectorContext {
                 state: s.state.clone(),
                 media: None,
+                tag_names: Vec::new(),
             },
         )
         .await

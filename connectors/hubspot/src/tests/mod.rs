@@ -40,6 +40,7 @@ async fn build(sim: HubSpotSim, config: Value) -> Setup {
     let context = ConnectorContext {
         state: state.clone(),
         media: Some(Arc::new(Files)),
+        tag_names: Vec::new(),
     };
     let hs = HubSpotFactory.build("hs", &config, &context).await.unwrap();
     Setup { sim, hs, state }

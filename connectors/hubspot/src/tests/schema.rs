@@ -106,6 +106,7 @@ async fn check_reports_missing_scopes_and_a_bad_token() {
             &ConnectorContext {
                 state: s.state.clone(),
                 media: None,
+                tag_names: Vec::new(),
             },
         )
         .await
@@ -147,4 +148,46 @@ async fn the_contacts_consent_checkbox_says_whether_media_may_be_kept() {
     assert_eq!(s.hs.consent(&ana).await.unwrap(), Some(true));
     let plain = provisioned(json!({})).await;
     assert_eq!(plain.hs.consent(&ana).await.unwrap(), None);
+}
+
+/// HubSpot requires options on an enumeration: the tags checkbox is created with one per tag
+/// rule, or with a placeholder when there are none, and check does not ask for either.
+#[tokio::test]
+async fn provision_creates_the_tags_checkbox_with_the_rules_as_options() {
+    for (rules, expected) in [
+        (
+            vec!["urgent".to_owned(), "product-issue".to_owned()],
+            vec!["urgent", "product-issue"],
+        ),
+        (vec![], vec![crate::schema::NO_TAGS_OPTION]),
+    ] {
+        let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+            .await
+            .unwrap();
+        let c = config(&sim, json!({}));
+        let state = Arc::new(MemoryStateStore::default());
+        let hs = HubSpotFactory
+            .build(
+                "hs",
+                &c,
+                &ConnectorContext {
+                    state,
+                    media: None,
+                    tag_names: rules.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        hs.provision(false).await.unwrap();
+        let tags = sim.property("contacts", "wa_media_tags").unwrap();
+        assert_eq!(
+            (tags.kind.as_str(), tags.options.clone()),
+            (
+                "enumeration",
+                expected.iter().map(|o| o.to_string()).collect()
+            ),
+            "rules {rules:?}"
+        );
+        assert_eq!(hs.check().await.unwrap().problems, Vec::<String>::new());
+    }
 }

@@ -27,6 +27,7 @@ async fn files_go_to_salesforce_files_on_their_record_once() {
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: Some(Arc::new(Stored)),
+        tag_names: Vec::new(),
     };
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await
@@ -64,6 +65,7 @@ async fn erase_deletes_the_persons_files_then_their_records() {
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: Some(Arc::new(Stored)),
+        tag_names: Vec::new(),
     };
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await

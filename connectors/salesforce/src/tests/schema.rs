@@ -22,6 +22,7 @@ async fn check_names_every_gap_and_provision_creates_and_grants_the_fields_twice
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: None,
+        tag_names: Vec::new(),
     };
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await
@@ -93,6 +94,7 @@ async fn without_a_permission_set_provision_says_what_to_grant_and_check_still_s
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: None,
+        tag_names: Vec::new(),
     };
     let sf = Salesforce::new(
         "sf",
@@ -124,6 +126,7 @@ async fn a_missing_custom_object_is_named_once() {
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: None,
+        tag_names: Vec::new(),
     };
     let sf = Salesforce::new(
         "sf",

@@ -52,6 +52,7 @@ pub async fn connector(c: &Value) -> Salesforce {
     let context = ConnectorContext {
         state: Arc::new(MemoryStateStore::default()),
         media: None,
+        tag_names: Vec::new(),
     };
     Salesforce::new("sf", SalesforceConfig::from_value(c).unwrap(), &context)
         .await

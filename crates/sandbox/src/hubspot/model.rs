@@ -106,6 +106,40 @@ pub struct ObjectType {
     /// Unique property → value → record, as HubSpot indexes them: lookups by a unique property
     /// stay fast with many records (a benchmark must measure the client, not the simulator).
     index: HashMap<String, HashMap<String, u64>>,
+    /// `createdate` and `lastmodifieddate` of each record, kept apart from the properties a
+    /// client wrote so that tests compare what was written.
+    stamps: HashMap<u64, (String, String)>,
+}
+
+/// Returned on every read whether asked for or not, and nothing else unasked: "only the requested
+/// properties plus createdate, hs_object_id and lastmodifieddate" (HubSpot's maintainers in
+/// hubspot-api-python #357). A client that needs the unique property it read by must ask for it.
+pub const ALWAYS_RETURNED: [&str; 3] = ["createdate", "hs_object_id", "lastmodifieddate"];
+
+/// What a read without `properties` returns besides [`ALWAYS_RETURNED`]: for contacts
+/// `email`, `firstname`, `lastname` (HubSpot's contacts guide, "Retrieve contacts": "By
+/// default, the results will include the following properties: createdate, email, firstname,
+/// hs_object_id, lastmodifieddate, lastname"); for other objects nothing more.
+fn default_properties(type_name: &str) -> &'static [&'static str] {
+    match type_name {
+        "contacts" => &["email", "firstname", "lastname"],
+        _ => &[],
+    }
+}
+
+/// Now as HubSpot writes its timestamps: ISO 8601 in UTC with milliseconds.
+pub fn now_iso() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
 }
 
 impl ObjectType {
@@ -128,6 +162,12 @@ impl ObjectType {
 
     /// Sets (or, with an empty value, clears) properties of a record, creating it if new.
     pub fn write(&mut self, id: u64, props: Props) {
+        let now = now_iso();
+        let stamps = self
+            .stamps
+            .entry(id)
+            .or_insert_with(|| (now.clone(), now.clone()));
+        stamps.1 = now;
         let record = self.records.entry(id).or_default();
         for (k, v) in props {
             if let Some(index) = self.index.get_mut(&k) {
@@ -148,6 +188,7 @@ impl ObjectType {
     }
 
     pub fn remove(&mut self, id: u64) {
+        self.stamps.remove(&id);
         if let Some(record) = self.records.remove(&id) {
             for (k, v) in record {
                 if let Some(index) = self.index.get_mut(&k) {
@@ -155,6 +196,41 @@ impl ObjectType {
                 }
             }
         }
+    }
+
+    /// A record's `properties` as a read returns them: each of `wanted` that the type defines
+    /// (`null` when the record has no value: HubSpot's reference for reads, "If a requested
+    /// property is defined but [the record] doesn't have a value, it will be returned as
+    /// null"; one it does not define is left out), or the type's defaults when nothing is
+    /// asked for, and always [`ALWAYS_RETURNED`].
+    pub fn returned(&self, type_name: &str, id: u64, wanted: &[&str]) -> Value {
+        let Some(record) = self.records.get(&id) else {
+            return Value::Null;
+        };
+        let names: &[&str] = if wanted.is_empty() {
+            default_properties(type_name)
+        } else {
+            wanted
+        };
+        let mut out = serde_json::Map::new();
+        for name in names {
+            if self.properties.contains_key(*name) {
+                out.insert(
+                    (*name).to_owned(),
+                    record.get(*name).map_or(Value::Null, |v| json!(v)),
+                );
+            }
+        }
+        let (created, modified) = self.stamps.get(&id).cloned().unwrap_or_default();
+        out.insert("createdate".into(), json!(created));
+        out.insert("hs_object_id".into(), json!(id.to_string()));
+        out.insert("lastmodifieddate".into(), json!(modified));
+        Value::Object(out)
+    }
+
+    /// `createdAt` and `updatedAt` of a record.
+    pub fn times(&self, id: u64) -> (String, String) {
+        self.stamps.get(&id).cloned().unwrap_or_default()
     }
 
     fn find_by(&self, prop: &str, value: &str) -> Option<u64> {
@@ -201,8 +277,12 @@ pub fn correlation_id() -> String {
 
 pub type Answer = (StatusCode, Value);
 
-fn batch_answer(results: Vec<Value>, errors: Vec<Value>, ok: StatusCode) -> Answer {
-    let now = "2026-11-22T00:00:00.000Z";
+fn batch_answer(mut results: Vec<Value>, errors: Vec<Value>, ok: StatusCode) -> Answer {
+    // "The results array is returned in a random order" and there is no way to map them back by
+    // position (HubSpot's maintainers in hubspot-api-nodejs #190): a client must match each
+    // result by its objectWriteTraceId or its id, never by its place.
+    fastrand::shuffle(&mut results);
+    let now = now_iso();
     let mut body =
         json!({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now});
     if errors.is_empty() {
@@ -250,6 +330,13 @@ fn standard(props: &[(&str, &str, &str)], group: &str) -> ObjectType {
     id.unique = true;
     id.group = group.into();
     t.properties.insert(id.name.clone(), id);
+    // HubSpot keeps these itself; a client cannot set them.
+    for name in ["createdate", "lastmodifieddate"] {
+        let mut p = PropertyDef::new(name, "datetime", "date");
+        p.read_only = true;
+        p.group = group.into();
+        t.properties.insert(name.into(), p);
+    }
     t
 }
 
@@ -487,6 +574,20 @@ impl Portal {
                     .collect()
             })
             .unwrap_or_default();
+        // "options: A list of valid options for the property. This field is required for
+        // enumerated properties" (HubSpot's properties API reference, create a property); the
+        // strict reading: an empty list is no options either.
+        if kind == "enumeration" && options.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    &format!(
+                        "Property {name} of type enumeration needs at least one option in options"
+                    ),
+                ),
+            );
+        }
         let def = PropertyDef {
             name: name.clone(),
             label: s("label"),
@@ -774,9 +875,15 @@ impl Portal {
                 }
             };
             let o = self.types.get_mut(&tname).expect("type checked above");
+            // The answer names the properties the input wrote, as HubSpot's does; the unique
+            // property it was upserted by comes back only if the input set it as a property.
+            let written: Vec<String> = Self::string_props(input).into_keys().collect();
             o.write(id, props);
-            let record = &o.records[&id];
-            let mut r = json!({"id": id.to_string(), "new": existing.is_none(), "properties": record, "createdAt": "2026-11-22T00:00:00.000Z", "updatedAt": "2026-11-22T00:00:00.000Z", "archived": false});
+            let written: Vec<&str> = written.iter().map(String::as_str).collect();
+            let (created, updated) = o.times(id);
+            let mut r = json!({"id": id.to_string(), "new": existing.is_none(),
+                "properties": o.returned(&tname, id, &written), "createdAt": created,
+                "updatedAt": updated, "archived": false});
             if let Some(t) = trace {
                 r["objectWriteTraceId"] = json!(t);
             }
@@ -812,20 +919,17 @@ impl Portal {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        let tname = canonical_type(t);
         let (mut results, mut missing) = (Vec::new(), Vec::new());
         for input in inputs {
             let key = input.get("id").and_then(Value::as_str).unwrap_or("");
             match o.find_by(id_prop, key) {
                 Some(id) => {
-                    let record = &o.records[&id];
-                    let props: Props = record
-                        .iter()
-                        .filter(|(k, _)| {
-                            wanted.contains(&k.as_str()) || *k == "hs_object_id" || *k == id_prop
-                        })
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    results.push(json!({"id": id.to_string(), "properties": props, "createdAt": "2026-11-22T00:00:00.000Z", "updatedAt": "2026-11-22T00:00:00.000Z", "archived": false}));
+                    // Not the idProperty unless asked for: see ALWAYS_RETURNED.
+                    let (created, updated) = o.times(id);
+                    results.push(json!({"id": id.to_string(),
+                        "properties": o.returned(&tname, id, &wanted), "createdAt": created,
+                        "updatedAt": updated, "archived": false}));
                 }
                 None => missing.push(key.to_owned()),
             }
@@ -874,16 +978,11 @@ impl Portal {
         let id_prop = id_prop.unwrap_or("hs_object_id");
         match o.find_by(id_prop, key) {
             Some(id) => {
-                let props: Props = o.records[&id]
-                    .iter()
-                    .filter(|(k, _)| {
-                        wanted.is_empty() || wanted.contains(&k.as_str()) || *k == "hs_object_id"
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let (created, updated) = o.times(id);
                 (
                     StatusCode::OK,
-                    json!({"id": id.to_string(), "properties": props, "archived": false}),
+                    json!({"id": id.to_string(), "properties": o.returned(&canonical_type(t), id, wanted),
+                        "createdAt": created, "updatedAt": updated, "archived": false}),
                 )
             }
             None => (
@@ -919,10 +1018,14 @@ impl Portal {
         }
         let tname = canonical_type(t);
         let o = self.types.get_mut(&tname).expect("found above");
+        let written: Vec<String> = props.keys().cloned().collect();
         o.write(id, props);
+        let written: Vec<&str> = written.iter().map(String::as_str).collect();
+        let (created, updated) = o.times(id);
         (
             StatusCode::OK,
-            json!({"id": id.to_string(), "properties": o.records[&id], "archived": false}),
+            json!({"id": id.to_string(), "properties": o.returned(&tname, id, &written),
+                "createdAt": created, "updatedAt": updated, "archived": false}),
         )
     }
 

@@ -509,10 +509,13 @@ async fn token(State(s): Shared, Form(form): Form<HashMap<String, String>>) -> R
             i.counts.max_concurrent_refreshes.max(i.refreshes_in_flight);
         app.token_ttl
     };
+    // Counted in flight until answered or until the client goes away: a client that
+    // disconnects (a killed process) drops this future, and with it the guard.
+    let in_flight = InFlight(s.clone());
     // A token endpoint takes a moment; overlapping refreshes show up in the counts.
     tokio::time::sleep(Duration::from_millis(30)).await;
+    drop(in_flight);
     let mut i = lock(&s);
-    i.refreshes_in_flight -= 1;
     i.counts.refreshes += 1;
     i.next_token += 1;
     let n = i.next_token;
@@ -537,6 +540,16 @@ async fn token(State(s): Shared, Form(form): Form<HashMap<String, String>>) -> R
         ),
         HeaderMap::new(),
     )
+}
+
+/// One refresh being answered; it stops counting when dropped, answered or abandoned.
+struct InFlight(Arc<Mutex<Inner>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut i = lock(&self.0);
+        i.refreshes_in_flight = i.refreshes_in_flight.saturating_sub(1);
+    }
 }
 
 async fn access_token_info(State(s): Shared, Path(token): Path<String>) -> Response {

@@ -223,3 +223,106 @@ async fn notes_need_a_timestamp_and_associate_with_type_202() {
     );
     assert_eq!(sim.associated("contacts", &contact, "notes"), vec![note]);
 }
+
+/// A batch read returns what it was asked for and the three properties HubSpot always adds, not
+/// the unique property it read by (hubspot-api-python #357), with `null` for a property asked
+/// for that has no value.
+#[tokio::test]
+async fn a_batch_read_returns_only_what_was_asked_for() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    sim.define_property("contacts", unique("whatsapp_id"));
+    sim.define_property(
+        "contacts",
+        PropertyDef::new("wa_media_consent", "bool", "booleancheckbox"),
+    );
+    let id = sim.add_record(
+        "contacts",
+        &[
+            ("whatsapp_id", "+4915112345678"),
+            ("wa_media_consent", "true"),
+        ],
+    );
+    let (status, _, answer) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/read",
+        TOKEN,
+        json!({"idProperty": "whatsapp_id", "inputs": [{"id": "+4915112345678"}],
+            "properties": ["wa_media_consent", "firstname"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let props = answer["results"][0]["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "createdate",
+            "firstname",
+            "hs_object_id",
+            "lastmodifieddate",
+            "wa_media_consent"
+        ]
+    );
+    assert_eq!(props["hs_object_id"], json!(id));
+    assert_eq!(props["firstname"], Value::Null);
+}
+
+/// HubSpot requires options on an enumeration property.
+#[tokio::test]
+async fn an_enumeration_without_options_is_refused() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    let (status, _, answer) = post(
+        &sim,
+        "/crm/v3/properties/contacts",
+        TOKEN,
+        json!({"name": "wa_tags", "label": "Tags", "type": "enumeration", "fieldType": "checkbox",
+            "groupName": "contactinformation", "options": []}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["category"], "VALIDATION_ERROR");
+}
+
+/// A refresh whose client goes away before the answer (a killed daemon) stops counting as in
+/// flight, so a test waiting for quiet at the token endpoint is not kept waiting by the dead.
+#[tokio::test]
+async fn an_abandoned_refresh_is_not_counted_in_flight() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::oauth(OAuthApp {
+        client_id: "cid".into(),
+        client_secret: "cs".into(),
+        refresh_token: "rt0".into(),
+        token_ttl: Duration::from_secs(1800),
+        rotate_refresh_token: false,
+    }))
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let abandoned = client
+        .post(format!("{}/oauth/v3/token", sim.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "cid"),
+            ("client_secret", "cs"),
+            ("refresh_token", "rt0"),
+        ])
+        .send()
+        .await;
+    assert!(abandoned.is_err(), "the client gave up before the answer");
+    drop(client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.refreshes_in_flight() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an abandoned refresh stays in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

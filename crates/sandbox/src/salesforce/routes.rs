@@ -162,10 +162,13 @@ async fn token(State(s): State<Sim>, Form(form): Form<HashMap<String, String>>) 
         i.logins_in_flight += 1;
         i.counts.max_concurrent_logins = i.counts.max_concurrent_logins.max(i.logins_in_flight);
     }
+    // Counted in flight until answered or until the client goes away (a killed process): the
+    // guard goes with this future either way.
+    let in_flight = LoginInFlight(s.inner.clone());
     // A login takes a moment; overlapping logins show in the counts.
     tokio::time::sleep(Duration::from_millis(30)).await;
+    drop(in_flight);
     let mut i = lock(&s.inner);
-    i.logins_in_flight -= 1;
     i.counts.logins += 1;
     i.next += 1;
     let token = format!("00Dsim000000001!AR{:06}.{:08x}", i.next, fastrand::u32(..));
@@ -195,6 +198,16 @@ async fn token(State(s): State<Sim>, Form(form): Form<HashMap<String, String>>) 
         _ => {}
     }
     json_response(StatusCode::OK, body, HeaderMap::new())
+}
+
+/// One login being answered; it stops counting when dropped, answered or abandoned.
+struct LoginInFlight(Arc<Mutex<Inner>>);
+
+impl Drop for LoginInFlight {
+    fn drop(&mut self) {
+        let mut i = lock(&self.0);
+        i.logins_in_flight = i.logins_in_flight.saturating_sub(1);
+    }
 }
 
 /// The session and the daily allocation, for every API call: `Ok` carries `Sforce-Limit-Info`.

@@ -42,6 +42,7 @@ impl Crms {
     /// mapping in the report ("the example mapping", "your mapping").
     pub async fn start(
         connectors: &std::collections::BTreeMap<String, serde_json::Value>,
+        tag_names: &[String],
         whose: &str,
     ) -> anyhow::Result<Crms> {
         let mut sims = Vec::new();
@@ -94,7 +95,7 @@ impl Crms {
         }
         let mut provisioned = String::new();
         for (name, _, t) in &sims {
-            let plan = provision(name, t)
+            let plan = provision(name, t, tag_names)
                 .await
                 .with_context(|| format!("connectors.{name}: provisioning into the simulator"))?;
             let created = plan
@@ -126,10 +127,15 @@ impl Crms {
     }
 }
 
-async fn provision(name: &str, table: &serde_json::Value) -> anyhow::Result<wa2crm_core::Plan> {
+async fn provision(
+    name: &str,
+    table: &serde_json::Value,
+    tag_names: &[String],
+) -> anyhow::Result<wa2crm_core::Plan> {
     let context = wa2crm_core::ConnectorContext {
         state: std::sync::Arc::new(wa2crm_core::MemoryStateStore::default()),
         media: None,
+        tag_names: tag_names.to_vec(),
     };
     let factory: &dyn ConnectorFactory = match table["type"].as_str() {
         Some("hubspot") => &wa2crm_hubspot::HubSpotFactory,

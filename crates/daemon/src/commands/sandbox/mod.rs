@@ -96,7 +96,8 @@ api_url = "{twilio}"
         twilio = twilio.api_url(),
     );
     let mut config = crate::config::load_str(&toml, Default::default(), None)?;
-    let crms = crms::Crms::start(&base.connectors, whose).await?;
+    let tag_names: Vec<String> = base.tags.iter().map(|t| t.name.clone()).collect();
+    let crms = crms::Crms::start(&base.connectors, &tag_names, whose).await?;
     for (name, table) in crms.tables() {
         config.connectors.insert(name.clone(), table.clone());
     }
