@@ -55,6 +55,25 @@ ensure_ffmpeg() {
     command -v ffmpeg >/dev/null || { echo "test.sh: ffmpeg could not be installed" >&2; exit 1; }
 }
 
+ensure_vendor_clients() {
+    # The simulators' fidelity suites drive them with the vendors' own clients (HubSpot's
+    # hubspot-api-client, simple-salesforce), pinned, in the venv start_s3_server made.
+    local wanted="crates/sandbox/fidelity/requirements.txt"
+    if ! .venv/bin/python - "$wanted" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        name, pinned = line.split("==")
+        assert version(name) == pinned, name
+PY
+    then
+        echo "test.sh: installing the vendors' clients for the fidelity suites into .venv"
+        .venv/bin/pip install -q -r "$wanted"
+    fi
+}
+
 drop_stale_test_schemas() {
     # Each PostgreSQL queue test works in a schema of its own; remove those of earlier runs.
     psql "$WA2CRM_TEST_DATABASE_URL" -Atqc \
@@ -69,6 +88,7 @@ ensure_postgres
 ensure_ffmpeg
 drop_stale_test_schemas
 start_s3_server
+ensure_vendor_clients
 
 # The end-to-end tests start the real binary: build it once, in the profile the tests use.
 cargo build --locked --workspace --bins

@@ -6,6 +6,7 @@
 mod gate;
 pub mod model;
 mod routes;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -245,8 +246,16 @@ impl HubSpotSim {
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
             );
+            // Entered before wa2crm came: long since indexed for search.
+            o.written_at.remove(&id);
         }
         id.to_string()
+    }
+
+    /// How long a record written through the API stays out of search results (default
+    /// [`search::DEFAULT_SEARCH_LAG`]).
+    pub fn set_search_lag(&self, lag: Duration) {
+        lock(&self.inner).portal.search_lag = lag;
     }
 
     /// Changes a record as a CRM user would (to check wa2crm does not overwrite it).

@@ -109,6 +109,9 @@ pub struct ObjectType {
     /// `createdate` and `lastmodifieddate` of each record, kept apart from the properties a
     /// client wrote so that tests compare what was written.
     stamps: HashMap<u64, (String, String)>,
+    /// When each record was last written through the API: search does not see it until the
+    /// portal's search lag has passed (see `search`). Records an admin entered are not here.
+    pub(crate) written_at: HashMap<u64, std::time::Instant>,
 }
 
 /// Returned on every read whether asked for or not, and nothing else unasked: "only the requested
@@ -168,6 +171,7 @@ impl ObjectType {
             .entry(id)
             .or_insert_with(|| (now.clone(), now.clone()));
         stamps.1 = now;
+        self.written_at.insert(id, std::time::Instant::now());
         let record = self.records.entry(id).or_default();
         for (k, v) in props {
             if let Some(index) = self.index.get_mut(&k) {
@@ -189,6 +193,7 @@ impl ObjectType {
 
     pub fn remove(&mut self, id: u64) {
         self.stamps.remove(&id);
+        self.written_at.remove(&id);
         if let Some(record) = self.records.remove(&id) {
             for (k, v) in record {
                 if let Some(index) = self.index.get_mut(&k) {
@@ -233,7 +238,7 @@ impl ObjectType {
         self.stamps.get(&id).cloned().unwrap_or_default()
     }
 
-    fn find_by(&self, prop: &str, value: &str) -> Option<u64> {
+    pub(crate) fn find_by(&self, prop: &str, value: &str) -> Option<u64> {
         if prop == "hs_object_id" {
             return value
                 .parse()
@@ -315,6 +320,8 @@ pub struct Portal {
     pub associations: BTreeMap<(String, u64, String, u64), BTreeSet<u32>>,
     /// Largest accepted batch.
     pub batch_limit: usize,
+    /// How long a record written through the API stays invisible to search.
+    pub search_lag: std::time::Duration,
 }
 
 fn standard(props: &[(&str, &str, &str)], group: &str) -> ObjectType {
@@ -437,6 +444,7 @@ impl Portal {
             next_id: 1000,
             associations: BTreeMap::new(),
             batch_limit: 100,
+            search_lag: super::search::DEFAULT_SEARCH_LAG,
         }
     }
 
@@ -446,7 +454,7 @@ impl Portal {
             .or_insert_with(|| standard(&[], &format!("{name}_information")));
     }
 
-    fn object_type(&self, t: &str) -> Result<&ObjectType, Answer> {
+    pub(crate) fn object_type(&self, t: &str) -> Result<&ObjectType, Answer> {
         self.types
             .get(&canonical_type(t))
             .ok_or_else(|| not_a_type(t))
@@ -993,6 +1001,46 @@ impl Portal {
                 ),
             ),
         }
+    }
+
+    /// `POST /crm/v3/objects/{objectType}`: one new record (201).
+    pub fn create_one(&mut self, t: &str, body: &Value) -> Answer {
+        let o = match self.object_type(t) {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        if let Err(a) = Self::check_names(o, std::iter::once(body)) {
+            return a;
+        }
+        let props = Self::string_props(body);
+        if let Err((message, _)) = Self::check_values(o, None, &props) {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body("VALIDATION_ERROR", &message),
+            );
+        }
+        let tname = canonical_type(t);
+        if (tname == "notes" || tname == "tasks") && !props.contains_key("hs_timestamp") {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "VALIDATION_ERROR",
+                    "Property \"hs_timestamp\" is required to create a note or a task",
+                ),
+            );
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let o = self.types.get_mut(&tname).expect("found above");
+        let written: Vec<String> = props.keys().cloned().collect();
+        o.write(id, props);
+        let written: Vec<&str> = written.iter().map(String::as_str).collect();
+        let (created, updated) = o.times(id);
+        (
+            StatusCode::CREATED,
+            json!({"id": id.to_string(), "properties": o.returned(&tname, id, &written),
+                "createdAt": created, "updatedAt": updated, "archived": false}),
+        )
     }
 
     pub fn patch_one(&mut self, t: &str, key: &str, id_prop: Option<&str>, body: &Value) -> Answer {

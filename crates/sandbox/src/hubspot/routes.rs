@@ -36,6 +36,8 @@ pub fn router(inner: Arc<Mutex<Inner>>) -> Router {
             get(get_property).patch(update_property),
         )
         .route("/crm/v3/objects/{object}/batch/{op}", post(batch))
+        .route("/crm/v3/objects/{object}/search", post(search))
+        .route("/crm/v3/objects/{object}", post(create_object))
         .route(
             "/crm/v3/objects/{object}/{id}",
             get(get_object).patch(patch_object),
@@ -339,6 +341,51 @@ async fn batch(
     .await
 }
 
+async fn create_object(
+    State(s): Shared,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_json(&e),
+    };
+    let label = format!("POST {}", canonical_type(&object));
+    api(
+        &s,
+        &headers,
+        &label,
+        &scope(&object, true, false),
+        Bucket::Standard,
+        |p| p.create_one(&object, &body),
+    )
+    .await
+}
+
+async fn search(
+    State(s): Shared,
+    Path(object): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_json(&e),
+    };
+    let label = format!("POST {} search", canonical_type(&object));
+    let now = Instant::now();
+    api(
+        &s,
+        &headers,
+        &label,
+        &scope(&object, false, false),
+        Bucket::Search,
+        |p| p.search(&object, &body, now),
+    )
+    .await
+}
+
 async fn get_object(
     State(s): Shared,
     Path((object, id)): Path<(String, String)>,
@@ -558,7 +605,7 @@ async fn access_token_info(State(s): Shared, Path(token): Path<String>) -> Respo
         Some(exp) if *exp > Instant::now() => respond(
             (
                 StatusCode::OK,
-                json!({"token": token, "user": "integration@example.com", "hub_id": 12345678,
+                json!({"token": token, "user": "integration@example.com", "user_id": 1, "hub_id": 12345678,
                     "scopes": i.gate.scopes, "token_type": "access", "app_id": 1,
                     "expires_in": exp.duration_since(Instant::now()).as_secs()}),
             ),
@@ -669,8 +716,10 @@ async fn upload_file(State(s): Shared, headers: HeaderMap, mut form: Multipart) 
         .iter()
         .find(|f| reuse && f.folder == folder && f.name == name && f.sha256 == sha256)
         .cloned();
+    // 201 either way: the upload's one documented success (Files v3 reference; the official
+    // clients map no other status to a file).
     let (status, file) = match existing {
-        Some(f) => (StatusCode::OK, f),
+        Some(f) => (StatusCode::CREATED, f),
         None => {
             i.next_token += 1;
             let f = super::SimFile {

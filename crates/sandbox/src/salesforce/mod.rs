@@ -126,8 +126,14 @@ impl SalesforceSim {
             next: 0,
             fault_rate: 0.0,
         }));
-        let app = routes::router(inner.clone(), format!("http://{addr}"));
+        // A trailing slash names the same resource (`/sobjects/Contact/`), as Salesforce takes it;
+        // the path is trimmed before routing.
+        let app = tower::Layer::layer(
+            &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+            routes::router(inner.clone(), format!("http://{addr}")),
+        );
         let server = tokio::spawn(async move {
+            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
             let _ = axum::serve(listener, app).await;
         });
         Ok(SalesforceSim {

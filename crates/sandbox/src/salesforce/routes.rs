@@ -69,14 +69,6 @@ fn json_response(status: StatusCode, body: Value, headers: HeaderMap) -> Respons
     r
 }
 
-fn invalid_grant(description: &str) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        json!({"error": "invalid_grant", "error_description": description}),
-        HeaderMap::new(),
-    )
-}
-
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
@@ -123,30 +115,32 @@ async fn token(State(s): State<Sim>, Form(form): Form<HashMap<String, String>>) 
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     {
         let mut i = lock(&s.inner);
-        let verdict: Result<(), &str> = match field("grant_type") {
+        // The client first (Salesforce Help, "OAuth 2.0 Authorization Errors"): an unknown
+        // consumer key is `invalid_client_id` "client identifier invalid", a wrong secret
+        // `invalid_client` "invalid client credentials"; then the grant: `invalid_grant`.
+        let client = || {
+            if field("client_id") != i.config.client_id {
+                Err(("invalid_client_id", "client identifier invalid"))
+            } else if field("client_secret") != i.config.client_secret {
+                Err(("invalid_client", "invalid client credentials"))
+            } else {
+                Ok(())
+            }
+        };
+        let verdict: Result<(), (&str, &str)> = match field("grant_type") {
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-                check_assertion(field("assertion"), &i, &s.url).map(|_| ())
+                check_assertion(field("assertion"), &i, &s.url)
+                    .map(|_| ())
+                    .map_err(|d| ("invalid_grant", d))
             }
-            "refresh_token" => {
-                if field("client_id") != i.config.client_id
-                    || field("client_secret") != i.config.client_secret
-                {
-                    Err("invalid client credentials")
-                } else if i.config.refresh_token.as_deref() != Some(field("refresh_token")) {
-                    Err("expired access/refresh token")
+            "refresh_token" => client().and_then(|()| {
+                if i.config.refresh_token.as_deref() != Some(field("refresh_token")) {
+                    Err(("invalid_grant", "expired access/refresh token"))
                 } else {
                     Ok(())
                 }
-            }
-            "client_credentials" => {
-                if field("client_id") == i.config.client_id
-                    && field("client_secret") == i.config.client_secret
-                {
-                    Ok(())
-                } else {
-                    Err("invalid client credentials")
-                }
-            }
+            }),
+            "client_credentials" => client(),
             _ => {
                 return json_response(
                     StatusCode::BAD_REQUEST,
@@ -155,9 +149,13 @@ async fn token(State(s): State<Sim>, Form(form): Form<HashMap<String, String>>) 
                 );
             }
         };
-        if let Err(description) = verdict {
+        if let Err((error, description)) = verdict {
             i.counts.failed_logins += 1;
-            return invalid_grant(description);
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": error, "error_description": description}),
+                HeaderMap::new(),
+            );
         }
         i.logins_in_flight += 1;
         i.counts.max_concurrent_logins = i.counts.max_concurrent_logins.max(i.logins_in_flight);
