@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod twilio;
+
 pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
 pub const VERIFY_TOKEN: &str = "e2e-verify-token";
 pub const ACCESS_TOKEN: &str = "e2e-access-token";
@@ -145,6 +147,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon's one HTTP client, for requests a test makes to it.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Starts the binary on `config` (written to `dir/wa2crm.toml`) and waits until it answers.
     pub async fn start(dir: &Path, config: &str, port: u16) -> Daemon {
         let mut d = Daemon::new(dir, config, port);

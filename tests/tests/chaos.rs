@@ -1,4 +1,5 @@
-//! The real binary under faults: 10 % of Graph API resolves and downloads fail (5xx, expired
+//! The real binary under faults: every eighth event comes through Twilio, whose media answers 404
+//! for a second while it propagates; 10 % of Graph API resolves and downloads fail (5xx, expired
 //! URLs, dropped connections, slow bodies, no answer at all), 10 % of HubSpot calls fail (502,
 //! 503, SECONDLY 429s, expired tokens, the write done and no answer ever), 10 % of Salesforce
 //! calls fail (503 before the write, 503 after it with the answer lost, no answer after the write,
@@ -18,12 +19,58 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use wa2crm_e2e::twilio::{TWILIO_ACCOUNT, TWILIO_TOKEN, twilio_source};
 use wa2crm_e2e::{
     ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
     salesforce_org, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
+use wa2crm_sandbox::samples;
+use wa2crm_sandbox::twilio::{Inbound, TwilioSim, signed_form, webhook_params};
+
+/// One webhook as its source sends it: path, content type, signature header and body.
+struct Webhook {
+    path: &'static str,
+    content_type: &'static str,
+    signature: (&'static str, String),
+    body: Vec<u8>,
+}
+
+/// Every eighth event comes through Twilio, whose media answers 404 while it propagates.
+fn via_twilio(i: usize) -> bool {
+    i % 8 == 0
+}
+
+/// The `i`-th event as a Twilio message with a distinct image from `sender`.
+fn twilio_webhook(twilio: &TwilioSim, url: &str, i: usize, sender: &str) -> Webhook {
+    let image = samples::all()
+        .into_iter()
+        .find(|s| s.file == "image.jpg")
+        .expect("the bundled JPEG");
+    let mut bytes = image.bytes.to_vec();
+    bytes.extend_from_slice(format!("twilio-chaos-{i}").as_bytes());
+    let sid = format!("MM{i:032}");
+    let inbound = Inbound {
+        message_sid: &sid,
+        from: sender,
+        to: "+14155238886",
+        profile_name: None,
+        body: None,
+        media: vec![(
+            twilio.add_media(&sid, bytes, "image/jpeg"),
+            "image/jpeg".into(),
+        )],
+    };
+    let (body, signature) =
+        signed_form(TWILIO_TOKEN, url, &webhook_params(TWILIO_ACCOUNT, &inbound));
+    Webhook {
+        path: "/webhooks/twilio",
+        content_type: "application/x-www-form-urlencoded",
+        signature: ("X-Twilio-Signature", signature),
+        body: body.into_bytes(),
+    }
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -66,6 +113,11 @@ async fn faults_and_kills_lose_and_double_nothing() {
     }))
     .await
     .unwrap();
+    // Twilio's new media answers 404 for a second, as it propagates.
+    let twilio = TwilioSim::start(TWILIO_ACCOUNT, TWILIO_TOKEN)
+        .await
+        .unwrap();
+    twilio.set_propagation_delay(Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
     let (sf, salesforce) = salesforce_org(dir.path()).await;
     let port = free_port();
@@ -75,7 +127,8 @@ async fn faults_and_kills_lose_and_double_nothing() {
         section.replace("linger_ms = 100", "linger_ms = 100\ntimeout_seconds = 2")
     };
     let crms = format!(
-        "{}{}",
+        "{}{}{}",
+        twilio_source(port, &twilio, ""),
         short(hubspot_section(&hs.url(), auth)),
         short(salesforce)
     );
@@ -86,15 +139,28 @@ async fn faults_and_kills_lose_and_double_nothing() {
     hs.set_fault_rate(0.1);
     sf.set_fault_rate(0.1);
 
-    // Every event's body, signed; each file distinct, so storage must hold exactly `events`.
-    let bodies: Vec<Vec<u8>> = (0..events)
-        .map(|i| distinct_image_webhook(&graph, "chaos", i, &format!("+1415555{:04}", i % 50)))
+    // Every event's webhook, signed; each file distinct, so storage must hold exactly `events`.
+    let twilio_url = d.url("/webhooks/twilio");
+    let bodies: Vec<Webhook> = (0..events)
+        .map(|i| {
+            let sender = format!("+1415555{:04}", i % 50);
+            if via_twilio(i) {
+                return twilio_webhook(&twilio, &twilio_url, i, &sender);
+            }
+            let body = distinct_image_webhook(&graph, "chaos", i, &sender);
+            Webhook {
+                path: "/webhooks/whatsapp",
+                content_type: "application/json",
+                signature: ("X-Hub-Signature-256", sign(&body).unwrap()),
+                body,
+            }
+        })
         .collect();
 
     // The sender: a steady stream, each webhook resent until it is answered 200 (the daemon may
     // be down or starting), as Meta retries.
     let sent = Arc::new(AtomicUsize::new(0));
-    let url = d.url("/webhooks/whatsapp");
+    let base = d.url("");
     let sender = {
         let sent = sent.clone();
         tokio::spawn(async move {
@@ -102,13 +168,13 @@ async fn faults_and_kills_lose_and_double_nothing() {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap();
-            for body in bodies {
+            for w in bodies {
                 loop {
                     let answered = client
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .header("X-Hub-Signature-256", sign(&body).unwrap())
-                        .body(body.clone())
+                        .post(format!("{base}{}", w.path))
+                        .header("Content-Type", w.content_type)
+                        .header(w.signature.0, &w.signature.1)
+                        .body(w.body.clone())
                         .send()
                         .await;
                     if answered.is_ok_and(|r| r.status() == 200) {
@@ -192,6 +258,11 @@ async fn faults_and_kills_lose_and_double_nothing() {
         events.min(50),
         "seed {seed}: one Contact per sender"
     );
+    assert!(
+        twilio.not_yet_answered() > 0,
+        "seed {seed}: no Twilio media was asked for while it propagated"
+    );
+    assert_eq!(twilio.counts().credentials_on_storage, 0);
     let hung = graph.counts().hung + hs.counts().hung + sf.counts().hung;
     assert!(
         hung > 0,

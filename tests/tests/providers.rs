@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use wa2crm_e2e::twilio::{TWILIO_ACCOUNT, TWILIO_TOKEN, post_twilio, twilio_source};
 use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, free_port, hubspot_section, salesforce_org};
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
@@ -16,8 +17,6 @@ use wa2crm_sandbox::webhooks;
 const HS_TOKEN: &str = "pat-na1-providers";
 const D360_KEY: &str = "d360-e2e-key";
 const D360_HEADER_VALUE: &str = "d360-e2e-header-secret";
-const TWILIO_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TWILIO_TOKEN: &str = "twilio-e2e-auth-token";
 const BUSINESS: &str = "+14155238886";
 
 /// Both CRMs, provisioned, and a daemon whose extra sections are `sources`.
@@ -182,44 +181,6 @@ webhook_header_value = "{D360_HEADER_VALUE}"
     let played = reqwest::get(&link).await.unwrap();
     assert_eq!(played.status(), 200);
     assert_eq!(played.bytes().await.unwrap().len(), voice.bytes.len());
-}
-
-fn twilio_source(port: u16, twilio: &TwilioSim, routes: &str) -> String {
-    format!(
-        r#"
-[sources.twilio]
-account_sid = "{TWILIO_ACCOUNT}"
-auth_token = "{TWILIO_TOKEN}"
-webhook_url = "http://127.0.0.1:{port}/webhooks/twilio"
-api_url = "{}"
-delete_after_copy = true
-{routes}
-"#,
-        twilio.api_url()
-    )
-}
-
-async fn post_twilio(
-    d: &Daemon,
-    signed_for: &str,
-    params: &[(String, String)],
-) -> (u16, String, String) {
-    let (body, signature) = signed_form(TWILIO_TOKEN, signed_for, params);
-    let r = reqwest::Client::new()
-        .post(d.url("/webhooks/twilio"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("X-Twilio-Signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let content_type = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, content_type, r.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,9 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// For a transient failure that knows when it may clear (media a vendor has not made
+    /// available yet): the queue tries again after this instead of its usual backoff.
+    retry_in: Option<Duration>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -44,8 +47,20 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retry_in: None,
             source: None,
         }
+    }
+
+    /// Sets when the queue should try again, in place of its backoff (see [`Error::retry_in`]).
+    pub fn with_retry_in(mut self, wait: Duration) -> Self {
+        self.retry_in = Some(wait);
+        self
+    }
+
+    /// The wait this failure asks for instead of the queue's backoff, if it knows one.
+    pub fn retry_in(&self) -> Option<Duration> {
+        self.retry_in
     }
 
     pub fn transient(message: impl Into<String>) -> Self {

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -30,11 +31,17 @@ pub struct Counts {
     /// Requests to the storage host that carried an `Authorization` header: must stay 0.
     pub credentials_on_storage: u64,
     pub deleted: u64,
+    /// Requests for media still propagating, answered 404.
+    pub not_yet: u64,
 }
 
 struct Media {
     bytes: Bytes,
     content_type: String,
+    /// Until then the media resource answers 404, as Twilio's does for a few seconds after the
+    /// webhook while a new asset propagates (Chatwoot PR #15504: "Twilio can briefly return a
+    /// 404 for valid inbound WhatsApp media while the asset propagates").
+    available_at: Instant,
 }
 
 struct Inner {
@@ -45,6 +52,8 @@ struct Inner {
     storage_url: String,
     counts: Counts,
     next: u64,
+    /// How long new media answers 404 before it can be fetched.
+    propagation: Duration,
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -82,6 +91,7 @@ impl TwilioSim {
             storage_url: format!("http://{storage}"),
             counts: Counts::default(),
             next: 0,
+            propagation: Duration::ZERO,
         }));
         let api_app = Router::new()
             .route(
@@ -122,17 +132,30 @@ impl TwilioSim {
         let mut i = lock(&self.inner);
         i.next += 1;
         let sid = format!("ME{:032x}", i.next);
+        let available_at = Instant::now() + i.propagation;
         i.media.insert(
             sid.clone(),
             Media {
                 bytes: bytes.into(),
                 content_type: content_type.to_owned(),
+                available_at,
             },
         );
         format!(
             "http://{}/2010-04-01/Accounts/{}/Messages/{message_sid}/Media/{sid}",
             self.api, i.account_sid
         )
+    }
+
+    /// Media added from now on answers 404 for this long before it can be fetched, as Twilio's
+    /// does while a new asset propagates.
+    pub fn set_propagation_delay(&self, delay: Duration) {
+        lock(&self.inner).propagation = delay;
+    }
+
+    /// Media resources requested while still propagating (answered 404).
+    pub fn not_yet_answered(&self) -> u64 {
+        lock(&self.inner).counts.not_yet
     }
 
     /// How many media resources Twilio still holds.
@@ -176,7 +199,14 @@ async fn media_resource(
         i.counts.unauthorized += 1;
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
-    if !i.media.contains_key(&media) {
+    let propagating = i
+        .media
+        .get(&media)
+        .is_some_and(|m| Instant::now() < m.available_at);
+    if propagating {
+        i.counts.not_yet += 1;
+    }
+    if propagating || !i.media.contains_key(&media) {
         return twilio_error(
             StatusCode::NOT_FOUND,
             20404,
@@ -321,7 +351,13 @@ mod tests {
         assert_eq!(body["code"], 20003);
 
         let client = TwilioMedia::new(&sim.api_url(), "AC1", SecretString::from("tok")).unwrap();
-        let bytes = client.download(&url).await.unwrap().bytes().await.unwrap();
+        let bytes = client
+            .download(&url, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(&bytes[..], b"ogg");
         let c = sim.counts();
         assert_eq!((c.storage_downloads, c.credentials_on_storage), (1, 0));
@@ -330,7 +366,10 @@ mod tests {
         assert_eq!(sim.media_count(), 0);
         client.delete(&url).await.unwrap();
         assert_eq!(sim.counts().deleted, 1, "already gone counts as deleted");
-        let e = client.download(&url).await.unwrap_err();
+        let e = client
+            .download(&url, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap_err();
         assert!(e.message().contains("404"), "{e}");
     }
 }

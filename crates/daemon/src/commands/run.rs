@@ -174,7 +174,8 @@ pub fn build_pipeline(
         twilio: match &s.twilio {
             Some(t) => Some(
                 TwilioMedia::new(&t.api_url, &t.account_sid, t.auth_token.clone())?
-                    .with_read_timeout(read_timeout)?,
+                    .with_read_timeout(read_timeout)?
+                    .with_media_wait(Duration::from_secs(t.media_wait_seconds)),
             ),
             None => None,
         },

@@ -200,6 +200,14 @@ pub struct TwilioSourceConfig {
     /// Twilio's API, where media is fetched with the account's credentials (the sandbox's own).
     #[serde(default = "default_twilio_api_url")]
     pub api_url: String,
+    /// For this long after the webhook, a 404 for its media means Twilio has not made it
+    /// available yet, and the download is tried again; after it, the media is gone.
+    #[serde(default = "default_twilio_media_wait")]
+    pub media_wait_seconds: u64,
+}
+
+fn default_twilio_media_wait() -> u64 {
+    wa2crm_whatsapp::twilio::DEFAULT_MEDIA_WAIT.as_secs()
 }
 
 fn default_twilio_api_url() -> String {

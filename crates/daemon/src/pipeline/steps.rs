@@ -106,7 +106,9 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
                      then run `wa2crm replay --all-dead`",
                 )
             })?;
-            let spooled = spool(p, twilio.download(&url).await?, None).await?;
+            // The webhook's arrival: Twilio's event timestamp is when wa2crm received it.
+            let download = twilio.download(&url, job.event.timestamp).await?;
+            let spooled = spool(p, download, None).await?;
             (spooled, None)
         }
     };

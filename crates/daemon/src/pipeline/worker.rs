@@ -192,9 +192,10 @@ async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
                 reason: reason.clone(),
             }),
         None => {
-            let wait = p
-                .retry
-                .delay(job.attempts, e.retry_after(), fastrand::f64());
+            let wait = e.retry_in().unwrap_or_else(|| {
+                p.retry
+                    .delay(job.attempts, e.retry_after(), fastrand::f64())
+            });
             let retry_at_ms = p.clock.now_ms().saturating_add(wait.as_millis() as i64);
             p.store
                 .fail(job.id, &job.owner, e.message(), retry_at_ms)

@@ -1,5 +1,5 @@
 //! A Graph API media simulator: `GET /{version}/{media_id}` and the download URLs it hands out,
-//! behaving as Meta's do (research/whatsapp.md §2): Bearer token required on both, URLs that
+//! behaving as Meta's do (sources in crates/sandbox/README.md): Bearer token required on both, URLs that
 //! expire (5 minutes by default), downloads refused without a User-Agent, Graph-shaped JSON
 //! errors, and faults a test can inject (5xx, 429, expired or truncated or corrupted downloads).
 //!

@@ -22,7 +22,7 @@ pub enum Bucket {
     /// `x-hubspot-rate-limit-exemptions: ["ten-secondly"]`) with a per-second limit of their own,
     /// taken at the changelog's 4 requests per second ("CRM Search API, which will remain limited
     /// to 4 requests per second"; some report 5: the strict reading is 4). Their answers carry
-    /// no rate-limit headers: HubSpot does not say they do (research §8, open question).
+    /// no rate-limit headers: HubSpot does not say they do (the strict reading).
     Search,
 }
 

@@ -1,8 +1,8 @@
 //! The portal's data as HubSpot keeps it: objects with string properties, property definitions
 //! with their types, options and uniqueness, and associations. Every write is validated the way
-//! HubSpot validates it (research/hubspot.md §2–3): unknown properties fail the whole batch,
-//! values that do not fit their property fail only their input (a 207), a unique property
-//! cannot hold one value twice, `hs_timestamp` is required on a new note.
+//! HubSpot validates it (each rule's source: crates/sandbox/README.md): unknown properties fail
+//! the whole batch, values that do not fit their property fail only their input (a 207), a
+//! unique property cannot hold one value twice, `hs_timestamp` is required on a new note.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

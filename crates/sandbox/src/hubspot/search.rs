@@ -3,16 +3,18 @@
 //! - `filterGroups` are ORed, the filters of a group ANDed: at most 5 groups, 10 filters in a
 //!   group and 25 in all (changelog 2024-08-26, "Expanded Filtering Capabilities"); more is a 400.
 //! - Operators `EQ`, `NEQ`, `IN`, `NOT_IN`, `HAS_PROPERTY`, `NOT_HAS_PROPERTY`, `CONTAINS_TOKEN`,
-//!   `NOT_CONTAINS_TOKEN`, `LT`, `LTE`, `GT`, `GTE`. Values compare as the stored strings:
-//!   "phone matching is literal on the stored string" (shared/research/hubspot.md §2.2), with
-//!   no normalization of formatting. `IN` on a string property takes lowercase values only (the
+//!   `NOT_CONTAINS_TOKEN`, `LT`, `LTE`, `GT`, `GTE`. Values compare as the stored strings, with
+//!   no normalization of a phone number's formatting (the search guide documents none; the
+//!   strict reading). `IN` on a string property takes lowercase values only (the
 //!   search guide: "values must be lowercase"); an uppercase value matches nothing.
-//! - `limit` up to 200 (the spec); more is a 400. `after` pages; past 10,000 results a 400
-//!   (third-party reports of the cap, research §2.2).
+//! - `limit` up to 200 (the v3 spec's description); more is a 400. `after` pages; past 10,000
+//!   results a 400 (AWS Glue's HubSpot connector notes: search is "limited to 10,000 total
+//!   results for any given query", more "will result in a 400 error").
 //! - Results carry what a read carries (`ALWAYS_RETURNED` and the properties asked for).
 //! - Search is eventually consistent: a record written through the API is invisible to search
-//!   for the portal's search lag (research §2.2: "A record created a moment ago may not appear
-//!   yet"); the simulator hides it for the whole lag, HubSpot's worst case.
+//!   for the portal's search lag. Okta's HubSpot connector reference: "Search results may
+//!   exclude newly created and updated HubSpot CRM objects ... wait 10 seconds after using a
+//!   Create card"; the simulator hides a record for the whole lag after any write.
 //! - Its own per-second limit and no ten-second window: see `gate::Bucket::Search`.
 
 use std::time::{Duration, Instant};
@@ -23,8 +25,8 @@ use serde_json::{Value, json};
 use super::model::{Answer, Portal, canonical_type, error_body};
 
 /// How long a record written through the API stays out of search results unless a test says
-/// otherwise: HubSpot gives no figure; a few seconds is what integrators report.
-pub const DEFAULT_SEARCH_LAG: Duration = Duration::from_secs(3);
+/// otherwise: HubSpot gives no figure; Okta's connector reference says to wait 10 s after a create.
+pub const DEFAULT_SEARCH_LAG: Duration = Duration::from_secs(10);
 
 const MAX_GROUPS: usize = 5;
 const MAX_FILTERS_PER_GROUP: usize = 10;

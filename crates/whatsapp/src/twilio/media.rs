@@ -3,13 +3,47 @@
 //! to Twilio's API host only, never to the redirect target; redirects are followed by hand so that
 //! holds whatever reqwest's defaults are.
 
+use std::time::Duration;
+
 use reqwest::header::LOCATION;
 use reqwest::{Client, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
 use url::Url;
 use wa2crm_core::Error;
 
 const MAX_REDIRECTS: usize = 5;
+
+/// How long after the webhook a 404 for its media means "not there yet" unless configured:
+/// Twilio can answer 404 for valid inbound WhatsApp media for a few seconds while the asset
+/// propagates (Chatwoot's PR #15504 and #15499, which retry after 1 s and 3 s).
+pub const DEFAULT_MEDIA_WAIT: Duration = Duration::from_secs(120);
+
+/// The longest wait between two tries while media may still be propagating.
+const MAX_NOT_YET_WAIT: Duration = Duration::from_secs(30);
+
+/// What a 404 from Twilio's media endpoint means `age` after the webhook arrived: within
+/// `window`, media that is not there yet, tried again after half its age (at least 1 s, at most
+/// 30 s: 1, 1, 1, 2, 4 … s) with the credentials sent again; after it, media that is gone.
+pub fn media_not_found(age: Duration, window: Duration) -> Error {
+    if age < window {
+        let wait = (age / 2).clamp(Duration::from_secs(1), MAX_NOT_YET_WAIT);
+        return Error::transient(format!(
+            "Twilio has no media at this URL yet (404, {} s after the webhook; Twilio makes new \
+             media available within seconds); trying again in {} s",
+            age.as_secs(),
+            wait.as_secs().max(1)
+        ))
+        .with_retry_in(wait);
+    }
+    Error::permanent(format!(
+        "Twilio still answers 404 for this media {} s after the webhook (wa2crm waits {} s, \
+         sources.twilio.media_wait_seconds): it was deleted at Twilio, or the webhook named media \
+         of another message or account. `wa2crm replay` it once the media exists again",
+        age.as_secs(),
+        window.as_secs()
+    ))
+}
 
 /// (`SecretString` prints redacted.)
 #[derive(Clone, Debug)]
@@ -18,6 +52,8 @@ pub struct TwilioMedia {
     api_url: Url,
     account_sid: String,
     auth_token: SecretString,
+    /// How long after the webhook a 404 is taken as media not there yet.
+    media_wait: Duration,
 }
 
 impl TwilioMedia {
@@ -31,7 +67,14 @@ impl TwilioMedia {
             api_url,
             account_sid: account_sid.to_owned(),
             auth_token,
+            media_wait: DEFAULT_MEDIA_WAIT,
         })
+    }
+
+    /// How long after the webhook a 404 means media not there yet (default 2 minutes).
+    pub fn with_media_wait(mut self, wait: Duration) -> Self {
+        self.media_wait = wait;
+        self
     }
 
     /// Abandons a download silent for `timeout` (it is then retried).
@@ -50,8 +93,13 @@ impl TwilioMedia {
         url.scheme() == "https" || url.scheme() == self.api_url.scheme()
     }
 
-    /// Starts the download of a `MediaUrl`; the body is streamed by the caller.
-    pub async fn download(&self, url: &str) -> Result<Response, Error> {
+    /// Starts the download of a `MediaUrl` whose webhook arrived at `received_at`; the body is
+    /// streamed by the caller.
+    pub async fn download(
+        &self,
+        url: &str,
+        received_at: OffsetDateTime,
+    ) -> Result<Response, Error> {
         let first = Url::parse(url)
             .map_err(|e| Error::permanent(format!("Twilio MediaUrl {url:?} is not a URL: {e}")))?;
         if !self.is_api(&first) {
@@ -102,10 +150,12 @@ impl TwilioMedia {
                     "Twilio refused the media download ({status}): check sources.twilio.account_sid and \
                      auth_token, then run `wa2crm replay --all-dead`"
                 ))),
-                StatusCode::NOT_FOUND => Err(Error::permanent(
-                    "Twilio has no such media (404): it was deleted, or the webhook named media of \
-                     another account",
-                )),
+                StatusCode::NOT_FOUND => {
+                    let age = (OffsetDateTime::now_utc() - received_at)
+                        .try_into()
+                        .unwrap_or(Duration::ZERO);
+                    Err(media_not_found(age, self.media_wait))
+                }
                 StatusCode::TOO_MANY_REQUESTS => Err(Error::rate_limited(
                     "Twilio media download rate-limited (429)",
                     wa2crm_rest::classify::retry_after(response.headers()),
@@ -205,9 +255,10 @@ mod tests {
         )
         .unwrap();
         let r = t
-            .download(&format!(
-                "http://{api}/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
-            ))
+            .download(
+                &format!("http://{api}/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"),
+                OffsetDateTime::now_utc(),
+            )
             .await
             .unwrap();
         assert_eq!(r.text().await.unwrap(), "the bytes");
@@ -218,11 +269,35 @@ mod tests {
         );
 
         let e = t
-            .download(&format!("http://{storage}/signed"))
+            .download(
+                &format!("http://{storage}/signed"),
+                OffsetDateTime::now_utc(),
+            )
             .await
             .unwrap_err();
         assert_eq!(e.kind(), wa2crm_core::ErrorKind::Permanent);
         assert!(e.message().contains("not Twilio's API"), "{e}");
         assert_eq!(seen.lock().unwrap().len(), 1, "refused without a request");
+    }
+
+    #[test]
+    fn a_404_is_not_yet_within_the_window_growing_and_gone_after_it() {
+        let window = Duration::from_secs(120);
+        let waits: Vec<u64> = [0, 1, 2, 4, 8, 16, 40, 100, 119]
+            .into_iter()
+            .map(|age| {
+                let e = media_not_found(Duration::from_secs(age), window);
+                assert_eq!(e.kind(), wa2crm_core::ErrorKind::Transient, "{e}");
+                e.retry_in().unwrap().as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 1, 1, 2, 4, 8, 20, 30, 30]);
+        let gone = media_not_found(Duration::from_secs(120), window);
+        assert_eq!(gone.kind(), wa2crm_core::ErrorKind::Permanent);
+        assert_eq!(gone.retry_in(), None);
+        assert!(
+            gone.message().contains("deleted at Twilio") && gone.message().contains("120 s"),
+            "{gone}"
+        );
     }
 }

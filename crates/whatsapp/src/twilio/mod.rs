@@ -5,6 +5,6 @@ mod media;
 mod parse;
 mod signature;
 
-pub use media::TwilioMedia;
+pub use media::{DEFAULT_MEDIA_WAIT, TwilioMedia, media_not_found};
 pub use parse::{EMPTY_TWIML, form_params, parse_form};
 pub use signature::{SignatureError, sign, verify_signature};
