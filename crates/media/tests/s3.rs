@@ -62,15 +62,11 @@ async fn small_and_multipart_uploads_with_content_type_and_presigned_links() {
     let path = temp_file(dir.path(), &small);
     let key = "2026/11/22/aa.ogg";
     assert_eq!(
-        s.put_file(key, &path, small.len() as u64, "audio/ogg")
-            .await
-            .unwrap(),
+        s.put_file(key, &path, small.len() as u64).await.unwrap(),
         Put::Created
     );
     assert_eq!(
-        s.put_file(key, &path, small.len() as u64, "audio/ogg")
-            .await
-            .unwrap(),
+        s.put_file(key, &path, small.len() as u64).await.unwrap(),
         Put::AlreadyThere,
         "create-if-absent: a re-run never duplicates"
     );
@@ -91,16 +87,12 @@ async fn small_and_multipart_uploads_with_content_type_and_presigned_links() {
     let path = temp_file(dir.path(), &big);
     let key = "2026/11/22/bb.mp4";
     assert_eq!(
-        s.put_file(key, &path, big.len() as u64, "video/mp4")
-            .await
-            .unwrap(),
+        s.put_file(key, &path, big.len() as u64).await.unwrap(),
         Put::Created
     );
     assert_eq!(s.get(key).await.unwrap().unwrap().as_ref(), &big[..]);
     assert_eq!(
-        s.put_file(key, &path, big.len() as u64, "video/mp4")
-            .await
-            .unwrap(),
+        s.put_file(key, &path, big.len() as u64).await.unwrap(),
         Put::AlreadyThere
     );
 
@@ -124,4 +116,60 @@ async fn small_and_multipart_uploads_with_content_type_and_presigned_links() {
         404,
         "presigned links die with it"
     );
+}
+
+/// A customer's HTML "document" is stored as a download of `application/octet-stream`, so the
+/// presigned URL a browser might be handed serves it as one; a voice note keeps playing inline.
+#[tokio::test]
+async fn objects_carry_the_type_and_disposition_a_browser_gets_them_with() {
+    let (bucket, options) = bucket().await;
+    let s = Storage::open(&format!("s3://{bucket}/wa"), &options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let page = b"<html><script>alert(document.domain)</script></html>".to_vec();
+    let path = temp_file(dir.path(), &page);
+    for (key, content_type, disposition) in [
+        (
+            "2026/11/22/cc.html",
+            "application/octet-stream",
+            "attachment; filename=\"cc.html\"",
+        ),
+        (
+            "2026/11/22/dd.svg",
+            "application/octet-stream",
+            "attachment; filename=\"dd.svg\"",
+        ),
+        (
+            "2026/11/22/ee.ogg",
+            "audio/ogg",
+            "inline; filename=\"ee.ogg\"",
+        ),
+    ] {
+        s.put_file(key, &path, page.len() as u64).await.unwrap();
+        let got = s
+            .store()
+            .get(&ObjectPath::from(format!("wa/{key}")))
+            .await
+            .unwrap();
+        let attribute = |a| got.attributes.get(&a).map(|v| v.as_ref().to_owned());
+        assert_eq!(
+            (
+                attribute(object_store::Attribute::ContentType),
+                attribute(object_store::Attribute::ContentDisposition)
+            ),
+            (Some(content_type.into()), Some(disposition.into())),
+            "{key}"
+        );
+        let url = s
+            .signed_url(key, Duration::from_secs(300))
+            .await
+            .unwrap()
+            .unwrap();
+        let served = reqwest::get(&url).await.unwrap();
+        assert_eq!(served.headers()["content-type"], content_type, "{key}");
+        assert_eq!(
+            served.headers()["content-disposition"],
+            disposition,
+            "{key}"
+        );
+    }
 }

@@ -153,14 +153,10 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     let sha = spooled.sha256_hex();
     let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
     let storage = p.storage.clone();
-    let put = (|| async {
-        storage
-            .put_file(&key, spooled.path(), spooled.size, &inspection.mime_type)
-            .await
-    })
-    .retry(p.retry.in_process)
-    .when(|e: &Error| e.kind() == ErrorKind::Transient)
-    .await?;
+    let put = (|| async { storage.put_file(&key, spooled.path(), spooled.size).await })
+        .retry(p.retry.in_process)
+        .when(|e: &Error| e.kind() == ErrorKind::Transient)
+        .await?;
     let stored = StoredCheckpoint {
         uri: p.storage.uri(&key),
         file_url: p.links.url(&p.public_url, &key),
@@ -238,7 +234,7 @@ async fn rendition(
         &format!("r.{}", r.extension()),
     );
     let storage = p.storage.clone();
-    (|| async { storage.put_file(&key, &out, size, r.mime_type()).await })
+    (|| async { storage.put_file(&key, &out, size).await })
         .retry(p.retry.in_process)
         .when(|e: &Error| e.kind() == ErrorKind::Transient)
         .await?;

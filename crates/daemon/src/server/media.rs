@@ -1,15 +1,22 @@
-//! `GET /media/{token}`: the link in the CRM field. A valid token names an object; cloud storage
-//! answers with a redirect to a short-lived presigned URL, file storage is streamed from here with
-//! Range support so browsers can seek in audio and video. Erased or expired media: 404.
+//! `GET /media/{token}`: the link in the CRM field. A valid token names an object; how a browser
+//! gets it follows [`Presentation`]: audio, video, raster images and PDF inline under their own
+//! type, anything else as a download of `application/octet-stream`, and every answer with
+//! `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`, so a customer's file
+//! never runs as a page on this origin. Cloud storage answers an inline type with a redirect to a
+//! short-lived presigned URL (the object was stored with the same type and disposition); a
+//! download is streamed from here, so an object stored before those attributes were set cannot
+//! be served under its old type. File storage is streamed from here with Range support, so
+//! browsers can seek in audio and video. Erased or expired media: 404.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use wa2crm_media::present::{NOSNIFF, Presentation, SANDBOX};
 
 use super::AppState;
 
@@ -18,6 +25,38 @@ const PRESIGNED_TTL: Duration = Duration::from_secs(300);
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such media\n").into_response()
+}
+
+fn unavailable(what: &str, e: &wa2crm_core::Error) -> Response {
+    tracing::warn!(error = %e, "Cannot {what} for a media link.");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable, try again\n",
+    )
+        .into_response()
+}
+
+/// The headers every answer with a customer's file carries.
+fn present(headers: &mut HeaderMap, shown: &Presentation) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(shown.content_type),
+    );
+    if let Ok(v) = HeaderValue::from_str(&shown.disposition()) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static(NOSNIFF),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SANDBOX),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
 }
 
 pub async fn get_media(
@@ -36,54 +75,43 @@ pub async fn get_media(
     match storage.exists(&key).await {
         Ok(true) => {}
         Ok(false) => return not_found(),
-        Err(e) => {
-            tracing::warn!(error = %e, "Cannot reach storage for a media link.");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable, try again\n",
-            )
-                .into_response();
-        }
+        Err(e) => return unavailable("reach storage", &e),
     }
-    let file_name = key.rsplit('/').next().unwrap_or("media").to_owned();
-    let disposition = HeaderValue::from_str(&format!("inline; filename=\"{file_name}\""))
-        .unwrap_or(HeaderValue::from_static("inline"));
-    if let Some(signed) = storage.signed_url(&key, PRESIGNED_TTL).await {
+    let shown = Presentation::of(&key);
+    if shown.inline
+        && let Some(signed) = storage.signed_url(&key, PRESIGNED_TTL).await
+    {
         return match signed {
-            Ok(url) => Redirect::to(&url).into_response(),
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot presign a media link.");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage unavailable, try again\n",
-                )
-                    .into_response()
+            Ok(url) => {
+                let mut r = Redirect::to(&url).into_response();
+                r.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static(NOSNIFF),
+                );
+                r
             }
+            Err(e) => unavailable("presign", &e),
         };
     }
     let mut response = if let Some(path) = storage.local_path(&key) {
-        // ServeFile answers Range, If-Modified-Since and HEAD, and sets Content-Type from the
-        // extension, which the sniffed type chose.
+        // ServeFile answers Range, If-Modified-Since and HEAD; its Content-Type (from the
+        // extension) is replaced below.
         match ServeFile::new(path).oneshot(request).await {
             Ok(r) => r.map(Body::new),
             Err(never) => match never {},
         }
     } else {
-        match storage.get(&key).await {
-            Ok(Some(bytes)) => (StatusCode::OK, bytes).into_response(),
-            Ok(None) => return not_found(),
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot read media for a link.");
-                return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response();
+        match storage.get_stream(&key).await {
+            Ok(Some((size, stream))) => {
+                let mut r = Body::from_stream(stream).into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                r
             }
+            Ok(None) => return not_found(),
+            Err(e) => return unavailable("read storage", &e),
         }
     };
-    response
-        .headers_mut()
-        .insert(header::CONTENT_DISPOSITION, disposition);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
-    );
+    present(response.headers_mut(), &shown);
     response
 }

@@ -171,14 +171,10 @@ impl Storage {
 
     /// Stores the spooled file at `key` unless an object is already there. Files larger than
     /// [`PART_SIZE`] go up in parts read straight from the file, so memory stays bounded whatever
-    /// the file's size.
-    pub async fn put_file(
-        &self,
-        key: &str,
-        file: &Path,
-        size: u64,
-        content_type: &str,
-    ) -> Result<Put, Error> {
+    /// the file's size. The object is stored with the type and disposition a browser gets it with
+    /// ([`Presentation`](crate::present::Presentation)), so a presigned link to it is as safe
+    /// as wa2crm's own answer.
+    pub async fn put_file(&self, key: &str, file: &Path, size: u64) -> Result<Put, Error> {
         if let Some(root) = &self.local_root {
             return put_local(root.join(key), file.to_owned()).await;
         }
@@ -190,7 +186,9 @@ impl Storage {
         }
         let mut attributes = Attributes::new();
         if self.attributes {
-            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+            let shown = crate::present::Presentation::of(key);
+            attributes.insert(Attribute::ContentType, shown.content_type.into());
+            attributes.insert(Attribute::ContentDisposition, shown.disposition().into());
         }
         let mut reader = tokio::fs::File::open(file)
             .await

@@ -22,14 +22,8 @@ async fn file_storage_creates_once_and_keeps_the_bytes() {
     let s = Storage::open(&url, &BTreeMap::new()).unwrap();
     let src = write_temp(root.path(), "src", b"voice note bytes");
     let key = "2026/11/22/deadbeef.ogg";
-    assert_eq!(
-        s.put_file(key, &src, 16, "audio/ogg").await.unwrap(),
-        Put::Created
-    );
-    assert_eq!(
-        s.put_file(key, &src, 16, "audio/ogg").await.unwrap(),
-        Put::AlreadyThere
-    );
+    assert_eq!(s.put_file(key, &src, 16).await.unwrap(), Put::Created);
+    assert_eq!(s.put_file(key, &src, 16).await.unwrap(), Put::AlreadyThere);
     let on_disk = s.local_path(key).unwrap();
     assert_eq!(std::fs::read(&on_disk).unwrap(), b"voice note bytes");
     assert_eq!(s.uri(key), format!("{url}/{key}"));
@@ -55,20 +49,14 @@ async fn large_files_go_up_in_parts() {
     ] {
         let s = Storage::open(&url, &BTreeMap::new()).unwrap();
         let key = "2026/11/22/big.mp4";
-        let put = s
-            .put_file(key, &src, data.len() as u64, "video/mp4")
-            .await
-            .unwrap();
+        let put = s.put_file(key, &src, data.len() as u64).await.unwrap();
         assert_eq!(put, Put::Created, "{url}");
         assert_eq!(
             s.get(key).await.unwrap().unwrap().as_ref(),
             &data[..],
             "{url}"
         );
-        let again = s
-            .put_file(key, &src, data.len() as u64, "video/mp4")
-            .await
-            .unwrap();
+        let again = s.put_file(key, &src, data.len() as u64).await.unwrap();
         assert_eq!(again, Put::AlreadyThere, "{url}");
     }
 }
@@ -78,7 +66,7 @@ async fn memory_storage_keeps_the_content_type() {
     let root = tempfile::tempdir().unwrap();
     let s = Storage::open("memory:///prefix", &BTreeMap::new()).unwrap();
     let src = write_temp(root.path(), "img", b"\x89PNG....");
-    s.put_file("k.png", &src, 8, "image/png").await.unwrap();
+    s.put_file("k.png", &src, 8).await.unwrap();
     let meta = s
         .store()
         .get(&ObjectPath::from("prefix/k.png"))
