@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wa2crm_core::MediaKind;
 use wa2crm_media::probe;
-use wa2crm_media::transcode::{Rendition, TranscodeError, ffmpeg_version, transcode};
+use wa2crm_media::transcode::{Limits, Rendition, TranscodeError, ffmpeg_version, transcode};
 
 fn samples() -> Vec<(PathBuf, MediaKind, String, Option<f64>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sandbox/samples");
@@ -30,6 +30,14 @@ fn samples() -> Vec<(PathBuf, MediaKind, String, Option<f64>)> {
         .collect()
 }
 
+fn limits(seconds: u64) -> Limits {
+    Limits {
+        time: Duration::from_secs(seconds),
+        max_bytes: 100 * 1024 * 1024,
+        max_length: wa2crm_media::transcode::MAX_LENGTH,
+    }
+}
+
 #[tokio::test]
 async fn the_system_ffmpeg_can_make_every_rendition() {
     let version = ffmpeg_version()
@@ -47,7 +55,7 @@ async fn audio_and_video_samples_become_mp3_and_mp4_of_the_same_length() {
         let Some(rendition) = Rendition::for_media(kind, &base_mime) else {
             continue;
         };
-        let out = transcode(&path, rendition, spool.path(), Duration::from_secs(120))
+        let out = transcode(&path, &base_mime, rendition, spool.path(), limits(120))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let i = probe::inspect(&out, Some(rendition.mime_type())).await;
@@ -77,9 +85,10 @@ async fn a_file_that_is_not_media_fails_with_ffmpegs_reason() {
     std::fs::write(&bogus, b"this is not an Ogg file at all").unwrap();
     let e = transcode(
         &bogus,
+        "audio/ogg",
         Rendition::Mp3,
         spool.path(),
-        Duration::from_secs(60),
+        limits(60),
     )
     .await
     .unwrap_err();

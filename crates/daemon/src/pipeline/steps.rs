@@ -145,7 +145,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         && !job.checkpoints.contains_key("transcode")
         && let Some(r) = Rendition::for_media(job.event.kind, &inspection.mime_type)
     {
-        let made = rendition(p, job, &spooled, r).await?;
+        let made = rendition(p, job, &spooled, &inspection, r).await?;
         save(p, job, "transcode", &made).await?;
     }
 
@@ -198,12 +198,13 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
 /// How long ffmpeg may take for one file.
 const TRANSCODE_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Makes and stores the rendition; a file ffmpeg cannot convert (or no ffmpeg) is noted and the
-/// original goes on alone.
+/// Makes and stores the rendition; a file ffmpeg cannot convert (or no ffmpeg), or one too long
+/// or too large, is noted and the original goes on alone.
 async fn rendition(
     p: &Pipeline,
     job: &Job,
     spooled: &SpoolFile,
+    inspection: &Inspection,
     r: Rendition,
 ) -> Result<RenditionCheckpoint, Failure> {
     let none = |error: String| RenditionCheckpoint {
@@ -213,7 +214,30 @@ async fn rendition(
         size: None,
         error: Some(error),
     };
-    let out = match transcode::transcode(spooled.path(), r, p.spool.dir(), TRANSCODE_LIMIT).await {
+    let max_length = transcode::MAX_LENGTH;
+    if inspection
+        .duration_seconds
+        .is_some_and(|d| d > max_length.as_secs_f64())
+    {
+        return Ok(none(format!(
+            "no rendition: longer than {} h",
+            max_length.as_secs() / 3600
+        )));
+    }
+    let limits = transcode::Limits {
+        time: TRANSCODE_LIMIT,
+        max_bytes: p.max_bytes,
+        max_length,
+    };
+    let made = transcode::transcode(
+        spooled.path(),
+        &inspection.mime_type,
+        r,
+        p.spool.dir(),
+        limits,
+    )
+    .await;
+    let out = match made {
         Ok(out) => out,
         Err(TranscodeError::Io(e)) => {
             return Err(
