@@ -63,7 +63,7 @@ async fn main() {
     let tasks: Vec<_> = (0..EVENTS)
         .map(|i| {
             let b = batcher.clone();
-            tokio::spawn(async move { b.deliver(record(i)).await })
+            tokio::spawn(async move { b.deliver(i as i64, record(i)).await })
         })
         .collect();
     let mut failed = 0;

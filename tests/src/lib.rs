@@ -308,15 +308,24 @@ impl Daemon {
 
     /// Runs `wa2crm <args> --config <this daemon's config>`: (exit success, stdout + stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(binary())
-            .args(args)
-            .arg("--config")
-            .arg(&self.config_path)
-            .output()
-            .unwrap();
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
+        self.cli_command(args)()
+    }
+
+    /// The same command, to run later or on another thread (`spawn_blocking`).
+    pub fn cli_command(&self, args: &[&str]) -> impl FnOnce() -> (bool, String) + Send + 'static {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let config = self.config_path.clone();
+        move || {
+            let out = Command::new(binary())
+                .args(&args)
+                .arg("--config")
+                .arg(&config)
+                .output()
+                .unwrap();
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            (out.status.success(), text)
+        }
     }
 
     /// `wa2crm status --json` on this daemon's configuration.
@@ -451,4 +460,25 @@ pub fn distinct_image_webhook(
     m["from"] = sender.trim_start_matches('+').into();
     m["image"]["sha256"] = digest.into();
     webhooks::webhook_body(vec![m])
+}
+
+/// How many files a daemon on `dir` (the one `config_toml` writes) holds in its file storage.
+pub fn stored_files(dir: &Path) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&dir.join("media"))
 }

@@ -3,12 +3,11 @@
 //! and `run`'s schedule).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wa2crm_e2e::{
     ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
-    post_webhook, salesforce_org, sign,
+    post_webhook, salesforce_org, sign, stored_files,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
@@ -51,26 +50,6 @@ async fn wait_done(d: &Daemon, done: u64) {
         assert!(Instant::now() < deadline, "{c}\n{}", d.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn stored_files(dir: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            walk(&e.path())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(&dir.join("media"))
 }
 
 async fn status_of(url: &str) -> u16 {

@@ -229,6 +229,21 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
         event: &MediaEvent,
         checkpoints: &BTreeMap<String, serde_json::Value>,
     ) -> Result<()>;
+    /// Erasure's fence: from now on no worker takes these jobs, and a worker still on one stops
+    /// before its next write to the storage or a CRM (it asks [`JobStore::fenced`]) and gives
+    /// the lease back ([`JobStore::release`]). Checkpoints still land, so erasure learns of a
+    /// write that was under way.
+    async fn fence(&self, ids: &[JobId]) -> Result<()>;
+    /// Which of `ids` are fenced.
+    async fn fenced(&self, ids: &[JobId]) -> Result<Vec<JobId>>;
+    /// Which of `ids` a worker still holds: a lease that has not run out.
+    async fn held(&self, ids: &[JobId]) -> Result<Vec<JobId>>;
+    /// A worker gives up a fenced job it holds: it has stopped working on it.
+    async fn release(&self, id: JobId, owner: &str) -> Result<()>;
+    /// Dead-letters the running jobs whose lease ran out after `max_attempts` claims — the process
+    /// holding each died every time (a crash, or killed for memory) — with `reason`; returns how
+    /// many. Without it such a job would be claimed again and again.
+    async fn bury_abandoned(&self, max_attempts: u32, reason: &str) -> Result<u64>;
     /// How many done jobs were not taken, and how many had their media removed.
     async fn done_breakdown(&self) -> Result<DoneBreakdown>;
     /// A cheap round trip, for readiness.
@@ -238,6 +253,11 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
 /// Where the store's "now" comes from; tests use [`ManualClock`] to move time without sleeping.
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
+    /// Whether this is the real time, which a database server can supply instead: PostgreSQL
+    /// then judges leases by its own clock, one clock for every instance sharing the queue.
+    fn is_real_time(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -249,6 +269,10 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+
+    fn is_real_time(&self) -> bool {
+        true
     }
 }
 
@@ -306,6 +330,12 @@ fn decode_event(json: &str) -> Result<MediaEvent> {
 
 fn decode_checkpoints(json: &str) -> Result<BTreeMap<String, serde_json::Value>> {
     serde_json::from_str(json).map_err(|e| QueueError::Corrupt(format!("stored checkpoints: {e}")))
+}
+
+/// The lease owner one claim writes: the worker and a token of this claim, so a worker that
+/// takes back its own job after the lease ran out cannot pass the old lease's checks.
+fn lease_token(owner: &str) -> String {
+    format!("{owner}~{:016x}", fastrand::u64(..))
 }
 
 fn lease_ms(lease: Duration) -> i64 {

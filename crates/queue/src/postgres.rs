@@ -16,8 +16,20 @@ use wa2crm_core::MediaEvent;
 use crate::{
     ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
     QueueError, Result, StateCounts, check_step, checkpoints_json, counts_from, event_json,
-    expect_one, into_jobs, lease_ms,
+    expect_one, into_jobs, lease_ms, lease_token,
 };
+
+/// The database server's time in milliseconds, or the test clock's when one is bound (`$n` is
+/// NULL with the real clock): every instance judges leases by the server's one clock.
+macro_rules! lease_now {
+    ($n:literal) => {
+        concat!(
+            "COALESCE(",
+            $n,
+            "::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)"
+        )
+    };
+}
 
 const COLUMNS: &str = "id, source, message_id, event::text AS event, state, attempts, \
     next_attempt_at, lease_owner, lease_until, checkpoints::text AS checkpoints, last_error, \
@@ -98,25 +110,38 @@ impl JobStore for PgJobStore {
     }
 
     async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
-        let now = self.clock.now_ms();
-        let until = now.saturating_add(lease_ms(lease));
+        let owner = &lease_token(owner);
+        // Retries come due by the instances' clocks, which wrote them; leases run out by the
+        // server's.
+        let due_by = self.clock.now_ms();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // Due jobs first, then jobs whose lease ran out: each statement is served by its own
         // index, where one OR of both would sort the whole backlog.
         let mut rows: Vec<ClaimedRow> = Vec::new();
         for sql in [
-            "WITH due AS (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= $3 \
-                ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = $2, \
-                attempts = j.attempts + 1, updated_at = $3 \
-             FROM due WHERE j.id = due.id \
-             RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints",
-            "WITH due AS (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $3 \
-                ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = $2, \
-                attempts = j.attempts + 1, updated_at = $3 \
-             FROM due WHERE j.id = due.id \
-             RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints",
+            concat!(
+                "WITH t AS (SELECT ",
+                lease_now!("$3"),
+                " AS now), due AS (SELECT id FROM jobs WHERE state = 'queued' \
+                 AND next_attempt_at <= $5 AND fenced_at IS NULL \
+                 ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE OF jobs SKIP LOCKED) \
+                 UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = t.now + $2, \
+                    attempts = j.attempts + 1, updated_at = t.now \
+                 FROM due, t WHERE j.id = due.id \
+                 RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints"
+            ),
+            // ($5 is bound to both statements; this one has no use for it.)
+            concat!(
+                "WITH t AS (SELECT ",
+                lease_now!("$3"),
+                " AS now), due AS (SELECT id FROM jobs, t WHERE state = 'running' \
+                 AND lease_until < t.now AND $5::bigint IS NOT NULL AND fenced_at IS NULL \
+                 ORDER BY lease_until LIMIT $4 FOR UPDATE OF jobs SKIP LOCKED) \
+                 UPDATE jobs j SET state = 'running', lease_owner = $1, lease_until = t.now + $2, \
+                    attempts = j.attempts + 1, updated_at = t.now \
+                 FROM due, t WHERE j.id = due.id \
+                 RETURNING j.id, j.event::text AS event, j.attempts, j.checkpoints::text AS checkpoints"
+            ),
         ] {
             let missing = limit - rows.len() as i64;
             if missing <= 0 {
@@ -124,9 +149,10 @@ impl JobStore for PgJobStore {
             }
             let got: Vec<ClaimedRow> = sqlx::query_as(sql)
                 .bind(owner)
-                .bind(until)
-                .bind(now)
+                .bind(lease_ms(lease))
+                .bind(self.lease_clock())
                 .bind(missing)
+                .bind(due_by)
                 .fetch_all(&self.pool)
                 .await?;
             rows.extend(got);
@@ -135,16 +161,20 @@ impl JobStore for PgJobStore {
     }
 
     async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {
-        let until = self.clock.now_ms().saturating_add(lease_ms(lease));
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET lease_until = $1, updated_at = $2 \
-             WHERE id = $3 AND state = 'running' AND lease_owner = $4",
-            None,
-            Some(until),
-        )
-        .await
+        let r = sqlx::query(concat!(
+            "UPDATE jobs SET lease_until = ",
+            lease_now!("$1"),
+            " + $2, updated_at = ",
+            lease_now!("$1"),
+            " WHERE id = $3 AND state = 'running' AND lease_owner = $4"
+        ))
+        .bind(self.lease_clock())
+        .bind(lease_ms(lease))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        expect_one(id, r.rows_affected())
     }
 
     async fn checkpoint(
@@ -352,9 +382,77 @@ impl JobStore for PgJobStore {
         Ok(())
     }
 
+    async fn fence(&self, ids: &[JobId]) -> Result<()> {
+        sqlx::query("UPDATE jobs SET fenced_at = $1 WHERE fenced_at IS NULL AND id = ANY($2)")
+            .bind(self.clock.now_ms())
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fenced(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM jobs WHERE fenced_at IS NOT NULL AND id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn held(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(concat!(
+            "SELECT id FROM jobs WHERE lease_owner IS NOT NULL AND lease_until > ",
+            lease_now!("$1"),
+            " AND id = ANY($2)"
+        ))
+        .bind(self.lease_clock())
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn release(&self, id: JobId, owner: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
+             updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND fenced_at IS NOT NULL",
+            None,
+            None,
+        )
+        .await
+    }
+
+    async fn bury_abandoned(&self, max_attempts: u32, reason: &str) -> Result<u64> {
+        let r = sqlx::query(concat!(
+            "UPDATE jobs SET state = 'dead', dead_reason = $1, last_error = $1, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ",
+            lease_now!("$2"),
+            " WHERE state = 'running' AND lease_until < ",
+            lease_now!("$2"),
+            " AND attempts >= $3 AND fenced_at IS NULL"
+        ))
+        .bind(reason)
+        .bind(self.lease_clock())
+        .bind(i64::from(max_attempts))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+impl PgJobStore {
+    /// The time leases are judged by: `None` (the server's clock) with the real clock, the test
+    /// clock's otherwise.
+    fn lease_clock(&self) -> Option<i64> {
+        (!self.clock.is_real_time()).then(|| self.clock.now_ms())
     }
 }
 

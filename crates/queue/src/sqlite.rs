@@ -22,7 +22,7 @@ use wa2crm_core::MediaEvent;
 use crate::{
     ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
     QueueError, Result, StateCounts, check_step, checkpoints_json, counts_from, event_json,
-    expect_one, into_jobs, lease_ms,
+    expect_one, into_jobs, lease_ms, lease_token,
 };
 
 const COLUMNS: &str = "id, source, message_id, event, state, attempts, next_attempt_at, \
@@ -240,6 +240,7 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
+        let owner = &lease_token(owner);
         let now = self.clock.now_ms();
         let until = now.saturating_add(lease_ms(lease));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -250,12 +251,12 @@ impl JobStore for SqliteJobStore {
             "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
              attempts = attempts + 1, updated_at = ?3 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?3 \
-                ORDER BY next_attempt_at LIMIT ?4) \
+                AND fenced_at IS NULL ORDER BY next_attempt_at LIMIT ?4) \
              RETURNING id, event, attempts, checkpoints",
             "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
              attempts = attempts + 1, updated_at = ?3 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?3 \
-                ORDER BY lease_until LIMIT ?4) \
+                AND fenced_at IS NULL ORDER BY lease_until LIMIT ?4) \
              RETURNING id, event, attempts, checkpoints",
         ] {
             let missing = limit - rows.len() as i64;
@@ -492,9 +493,89 @@ impl JobStore for SqliteJobStore {
         Ok(())
     }
 
+    async fn fence(&self, ids: &[JobId]) -> Result<()> {
+        let now = self.clock.now_ms();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE jobs SET fenced_at = ");
+            q.push_bind(now)
+                .push(" WHERE fenced_at IS NULL AND id IN ")
+                .push_tuples(chunk, |mut b, id| {
+                    b.push_bind(*id);
+                });
+            q.build().execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn fenced(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        self.ids_where(ids, "fenced_at IS NOT NULL", None).await
+    }
+
+    async fn held(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let now = self.clock.now_ms();
+        self.ids_where(ids, "lease_owner IS NOT NULL AND lease_until > ", Some(now))
+            .await
+    }
+
+    async fn release(&self, id: JobId, owner: &str) -> Result<()> {
+        self.finish(
+            id,
+            owner,
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
+             updated_at = ?1 WHERE id = ?2 AND lease_owner = ?3 AND fenced_at IS NOT NULL",
+            None,
+            None,
+        )
+        .await
+    }
+
+    async fn bury_abandoned(&self, max_attempts: u32, reason: &str) -> Result<u64> {
+        let now = self.clock.now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'dead', dead_reason = ?1, last_error = ?1, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?2 \
+                AND attempts >= ?3 AND fenced_at IS NULL)",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(i64::from(max_attempts))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Ids per statement where a list goes into `IN (…)`: SQLite allows 32,766 bound values.
+const ID_CHUNK: usize = 500;
+
+impl SqliteJobStore {
+    /// Those of `ids` whose row meets `condition` (ending in a bound `value` when given).
+    async fn ids_where(
+        &self,
+        ids: &[JobId],
+        condition: &'static str,
+        value: Option<i64>,
+    ) -> Result<Vec<JobId>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM jobs WHERE ");
+            q.push(condition);
+            if let Some(v) = value {
+                q.push_bind(v);
+            }
+            q.push(" AND id IN ").push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&self.pool).await?;
+            out.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(out)
     }
 }
 

@@ -35,7 +35,10 @@ macro_rules! job_store_suite {
             connector_state_is_kept_per_scope,
             shared_turns_are_paced_and_held,
             a_state_lock_is_held_by_one_at_a_time,
-            jobs_are_found_by_sender_and_by_age_until_removed
+            jobs_are_found_by_sender_and_by_age_until_removed,
+            a_worker_taking_back_its_own_job_cannot_use_the_old_lease,
+            fenced_jobs_are_claimed_by_nobody_and_their_holder_lets_go,
+            a_job_whose_process_died_every_time_is_dead_lettered
         );
     };
     (@cases $factory:path; $($case:ident),*) => {
@@ -139,7 +142,10 @@ pub async fn claim_leases_jobs_to_one_owner(store: Arc<dyn JobStore>, _: Arc<Man
     }
     let got = store.claim("w1", LEASE, 2).await.unwrap();
     assert_eq!(got.len(), 2);
-    assert!(got.iter().all(|j| j.owner == "w1" && j.attempts == 1));
+    assert!(
+        got.iter()
+            .all(|j| j.owner.starts_with("w1~") && j.attempts == 1)
+    );
     assert_eq!(got[0].event.message_id, "wamid.0", "oldest first");
     let rest = store.claim("w2", LEASE, 10).await.unwrap();
     assert_eq!(rest.len(), 1);
@@ -147,7 +153,7 @@ pub async fn claim_leases_jobs_to_one_owner(store: Arc<dyn JobStore>, _: Arc<Man
     assert!(store.claim("w3", LEASE, 10).await.unwrap().is_empty());
     let info = store.get(got[0].id).await.unwrap().unwrap();
     assert_eq!(info.state, JobState::Running);
-    assert_eq!(info.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(info.lease_owner.as_deref(), Some(got[0].owner.as_str()));
 }
 
 pub async fn expired_lease_is_taken_over_and_old_owner_is_refused(
@@ -171,26 +177,28 @@ pub async fn expired_lease_is_taken_over_and_old_owner_is_refused(
     assert_eq!(taken[0].attempts, 2);
     // The first worker comes back from a long pause: every write of its is refused.
     assert!(matches!(
-        store.complete(job.id, "w1").await,
+        store.complete(job.id, &job.owner).await,
         Err(QueueError::LeaseLost(id)) if id == job.id
     ));
     assert!(matches!(
-        store.heartbeat(job.id, "w1", LEASE).await,
+        store.heartbeat(job.id, &job.owner, LEASE).await,
         Err(QueueError::LeaseLost(_))
     ));
     assert!(matches!(
-        store.checkpoint(job.id, "w1", "resolve", &json!({})).await,
+        store
+            .checkpoint(job.id, &job.owner, "resolve", &json!({}))
+            .await,
         Err(QueueError::LeaseLost(_))
     ));
     assert!(matches!(
-        store.fail(job.id, "w1", "x", 0).await,
+        store.fail(job.id, &job.owner, "x", 0).await,
         Err(QueueError::LeaseLost(_))
     ));
     assert!(matches!(
-        store.dead_letter(job.id, "w1", "x").await,
+        store.dead_letter(job.id, &job.owner, "x").await,
         Err(QueueError::LeaseLost(_))
     ));
-    store.complete(job.id, "w2").await.unwrap();
+    store.complete(job.id, &taken[0].owner).await.unwrap();
 }
 
 pub async fn heartbeat_keeps_the_lease(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
@@ -201,11 +209,11 @@ pub async fn heartbeat_keeps_the_lease(store: Arc<dyn JobStore>, clock: Arc<Manu
     let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
     for _ in 0..5 {
         clock.advance(LEASE / 2);
-        store.heartbeat(job.id, "w1", LEASE).await.unwrap();
+        store.heartbeat(job.id, &job.owner, LEASE).await.unwrap();
         assert!(store.claim("w2", LEASE, 1).await.unwrap().is_empty());
     }
     let info = store.get(job.id).await.unwrap().unwrap();
-    assert_eq!(info.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(info.lease_owner.as_deref(), Some(job.owner.as_str()));
     assert!(info.lease_until_ms.unwrap() > clock_now(&clock));
 }
 
@@ -219,7 +227,7 @@ pub async fn complete_finishes_the_job(store: Arc<dyn JobStore>, clock: Arc<Manu
         .await
         .unwrap();
     let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
-    store.complete(job.id, "w1").await.unwrap();
+    store.complete(job.id, &job.owner).await.unwrap();
     let info = store.get(job.id).await.unwrap().unwrap();
     assert_eq!(info.state, JobState::Done);
     assert_eq!(info.lease_owner, None);
@@ -229,7 +237,7 @@ pub async fn complete_finishes_the_job(store: Arc<dyn JobStore>, clock: Arc<Manu
         "done is never claimed"
     );
     assert!(matches!(
-        store.complete(job.id, "w1").await,
+        store.complete(job.id, &job.owner).await,
         Err(QueueError::LeaseLost(_))
     ));
     // A redelivered webhook after completion still adds nothing.
@@ -250,7 +258,12 @@ pub async fn fail_schedules_a_retry(store: Arc<dyn JobStore>, clock: Arc<ManualC
     let job = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
     let retry_at = clock_now(&clock) + 60_000;
     store
-        .fail(job.id, "w1", "graph api 503: Service Unavailable", retry_at)
+        .fail(
+            job.id,
+            &job.owner,
+            "graph api 503: Service Unavailable",
+            retry_at,
+        )
         .await
         .unwrap();
     let info = store.get(job.id).await.unwrap().unwrap();
@@ -283,11 +296,14 @@ pub async fn dead_letter_and_replay(store: Arc<dyn JobStore>, _: Arc<ManualClock
         .unwrap();
     let jobs = store.claim("w1", LEASE, 2).await.unwrap();
     let reason = "too large: 120000000 bytes > limit 104857600 (raise media.max_bytes)";
-    store.dead_letter(jobs[0].id, "w1", reason).await.unwrap();
+    store
+        .dead_letter(jobs[0].id, &jobs[0].owner, reason)
+        .await
+        .unwrap();
     store
         .dead_letter(
             jobs[1].id,
-            "w1",
+            &jobs[1].owner,
             "HubSpot: property wa_media_url does not exist",
         )
         .await
@@ -334,9 +350,15 @@ pub async fn counts_by_state(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) 
         .await
         .unwrap();
     let jobs = store.claim("w", LEASE, 4).await.unwrap();
-    store.complete(jobs[0].id, "w").await.unwrap();
-    store.dead_letter(jobs[1].id, "w", "x").await.unwrap();
-    store.fail(jobs[2].id, "w", "x", i64::MAX).await.unwrap();
+    store.complete(jobs[0].id, &jobs[0].owner).await.unwrap();
+    store
+        .dead_letter(jobs[1].id, &jobs[1].owner, "x")
+        .await
+        .unwrap();
+    store
+        .fail(jobs[2].id, &jobs[2].owner, "x", i64::MAX)
+        .await
+        .unwrap();
     let c = store.counts().await.unwrap();
     assert_eq!(
         (c.queued, c.running, c.done, c.dead, c.retrying),
@@ -363,23 +385,35 @@ pub async fn checkpoints_are_kept_across_retries(
     assert!(job.checkpoints.is_empty());
     let resolved = json!({"url": "https://lookaside.fbsbx.com/x", "file_size": 303833});
     store
-        .checkpoint(job.id, "w1", "resolve", &resolved)
+        .checkpoint(job.id, &job.owner, "resolve", &resolved)
         .await
         .unwrap();
     store
-        .checkpoint(job.id, "w1", "fetch", &json!({"sha256": "ab", "bytes": 12}))
+        .checkpoint(
+            job.id,
+            &job.owner,
+            "fetch",
+            &json!({"sha256": "ab", "bytes": 12}),
+        )
         .await
         .unwrap();
     store
-        .checkpoint(job.id, "w1", "fetch", &json!({"sha256": "cd", "bytes": 13}))
+        .checkpoint(
+            job.id,
+            &job.owner,
+            "fetch",
+            &json!({"sha256": "cd", "bytes": 13}),
+        )
         .await
         .unwrap();
     assert!(matches!(
-        store.checkpoint(job.id, "w1", "bad.step", &json!(1)).await,
+        store
+            .checkpoint(job.id, &job.owner, "bad.step", &json!(1))
+            .await,
         Err(QueueError::Corrupt(_))
     ));
     store
-        .fail(job.id, "w1", "storage down", clock_now(&clock))
+        .fail(job.id, &job.owner, "storage down", clock_now(&clock))
         .await
         .unwrap();
     let again = store.claim("w2", LEASE, 1).await.unwrap().remove(0);
@@ -412,7 +446,7 @@ pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn JobStore>, _: Ar
                     break;
                 }
                 for j in got {
-                    store.complete(j.id, &owner).await.unwrap();
+                    store.complete(j.id, &j.owner).await.unwrap();
                     mine.push(j.id);
                 }
             }
@@ -590,7 +624,7 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         "only finished jobs have media to remove"
     );
     for job in store.claim("w", LEASE, 10).await.unwrap() {
-        store.complete(job.id, "w").await.unwrap();
+        store.complete(job.id, &job.owner).await.unwrap();
     }
     assert!(
         store
@@ -639,10 +673,15 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     let same_file = store.claim("w", LEASE, 10).await.unwrap();
     for job in &same_file {
         store
-            .checkpoint(job.id, "w", "store", &json!({"key": "2026/11/22/abc.ogg"}))
+            .checkpoint(
+                job.id,
+                &job.owner,
+                "store",
+                &json!({"key": "2026/11/22/abc.ogg"}),
+            )
             .await
             .unwrap();
-        store.complete(job.id, "w").await.unwrap();
+        store.complete(job.id, &job.owner).await.unwrap();
     }
     let holders = store.holders_of("2026/11/22/abc.ogg").await.unwrap();
     assert_eq!(holders, same_file.iter().map(|j| j.id).collect::<Vec<_>>());
@@ -700,7 +739,9 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         .await
         .unwrap();
     assert!(matches!(
-        store.checkpoint(busy.id, "w", "store", &json!({})).await,
+        store
+            .checkpoint(busy.id, &busy.owner, "store", &json!({}))
+            .await,
         Err(QueueError::LeaseLost(_))
     ));
     assert_eq!(
@@ -717,13 +758,13 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     store
         .checkpoint(
             skipped.id,
-            "w",
+            &skipped.owner,
             "consent",
             &json!({"given": false, "by": "allowlist"}),
         )
         .await
         .unwrap();
-    store.complete(skipped.id, "w").await.unwrap();
+    store.complete(skipped.id, &skipped.owner).await.unwrap();
     assert_eq!(
         store.done_breakdown().await.unwrap(),
         crate::DoneBreakdown {
@@ -731,4 +772,104 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
             removed: 3
         }
     );
+}
+
+pub async fn a_worker_taking_back_its_own_job_cannot_use_the_old_lease(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.own")])
+        .await
+        .unwrap();
+    let first = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    clock.advance(LEASE + Duration::from_secs(1));
+    // The same worker name claims it again (a restart, a stalled task): a new lease.
+    let second = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(second.id, first.id);
+    assert_ne!(second.owner, first.owner, "each claim has its own token");
+    assert!(matches!(
+        store
+            .checkpoint(first.id, &first.owner, "resolve", &json!({}))
+            .await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store.complete(first.id, &first.owner).await,
+        Err(QueueError::LeaseLost(_))
+    ));
+    store.complete(second.id, &second.owner).await.unwrap();
+}
+
+pub async fn fenced_jobs_are_claimed_by_nobody_and_their_holder_lets_go(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    store
+        .enqueue(&[
+            event(Source::Meta, "wamid.f1"),
+            event(Source::Meta, "wamid.f2"),
+            event(Source::Meta, "wamid.f3"),
+        ])
+        .await
+        .unwrap();
+    let running = store.claim("w1", LEASE, 1).await.unwrap().remove(0);
+    let all: Vec<i64> = store
+        .jobs_of_sender("+16505551234")
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(all.len(), 3);
+    let other = *all.iter().find(|id| **id != running.id).unwrap();
+    store.fence(&[running.id, other]).await.unwrap();
+    store.fence(&[running.id]).await.unwrap(); // twice is harmless
+    let mut fenced = store.fenced(&all).await.unwrap();
+    fenced.sort();
+    let mut expected = vec![running.id, other];
+    expected.sort();
+    assert_eq!(fenced, expected);
+    assert_eq!(store.held(&all).await.unwrap(), vec![running.id]);
+    // Only the unfenced job is claimed, now or after every lease ran out.
+    clock.advance(LEASE + Duration::from_secs(1));
+    let claimed = store.claim("w2", LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(!fenced.contains(&claimed[0].id));
+    // The holder still records what it did (erasure must learn of it), then lets go.
+    store
+        .checkpoint(running.id, &running.owner, "store", &json!({"key": "k"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: a lease that ran out is refused, as any"));
+    store.release(running.id, &running.owner).await.unwrap();
+    assert!(store.held(&all).await.unwrap().contains(&claimed[0].id));
+    assert!(!store.held(&all).await.unwrap().contains(&running.id));
+    assert!(store.claim("w3", LEASE, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_job_whose_process_died_every_time_is_dead_lettered(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    store
+        .enqueue(&[event(Source::Meta, "wamid.crash")])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.bury_abandoned(3, "died").await.unwrap(), 0);
+        let job = store.claim("w", LEASE, 1).await.unwrap();
+        assert_eq!(job.len(), 1, "claimed again after each death");
+        clock.advance(LEASE + Duration::from_secs(1));
+    }
+    assert_eq!(
+        store
+            .bury_abandoned(3, "the process handling it died 3 times")
+            .await
+            .unwrap(),
+        1
+    );
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, "the process handling it died 3 times");
+    assert!(store.claim("w", LEASE, 1).await.unwrap().is_empty());
 }

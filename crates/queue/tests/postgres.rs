@@ -17,6 +17,12 @@ fn server_url() -> String {
 }
 
 async fn fresh() -> (Arc<dyn JobStore>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    (fresh_with(clock.clone()).await, clock)
+}
+
+/// A store in a schema of its own, on `clock`.
+async fn fresh_with(clock: Arc<dyn Clock>) -> Arc<dyn JobStore> {
     static N: AtomicU32 = AtomicU32::new(0);
     let url = server_url();
     let schema = format!(
@@ -41,11 +47,50 @@ async fn fresh() -> (Arc<dyn JobStore>, Arc<ManualClock>) {
     let options = PgConnectOptions::from_str(&url)
         .unwrap()
         .options([("search_path", schema.as_str())]);
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store = PgJobStore::open_with(options, clock.clone() as Arc<dyn Clock>)
-        .await
-        .unwrap();
-    (Arc::new(store), clock)
+    Arc::new(PgJobStore::open_with(options, clock).await.unwrap())
 }
 
 wa2crm_queue::job_store_suite!(fresh);
+
+/// The real time, read on an instance whose clock is an hour fast.
+struct FastClock;
+
+impl Clock for FastClock {
+    fn now_ms(&self) -> i64 {
+        wa2crm_queue::SystemClock.now_ms() + 3_600_000
+    }
+    fn is_real_time(&self) -> bool {
+        true
+    }
+}
+
+/// Instances sharing a queue judge leases by the database server's one clock: a lease taken on
+/// an instance whose clock runs an hour fast still runs out by the server's time, and another
+/// instance cannot take the job early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_judged_by_the_servers_clock() {
+    let store = fresh_with(Arc::new(FastClock)).await;
+    store
+        .enqueue(&[wa2crm_queue::testsuite::event(
+            wa2crm_core::Source::Meta,
+            "wamid.clock",
+        )])
+        .await
+        .unwrap();
+    let lease = std::time::Duration::from_secs(60);
+    let job = store.claim("fast", lease, 1).await.unwrap().remove(0);
+    let until = store
+        .get(job.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_until_ms
+        .unwrap();
+    let real = wa2crm_queue::SystemClock.now_ms();
+    assert!(
+        (until - (real + 60_000)).abs() < 10_000,
+        "lease_until {until} follows the server's clock ({real} + 60 s), not the fast one"
+    );
+    assert!(store.claim("other", lease, 1).await.unwrap().is_empty());
+    assert_eq!(store.held(&[job.id]).await.unwrap(), vec![job.id]);
+}

@@ -2,17 +2,37 @@
 //! it — each CRM (through its connector), the storage, and the queue's stored metadata — with a
 //! report of what was removed where. Running it twice is harmless: the second run finds nothing.
 //!
-//! The CRMs go first: once their links are gone nobody can follow one to a deleted file. A place
-//! that fails is reported and the others still go; the exit status is then 1 and running the
-//! command again finishes the job.
+//! Erasure must not race the daemon's workers. First it fences the person's jobs: no worker takes
+//! them any more, and a worker on one stops before its next write to the storage or a CRM and
+//! lets go; erasure waits until none is held (at most a lease). Only then, with every write that
+//! was under way recorded in the jobs' checkpoints, do the CRMs go (once their links are gone
+//! nobody can follow one to a deleted file), then the storage, then the queue. Then it looks
+//! again, and a job that came in meanwhile goes the same way. A place that fails is reported and
+//! the others still go; the exit status is then 1 and running the command again finishes the job.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wa2crm_core::Phone;
+use wa2crm_core::{Connector, Phone};
 use wa2crm_media::store::Storage;
+use wa2crm_queue::{JobInfo, JobStore};
 
 use crate::removal;
+
+/// How many times erasure looks again for jobs that arrived while it ran.
+const PASSES: usize = 3;
+
+struct Erasure<'a> {
+    phone: Phone,
+    dry_run: bool,
+    store: Arc<dyn JobStore>,
+    storage: Storage,
+    connectors: &'a std::collections::BTreeMap<String, Arc<dyn Connector>>,
+    /// How long a worker may still hold a fenced job: its lease, and a little more.
+    lease: Duration,
+}
 
 pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("--phone {phone:?}: {e}"))?;
@@ -21,12 +41,6 @@ pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Res
     let store = super::open_queue(&config.queue.url).await?;
     let storage = Storage::open(&config.storage.url, &config.storage.options)?;
     let connectors = crate::connectors::build_all(config, store.clone(), None).await?;
-    // Connectors describe what they did; a dry run marks it as what they would do.
-    let (would, did) = if dry_run {
-        ("(dry run) ", "would delete")
-    } else {
-        ("", "deleted")
-    };
     println!(
         "Erasing the media of {phone}{}",
         if dry_run {
@@ -35,83 +49,158 @@ pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Res
             ""
         }
     );
+    let e = Erasure {
+        phone,
+        dry_run,
+        store,
+        storage,
+        connectors: &connectors,
+        lease: Duration::from_secs(config.queue.lease_seconds) + Duration::from_secs(5),
+    };
     let mut failed = false;
-
-    for (name, connector) in &connectors {
-        match connector.erase(&phone, dry_run).await {
-            Ok(r) if r.removed.is_empty() => println!("connectors.{name}: nothing found"),
-            Ok(r) => {
-                for line in r.removed {
-                    println!("connectors.{name}: {would}{line}");
-                }
-            }
-            Err(e) => {
-                failed = true;
-                println!("connectors.{name}: FAILED: {e}");
-            }
+    for pass in 0..PASSES {
+        let jobs = e.unremoved().await?;
+        if pass > 0 && jobs.is_empty() {
+            break;
+        }
+        if pass > 0 {
+            println!(
+                "Looking again: {} more job(s) of {} came in meanwhile",
+                jobs.len(),
+                e.phone
+            );
+        }
+        let jobs = e.fence(jobs).await?;
+        failed |= e.erase(&jobs).await?;
+        if e.dry_run || failed {
+            break;
         }
     }
-
-    let jobs: Vec<_> = store
-        .jobs_of_sender(phone.as_str())
-        .await?
-        .into_iter()
-        .filter(|j| j.removed_at_ms.is_none())
-        .collect();
-    let objects = removal::objects_of(store.as_ref(), &jobs).await?;
-    if objects.delete.is_empty() {
-        println!("storage: nothing found");
-    } else if dry_run {
-        println!("storage: {did} {} object(s)", objects.delete.len());
-    } else {
-        match removal::delete_objects(&storage, &objects.delete).await {
-            Ok(n) => println!("storage: {did} {n} object(s)"),
-            Err(e) => {
-                failed = true;
-                println!("storage: FAILED: {e:#}");
-            }
-        }
-    }
-    for key in &objects.delete {
-        println!("storage:   {}", storage.uri(key));
-    }
-    if !objects.keep.is_empty() {
-        println!(
-            "storage: kept {} object(s) that other people's messages hold too (the same file \
-             sent by someone else); their links in this person's records are gone with the records",
-            objects.keep.len()
-        );
-    }
-
-    if jobs.is_empty() {
-        println!("queue: nothing found");
-    } else if dry_run || failed {
-        // After a failure the jobs stay findable, so running the command again finishes it.
-        let verb = if dry_run {
-            "would scrub"
-        } else {
-            "not scrubbed yet"
-        };
-        println!("queue: {verb} {} job(s)", jobs.len());
-    } else {
-        for job in &jobs {
-            removal::mark_removed(store.as_ref(), job, "erasure").await?;
-        }
-        crate::metrics::media_removed("erasure", objects.delete.len() as u64);
-        println!(
-            "queue: scrubbed {} job(s) (ids {}): name, caption, file name and results removed; \
-             their message ids and this number stay, so WhatsApp's redeliveries are not taken in again",
-            jobs.len(),
-            jobs.iter()
-                .map(|j| j.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    tracing::info!(phone = %phone, dry_run, failed, jobs = jobs.len(), objects = objects.delete.len(), "Erasure run.");
+    tracing::info!(phone = %e.phone, dry_run, failed, "Erasure run.");
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+impl Erasure<'_> {
+    async fn unremoved(&self) -> anyhow::Result<Vec<JobInfo>> {
+        Ok(self
+            .store
+            .jobs_of_sender(self.phone.as_str())
+            .await?
+            .into_iter()
+            .filter(|j| j.removed_at_ms.is_none())
+            .collect())
+    }
+
+    /// Fences `jobs`, waits until no worker holds one, and reads them again: their checkpoints
+    /// now name every object and record written. A dry run changes nothing and waits for nobody.
+    async fn fence(&self, jobs: Vec<JobInfo>) -> anyhow::Result<Vec<JobInfo>> {
+        if self.dry_run || jobs.is_empty() {
+            return Ok(jobs);
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        self.store.fence(&ids).await?;
+        let deadline = Instant::now() + self.lease;
+        loop {
+            let held = self.store.held(&ids).await?;
+            if held.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // Still held after a whole lease: its worker is in a long download, and checks
+                // the fence before it writes anything anywhere, so nothing of it will land.
+                tracing::warn!(jobs = ?held, "Fenced jobs still leased at the deadline.");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut fresh = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job) = self.store.get(id).await? {
+                fresh.push(job);
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// The CRMs, the storage and the queue, in that order; true when a place failed.
+    async fn erase(&self, jobs: &[JobInfo]) -> anyhow::Result<bool> {
+        // Connectors describe what they did; a dry run marks it as what they would do.
+        let (would, did) = if self.dry_run {
+            ("(dry run) ", "would delete")
+        } else {
+            ("", "deleted")
+        };
+        let mut failed = false;
+        for (name, connector) in self.connectors {
+            match connector.erase(&self.phone, self.dry_run).await {
+                Ok(r) if r.removed.is_empty() => println!("connectors.{name}: nothing found"),
+                Ok(r) => {
+                    for line in r.removed {
+                        println!("connectors.{name}: {would}{line}");
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    println!("connectors.{name}: FAILED: {e}");
+                }
+            }
+        }
+
+        let objects = removal::objects_of(self.store.as_ref(), jobs).await?;
+        if objects.delete.is_empty() {
+            println!("storage: nothing found");
+        } else if self.dry_run {
+            println!("storage: {did} {} object(s)", objects.delete.len());
+        } else {
+            match removal::delete_objects(&self.storage, &objects.delete).await {
+                Ok(n) => println!("storage: {did} {n} object(s)"),
+                Err(e) => {
+                    failed = true;
+                    println!("storage: FAILED: {e:#}");
+                }
+            }
+        }
+        for key in &objects.delete {
+            println!("storage:   {}", self.storage.uri(key));
+        }
+        if !objects.keep.is_empty() {
+            println!(
+                "storage: kept {} object(s) that other people's messages hold too (the same file \
+                 sent by someone else); their links in this person's records are gone with the records",
+                objects.keep.len()
+            );
+        }
+
+        if jobs.is_empty() {
+            println!("queue: nothing found");
+        } else if self.dry_run || failed {
+            // After a failure the jobs stay fenced and findable, so running the command again
+            // finishes it.
+            let verb = if self.dry_run {
+                "would scrub"
+            } else {
+                "not scrubbed yet"
+            };
+            println!("queue: {verb} {} job(s)", jobs.len());
+        } else {
+            for job in jobs {
+                removal::mark_removed(self.store.as_ref(), job, "erasure").await?;
+            }
+            crate::metrics::media_removed("erasure", objects.delete.len() as u64);
+            println!(
+                "queue: scrubbed {} job(s) (ids {}): name, caption, file name and results removed; \
+                 their message ids and this number stay, so WhatsApp's redeliveries are not taken in again",
+                jobs.len(),
+                jobs.iter()
+                    .map(|j| j.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(failed)
+    }
 }

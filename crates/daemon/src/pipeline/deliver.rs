@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wa2crm_core::state::keys;
 use wa2crm_core::{Connector, Delivered, Error, MediaRecord, StateStore};
-use wa2crm_queue::Job;
+use wa2crm_queue::{Job, JobId, JobStore};
 
 use super::Pipeline;
 use super::record::{checkpoint, media_record};
@@ -17,6 +17,8 @@ use crate::config::RouteConfig;
 use crate::connectors::Routes;
 
 struct Item {
+    /// The job the record is of: a job erasure has fenced is taken out before the call.
+    job: JobId,
     record: MediaRecord,
     reply: oneshot::Sender<Result<Delivered, Error>>,
 }
@@ -33,23 +35,24 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// `state` records each batch's outcome for `status` (last success, last error).
-    pub fn spawn(connector: Arc<dyn Connector>, state: Option<Arc<dyn StateStore>>) -> Self {
+    /// With the queue, each batch's jobs are checked against erasure's fence right before the
+    /// call, and the outcome is recorded for `status` (last success, last error).
+    pub fn spawn(connector: Arc<dyn Connector>, queue: Option<Arc<dyn JobStore>>) -> Self {
         let lanes = (0..connector.concurrency().max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(connector.max_batch().max(1) * 2);
-                tokio::spawn(batch_loop(connector.clone(), state.clone(), rx));
+                tokio::spawn(batch_loop(connector.clone(), queue.clone(), rx));
                 tx
             })
             .collect();
         Batcher { lanes }
     }
 
-    pub async fn deliver(&self, record: MediaRecord) -> Result<Delivered, Error> {
+    pub async fn deliver(&self, job: JobId, record: MediaRecord) -> Result<Delivered, Error> {
         let (reply, answer) = oneshot::channel();
         let lane = lane_of(record.sender.as_str(), self.lanes.len());
         self.lanes[lane]
-            .send(Item { record, reply })
+            .send(Item { job, record, reply })
             .await
             .map_err(|_| Error::transient("the connector's batcher stopped"))?;
         answer
@@ -66,9 +69,33 @@ fn lane_of(sender: &str, lanes: usize) -> usize {
     (hash % lanes.max(1) as u64) as usize
 }
 
+/// Answers the items of fenced jobs (erasure is under way for their sender) and keeps the rest.
+async fn without_fenced(queue: &dyn JobStore, items: Vec<Item>) -> Vec<Item> {
+    let ids: Vec<JobId> = items.iter().map(|i| i.job).collect();
+    let fenced = match queue.fenced(&ids).await {
+        Ok(f) => f,
+        Err(e) => {
+            for item in items {
+                let _ = item.reply.send(Err(Error::transient(format!(
+                    "cannot check the queue before writing: {e}"
+                ))));
+            }
+            return Vec::new();
+        }
+    };
+    let (stopped, go): (Vec<Item>, Vec<Item>) =
+        items.into_iter().partition(|i| fenced.contains(&i.job));
+    for item in stopped {
+        let _ = item.reply.send(Err(Error::transient(
+            "stopped: this sender's media is being erased",
+        )));
+    }
+    go
+}
+
 async fn batch_loop(
     connector: Arc<dyn Connector>,
-    state: Option<Arc<dyn StateStore>>,
+    queue: Option<Arc<dyn JobStore>>,
     mut rx: mpsc::Receiver<Item>,
 ) {
     let max = connector.max_batch().max(1);
@@ -85,12 +112,18 @@ async fn batch_loop(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        if let Some(queue) = &queue {
+            items = without_fenced(queue.as_ref(), items).await;
+            if items.is_empty() {
+                continue;
+            }
+        }
         let records: Vec<MediaRecord> = items.iter().map(|i| i.record.clone()).collect();
         let started = std::time::Instant::now();
         let results = connector.deliver(&records).await;
         crate::metrics::delivery_batch(connector.name(), records.len(), started.elapsed());
-        if let Some(state) = &state {
-            record_outcome(state.as_ref(), connector.name(), &results).await;
+        if let Some(queue) = &queue {
+            record_outcome(queue.as_ref(), connector.name(), &results).await;
         }
         let mut results = results.into_iter();
         for item in items {
@@ -136,13 +169,13 @@ impl Delivery {
     pub fn new(
         connectors: &BTreeMap<String, Arc<dyn Connector>>,
         routes: &[RouteConfig],
-        state: Arc<dyn StateStore>,
+        queue: Arc<dyn JobStore>,
     ) -> Self {
         Delivery {
             routes: Routes::new(routes, connectors.keys().cloned()),
             batchers: connectors
                 .iter()
-                .map(|(name, c)| (name.clone(), Batcher::spawn(c.clone(), Some(state.clone()))))
+                .map(|(name, c)| (name.clone(), Batcher::spawn(c.clone(), Some(queue.clone()))))
                 .collect(),
             connectors: connectors.clone(),
         }
@@ -167,7 +200,8 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         })?;
         let record = record.clone();
         let name = (*name).clone();
-        calls.push(async move { (name, batcher.deliver(record).await) });
+        let id = job.id;
+        calls.push(async move { (name, batcher.deliver(id, record).await) });
     }
     let results = futures_util::future::join_all(calls).await;
     let mut failure: Option<Error> = None;
@@ -302,7 +336,9 @@ mod tests {
                 } else {
                     format!("m{i}")
                 };
-                tokio::spawn(async move { (id.clone(), b.deliver(record(&id, i % 50)).await) })
+                tokio::spawn(
+                    async move { (id.clone(), b.deliver(i as i64, record(&id, i % 50)).await) },
+                )
             })
             .collect();
         for t in tasks {
@@ -330,7 +366,7 @@ mod tests {
         });
         let batcher = Batcher::spawn(recorder.clone(), None);
         let start = tokio::time::Instant::now();
-        batcher.deliver(record("m", 1)).await.unwrap();
+        batcher.deliver(1, record("m", 1)).await.unwrap();
         // 200 ms of linger, 300 ms of the vendor.
         assert_eq!(start.elapsed(), Duration::from_millis(500));
     }
@@ -345,7 +381,9 @@ mod tests {
         let tasks: Vec<_> = (0..400)
             .map(|i| {
                 let b = batcher.clone();
-                tokio::spawn(async move { b.deliver(record(&format!("m{i}"), i % 40)).await })
+                tokio::spawn(
+                    async move { b.deliver(i as i64, record(&format!("m{i}"), i % 40)).await },
+                )
             })
             .collect();
         for t in tasks {

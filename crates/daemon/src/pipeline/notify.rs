@@ -138,6 +138,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
     if !notifier.wants(&record) {
         return Ok(());
     }
+    super::steps::unless_fenced(p, job).await?;
     let delivered: DeliveredCheckpoint = checkpoint(job, "deliver").unwrap_or_default();
     let body = payload(&record, &delivered).to_string();
     let timestamp = p.clock.now_ms() / 1000;

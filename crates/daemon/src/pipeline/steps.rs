@@ -45,6 +45,16 @@ struct Mismatch {
     downloaded: String,
 }
 
+/// Stops the job before a write that takes a person's media somewhere (the storage, a CRM, a
+/// chat tool) when erasure has fenced it; the worker then lets the job go.
+pub(super) async fn unless_fenced(p: &Pipeline, job: &Job) -> Result<(), Failure> {
+    if p.store.fenced(&[job.id]).await?.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::transient("stopped: this sender's media is being erased").into())
+    }
+}
+
 pub(super) async fn save<T: Serialize>(
     p: &Pipeline,
     job: &mut Job,
@@ -152,6 +162,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     let inspected_ms = started.elapsed().as_millis() - fetched_ms;
     let sha = spooled.sha256_hex();
     let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
+    unless_fenced(p, job).await?;
     let storage = p.storage.clone();
     let put = (|| async { storage.put_file(&key, spooled.path(), spooled.size).await })
         .retry(p.retry.in_process)
@@ -257,6 +268,7 @@ async fn rendition(
         &spooled.sha256_hex(),
         &format!("r.{}", r.extension()),
     );
+    unless_fenced(p, job).await?;
     let storage = p.storage.clone();
     (|| async { storage.put_file(&key, &out, size).await })
         .retry(p.retry.in_process)

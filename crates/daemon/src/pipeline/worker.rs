@@ -34,6 +34,27 @@ pub enum Outcome {
     Interrupted,
     /// The queue could not record the outcome; the lease will expire and the job run again.
     QueueError(String),
+    /// Erasure fenced the job while it ran: it stopped before its next write and let go.
+    Fenced,
+}
+
+/// Aborts the heartbeat when the attempt ends, whichever way it ends (a panic, a cancelled
+/// future): a heartbeat must never keep a lease alive for a job nobody works on.
+struct HeartbeatGuard(JoinHandle<()>);
+
+impl Drop for HeartbeatGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reason a job whose process died on every attempt is dead-lettered with.
+fn abandoned_reason(max_attempts: u32) -> String {
+    format!(
+        "the process working on it stopped {max_attempts} times before it finished (a crash, or \
+         killed for using too much memory): the file itself may cause it. It stays in the \
+         queue; read the journal around its attempts, then `wa2crm replay --id` it once fixed"
+    )
 }
 
 /// Starts `n` workers that run until `stop` is cancelled.
@@ -56,6 +77,15 @@ async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
         let wake = p.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
+        // Jobs whose process died on each of their attempts are not claimed again and again.
+        if index == 0 {
+            let reason = abandoned_reason(p.retry.max_attempts);
+            match p.store.bury_abandoned(p.retry.max_attempts, &reason).await {
+                Ok(0) => {}
+                Ok(n) => tracing::error!(jobs = n, "Jobs dead-lettered: {reason}."),
+                Err(e) => tracing::warn!(error = %e, "Cannot look for abandoned jobs."),
+            }
+        }
         match p.store.claim(&owner, p.lease, 1).await {
             Ok(jobs) if jobs.is_empty() => {
                 failures = 0;
@@ -121,7 +151,7 @@ async fn attempt(
     media_done: Option<oneshot::Sender<()>>,
 ) -> Outcome {
     let lost = CancellationToken::new();
-    let heartbeat = spawn_heartbeat(p, &job, lost.clone());
+    let heartbeat = HeartbeatGuard(spawn_heartbeat(p, &job, lost.clone()));
     let (id, owner) = (job.id, job.owner.clone());
     let work = async {
         let media = steps::run(p, &mut job).await;
@@ -144,7 +174,7 @@ async fn attempt(
         r = work => Some(r),
         _ = lost.cancelled() => None,
         _ = stop.cancelled() => {
-            heartbeat.abort();
+            drop(heartbeat);
             let now = p.clock.now_ms();
             return match p.store.fail(id, &owner, "interrupted by shutdown", now).await {
                 Ok(()) => Outcome::Interrupted,
@@ -152,7 +182,7 @@ async fn attempt(
             };
         }
     };
-    heartbeat.abort();
+    drop(heartbeat);
     let outcome = match result {
         None => Outcome::LeaseLost,
         Some(Ok(())) => match p.store.complete(job.id, &job.owner).await {
@@ -174,6 +204,17 @@ fn queue_error(e: QueueError) -> Outcome {
 }
 
 async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
+    // Erasure fenced the job: whatever stopped it, it lets go and is neither retried nor dead.
+    match p.store.fenced(&[job.id]).await {
+        Ok(fenced) if !fenced.is_empty() => {
+            return match p.store.release(job.id, &job.owner).await {
+                Ok(()) => Outcome::Fenced,
+                Err(e) => queue_error(e),
+            };
+        }
+        Ok(_) => {}
+        Err(e) => return queue_error(e),
+    }
     let dead_reason = match e.kind() {
         ErrorKind::Permanent | ErrorKind::NotFound => Some(e.message().to_owned()),
         _ if job.attempts >= p.retry.max_attempts => Some(format!(
@@ -217,6 +258,7 @@ fn report(job: &Job, outcome: &Outcome) {
         Outcome::LeaseLost => "lease_lost",
         Outcome::Interrupted => "interrupted",
         Outcome::QueueError(_) => "queue_error",
+        Outcome::Fenced => "fenced",
     };
     crate::metrics::job_outcome(label);
     match outcome {
@@ -231,6 +273,12 @@ fn report(job: &Job, outcome: &Outcome) {
         Outcome::Interrupted => tracing::info!(job = job.id, "Job given back at shutdown."),
         Outcome::QueueError(e) => {
             tracing::error!(job = job.id, "Job outcome not recorded (queue error): {e}.")
+        }
+        Outcome::Fenced => {
+            tracing::info!(
+                job = job.id,
+                "Job stopped: its sender's media is being erased."
+            )
         }
     }
 }
