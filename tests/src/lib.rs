@@ -482,3 +482,13 @@ pub fn stored_files(dir: &Path) -> usize {
     }
     walk(&dir.join("media"))
 }
+
+/// Polls `check` until it says yes, failing with `what` after `within`: for what a daemon does
+/// in the background (gauges refreshed every few seconds, a warning logged).
+pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

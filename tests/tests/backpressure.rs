@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
-    post_webhook, sign,
+    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, eventually, free_port,
+    hubspot_section, post_webhook, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
@@ -27,14 +27,6 @@ async fn metric(d: &Daemon, name: &str) -> Option<f64> {
 }
 
 /// Polls `check` until it holds or `within` passes.
-async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_fill_the_queue_and_recovery_drains_it_within_the_limits() {
     let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
@@ -75,14 +67,21 @@ async fn outages_fill_the_queue_and_recovery_drains_it_within_the_limits() {
             "intake keeps accepting while storage is down"
         );
     }
-    let ready = reqwest::get(d.url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 503);
+    eventually(
+        Duration::from_secs(10),
+        "not ready without storage",
+        async || reqwest::get(d.url("/readyz")).await.unwrap().status() == 503,
+    )
+    .await;
     eventually(Duration::from_secs(30), "the backlog warning", async || {
         d.log()
             .contains("Backlog: the oldest unfinished job has waited")
     })
     .await;
-    assert!(metric(&d, "wa2crm_queue_backlog_seconds").await.unwrap() >= 2.0);
+    eventually(Duration::from_secs(10), "the backlog gauge", async || {
+        metric(&d, "wa2crm_queue_backlog_seconds").await.unwrap() >= 2.0
+    })
+    .await;
     assert_eq!(d.status()["queue"]["counts"]["done"], 0);
     // Backing off: each job tries a few times in the outage, not in a loop.
     let downloads = graph.counts().downloads - downloads_before;
@@ -103,8 +102,12 @@ async fn outages_fill_the_queue_and_recovery_drains_it_within_the_limits() {
         std::fs::read_dir(&media).is_ok_and(|_| walk(&media) == 30)
     })
     .await;
-    let ready = reqwest::get(d.url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 200, "the storage answers again");
+    eventually(
+        Duration::from_secs(10),
+        "ready: the storage answers again",
+        async || reqwest::get(d.url("/readyz")).await.unwrap().status() == 200,
+    )
+    .await;
     let refused = hs.counts().refused_in_outage;
     assert!(refused > 0);
     assert!(

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, free_port, post_webhook, sign};
+use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, eventually, free_port, post_webhook, sign};
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{Fault, HubSpotSim, HubSpotSimConfig, OAuthApp};
 use wa2crm_sandbox::samples::{self, SampleMedia};
@@ -171,16 +171,18 @@ async fn check_provision_then_a_voice_note_lands_on_the_contact_with_a_note() {
         status["connectors"][0]["last_success"].is_string(),
         "{status}"
     );
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("\nwa2crm_queue_backlog_seconds 0"),
-        "nothing waits, and the backlog age says so:\n{metrics}"
-    );
+    // The queue's gauges are read in the background every few seconds.
+    eventually(
+        Duration::from_secs(15),
+        "nothing waits, and the backlog age says so",
+        async || {
+            d.metrics()
+                .await
+                .0
+                .contains("\nwa2crm_queue_backlog_seconds 0")
+        },
+    )
+    .await;
     assert!(
         d.metric("wa2crm_deliveries_total{connector=\"hubspot\",outcome=\"ok\"}")
             .await

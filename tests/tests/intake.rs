@@ -1,9 +1,12 @@
 //! Webhook intake through the real binary: what is stored, what is refused, what survives a kill.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use wa2crm_e2e::{
-    APP_SECRET, Daemon, NO_GRAPH, VERIFY_TOKEN, config_toml, free_port, post_webhook, sign,
+    APP_SECRET, Daemon, NO_GRAPH, VERIFY_TOKEN, config_toml, eventually, free_port, post_webhook,
+    sign,
 };
 use wa2crm_sandbox::webhooks::{self, samples};
 
@@ -44,23 +47,20 @@ async fn a_signed_webhook_of_every_kind_becomes_one_job_each() {
     assert_eq!(d.metric(ACCEPTED).await, 6.0);
     let received = "wa2crm_webhooks_received_total{source=\"meta\"}";
     assert_eq!(d.metric(received).await, 1.0);
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let depth: f64 = ["queued", "running", "done", "dead"]
-        .iter()
-        .map(|s| {
-            let name = format!("wa2crm_queue_jobs{{state=\"{s}\"}} ");
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(&name)?.parse::<f64>().ok())
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(depth, 6.0, "{metrics}");
+    // The queue's gauges are read in the background every few seconds, not at each scrape.
+    eventually(
+        Duration::from_secs(15),
+        "the queue gauges count 6 jobs",
+        async || {
+            let metrics = d.metrics().await;
+            let depth: f64 = ["queued", "running", "done", "dead"]
+                .iter()
+                .map(|s| metrics.get(&format!("wa2crm_queue_jobs{{state=\"{s}\"}}")))
+                .sum();
+            depth == 6.0
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -54,6 +54,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Validated {
         listen,
+        admin_listen,
+        limits,
         tags,
         max_body_bytes,
         meta,
@@ -93,29 +95,59 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     let addr = listener.local_addr()?;
+    let state = AppState {
+        store: store.clone(),
+        meta,
+        d360,
+        twilio,
+        metrics,
+        wake,
+        media: Some(media),
+        readiness: Default::default(),
+    };
     let router = server::router(
-        AppState {
-            store: store.clone(),
-            meta,
-            d360,
-            twilio,
-            metrics,
-            wake,
-            media: Some(media),
-        },
+        state.clone(),
         max_body_bytes,
+        &limits,
+        admin_listen.is_none(),
     );
+    let admin = match admin_listen {
+        Some(at) => {
+            let admin = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (server.admin_listen)"))?;
+            tracing::info!(addr = %admin.local_addr()?, "Metrics and readiness are served here.");
+            let shutdown = stop.clone();
+            let router = server::admin_router(state, &limits);
+            Some(tokio::spawn(async move {
+                server::serve(
+                    admin,
+                    router,
+                    limits,
+                    async move { shutdown.cancelled().await },
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     let workers = pipeline::spawn_workers(pipeline.clone(), config.queue.workers, stop.clone());
     on_listening(addr);
     systemd::ready();
-    systemd::spawn_backlog_watch(
+    systemd::spawn_queue_watch(
         store.clone(),
         Duration::from_secs(config.queue.backlog_warning_seconds.max(1)),
         stop.clone(),
     );
     systemd::spawn_watchdog(store, stop.clone());
     let shutdown = stop.clone();
-    let result = server::serve(listener, router, async move { shutdown.cancelled().await }).await;
+    let result = server::serve(listener, router, limits, async move {
+        shutdown.cancelled().await
+    })
+    .await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     systemd::stopping();
     stop.cancel();
     // Workers give their current job back to the queue on stop; wait for that to be written.

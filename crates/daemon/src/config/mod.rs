@@ -58,14 +58,29 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Webhook bodies larger than this are answered 413.
     pub max_body_bytes: u64,
+    /// Where `/metrics` and `/readyz` (and the console) are served instead of `listen`, so they
+    /// need not face the internet; unset: on `listen`.
+    pub admin_listen: Option<String>,
+    /// A client must send a request's headers within this, and its body within the next.
+    pub header_timeout_seconds: u64,
+    pub body_timeout_seconds: u64,
+    /// Connections open at once, and requests handled at once (beyond: 503 with Retry-After).
+    pub max_connections: usize,
+    pub max_requests: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let limits = crate::server::limits::Limits::default();
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             max_body_bytes: 1024 * 1024,
+            admin_listen: None,
+            header_timeout_seconds: limits.header_timeout.as_secs(),
+            body_timeout_seconds: limits.body_timeout.as_secs(),
+            max_connections: limits.max_connections,
+            max_requests: limits.max_requests,
         }
     }
 }

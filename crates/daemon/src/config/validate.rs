@@ -47,6 +47,9 @@ impl fmt::Display for ConfigErrors {
 #[derive(Debug)]
 pub struct Validated {
     pub listen: SocketAddr,
+    /// `server.admin_listen`: where `/metrics` and `/readyz` go instead.
+    pub admin_listen: Option<SocketAddr>,
+    pub limits: crate::server::limits::Limits,
     /// `[[tags]]`, compiled.
     pub tags: TagRules,
     pub max_body_bytes: usize,
@@ -150,6 +153,47 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             );
             None
         }
+    };
+    let admin_listen = match config
+        .server
+        .admin_listen
+        .as_deref()
+        .map(str::parse::<SocketAddr>)
+    {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            p.add(
+                "server.admin_listen",
+                "is not an address like 127.0.0.1:9090 (keep it on loopback or a private network)",
+            );
+            None
+        }
+    };
+    for (key, value) in [
+        (
+            "server.header_timeout_seconds",
+            config.server.header_timeout_seconds,
+        ),
+        (
+            "server.body_timeout_seconds",
+            config.server.body_timeout_seconds,
+        ),
+        (
+            "server.max_connections",
+            config.server.max_connections as u64,
+        ),
+        ("server.max_requests", config.server.max_requests as u64),
+    ] {
+        if value == 0 {
+            p.add(key, "must be at least 1");
+        }
+    }
+    let limits = crate::server::limits::Limits {
+        header_timeout: Duration::from_secs(config.server.header_timeout_seconds),
+        body_timeout: Duration::from_secs(config.server.body_timeout_seconds),
+        max_connections: config.server.max_connections,
+        max_requests: config.server.max_requests,
     };
     match &config.server.public_url {
         None => p.add(
@@ -440,6 +484,8 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     });
     Ok(Validated {
         listen,
+        admin_listen,
+        limits,
         tags,
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         meta,

@@ -1,5 +1,7 @@
 //! Liveness, readiness and Prometheus metrics.
 
+use std::time::{Duration, Instant};
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,36 +13,58 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the queue database and the storage answer.
+/// A readiness check and when it was made.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    at: Instant,
+    /// The places that did not answer (`queue`, `storage`); empty when ready.
+    failing: Vec<&'static str>,
+}
+
+/// How long a readiness check is reused.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// Ready when the queue database and the storage answer. The answer names the place that does
+/// not, never its error (which goes to the journal): this route may face the internet.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let mut problems = Vec::new();
-    if let Err(e) = state.store.ping().await {
-        problems.push(format!("queue: {e}"));
-    }
-    if let Some(media) = &state.media
-        && let Err(e) = media.storage.check().await
-    {
-        problems.push(e.to_string());
-    }
-    if problems.is_empty() {
+    let mut last = state.readiness.lock().await;
+    let fresh = last.as_ref().filter(|r| r.at.elapsed() < READINESS_TTL);
+    let failing = match fresh {
+        Some(r) => r.failing.clone(),
+        None => {
+            let mut failing = Vec::new();
+            if let Err(e) = state.store.ping().await {
+                tracing::warn!(error = %e, "Not ready: the queue database does not answer.");
+                failing.push("queue");
+            }
+            if let Some(media) = &state.media
+                && let Err(e) = media.storage.check().await
+            {
+                tracing::warn!(error = %e, "Not ready: the storage does not answer.");
+                failing.push("storage");
+            }
+            *last = Some(Readiness {
+                at: Instant::now(),
+                failing: failing.clone(),
+            });
+            failing
+        }
+    };
+    drop(last);
+    if failing.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        let text = problems.join("; ");
-        tracing::warn!("Not ready: {text}.");
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {text}\n"),
+            format!("not ready: {}\n", failing.join(", ")),
         )
             .into_response()
     }
 }
 
+/// The gauges of the queue are refreshed in the background (`systemd::spawn_queue_watch`), so a
+/// scrape reads nothing from the database, however often it comes.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Queue depth is read at scrape time, so it is right even with several instances writing.
-    match state.store.counts().await {
-        Ok(counts) => crate::metrics::queue_depth(&counts),
-        Err(e) => tracing::warn!(error = %e, "Cannot read queue depth for /metrics."),
-    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -5,6 +5,7 @@
 //! the queue.
 
 mod health;
+pub mod limits;
 mod media;
 mod providers;
 mod webhooks;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Storage and link keys, for `/media/{token}` and readiness; `None` serves no media.
     pub media: Option<MediaAccess>,
+    /// The last readiness check, so a flood of `/readyz` costs one check a second.
+    pub readiness: Arc<tokio::sync::Mutex<Option<health::Readiness>>>,
 }
 
 /// What the media links need.
@@ -45,8 +48,15 @@ pub struct MediaAccess {
     pub links: LinkSigner,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The public routes: webhooks and media links (and `/healthz`); with `observability`, also
+/// `/readyz` and `/metrics`, when no `server.admin_listen` takes them elsewhere.
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    limits: &limits::Limits,
+    observability: bool,
+) -> Router {
+    let public = Router::new()
         .route(
             "/webhooks/whatsapp",
             get(webhooks::meta_subscribe).post(webhooks::meta_post),
@@ -54,11 +64,29 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhooks/d360", post(providers::d360_post))
         .route("/webhooks/twilio", post(providers::twilio_post))
         .route("/media/{token}", get(media::get_media))
-        .route("/healthz", get(health::healthz))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state.clone());
+    let public = limits::bounded(public, limits::Budget::new(limits.max_requests), limits);
+    if observability {
+        public.merge(admin_router(state, limits))
+    } else {
+        public.route("/healthz", get(health::healthz))
+    }
+}
+
+/// The observability routes, with a budget of their own so a flood of scrapes cannot take the
+/// webhooks' share: on `server.admin_listen`, or merged into the public router.
+pub fn admin_router(state: AppState, limits: &limits::Limits) -> Router {
+    let admin = Router::new()
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .with_state(state);
+    limits::bounded(
+        admin,
+        limits::Budget::new(limits::MAX_ADMIN_REQUESTS),
+        limits,
+    )
+    .route("/healthz", get(health::healthz))
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish: a webhook whose commit
@@ -66,9 +94,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: limits::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    limits::serve(listener, router, limits, shutdown).await
 }
