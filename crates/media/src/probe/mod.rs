@@ -2,9 +2,12 @@
 //!
 //! Probing runs on the blocking pool under a time limit, and a panic in a parser is caught: a
 //! truncated or hostile file leaves the duration empty with a reason, it never takes a worker down.
+//! The parsers read through a [`budget::BudgetReader`]: when the time limit passes (or they read
+//! far more than the file holds) their reads fail, so they stop too, not only the wait for them.
 
 pub mod adts;
 pub mod amr;
+pub mod budget;
 mod sniff;
 
 use std::io::{BufReader, Read, Seek};
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use budget::{Budget, BudgetReader};
 pub use sniff::{Sniffed, canonical_mime, extension_for_mime, sniff};
 
 /// How long probing one file may take before the worker gives up on the duration.
@@ -38,7 +42,17 @@ pub struct Inspection {
 pub async fn inspect(path: &Path, declared_mime: Option<&str>) -> Inspection {
     let path: PathBuf = path.to_owned();
     let declared = declared_mime.map(str::to_owned);
-    let work = tokio::task::spawn_blocking(move || inspect_blocking(&path, declared.as_deref()));
+    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let budget = Budget::new(
+        Budget::for_file(len),
+        std::time::Instant::now() + PROBE_TIMEOUT,
+    );
+    let parser_budget = budget.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        inspect_within(&path, declared.as_deref(), &parser_budget)
+    });
+    // Dropped (the job cancelled) or timed out: the parser's next read fails and it returns.
+    let _give_up = CancelOnDrop(budget);
     match tokio::time::timeout(PROBE_TIMEOUT, work).await {
         Ok(Ok(inspection)) => inspection,
         Ok(Err(join)) => Inspection {
@@ -63,8 +77,27 @@ pub async fn inspect(path: &Path, declared_mime: Option<&str>) -> Inspection {
     }
 }
 
-/// The same, synchronously (the caller owns the thread).
+/// Tells the parser to stop when the waiting side is done with it, whichever way.
+struct CancelOnDrop(Budget);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// The same, synchronously (the caller owns the thread), with a budget of [`PROBE_TIMEOUT`].
 pub fn inspect_blocking(path: &Path, declared_mime: Option<&str>) -> Inspection {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let budget = Budget::new(
+        Budget::for_file(len),
+        std::time::Instant::now() + PROBE_TIMEOUT,
+    );
+    inspect_within(path, declared_mime, &budget)
+}
+
+/// The same, the parsers reading within `budget`.
+pub fn inspect_within(path: &Path, declared_mime: Option<&str>, budget: &Budget) -> Inspection {
     let mut head = Vec::with_capacity(8192);
     let opened = std::fs::File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head));
     if let Err(e) = opened {
@@ -98,10 +131,11 @@ pub fn inspect_blocking(path: &Path, declared_mime: Option<&str>) -> Inspection 
         mime_mismatch,
         ..Inspection::default()
     };
-    match duration_of(path, &out.mime_type) {
+    match duration_of(path, &out.mime_type, budget) {
         Ok(Some(d)) => out.duration_seconds = Some(round_ms(d)),
         Ok(None) => {}
-        Err(e) => out.duration_error = Some(e),
+        // A parser that ran out of budget says only that it failed; the budget says why.
+        Err(e) => out.duration_error = Some(budget.spent().unwrap_or(e)),
     }
     if out.mime_type.starts_with("image/")
         && let Ok(size) = imagesize::blob_size(&head)
@@ -117,10 +151,10 @@ fn round_ms(seconds: f64) -> f64 {
 }
 
 /// `Ok(None)`: this type has no duration (images, documents).
-fn duration_of(path: &Path, mime: &str) -> Result<Option<f64>, String> {
+fn duration_of(path: &Path, mime: &str, budget: &Budget) -> Result<Option<f64>, String> {
     match mime {
         "audio/ogg" | "audio/mpeg" | "audio/x-flac" | "audio/x-wav" => {
-            lofty_duration(path, mime).map(Some)
+            lofty_duration(path, mime, budget).map(Some)
         }
         "audio/aac" => {
             let data = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -129,7 +163,7 @@ fn duration_of(path: &Path, mime: &str) -> Result<Option<f64>, String> {
                 .ok_or_else(|| "no ADTS frame at the start of the AAC file".into())
         }
         "audio/mp4" | "video/mp4" | "video/3gpp" | "video/quicktime" => {
-            mp4_duration(path).map(Some)
+            mp4_duration(path, budget).map(Some)
         }
         "audio/amr" => {
             let data = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -160,13 +194,14 @@ fn lofty_types(mime: &str) -> &'static [lofty::file::FileType] {
     }
 }
 
-fn lofty_duration(path: &Path, mime: &str) -> Result<f64, String> {
+fn lofty_duration(path: &Path, mime: &str, budget: &Budget) -> Result<f64, String> {
     use lofty::config::ParseOptions;
     use lofty::file::AudioFile;
     use lofty::probe::Probe;
     let mut last = format!("no reader for {mime}");
     for &file_type in lofty_types(mime) {
         let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let file = BudgetReader::new(file, budget.clone());
         let read = Probe::with_file_type(BufReader::new(file), file_type)
             .options(ParseOptions::new().read_properties(true).read_tags(false))
             .read();
@@ -192,7 +227,7 @@ const MAX_MOOV: u64 = 64 * 1024 * 1024;
 ///
 /// Only the `ftyp` and `moov` boxes are handed to mp4parse: the top-level boxes are walked with
 /// seeks, so the media data (nearly all of a large video) is never read.
-fn mp4_duration(path: &Path) -> Result<f64, String> {
+fn mp4_duration(path: &Path, budget: &Budget) -> Result<f64, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut kept = Vec::new();
@@ -240,7 +275,8 @@ fn mp4_duration(path: &Path) -> Result<f64, String> {
     if !has_moov {
         return Err("the MP4 has no complete moov box (truncated, or not an MP4)".into());
     }
-    let context = mp4parse::read_mp4(&mut std::io::Cursor::new(kept))
+    let boxes = BudgetReader::new(std::io::Cursor::new(kept), budget.clone());
+    let context = mp4parse::read_mp4(&mut std::io::BufReader::new(boxes))
         .map_err(|e| format!("cannot read the MP4: {e:?}"))?;
     let longest = context
         .tracks

@@ -142,3 +142,29 @@ fn inputs_that_once_hung_a_prober_are_answered() {
         }
     }
 }
+
+/// Every parser reads through the budget: given up, each gives up too, with a reason, instead
+/// of reading on (an Ogg through lofty, an MP4 through mp4parse).
+#[test]
+fn every_parser_reads_within_the_budget() {
+    for (file, mime) in [
+        ("voice.ogg", "audio/ogg"),
+        ("video.mp4", "video/mp4"),
+        ("audio.mp3", "audio/mpeg"),
+    ] {
+        let path = samples_dir().join(file);
+        let spent = Budget::new(u64::MAX, std::time::Instant::now() + PROBE_TIMEOUT);
+        spent.cancel();
+        let got = inspect_within(&path, Some(mime), &spent);
+        assert_eq!(got.duration_seconds, None, "{file}");
+        let why = got.duration_error.unwrap_or_default();
+        assert!(why.contains("given up"), "{file}: {why}");
+        let fresh = Budget::new(u64::MAX, std::time::Instant::now() + PROBE_TIMEOUT);
+        assert!(
+            inspect_within(&path, Some(mime), &fresh)
+                .duration_seconds
+                .is_some(),
+            "{file}"
+        );
+    }
+}
