@@ -168,3 +168,100 @@ async fn hostile_documents_download_and_a_polyglot_shows_only_as_an_image() {
         assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[..], "{key}");
     }
 }
+
+/// The same file sent by two people: erasing one revokes that person's link though the file is
+/// kept for the other, their number leaves the queue (only a keyed hash stays), and after
+/// `link_secret` is rotated the links already in the CRM keep working while the old secret is
+/// listed in `previous_link_secrets`, and stop when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_die_with_their_media_and_survive_a_rotation_while_listed() {
+    use wa2crm_e2e::{distinct_image_webhook, hubspot_section, stored_files};
+    use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
+    const TOKEN: &str = "pat-na1-links";
+    let (ana, ben) = ("+4915111111111", "+4915122222222");
+    let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
+    let hs = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = config_toml(
+        dir.path(),
+        port,
+        &graph.url(),
+        &hubspot_section(&hs.url(), &format!("token = \"{TOKEN}\"")),
+    );
+    let mut d = Daemon::start_provisioned(dir.path(), &config, port).await;
+    // Both send the same picture (the same tag makes the same bytes), in messages of their own.
+    for (i, who) in [(1, ana), (2, ben)] {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&distinct_image_webhook(&graph, "same", 0, who)).unwrap();
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["id"] =
+            format!("wamid.same.{i}").into();
+        let body = serde_json::to_vec(&body).unwrap();
+        assert_eq!(
+            post_webhook(d.client(), &d.url("/webhooks/whatsapp"), &body, sign(&body)).await,
+            reqwest::StatusCode::OK
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.status()["queue"]["counts"]["done"] != 2 {
+        assert!(Instant::now() < deadline, "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored_files(dir.path()), 1, "one file for both");
+    let link = |who: &str| {
+        hs.find("contacts", "whatsapp_id", who).unwrap().properties["wa_media_url"].clone()
+    };
+    let (ana_link, ben_link) = (link(ana), link(ben));
+    assert_ne!(ana_link, ben_link, "a link per media, not per file");
+    let status = |url: String| async move { reqwest::get(url).await.unwrap().status() };
+    assert_eq!(status(ana_link.clone()).await, 200);
+
+    let (ok, out) = d.cli(&["erase", "--phone", ana]);
+    assert!(ok, "{out}");
+    assert!(out.contains("kept 1 object(s)"), "{out}");
+    assert_eq!(stored_files(dir.path()), 1, "kept for Ben");
+    assert_eq!(status(ana_link.clone()).await, 404, "Ana's link is revoked");
+    assert_eq!(status(ben_link.clone()).await, 200, "Ben's still plays");
+    // Her number is nowhere in the queue's rows, only a keyed hash of it.
+    let db = std::fs::read(dir.path().join("queue.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("queue.db-wal")).unwrap_or_default();
+    let digits = ana.trim_start_matches('+').as_bytes();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(digits.len()).any(|w| w == digits),
+            "the erased number is still in the queue database's files"
+        );
+    }
+    let (ok, again) = d.cli(&["erase", "--phone", ana]);
+    assert!(ok, "{again}");
+    assert!(
+        again.contains("1 job(s) of this number were erased before"),
+        "{again}"
+    );
+
+    // Rotation: a new secret, the old one listed.
+    d.terminate();
+    let rotated = config.replace(
+        &format!("link_secret = \"{LINK_SECRET}\""),
+        "link_secret = \"the-new-link-secret-2026-12\"",
+    );
+    let listed = rotated.replace(
+        "link_secret = \"the-new-link-secret-2026-12\"",
+        &format!(
+            "link_secret = \"the-new-link-secret-2026-12\"\nprevious_link_secrets = [\"{LINK_SECRET}\"]"
+        ),
+    );
+    std::fs::write(&d.config_path, &listed).unwrap();
+    d.restart().await;
+    assert_eq!(
+        status(ben_link.clone()).await,
+        200,
+        "the old secret is listed"
+    );
+    d.terminate();
+    std::fs::write(&d.config_path, &rotated).unwrap();
+    d.restart().await;
+    assert_eq!(status(ben_link).await, 404, "no longer listed");
+}

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
-use wa2crm_core::{MediaEvent, MediaRef};
+use wa2crm_core::{MediaEvent, MediaRef, Phone};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobId, JobInfo, JobStore};
 
@@ -89,8 +89,14 @@ pub fn redacted(event: &MediaEvent) -> MediaEvent {
     e
 }
 
-/// Marks the job removed: redacted event, and a `removed` checkpoint saying why and when.
-pub async fn mark_removed(store: &dyn JobStore, job: &JobInfo, why: &str) -> anyhow::Result<()> {
+/// Marks the job removed: redacted event, and a `removed` checkpoint saying why and when. With
+/// `pseudonym` (erasure), the sender's number is replaced by it too.
+pub async fn mark_removed(
+    store: &dyn JobStore,
+    job: &JobInfo,
+    why: &str,
+    pseudonym: Option<&Phone>,
+) -> anyhow::Result<()> {
     let at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -98,8 +104,31 @@ pub async fn mark_removed(store: &dyn JobStore, job: &JobInfo, why: &str) -> any
         "removed".to_owned(),
         json!({"why": why, "at": at, "object": object_of(job)}),
     )]);
-    store
-        .mark_removed(job.id, &redacted(&job.event), &left)
-        .await?;
+    let mut event = redacted(&job.event);
+    if let Some(p) = pseudonym {
+        event.sender = p.clone();
+    }
+    store.mark_removed(job.id, &event, &left).await?;
     Ok(())
+}
+
+/// What an erased person's number becomes in the queue: a keyed hash of it, written as a number
+/// in the unassigned country code +999 (so the row still reads as an event). Without the key it
+/// leads nowhere; with it, a later `erase` of the same number finds the jobs it erased. Message
+/// ids stay, so WhatsApp's redeliveries are still recognised.
+pub fn pseudonym(phone: &Phone, link_secret: &[u8]) -> Phone {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut key =
+        Hmac::<sha2::Sha256>::new_from_slice(link_secret).expect("HMAC accepts keys of any length");
+    key.update(b"wa2crm erasure pseudonym");
+    let derived = key.finalize().into_bytes();
+    let mut m =
+        Hmac::<sha2::Sha256>::new_from_slice(&derived).expect("HMAC accepts keys of any length");
+    m.update(phone.as_str().as_bytes());
+    let digest = m.finalize().into_bytes();
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&digest[..8]);
+    let digits = u64::from_be_bytes(n) % 100_000_000_000;
+    // 3 + 11 digits: within E.164's 15, first digit 9.
+    Phone::parse(&format!("+999{digits:011}")).expect("+999 and 11 digits is an E.164 number")
 }

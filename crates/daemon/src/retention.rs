@@ -194,7 +194,7 @@ async fn remove_page(
             job.id, job.event.kind, job.message_id
         ));
         if !dry_run {
-            removal::mark_removed(store, job, &format!("retention: {why}")).await?;
+            removal::mark_removed(store, job, &format!("retention: {why}"), None).await?;
             tracing::info!(
                 job = job.id,
                 message_id = %job.message_id,

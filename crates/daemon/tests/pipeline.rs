@@ -16,7 +16,7 @@ use wa2crm::pipeline::{
     process_one,
 };
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRules};
-use wa2crm_media::link::LinkSigner;
+use wa2crm_media::link::{LinkSigner, Linked};
 use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{Clock, Enqueued, JobState, ManualClock, SqliteJobStore};
@@ -229,7 +229,11 @@ async fn every_sample_is_resolved_fetched_inspected_and_stored() {
                 .links
                 .verify(r.file_url.rsplit('/').next().unwrap())
                 .unwrap(),
-            key
+            Linked::Media {
+                job: job.id,
+                rendition: false
+            },
+            "the link names the media, resolved to {key} through the queue"
         );
     }
     assert_eq!(w.sim.counts().resolves, all.len() as u64);
@@ -532,7 +536,14 @@ async fn with_transcode_an_mp3_rendition_is_stored_and_linked_next_to_the_origin
             .links
             .verify(url.rsplit('/').next().unwrap())
             .unwrap(),
-        key
+        Linked::Media {
+            job: id,
+            rendition: true
+        }
+    );
+    assert_eq!(
+        wa2crm::removal::rendition_of(&job).as_deref(),
+        Some(key.as_str())
     );
     let image = w
         .pipeline

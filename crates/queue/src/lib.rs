@@ -244,6 +244,11 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     /// holding each died every time (a crash, or killed for memory) — with `reason`; returns how
     /// many. Without it such a job would be claimed again and again.
     async fn bury_abandoned(&self, max_attempts: u32, reason: &str) -> Result<u64>;
+    /// Removes from disk what rows rewritten by [`JobStore::mark_removed`] left behind, so an
+    /// erased person's data is not recoverable from the database files: SQLite (which zeroes
+    /// freed space as it goes, `secure_delete`) copies its WAL back and truncates it; PostgreSQL
+    /// vacuums the jobs table.
+    async fn purge_removed(&self) -> Result<()>;
     /// How many done jobs were not taken, and how many had their media removed.
     async fn done_breakdown(&self) -> Result<DoneBreakdown>;
     /// A cheap round trip, for readiness.

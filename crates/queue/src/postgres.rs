@@ -442,6 +442,11 @@ impl JobStore for PgJobStore {
         Ok(r.rows_affected())
     }
 
+    async fn purge_removed(&self) -> Result<()> {
+        sqlx::query("VACUUM jobs").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -690,6 +690,7 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         .mark_removed(holders[0], &same_file[0].event, &tombstone)
         .await
         .unwrap();
+    store.purge_removed().await.unwrap();
     assert_eq!(
         store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
         vec![holders[1]]

@@ -32,6 +32,8 @@ struct Erasure<'a> {
     connectors: &'a std::collections::BTreeMap<String, Arc<dyn Connector>>,
     /// How long a worker may still hold a fenced job: its lease, and a little more.
     lease: Duration,
+    /// What the number becomes in the queue's scrubbed rows.
+    pseudonym: Phone,
 }
 
 pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
@@ -49,7 +51,19 @@ pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Res
             ""
         }
     );
+    let secret = config
+        .storage
+        .link_secret
+        .as_ref()
+        .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec())
+        .unwrap_or_default();
+    let pseudonym = removal::pseudonym(&phone, &secret);
+    let erased_before = store.jobs_of_sender(pseudonym.as_str()).await?.len();
+    if erased_before > 0 {
+        println!("queue: {erased_before} job(s) of this number were erased before");
+    }
     let e = Erasure {
+        pseudonym,
         phone,
         dry_run,
         store,
@@ -188,12 +202,15 @@ impl Erasure<'_> {
             println!("queue: {verb} {} job(s)", jobs.len());
         } else {
             for job in jobs {
-                removal::mark_removed(self.store.as_ref(), job, "erasure").await?;
+                removal::mark_removed(self.store.as_ref(), job, "erasure", Some(&self.pseudonym))
+                    .await?;
             }
+            self.store.purge_removed().await?;
             crate::metrics::media_removed("erasure", objects.delete.len() as u64);
             println!(
-                "queue: scrubbed {} job(s) (ids {}): name, caption, file name and results removed; \
-                 their message ids and this number stay, so WhatsApp's redeliveries are not taken in again",
+                "queue: scrubbed {} job(s) (ids {}): name, number, caption, file name and results \
+                 removed; the number is kept only as a keyed hash, and the message ids stay, so \
+                 WhatsApp's redeliveries are not taken in again",
                 jobs.len(),
                 jobs.iter()
                     .map(|j| j.id.to_string())

@@ -8,13 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wa2crm_core::TagRules;
-use wa2crm_media::link::LinkSigner;
 use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobStore, SystemClock};
@@ -177,11 +175,6 @@ pub fn build_pipeline(
             config.media.spool_dir.display()
         )
     })?;
-    let link_secret = config
-        .storage
-        .link_secret
-        .as_ref()
-        .context("storage.link_secret is missing")?;
     let s = &config.sources;
     let read_timeout = Duration::from_secs(config.media.read_timeout_seconds);
     let sources = MediaSources {
@@ -219,7 +212,10 @@ pub fn build_pipeline(
         sources,
         spool,
         storage: Arc::new(storage),
-        links: LinkSigner::new(link_secret.expose_secret().as_bytes()),
+        links: config
+            .storage
+            .link_signer()
+            .context("storage.link_secret is missing")?,
         public_url: config
             .server
             .public_url

@@ -120,6 +120,10 @@ pub struct StorageConfig {
     pub options: BTreeMap<String, String>,
     /// The HMAC key of `/media/{token}` links.
     pub link_secret: Option<SecretString>,
+    /// Secrets `link_secret` was rotated away from: the links they made keep working.
+    pub previous_link_secrets: Vec<SecretString>,
+    /// How long a new link works (`"365d"`); unset: as long as its media is kept.
+    pub link_lifetime: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -128,7 +132,31 @@ impl Default for StorageConfig {
             url: "file:///var/lib/wa2crm/media".into(),
             options: BTreeMap::new(),
             link_secret: None,
+            previous_link_secrets: Vec::new(),
+            link_lifetime: None,
         }
+    }
+}
+
+impl StorageConfig {
+    /// The link signer of this configuration: the current secret, the previous ones, the
+    /// lifetime. `None` without a `link_secret` (validation refuses that).
+    pub fn link_signer(&self) -> Option<wa2crm_media::link::LinkSigner> {
+        use secrecy::ExposeSecret;
+        let secret = self.link_secret.as_ref()?;
+        let lifetime = self
+            .link_lifetime
+            .as_deref()
+            .and_then(|l| humantime::parse_duration(l).ok());
+        Some(
+            wa2crm_media::link::LinkSigner::new(secret.expose_secret().as_bytes())
+                .with_previous(
+                    self.previous_link_secrets
+                        .iter()
+                        .map(|s| s.expose_secret().as_bytes()),
+                )
+                .with_lifetime(lifetime),
+        )
     }
 }
 

@@ -262,6 +262,24 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         ),
         Some(_) => {}
     }
+    for (i, previous) in config.storage.previous_link_secrets.iter().enumerate() {
+        if previous.expose_secret().len() < 16 {
+            p.add(
+                format!("storage.previous_link_secrets[{i}]"),
+                "is shorter than 16 characters; links made with it could be forged",
+            );
+        }
+    }
+    if let Some(d) = p.duration(
+        "storage.link_lifetime",
+        config.storage.link_lifetime.as_deref(),
+    ) && d < Duration::from_secs(3600)
+    {
+        p.add(
+            "storage.link_lifetime",
+            "is shorter than an hour: links in the CRM would die before anyone opens them",
+        );
+    }
 
     if config.media.max_bytes == 0 {
         p.add("media.max_bytes", "must be greater than 0");

@@ -170,7 +170,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         .await?;
     let stored = StoredCheckpoint {
         uri: p.storage.uri(&key),
-        file_url: p.links.url(&p.public_url, &key),
+        file_url: p.links.media_url(&p.public_url, job.id, false),
         key,
         created: put == Put::Created,
     };
@@ -275,7 +275,7 @@ async fn rendition(
         .when(|e: &Error| e.kind() == ErrorKind::Transient)
         .await?;
     Ok(RenditionCheckpoint {
-        file_url: Some(p.links.url(&p.public_url, &key)),
+        file_url: Some(p.links.media_url(&p.public_url, job.id, true)),
         key: Some(key),
         mime_type: Some(r.mime_type().to_owned()),
         size: Some(size),

@@ -1,4 +1,6 @@
-//! `GET /media/{token}`: the link in the CRM field. A valid token names an object; how a browser
+//! `GET /media/{token}`: the link in the CRM field. A valid token names one media, resolved
+//! through the queue (an erased or expired media is gone even when its file is kept for someone
+//! else), or, for links made before those, an object; how a browser
 //! gets it follows [`Presentation`]: audio, video, raster images and PDF inline under their own
 //! type, anything else as a download of `application/octet-stream`, and every answer with
 //! `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`, so a customer's file
@@ -16,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use wa2crm_media::link::Linked;
 use wa2crm_media::present::{NOSNIFF, Presentation, SANDBOX};
 
 use super::AppState;
@@ -67,9 +70,29 @@ pub async fn get_media(
     let Some(media) = &state.media else {
         return not_found();
     };
-    // A bad token and a missing object look the same: links cannot be probed.
-    let Some(key) = media.links.verify(&token) else {
-        return not_found();
+    // A bad token, an erased or expired media and a missing object all look the same: links
+    // cannot be probed.
+    let key = match media.links.verify(&token) {
+        None => return not_found(),
+        Some(Linked::Object(key)) => key,
+        Some(Linked::Media { job, rendition }) => match state.store.get(job).await {
+            Ok(Some(job)) if job.removed_at_ms.is_none() => {
+                let key = if rendition {
+                    crate::removal::rendition_of(&job)
+                } else {
+                    crate::removal::object_of(&job)
+                };
+                match key {
+                    Some(key) => key,
+                    None => return not_found(),
+                }
+            }
+            Ok(_) => return not_found(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read the queue for a media link.");
+                return (StatusCode::SERVICE_UNAVAILABLE, "try again\n").into_response();
+            }
+        },
     };
     let storage = &media.storage;
     match storage.exists(&key).await {
