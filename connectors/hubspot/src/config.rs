@@ -174,12 +174,8 @@ impl HubSpotConfig {
                     .into(),
             );
         }
-        match reqwest::Url::parse(&self.base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => add(
-                "base_url",
-                format!("{:?} is not an http(s) URL", self.base_url),
-            ),
+        if let Err(e) = wa2crm_core::endpoint::check(&self.base_url) {
+            add("base_url", e);
         }
         if self.contact_key.trim().is_empty() {
             add("contact_key", "names no property".into());

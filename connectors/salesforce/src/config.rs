@@ -162,15 +162,16 @@ impl SalesforceConfig {
                 "set private_key_file or private_key, not both".into(),
             );
         }
-        match reqwest::Url::parse(&self.login_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.path() == "/" => {}
-            _ => add(
+        match wa2crm_core::endpoint::check(&self.login_url) {
+            Ok(u) if u.path() == "/" => {}
+            Ok(_) => add(
                 "login_url",
                 format!(
                     "{:?} is not a base URL like https://login.salesforce.com",
                     self.login_url
                 ),
             ),
+            Err(e) => add("login_url", e),
         }
         let v = self
             .api_version

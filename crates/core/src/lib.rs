@@ -7,6 +7,7 @@
 //! dead-letter. This crate does no I/O, so everything in it can be tested as plain functions.
 
 pub mod connector;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod mapping;

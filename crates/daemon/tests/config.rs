@@ -140,6 +140,31 @@ fn environment_overrides_the_file() {
     );
 }
 
+/// A secret from the environment is taken as the text it is: never read as a number (leading
+/// zeros, `1e3`) or a boolean, while numbers and booleans still reach their keys.
+#[test]
+fn secrets_from_the_environment_are_never_coerced() {
+    for secret in ["000123456789", "1e3", "true", "0x1F", "-0", "12.50"] {
+        let c = config::load_str(
+            MINIMAL,
+            env(&[
+                ("WA2CRM__SOURCES__META__APP_SECRET", secret),
+                ("WA2CRM__QUEUE__WORKERS", "3"),
+                ("WA2CRM__MEDIA__TRANSCODE", "true"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.sources.meta.unwrap().app_secret.expose_secret(),
+            secret,
+            "{secret}"
+        );
+        assert_eq!(c.queue.workers, 3);
+        assert!(c.media.transcode);
+    }
+}
+
 #[test]
 fn credential_files_override_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,4 +377,37 @@ senders = ["not a number"]
         v.tags.0[0].min_duration,
         Some(std::time::Duration::from_secs(60))
     );
+}
+
+/// Credentials and customers' data go only over https: a vendor or public URL in plain http is
+/// refused at its key, unless it is on this machine (the sandbox, tests).
+#[test]
+fn vendor_and_public_urls_must_be_https_except_on_loopback() {
+    let toml = "[server]\npublic_url = \"http://wa2crm.example.com\"\n\
+         [storage]\nlink_secret = \"k3y-0f-at-least-16-chars\"\n\
+         [sources.meta]\napp_secret = \"s\"\nverify_token = \"v\"\naccess_token = \"EAAG\"\n\
+         graph_url = \"http://graph.facebook.com\"\n\
+         [notifications.webhook]\nurl = \"http://hooks.example.com/x\"\nsecret = \"notify-secret-0123456\"\n\
+         [connectors.hs]\ntype = \"hubspot\"\ntoken = \"pat-na1-x\"\nbase_url = \"http://api.hubapi.com\"\n\
+         contact_key = \"whatsapp_id\"\nfields = { file_url = \"wa_media_url\" }\n"
+        .to_owned();
+    let errors = problems(&toml);
+    for key in [
+        "sources.meta.graph_url",
+        "server.public_url",
+        "notifications.webhook.url",
+        "connectors.hs.base_url",
+    ] {
+        let e = errors
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("{key} not refused: {errors:?}"));
+        assert!(e.problem.contains("plain http"), "{key}: {}", e.problem);
+    }
+    let loopback = toml
+        .replace("http://graph.facebook.com", "http://127.0.0.1:9")
+        .replace("http://wa2crm.example.com", "http://localhost:8080")
+        .replace("http://hooks.example.com/x", "http://[::1]:9/x")
+        .replace("http://api.hubapi.com", "http://127.0.0.1:9");
+    assert_eq!(keys(&problems(&loopback)), Vec::<&str>::new());
 }

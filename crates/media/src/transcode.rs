@@ -243,6 +243,7 @@ pub async fn transcode(
     let out = tempfile::Builder::new()
         .prefix("tr-")
         .suffix(&format!(".{}", rendition.extension()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .tempfile_in(dir)?
         .into_temp_path();
     let child = command(input, mime, rendition, &out, limits)?

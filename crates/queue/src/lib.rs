@@ -165,6 +165,7 @@ pub enum QueueError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("queue data is corrupt: {0}")]
     Corrupt(String),
+    /// `url` is always redacted ([`redact_url`]) by whoever makes this error.
     #[error("queue url {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("queue writer stopped")]
@@ -308,10 +309,41 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn JobStore>>
         Ok(Arc::new(PgJobStore::open(url, clock).await?))
     } else {
         Err(QueueError::BadUrl {
-            url: url.to_owned(),
+            url: redact_url(url),
             reason: "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
         })
     }
+}
+
+/// A queue URL fit for logs, errors and terminals: the password of the user part and of a
+/// `password=` query parameter replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        // Not a URL: it may still carry a password, and saying nothing of it is the safe side.
+        return if url.contains('@') || url.to_ascii_lowercase().contains("password") {
+            "(a queue URL that does not parse; not shown, it may hold a password)".into()
+        } else {
+            url.to_owned()
+        };
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k.eq_ignore_ascii_case("password") {
+                "***".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Step names go into JSON paths; keep them to a safe alphabet.

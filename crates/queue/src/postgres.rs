@@ -43,7 +43,7 @@ pub struct PgJobStore {
 impl PgJobStore {
     pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| QueueError::BadUrl {
-            url: url.to_owned(),
+            url: crate::redact_url(url),
             reason: e.to_string(),
         })?;
         Self::open_with(options, clock).await

@@ -50,6 +50,53 @@ impl Drop for SqliteJobStore {
     }
 }
 
+/// The database holds customers' names, numbers and captions: its directory is created 0700
+/// and the file 0600 whatever the umask (SQLite gives its WAL and shared-memory files the
+/// database file's mode), and a database found readable by others is made private.
+fn private_database(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| {
+                        format!(
+                            "{} is readable by other users and cannot be made private: {e}",
+                            path.display()
+                        )
+                    },
+                )?;
+                tracing::warn!(path = %path.display(), "The queue database was readable by other users; it is now 0600.");
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
 /// How often the WAL is copied back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -74,7 +121,7 @@ impl SqliteJobStore {
     pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| QueueError::BadUrl {
-                url: url.to_owned(),
+                url: crate::redact_url(url),
                 reason: e.to_string(),
             })?
             .create_if_missing(true)
@@ -87,14 +134,10 @@ impl SqliteJobStore {
             .pragma("wal_autocheckpoint", "0")
             // Freed space is zeroed: a scrubbed row's old content does not linger in the file.
             .pragma("secure_delete", "ON");
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| QueueError::BadUrl {
-                url: url.to_owned(),
-                reason: format!("cannot create {}: {e}", dir.display()),
-            })?;
-        }
+        private_database(options.get_filename()).map_err(|reason| QueueError::BadUrl {
+            url: crate::redact_url(url),
+            reason,
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())

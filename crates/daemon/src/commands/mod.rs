@@ -42,16 +42,7 @@ pub async fn open_queue(url: &str) -> anyhow::Result<Arc<dyn JobStore>> {
         .with_context(|| format!("cannot open the queue at {}", redact_url(url)))
 }
 
-/// A URL fit for logs and terminals: any password replaced.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use wa2crm_queue::redact_url;
 
 #[cfg(test)]
 mod tests {
@@ -64,8 +55,26 @@ mod tests {
             "postgres://wa:***@db/wa2crm"
         );
         assert_eq!(
+            redact_url("postgres://db/wa2crm?user=wa&password=hunter2&sslmode=require"),
+            "postgres://db/wa2crm?user=wa&password=***&sslmode=require"
+        );
+        assert_eq!(
             redact_url("sqlite:///var/lib/wa2crm/queue.db"),
             "sqlite:///var/lib/wa2crm/queue.db"
         );
+        assert!(!redact_url("postgres//wa:hunter2@db").contains("hunter2"));
+    }
+
+    /// A queue that cannot be opened says where, never with what password.
+    #[tokio::test]
+    async fn a_queue_error_never_prints_the_password() {
+        for url in [
+            "postgres://wa:hunter2@db:port/wa2crm",
+            "postgres://db/wa2crm?user=wa&password=hunter2&sslmode=sometimes",
+            "mysql://wa:hunter2@db/wa2crm",
+        ] {
+            let e = format!("{:#}", open_queue(url).await.err().unwrap());
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

@@ -45,10 +45,12 @@ pub fn load_str(
     let mut builder = config::Config::builder()
         .add_source(File::from_str(toml, FileFormat::Toml))
         .add_source(
+            // Values stay text: a secret like `000123` or `1e3` must not become a number. Keys
+            // that want a number or a boolean still read one from the text.
             Environment::with_prefix("WA2CRM")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true)
+                .try_parsing(false)
                 .source(Some(env.into_iter().collect())),
         );
     if let Some(dir) = credentials_dir {

@@ -122,6 +122,17 @@ impl Problems {
         }
     }
 
+    /// A URL wa2crm sends credentials or data to, or hands out: https, or http on loopback.
+    fn endpoint(&mut self, key: &str, value: &str) -> Option<Url> {
+        match wa2crm_core::endpoint::check(value) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                self.add(key, e);
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
         let value = value?;
         match humantime::parse_duration(value) {
@@ -201,7 +212,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             "is missing: the links written into CRM fields start with it (e.g. https://wa2crm.example.com)",
         ),
         Some(url) => {
-            if let Some(u) = p.url("server.public_url", url, &["https", "http"])
+            if let Some(u) = p.endpoint("server.public_url", url)
                 && (u.query().is_some() || u.fragment().is_some())
             {
                 p.add(
@@ -311,11 +322,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
                 "is missing: media is downloaded from the Graph API with it",
             ),
         }
-        p.url(
-            "sources.meta.graph_url",
-            &meta.graph_url,
-            &["https", "http"],
-        );
+        p.endpoint("sources.meta.graph_url", &meta.graph_url);
         let v = meta.api_version.strip_prefix('v').unwrap_or("");
         let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !v
@@ -333,7 +340,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     }
     if let Some(d) = &sources.d360 {
         p.secret("sources.d360.api_key", &d.api_key);
-        p.url("sources.d360.base_url", &d.base_url, &["https", "http"]);
+        p.endpoint("sources.d360.base_url", &d.base_url);
         // Unauthenticated intake would let anyone make wa2crm look up made-up media ids, and
         // 360dialog blocks a number's media for an hour after five failed lookups.
         match (&d.webhook_secret, &d.webhook_header, &d.webhook_header_value) {
@@ -367,12 +374,8 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             );
         }
         p.secret("sources.twilio.auth_token", &t.auth_token);
-        p.url(
-            "sources.twilio.webhook_url",
-            &t.webhook_url,
-            &["https", "http"],
-        );
-        p.url("sources.twilio.api_url", &t.api_url, &["https", "http"]);
+        p.endpoint("sources.twilio.webhook_url", &t.webhook_url);
+        p.endpoint("sources.twilio.api_url", &t.api_url);
     }
 
     for (i, route) in config.routes.iter().enumerate() {
@@ -420,7 +423,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     }
 
     if let Some(w) = &config.notifications.webhook {
-        p.url("notifications.webhook.url", &w.url, &["https", "http"]);
+        p.endpoint("notifications.webhook.url", &w.url);
         if w.secret.expose_secret().len() < 16 {
             p.add(
                 "notifications.webhook.secret",

@@ -74,14 +74,28 @@ impl SpoolFile {
 
 impl Spool {
     /// Creates this process's directory under `root` and removes those of dead processes.
+    /// Customers' files pass through here: the spool directory is created 0700, each run's
+    /// directory is 0700 and every file in it 0600, whatever the umask.
     pub fn open(root: &Path, kept: Kept) -> std::io::Result<Spool> {
-        std::fs::create_dir_all(root)?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if !root.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)?;
+        }
         sweep_stale(root);
         let dir = tempfile::Builder::new()
             .prefix("run-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(root)?
             .keep();
-        let lock = File::create(dir.join(".lock"))?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(".lock"))?;
         lock.try_lock()
             .map_err(|e| std::io::Error::other(format!("cannot lock {}: {e}", dir.display())))?;
         Ok(Spool {
@@ -105,6 +119,7 @@ impl Spool {
         let temp = tempfile::Builder::new()
             .prefix("dl-")
             .suffix(".part")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(&self.dir)?;
         let (file, path) = temp.into_parts();
         let disk = DiskWriter::new(file, &path, self.kept);
