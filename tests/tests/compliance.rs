@@ -87,6 +87,9 @@ async fn consent_in_the_crm_decides_which_media_is_taken() {
         1.0
     );
     assert!(d.log().contains("skipped: no consent"), "{}", d.log());
+    // The log names her by a masked number only ([logging] show_phone_numbers is off).
+    assert!(d.log().contains("+49151…111"), "{}", d.log());
+    assert!(!d.log().contains(ANA), "{}", d.log());
     assert_eq!(d.status()["queue"]["done_not_taken"], 1);
 
     // Her contact, entered by a salesperson, without and then with the consent box ticked.

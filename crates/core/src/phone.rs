@@ -25,7 +25,56 @@ pub enum PhoneError {
     LeadingZero { input: String },
 }
 
+/// Whether logs show phone numbers in full (`[logging] show_phone_numbers`); masked otherwise.
+static SHOW_IN_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets, once at start, whether logs show phone numbers in full.
+pub fn show_in_logs(show: bool) {
+    SHOW_IN_LOGS.store(show, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `+49151…789`: the country and area part and the last three digits, enough to tell people
+/// apart in a log, not enough to call them.
+fn masked(e164: &str) -> String {
+    let digits = &e164[1..];
+    if digits.len() < 9 {
+        return format!("+{}…", &digits[..digits.len().min(3)]);
+    }
+    format!("+{}…{}", &digits[..5], &digits[digits.len() - 3..])
+}
+
+/// `text` (an error from a vendor, which may echo a number back) with every `+` number of 7 to
+/// 15 digits masked, unless logs show numbers.
+pub fn mask_in_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if SHOW_IN_LOGS.load(std::sync::atomic::Ordering::Relaxed) || !text.contains('+') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = NUMBER.get_or_init(|| {
+        regex::Regex::new(r"\+[1-9][0-9]{6,14}").expect("the pattern is a valid regex")
+    });
+    re.replace_all(text, |c: &regex::Captures<'_>| masked(&c[0]))
+}
+
+/// A number as logs show it: masked unless `[logging] show_phone_numbers`.
+pub struct Logged<'a>(&'a Phone);
+
+impl fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if SHOW_IN_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            f.write_str(&self.0.0)
+        } else {
+            f.write_str(&masked(&self.0.0))
+        }
+    }
+}
+
 impl Phone {
+    /// For logs: masked unless `[logging] show_phone_numbers` (see [`show_in_logs`]).
+    pub fn logged(&self) -> Logged<'_> {
+        Logged(self)
+    }
+
     /// Normalizes a sender or configured number to E.164.
     ///
     /// Accepted: an optional `whatsapp:` prefix, an optional `+` or international `00` prefix, and
@@ -183,5 +232,26 @@ mod tests {
                 prop_assert!(!s[1..].starts_with('0'));
             }
         }
+    }
+
+    /// Logs show a number masked, in fields and inside a vendor's error text, unless asked to
+    /// show them. (One test for both states: the setting is process-wide.)
+    #[test]
+    fn logs_mask_numbers_unless_told_to_show_them() {
+        let p = Phone::parse("+4915123456789").unwrap();
+        assert_eq!(p.logged().to_string(), "+49151…789");
+        assert_eq!(
+            mask_in_text("A record with the value +4915123456789 already exists (id 1001)"),
+            "A record with the value +49151…789 already exists (id 1001)"
+        );
+        assert_eq!(
+            mask_in_text("job 17, 6542 bytes, at 1790000000"),
+            "job 17, 6542 bytes, at 1790000000"
+        );
+        assert_eq!(Phone::parse("+1234567").unwrap().logged().to_string(), "+123…");
+        show_in_logs(true);
+        assert_eq!(p.logged().to_string(), "+4915123456789");
+        assert_eq!(mask_in_text("to +4915123456789"), "to +4915123456789");
+        show_in_logs(false);
     }
 }

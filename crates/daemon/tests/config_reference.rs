@@ -61,6 +61,7 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
         "policy",
         "retention",
         "notifications",
+        "logging",
         "notifications.webhook",
         "sources.meta",
         "sources.d360",

@@ -13,6 +13,10 @@ pub fn is_transient(status: StatusCode) -> bool {
 }
 
 /// `Retry-After` in seconds, when the answer has one (HTTP dates are rare from APIs and ignored).
+/// The longest wait a `Retry-After` is taken at: a vendor (or something posing as one) asking
+/// for days would otherwise park every job of a connector for that long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
@@ -21,7 +25,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// A request that never got an answer: worth retrying, except a request we could not even build.
@@ -67,6 +71,10 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static(" 7 "));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("31536000"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER), "a year is an hour");
+        h.insert(RETRY_AFTER, HeaderValue::from_static("99999999999999999999999"));
+        assert_eq!(retry_after(&h), None);
         h.insert(
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),

@@ -90,7 +90,7 @@ pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Res
             break;
         }
     }
-    tracing::info!(phone = %e.phone, dry_run, failed, "Erasure run.");
+    tracing::info!(phone = %e.phone.logged(), dry_run, failed, "Erasure run.");
     Ok(if failed {
         ExitCode::FAILURE
     } else {

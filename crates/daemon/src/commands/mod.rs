@@ -20,6 +20,8 @@ use crate::config::{self, ConfigErrors, Validated};
 /// Loads and validates the configuration. Problems are returned with every key listed.
 pub fn load_config(path: &Path) -> anyhow::Result<Validated> {
     let config = config::load(path)?;
+    // Before anything is logged with a number in it.
+    wa2crm_core::phone::show_in_logs(config.logging.show_phone_numbers);
     config::validate(config).map_err(|errors: ConfigErrors| {
         anyhow::anyhow!(
             "{} has {} problem(s):\n{}",

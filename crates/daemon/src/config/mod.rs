@@ -45,9 +45,19 @@ pub struct Config {
     pub retention: Option<RetentionConfig>,
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
     /// Connector instances by name; each table's `type` picks the connector crate that reads it.
     #[serde(default)]
     pub connectors: BTreeMap<String, serde_json::Value>,
+}
+
+/// What logs may say of the people whose media passes through.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Phone numbers appear masked in logs (`+49151…789`) unless this is true.
+    pub show_phone_numbers: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -89,6 +89,52 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// What a customer wrote (their profile name, a caption), made inert for a chat tool's markup:
+/// no mention (`<!channel>`, `<@U…>` in Slack; `@channel`, `@here`, `@all` in Mattermost and
+/// Teams), no link (`<url|text>`, `[text](url)`, or a bare URL the tool would link), no
+/// formatting that spans the line, and on one line of at most `max` characters. Slack shows
+/// `&amp;`, `&lt;`, `&gt;` as the characters; markdown tools do too.
+pub fn chat_safe(text: &str, max: usize) -> String {
+    const JOINER: char = '\u{2060}'; // WORD JOINER: invisible, and breaks the token it sits in
+    let mut out = String::with_capacity(text.len());
+    let mut count = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if count >= max {
+            out.push('…');
+            break;
+        }
+        count += 1;
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // A mention needs its word right after the @; links need their brackets.
+            '@' => {
+                out.push('@');
+                out.push(JOINER);
+            }
+            '[' => out.push('［'),
+            ']' => out.push('］'),
+            '*' | '_' | '~' | '`' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ':' if chars.peek() == Some(&'/') => {
+                out.push(':');
+                out.push(JOINER);
+            }
+            '.' if out.to_ascii_lowercase().ends_with("www") => {
+                out.push(JOINER);
+                out.push('.');
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The JSON a receiver gets.
 pub fn payload(r: &MediaRecord, delivered: &DeliveredCheckpoint) -> Value {
     let kind = match r.media_type {
@@ -96,7 +142,7 @@ pub fn payload(r: &MediaRecord, delivered: &DeliveredCheckpoint) -> Value {
         other => other.as_str(),
     };
     let from = match &r.sender_name {
-        Some(n) => format!("{n} ({})", r.sender),
+        Some(n) => format!("{} ({})", chat_safe(n, 80), r.sender),
         None => r.sender.to_string(),
     };
     let length = r.length().map(|l| format!(", {l}")).unwrap_or_default();
@@ -105,9 +151,14 @@ pub fn payload(r: &MediaRecord, delivered: &DeliveredCheckpoint) -> Value {
     } else {
         format!(" [{}]", r.tags.join(", "))
     };
+    let caption = r
+        .caption
+        .as_deref()
+        .map(|c| format!(" “{}”", chat_safe(c, 200)))
+        .unwrap_or_default();
     json!({
         "event": "media.delivered",
-        "text": format!("New WhatsApp {kind} from {from}{length}{tags}: {}", r.file_url),
+        "text": format!("New WhatsApp {kind} from {from}{length}{tags}{caption}: {}", r.file_url),
         "message_id": r.message_id,
         "sender": r.sender.as_str(),
         "sender_name": r.sender_name,
@@ -230,6 +281,48 @@ mod tests {
         assert_eq!(
             s,
             "sha256=3d02334942fff50e279f641c1b104ff5f49380d94ff307bb92b1e03f5aee6ff0"
+        );
+    }
+
+    /// A customer's profile name and caption, written to ping everyone or to dress up a link,
+    /// reach the chat as plain text.
+    #[test]
+    fn a_hostile_name_or_caption_cannot_ping_link_or_break_lines() {
+        let mut r = record(MediaKind::Image, &[]);
+        r.sender_name = Some(
+            "<!channel> @here <https://evil.example|Invoice> [pay](https://evil.example)".into(),
+        );
+        r.caption = Some("*urgent*\nVisit www.evil.example or https://evil.example @all".into());
+        let text = payload(&r, &DeliveredCheckpoint::new())["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for bad in [
+            "<!channel>",
+            "<https",
+            "@here",
+            "@all",
+            "](",
+            "[pay",
+            "https://evil",
+            "www.evil",
+            "\n",
+            "*urgent*",
+        ] {
+            assert!(!text.contains(bad), "{bad:?} in {text:?}");
+        }
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+        assert!(
+            text.ends_with(": https://wa2crm.example.com/media/tok"),
+            "{text}"
+        );
+        assert_eq!(
+            chat_safe("Jürgen Weiß & Söhne", 80),
+            "Jürgen Weiß &amp; Söhne"
+        );
+        assert_eq!(
+            chat_safe(&"a".repeat(300), 10),
+            format!("{}…", "a".repeat(10))
         );
     }
 }

@@ -164,7 +164,7 @@ async fn attempt(
                 super::notify::run(p, &mut job).await
             }
             steps::Media::Skipped(reason) => {
-                tracing::info!(job = job.id, sender = %job.event.sender, "Media not taken: {reason}.");
+                tracing::info!(job = job.id, sender = %job.event.sender.logged(), "Media not taken: {reason}.");
                 crate::metrics::media_skipped("no_consent");
                 Ok(())
             }
@@ -263,10 +263,15 @@ fn report(job: &Job, outcome: &Outcome) {
     crate::metrics::job_outcome(label);
     match outcome {
         Outcome::Done => tracing::debug!(job = job.id, "Job done."),
+        // A vendor's error may echo the customer's number back: logs mask it.
         Outcome::Retry { error, retry_at_ms } => {
+            let error = wa2crm_core::phone::mask_in_text(error);
             tracing::warn!(job = job.id, retry_at_ms, "Job will be retried: {error}.")
         }
-        Outcome::Dead { reason } => tracing::error!(job = job.id, "Job dead-lettered: {reason}."),
+        Outcome::Dead { reason } => {
+            let reason = wa2crm_core::phone::mask_in_text(reason);
+            tracing::error!(job = job.id, "Job dead-lettered: {reason}.")
+        }
         Outcome::LeaseLost => {
             tracing::warn!(job = job.id, "Lease lost; another worker has the job.")
         }
