@@ -55,6 +55,19 @@ ensure_ffmpeg() {
     command -v ffmpeg >/dev/null || { echo "test.sh: ffmpeg could not be installed" >&2; exit 1; }
 }
 
+ensure_system_tools() {
+    # systemd-analyze rates the unit's hardening (crates/daemon/tests/deploy.rs); prlimit
+    # (util-linux) holds ffmpeg's resources.
+    local missing=()
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v prlimit >/dev/null || missing+=(util-linux)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "test.sh: installing ${missing[*]} from Debian's packages"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
 ensure_vendor_clients() {
     # The simulators' fidelity suites drive them with the vendors' own clients (HubSpot's
     # hubspot-api-client, simple-salesforce), pinned, in the venv start_s3_server made.
@@ -86,6 +99,7 @@ drop_stale_test_schemas() {
 
 ensure_postgres
 ensure_ffmpeg
+ensure_system_tools
 drop_stale_test_schemas
 start_s3_server
 ensure_vendor_clients
