@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for a while (default 20 s each): webhook parsing with signature
-# checks (Meta/360dialog, Twilio) and the media probers. A crash, a hang (-timeout) or runaway
+# checks (Meta, 360dialog, Twilio), the media probers, and media link verification. A crash, a hang (-timeout) or runaway
 # memory (-rss_limit_mb) fails the run, with the input saved under fuzz/artifacts/.
 #
 # cargo-fuzz builds with unstable compiler flags; RUSTC_BOOTSTRAP lets the machine's stable
@@ -14,7 +14,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 export RUSTC_BOOTSTRAP=1
-for target in webhook_meta webhook_twilio probe_media; do
+for target in webhook_meta webhook_d360 webhook_twilio probe_media media_link; do
     mkdir -p "fuzz/corpus/$target"
     echo "fuzz.sh: $target for ${seconds}s"
     log="fuzz/$target.log"
