@@ -320,7 +320,7 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
     for step in ["resolve", "fetch", "inspect", "store"] {
         w.pipeline
             .store
-            .checkpoint(job.id, "w", step, &done.checkpoints[step])
+            .checkpoint(job.id, &job.owner, step, &done.checkpoints[step])
             .await
             .unwrap();
     }
