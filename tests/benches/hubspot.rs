@@ -44,11 +44,7 @@ async fn main() {
             "duration_seconds": "wa_media_duration", "tags": "wa_media_tags",
             "received_at": "wa_media_received_at"},
     });
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     let connector = wa2crm_hubspot::HubSpotFactory
         .build("hubspot", &config, &context)
         .await

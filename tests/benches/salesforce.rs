@@ -32,11 +32,7 @@ async fn main() {
             "duration_seconds": "Duration_Seconds__c", "received_at": "Received_At__c",
             "sha256": "Sha256__c"},
     });
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     let connector = wa2crm_salesforce::SalesforceFactory
         .build("salesforce", &config, &context)
         .await

@@ -129,7 +129,19 @@ impl TokenSource for RefreshGrant {
 
 /// A cache that refreshes a minute before HubSpot's expiry (or at 80 % of a short lifetime), one
 /// refresh at a time across every instance on the same state store (the queue database).
-pub fn oauth_cache(grant: RefreshGrant, state: Arc<dyn StateStore>, scope: &str) -> TokenCache {
-    let shared = wa2crm_rest::token::SharedTokenSource::new(Box::new(grant), state, scope);
+/// `account` names the portal's credentials ([`wa2crm_rest::token::account_fingerprint`]); with
+/// `fresh` (a `check`) no stored token is taken.
+pub fn oauth_cache(
+    grant: RefreshGrant,
+    state: Arc<dyn StateStore>,
+    scope: &str,
+    account: &str,
+    fresh: bool,
+) -> TokenCache {
+    let mut shared =
+        wa2crm_rest::token::SharedTokenSource::new(Box::new(grant), state, scope, account);
+    if fresh {
+        shared = shared.fresh();
+    }
     TokenCache::new(Box::new(shared), Duration::from_secs(60), None)
 }

@@ -151,6 +151,26 @@ impl HubSpotConfig {
         }
     }
 
+    /// Which portal's credentials these are: the API host and the app, or a hash of the
+    /// private-app token. State kept for another account (a token, a pause) is not used.
+    pub fn account(&self) -> String {
+        use secrecy::ExposeSecret;
+        use sha2::Digest;
+        let credential = match self.auth() {
+            Some(AuthConfig::Token(t)) => hex::encode(sha2::Sha256::digest(t.expose_secret())),
+            Some(AuthConfig::OAuth {
+                client_id,
+                refresh_token,
+                ..
+            }) => format!(
+                "{client_id}:{}",
+                hex::encode(sha2::Sha256::digest(refresh_token.expose_secret()))
+            ),
+            None => String::new(),
+        };
+        wa2crm_rest::token::account_fingerprint(&[self.base_url.trim_end_matches('/'), &credential])
+    }
+
     pub fn utc_offset(&self) -> Result<UtcOffset, String> {
         let format =
             time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");

@@ -61,6 +61,7 @@ impl HubSpot {
             )));
         }
         let http = wa2crm_rest::client::http_client(config.timeout())?;
+        let account = config.account();
         let base = reqwest::Url::parse(&format!("{}/", config.base_url.trim_end_matches('/')))
             .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
         let auth = match config.auth() {
@@ -83,7 +84,13 @@ impl HubSpot {
                     name,
                 )
                 .await?;
-                auth::Auth::OAuth(auth::oauth_cache(grant, context.state.clone(), name))
+                auth::Auth::OAuth(auth::oauth_cache(
+                    grant,
+                    context.state.clone(),
+                    name,
+                    &account,
+                    context.check_only,
+                ))
             }
             None => {
                 return Err(Error::permanent(format!(
@@ -102,7 +109,8 @@ impl HubSpot {
             // Shared with every instance on the same queue database: one portal, one quota.
             budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10))
                 .shared(context.state.clone(), name),
-            pause: PauseGate::load(name, context.state.clone()).await?,
+            pause: PauseGate::load(name, context.state.clone(), &account, !context.check_only)
+                .await?,
             daily_reserve: config.daily_reserve,
             utc_offset,
         };

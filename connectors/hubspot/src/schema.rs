@@ -220,8 +220,8 @@ impl HubSpot {
         s
     }
 
-    /// The scopes the token was granted, when HubSpot says.
-    async fn granted_scopes(&self) -> Result<Option<Vec<String>>> {
+    /// The scopes the token was granted and the portal it opens, when HubSpot says.
+    async fn token_info(&self) -> Result<Option<(Vec<String>, Option<String>)>> {
         let token = self.api.auth.token().await?;
         let answer = if self.api.auth.is_oauth() {
             use secrecy::ExposeSecret;
@@ -241,15 +241,24 @@ impl HubSpot {
                 .await
         };
         let Ok(answer) = answer else { return Ok(None) };
-        Ok(answer
-            .body
-            .get("scopes")
-            .and_then(Value::as_array)
-            .map(|a| {
+        let b = &answer.body;
+        // Private apps answer `hubId`, OAuth `hub_id` and `hub_domain`.
+        let portal = b
+            .get("hubId")
+            .or_else(|| b.get("hub_id"))
+            .and_then(Value::as_u64)
+            .map(|id| match b.get("hub_domain").and_then(Value::as_str) {
+                Some(domain) => format!("HubSpot portal {id} ({domain})"),
+                None => format!("HubSpot portal {id}"),
+            });
+        Ok(b.get("scopes").and_then(Value::as_array).map(|a| {
+            (
                 a.iter()
                     .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            }))
+                    .collect(),
+                portal,
+            )
+        }))
     }
 
     pub(crate) async fn check_schema(&self) -> Result<CheckReport> {
@@ -267,11 +276,16 @@ impl HubSpot {
                         "connectors.{name}: cannot read the {object} properties: {}",
                         e.message()
                     ));
-                    return Ok(CheckReport { problems });
+                    return Ok(CheckReport {
+                        problems,
+                        ..CheckReport::default()
+                    });
                 }
             }
         }
-        if let Ok(Some(granted)) = self.granted_scopes().await {
+        let mut reached = None;
+        if let Ok(Some((granted, portal))) = self.token_info().await {
+            reached = portal;
             for s in self.scopes_needed() {
                 if !granted.iter().any(|g| g == s) {
                     problems.push(format!(
@@ -296,7 +310,7 @@ impl HubSpot {
             }
         }
         problems.dedup();
-        Ok(CheckReport { problems })
+        Ok(CheckReport { problems, reached })
     }
 
     pub(crate) async fn provision_schema(&self, dry_run: bool) -> Result<Plan> {

@@ -261,12 +261,19 @@ fn advice(grant: &Grant, description: &str) -> &'static str {
 
 /// Sessions renewed after `session_minutes` at the latest, one login at a time across every
 /// instance on the same state store (the queue database).
+/// `account` names the org's credentials; with `fresh` (a `check`) no stored session is taken.
 pub fn session_cache(
     source: SessionSource,
     session: Duration,
     state: Arc<dyn wa2crm_core::StateStore>,
     scope: &str,
+    account: &str,
+    fresh: bool,
 ) -> TokenCache {
-    let shared = wa2crm_rest::token::SharedTokenSource::new(Box::new(source), state, scope);
+    let mut shared =
+        wa2crm_rest::token::SharedTokenSource::new(Box::new(source), state, scope, account);
+    if fresh {
+        shared = shared.fresh();
+    }
     TokenCache::new(Box::new(shared), Duration::from_secs(60), Some(session))
 }

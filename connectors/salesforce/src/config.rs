@@ -111,6 +111,24 @@ impl SalesforceConfig {
         serde_json::from_value(value.clone()).map_err(|e| e.to_string())
     }
 
+    /// Which org's credentials these are: the login host, the connected app, the user, the
+    /// flow. State kept for another (a session, a pause) is not used: moving from a sandbox org
+    /// to production never writes into the sandbox with a cached session.
+    pub fn account(&self) -> String {
+        let flow = match self.flow() {
+            Some(Flow::JwtBearer) => "jwt",
+            Some(Flow::RefreshToken) => "refresh",
+            Some(Flow::ClientCredentials) => "client",
+            None => "",
+        };
+        wa2crm_rest::token::account_fingerprint(&[
+            self.login_url.trim_end_matches('/'),
+            &self.client_id,
+            self.username.as_deref().unwrap_or(""),
+            flow,
+        ])
+    }
+
     pub fn flow(&self) -> Option<Flow> {
         let key = self.private_key_file.is_some() || self.private_key.is_some();
         match (

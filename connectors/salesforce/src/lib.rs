@@ -70,7 +70,8 @@ pub async fn connect(
     let source =
         auth::SessionSource::new(config, http.clone(), context.state.clone(), name).await?;
     let instance_url = Arc::clone(&source.instance_url);
-    let pause = PauseGate::load(name, context.state.clone()).await?;
+    let account = config.account();
+    let pause = PauseGate::load(name, context.state.clone(), &account, !context.check_only).await?;
     Ok(api::Api {
         name: name.to_owned(),
         http,
@@ -79,6 +80,8 @@ pub async fn connect(
             Duration::from_secs(config.session_minutes * 60),
             context.state.clone(),
             name,
+            &account,
+            context.check_only,
         ),
         instance_url,
         in_flight: Semaphore::new(config.max_concurrent),
@@ -116,6 +119,7 @@ impl Connector for Salesforce {
             // A login that fails is a problem to report, not an error of `check` itself.
             Err(e) => Ok(CheckReport {
                 problems: vec![format!("connectors.{}: {}", self.name, e.message())],
+                reached: None,
             }),
             ok => ok,
         }

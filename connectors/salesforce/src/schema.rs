@@ -167,7 +167,10 @@ impl Salesforce {
                             w.object,
                             e.message()
                         ));
-                        return Ok(CheckReport { problems });
+                        return Ok(CheckReport {
+                            problems,
+                            ..CheckReport::default()
+                        });
                     }
                 }
             }
@@ -185,7 +188,31 @@ impl Salesforce {
                 problems.push(format!("connectors.{name}: {}.{}: {p}", w.object, w.field));
             }
         }
-        Ok(CheckReport { problems })
+        let reached = self.org().await;
+        Ok(CheckReport { problems, reached })
+    }
+
+    /// The org the session opened, as Salesforce names it: the admin sees a sandbox org where
+    /// production was meant (or the other way round) before anything is written.
+    async fn org(&self) -> Option<String> {
+        let records = self
+            .query_records("SELECT Id, Name FROM Organization", "reading the org")
+            .await
+            .ok()?;
+        let org = records.first()?;
+        let instance = self
+            .api
+            .instance_url
+            .read()
+            .ok()
+            .and_then(|u| u.as_ref().map(|u| u.to_string()))
+            .unwrap_or_default();
+        Some(format!(
+            "Salesforce org {} \"{}\" at {}",
+            org.get("Id").and_then(Value::as_str).unwrap_or("?"),
+            org.get("Name").and_then(Value::as_str).unwrap_or("?"),
+            instance.trim_end_matches('/')
+        ))
     }
 
     pub async fn provision_schema(&self, dry_run: bool) -> Result<Plan> {

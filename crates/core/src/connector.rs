@@ -99,6 +99,9 @@ pub struct Delivered {
 pub struct CheckReport {
     /// One line per problem, each saying what is wrong and what to do.
     pub problems: Vec<String>,
+    /// The account the check reached, as the vendor names it (`HubSpot portal 12345678`,
+    /// `Salesforce org 00D… "Acme"`): so an admin sees which one the credentials open.
+    pub reached: Option<String>,
 }
 
 /// What `provision` did or, with `dry_run`, would do.
@@ -185,6 +188,37 @@ pub struct ConnectorContext {
     /// The names of the configured `[[tags]]` rules: every tag a media can get, for a CRM whose
     /// tags field must declare its values before they are written (HubSpot's checkboxes).
     pub tag_names: Vec<String>,
+    /// Built for a command that only looks (`check`, `provision`): what it finds is not
+    /// recorded as the daemon's state (a pause `status` would show).
+    pub check_only: bool,
+}
+
+impl ConnectorContext {
+    /// A context on `state`, with no stored files, no tag names, for the daemon.
+    pub fn new(state: Arc<dyn StateStore>) -> Self {
+        ConnectorContext {
+            state,
+            media: None,
+            tag_names: Vec::new(),
+            check_only: false,
+        }
+    }
+
+    pub fn with_media(mut self, media: Option<Arc<dyn crate::MediaSource>>) -> Self {
+        self.media = media;
+        self
+    }
+
+    pub fn with_tag_names(mut self, names: Vec<String>) -> Self {
+        self.tag_names = names;
+        self
+    }
+
+    /// For `check` and `provision` (see [`ConnectorContext::check_only`]).
+    pub fn for_check(mut self) -> Self {
+        self.check_only = true;
+        self
+    }
 }
 
 /// What `ConnectorFactory::validate` does for a connector whose table deserializes into `T`:

@@ -248,7 +248,10 @@ mod tests {
             mask_in_text("job 17, 6542 bytes, at 1790000000"),
             "job 17, 6542 bytes, at 1790000000"
         );
-        assert_eq!(Phone::parse("+1234567").unwrap().logged().to_string(), "+123…");
+        assert_eq!(
+            Phone::parse("+1234567").unwrap().logged().to_string(),
+            "+123…"
+        );
         show_in_logs(true);
         assert_eq!(p.logged().to_string(), "+4915123456789");
         assert_eq!(mask_in_text("to +4915123456789"), "to +4915123456789");

@@ -130,6 +130,9 @@ pub mod keys {
     pub const PAUSE_REASON: &str = "pause_reason";
     /// Until when (ms since the epoch) it waits; absent when only the admin can lift the pause.
     pub const PAUSED_UNTIL_MS: &str = "paused_until_ms";
+    /// The account the pause is about (a fingerprint of its credentials and endpoints): a pause
+    /// of an account the configuration no longer names is dropped.
+    pub const PAUSE_ACCOUNT: &str = "pause_account";
     /// When it last wrote a media record (ms since the epoch).
     pub const LAST_SUCCESS_MS: &str = "last_success_ms";
     /// The last delivery error, as the job got it, and when.

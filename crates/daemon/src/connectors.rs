@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use wa2crm_core::{
     Connector, ConnectorContext, ConnectorRegistry, MediaEvent, MediaSource, StateStore,
 };
@@ -19,6 +18,46 @@ pub fn registry() -> ConnectorRegistry {
     r
 }
 
+/// The context connectors of `config` are built with: the state store, the stored files (for
+/// uploads), the tag rules' names.
+pub fn context(
+    config: &Config,
+    state: Arc<dyn StateStore>,
+    media: Option<Arc<dyn MediaSource>>,
+) -> ConnectorContext {
+    let mut tag_names: Vec<String> = config.tags.iter().map(|t| t.name.clone()).collect();
+    tag_names.sort();
+    tag_names.dedup();
+    ConnectorContext::new(state)
+        .with_media(media)
+        .with_tag_names(tag_names)
+}
+
+/// Builds each configured connector, each with its own result: `check` goes on with the others
+/// when one cannot be built.
+pub async fn build_each(
+    config: &Config,
+    context: &ConnectorContext,
+) -> Vec<(String, anyhow::Result<Arc<dyn Connector>>)> {
+    let registry = registry();
+    let mut out = Vec::new();
+    for (name, table) in &config.connectors {
+        let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let built = match registry.get(kind) {
+            None => Err(anyhow::anyhow!(
+                "connectors.{name}: the {kind} connector is not available in this version of \
+                 wa2crm; remove [connectors.{name}] (and its routes) to run without it"
+            )),
+            Some(factory) => factory
+                .build(name, table, context)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}")),
+        };
+        out.push((name.clone(), built));
+    }
+    out
+}
+
 /// Builds every configured connector. A type the config accepts but this build cannot construct
 /// is an error now, not jobs that wait forever.
 pub async fn build_all(
@@ -26,29 +65,10 @@ pub async fn build_all(
     state: Arc<dyn StateStore>,
     media: Option<Arc<dyn MediaSource>>,
 ) -> anyhow::Result<BTreeMap<String, Arc<dyn Connector>>> {
-    let registry = registry();
-    let mut tag_names: Vec<String> = config.tags.iter().map(|t| t.name.clone()).collect();
-    tag_names.sort();
-    tag_names.dedup();
-    let context = ConnectorContext {
-        state,
-        media,
-        tag_names,
-    };
+    let context = context(config, state, media);
     let mut out = BTreeMap::new();
-    for (name, table) in &config.connectors {
-        let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        let factory = registry.get(kind).with_context(|| {
-            format!(
-                "connectors.{name}: the {kind} connector is not available in this version of wa2crm; \
-                 remove [connectors.{name}] (and its routes) to run without it"
-            )
-        })?;
-        let connector = factory
-            .build(name, table, &context)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.insert(name.clone(), connector);
+    for (name, built) in build_each(config, &context).await {
+        out.insert(name, built?);
     }
     Ok(out)
 }

@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("31536000"));
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER), "a year is an hour");
-        h.insert(RETRY_AFTER, HeaderValue::from_static("99999999999999999999999"));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("99999999999999999999999"),
+        );
         assert_eq!(retry_after(&h), None);
         h.insert(
             RETRY_AFTER,

@@ -22,6 +22,11 @@ pub struct PauseGate {
     scope: String,
     state: Arc<dyn StateStore>,
     current: Mutex<Option<Pause>>,
+    /// The account the connector is configured for (see `token::account_fingerprint`).
+    account: String,
+    /// Whether a pause is recorded for `status`: not for a command that only looks (`check`),
+    /// whose findings are not the daemon's state.
+    record: bool,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -34,20 +39,37 @@ impl PauseGate {
     /// Picks up a timed pause an earlier run recorded (a spent daily quota outlives a restart).
     /// An untimed one is dropped: a restart is how the admin says it is fixed, and if it is not,
     /// the first call pauses again.
-    pub async fn load(scope: &str, state: Arc<dyn StateStore>) -> wa2crm_core::Result<Self> {
+    /// A pause recorded for another account (the configuration now names a different one) is
+    /// dropped too. With `record` false (a `check`), pauses live in this process only.
+    pub async fn load(
+        scope: &str,
+        state: Arc<dyn StateStore>,
+        account: &str,
+        record: bool,
+    ) -> wa2crm_core::Result<Self> {
         let reason = state.get_state(scope, keys::PAUSE_REASON).await?;
         let until = state
             .get_state(scope, keys::PAUSED_UNTIL_MS)
             .await?
             .and_then(|v| v.parse::<u64>().ok())
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+        let same_account = state
+            .get_state(scope, keys::PAUSE_ACCOUNT)
+            .await?
+            .as_deref()
+            == Some(account);
         let gate = PauseGate {
             scope: scope.to_owned(),
             state,
             current: Mutex::new(None),
+            account: account.to_owned(),
+            record,
         };
+        if !record {
+            return Ok(gate);
+        }
         match (reason, until) {
-            (Some(reason), Some(until)) if until > SystemTime::now() => {
+            (Some(reason), Some(until)) if until > SystemTime::now() && same_account => {
                 *gate.lock() = Some(Pause {
                     reason,
                     until: Some(until),
@@ -101,8 +123,14 @@ impl PauseGate {
             return;
         }
         *self.lock() = Some(pause);
+        if !self.record {
+            return;
+        }
         tracing::error!(connector = %self.scope, until_ms = until.map(ms), "Connector paused: {reason}");
         let written = async {
+            self.state
+                .put_state(&self.scope, keys::PAUSE_ACCOUNT, &self.account)
+                .await?;
             self.state
                 .put_state(&self.scope, keys::PAUSE_REASON, reason)
                 .await?;
@@ -127,6 +155,7 @@ impl PauseGate {
     /// Lifts the pause early (an authentication that works again).
     pub async fn resume(&self) {
         if self.lock().take().is_some()
+            && self.record
             && let Err(e) = self.clear_persisted().await
         {
             tracing::warn!(connector = %self.scope, error = %e, "Cannot clear the recorded pause.");
@@ -136,6 +165,9 @@ impl PauseGate {
     async fn clear_persisted(&self) -> wa2crm_core::Result<()> {
         self.state
             .delete_state(&self.scope, keys::PAUSE_REASON)
+            .await?;
+        self.state
+            .delete_state(&self.scope, keys::PAUSE_ACCOUNT)
             .await?;
         self.state
             .delete_state(&self.scope, keys::PAUSED_UNTIL_MS)
@@ -151,7 +183,9 @@ mod tests {
     #[tokio::test]
     async fn a_timed_pause_survives_a_restart_and_an_untimed_one_does_not() {
         let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
-        let gate = PauseGate::load("hs", state.clone()).await.unwrap();
+        let gate = PauseGate::load("hs", state.clone(), "acct", true)
+            .await
+            .unwrap();
         assert!(gate.check().is_ok());
         let until = SystemTime::now() + Duration::from_secs(3600);
         gate.pause("daily quota spent", Some(until)).await;
@@ -160,7 +194,9 @@ mod tests {
         assert!(e.message().contains("daily quota spent"), "{e}");
         assert!(e.retry_after().unwrap() > Duration::from_secs(3500));
 
-        let again = PauseGate::load("hs", state.clone()).await.unwrap();
+        let again = PauseGate::load("hs", state.clone(), "acct", true)
+            .await
+            .unwrap();
         assert_eq!(again.current().unwrap().reason, "daily quota spent");
 
         again.pause("refresh token dead", None).await;
@@ -173,7 +209,9 @@ mod tests {
             Some("refresh token dead")
         );
         assert_eq!(again.check().unwrap_err().retry_after(), Some(RECHECK));
-        let restarted = PauseGate::load("hs", state.clone()).await.unwrap();
+        let restarted = PauseGate::load("hs", state.clone(), "acct", true)
+            .await
+            .unwrap();
         assert!(restarted.check().is_ok());
         assert_eq!(
             state.get_state("hs", keys::PAUSE_REASON).await.unwrap(),
@@ -184,9 +222,42 @@ mod tests {
     #[tokio::test]
     async fn an_expired_pause_lifts_itself() {
         let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
-        let gate = PauseGate::load("hs", state).await.unwrap();
+        let gate = PauseGate::load("hs", state, "acct", true).await.unwrap();
         gate.pause("x", Some(SystemTime::now() - Duration::from_secs(1)))
             .await;
         assert!(gate.check().is_ok());
+    }
+
+    /// A timed pause of one account is not the pause of another the configuration now names,
+    /// and a `check` records none (its findings are not the daemon's state).
+    #[tokio::test]
+    async fn a_pause_belongs_to_its_account_and_a_check_records_none() {
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let until = SystemTime::now() + Duration::from_secs(3600);
+        let sandbox = PauseGate::load("sf", state.clone(), "sandbox-org", true)
+            .await
+            .unwrap();
+        sandbox
+            .pause("daily API allocation spent", Some(until))
+            .await;
+        let production = PauseGate::load("sf", state.clone(), "production-org", true)
+            .await
+            .unwrap();
+        assert!(production.check().is_ok());
+        assert_eq!(
+            state.get_state("sf", keys::PAUSE_REASON).await.unwrap(),
+            None
+        );
+
+        let check = PauseGate::load("sf", state.clone(), "production-org", false)
+            .await
+            .unwrap();
+        check.pause("the credentials are refused", None).await;
+        assert!(check.check().is_err(), "the check itself still stops");
+        assert_eq!(
+            state.get_state("sf", keys::PAUSE_REASON).await.unwrap(),
+            None,
+            "status never sees a check's pause"
+        );
     }
 }

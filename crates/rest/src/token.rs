@@ -278,6 +278,22 @@ struct SharedToken {
     expires_ms: Option<i64>,
     #[serde(default)]
     extra: Option<String>,
+    /// The account it was issued for ([`account_fingerprint`]): a token of another account (the
+    /// admin moved the connector from a sandbox org to production) is never taken.
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// A fingerprint of what decides which account a token belongs to — the endpoints, the client,
+/// the user, a hash of the credential — so state kept for one account is never used for another.
+pub fn account_fingerprint(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..12])
 }
 
 /// One token for every instance of a connector: a refresh happens under a lock all instances
@@ -291,6 +307,11 @@ pub struct SharedTokenSource {
     inner: Box<dyn TokenSource>,
     state: std::sync::Arc<dyn wa2crm_core::StateStore>,
     scope: String,
+    /// The account this connector's configuration names ([`account_fingerprint`]).
+    account: String,
+    /// Whether a token another instance fetched may be taken; not for `check`, which proves
+    /// the credentials by authenticating itself.
+    adopt: bool,
     /// The token this process last handed out: when its cache asks again, that one is spent.
     last: std::sync::Mutex<Option<String>>,
 }
@@ -300,13 +321,22 @@ impl SharedTokenSource {
         inner: Box<dyn TokenSource>,
         state: std::sync::Arc<dyn wa2crm_core::StateStore>,
         scope: &str,
+        account: &str,
     ) -> Self {
         SharedTokenSource {
             inner,
             state,
             scope: scope.to_owned(),
+            account: account.to_owned(),
+            adopt: true,
             last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Never takes a stored token: the first call authenticates (`check`).
+    pub fn fresh(mut self) -> Self {
+        self.adopt = false;
+        self
     }
 
     fn last(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -323,6 +353,9 @@ impl SharedTokenSource {
             .await
             .ok()??;
         let stored: SharedToken = serde_json::from_str(&stored).ok()?;
+        if !self.adopt || stored.account.as_deref() != Some(self.account.as_str()) {
+            return None;
+        }
         if self.last().as_deref() == Some(stored.token.as_str()) {
             return None;
         }
@@ -358,6 +391,7 @@ impl TokenSource for SharedTokenSource {
                 wa2crm_core::state::now_ms() + at.saturating_duration_since(now).as_millis() as i64
             }),
             extra: self.inner.shared_extra(),
+            account: Some(self.account.clone()),
         };
         if let Ok(v) = serde_json::to_string(&shared) {
             // Not sharing it only costs the other instances a refresh of their own.
@@ -416,6 +450,7 @@ mod shared_tests {
                     }),
                     state.clone(),
                     "hubspot",
+                    "portal-1",
                 )),
                 Duration::from_secs(60),
                 None,
@@ -456,5 +491,53 @@ mod shared_tests {
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(overlapped.load(Ordering::SeqCst), 0);
+    }
+
+    /// After the admin points the connector at another account (a sandbox org, then
+    /// production), the token stored for the first is never used: the next call authenticates.
+    #[tokio::test]
+    async fn a_token_of_another_account_is_never_taken() {
+        let state: Arc<dyn wa2crm_core::StateStore> =
+            Arc::new(wa2crm_core::MemoryStateStore::default());
+        let calls = Arc::new(AtomicU64::new(0));
+        let for_account = |account: &str| {
+            TokenCache::new(
+                Box::new(SharedTokenSource::new(
+                    Box::new(Endpoint {
+                        calls: calls.clone(),
+                        in_flight: Arc::default(),
+                        overlapped: Arc::default(),
+                    }),
+                    state.clone(),
+                    "salesforce",
+                    account,
+                )),
+                Duration::from_secs(60),
+                None,
+            )
+        };
+        let sandbox = for_account(&account_fingerprint(&[
+            "https://test.salesforce.com",
+            "app",
+            "a@x",
+        ]));
+        assert_eq!(sandbox.get().await.unwrap().expose_secret(), "token-1");
+        let production = for_account(&account_fingerprint(&[
+            "https://login.salesforce.com",
+            "app",
+            "a@x",
+        ]));
+        assert_eq!(
+            production.get().await.unwrap().expose_secret(),
+            "token-2",
+            "production authenticates itself"
+        );
+        let same = for_account(&account_fingerprint(&[
+            "https://login.salesforce.com",
+            "app",
+            "a@x",
+        ]));
+        assert_eq!(same.get().await.unwrap().expose_secret(), "token-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

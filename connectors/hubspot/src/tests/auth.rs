@@ -78,15 +78,7 @@ async fn an_expired_token_is_refreshed_once_and_the_call_replayed_and_a_restart_
     assert_eq!(counts.unauthorized, 1, "{counts:?}");
     // A new process with the same config (its refresh token long rotated away) and the stored one.
     let restarted = HubSpotFactory
-        .build(
-            "hs",
-            &c,
-            &ConnectorContext {
-                state: s.state.clone(),
-                media: None,
-                tag_names: Vec::new(),
-            },
-        )
+        .build("hs", &c, &ConnectorContext::new(s.state.clone()))
         .await
         .unwrap();
     ok(restarted

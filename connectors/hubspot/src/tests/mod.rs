@@ -37,11 +37,7 @@ struct Setup {
 
 async fn build(sim: HubSpotSim, config: Value) -> Setup {
     let state = Arc::new(MemoryStateStore::default());
-    let context = ConnectorContext {
-        state: state.clone(),
-        media: Some(Arc::new(Files)),
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(state.clone()).with_media(Some(Arc::new(Files)));
     let hs = HubSpotFactory.build("hs", &config, &context).await.unwrap();
     Setup { sim, hs, state }
 }

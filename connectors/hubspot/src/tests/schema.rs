@@ -100,15 +100,7 @@ async fn check_reports_missing_scopes_and_a_bad_token() {
 
     let c = config(&s.sim, json!({"token": "pat-na1-wrong"}));
     let bad = HubSpotFactory
-        .build(
-            "bad",
-            &c,
-            &ConnectorContext {
-                state: s.state.clone(),
-                media: None,
-                tag_names: Vec::new(),
-            },
-        )
+        .build("bad", &c, &ConnectorContext::new(s.state.clone()))
         .await
         .unwrap();
     let text = bad.check().await.unwrap().problems.join("\n");
@@ -170,11 +162,7 @@ async fn provision_creates_the_tags_checkbox_with_the_rules_as_options() {
             .build(
                 "hs",
                 &c,
-                &ConnectorContext {
-                    state,
-                    media: None,
-                    tag_names: rules.clone(),
-                },
+                &ConnectorContext::new(state).with_tag_names(rules.clone()),
             )
             .await
             .unwrap();

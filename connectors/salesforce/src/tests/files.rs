@@ -24,11 +24,8 @@ async fn files_go_to_salesforce_files_on_their_record_once() {
     let sim = org().await;
     let mut c = config(&sim);
     c["files"] = json!(true);
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: Some(Arc::new(Stored)),
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()))
+        .with_media(Some(Arc::new(Stored)));
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await
         .unwrap();
@@ -62,11 +59,8 @@ async fn erase_deletes_the_persons_files_then_their_records() {
     let sim = org().await;
     let mut c = config(&sim);
     c["files"] = json!(true);
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: Some(Arc::new(Stored)),
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()))
+        .with_media(Some(Arc::new(Stored)));
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await
         .unwrap();

@@ -23,11 +23,7 @@ fn jwt_config(sim: &SalesforceSim) -> Value {
 
 async fn api_for(config: &Value, state: Arc<MemoryStateStore>) -> api::Api {
     let config = SalesforceConfig::from_value(config).unwrap();
-    let context = ConnectorContext {
-        state,
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(state);
     connect("sf", &config, &context).await.unwrap()
 }
 

@@ -19,11 +19,7 @@ async fn check_names_every_gap_and_provision_creates_and_grants_the_fields_twice
     let mut c = jwt_config(&sim);
     c["fields"] = json!({"file_url": "Media_Url__c", "size_bytes": "Size_Bytes__c", "received_at": "Received_At__c"});
     c["permission_set"] = json!("0PSsim000000001AAA");
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
         .await
         .unwrap();
@@ -91,11 +87,7 @@ async fn without_a_permission_set_provision_says_what_to_grant_and_check_still_s
         .await
         .unwrap();
     sim.add_object("WhatsApp_Media__c");
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     let sf = Salesforce::new(
         "sf",
         SalesforceConfig::from_value(&jwt_config(&sim)).unwrap(),
@@ -123,11 +115,7 @@ async fn a_missing_custom_object_is_named_once() {
     let sim = SalesforceSim::start(SalesforceSimConfig::new(CLIENT_ID, USER))
         .await
         .unwrap();
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     let sf = Salesforce::new(
         "sf",
         SalesforceConfig::from_value(&jwt_config(&sim)).unwrap(),

@@ -49,11 +49,7 @@ pub fn config(sim: &SalesforceSim) -> Value {
 }
 
 pub async fn connector(c: &Value) -> Salesforce {
-    let context = ConnectorContext {
-        state: Arc::new(MemoryStateStore::default()),
-        media: None,
-        tag_names: Vec::new(),
-    };
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
     Salesforce::new("sf", SalesforceConfig::from_value(c).unwrap(), &context)
         .await
         .unwrap()

@@ -61,19 +61,30 @@ pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let connectors = match crate::connectors::build_all(config, store, None).await {
-        Ok(c) => c,
-        Err(e) => {
-            println!("FAIL {e:#}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    for (name, connector) in &connectors {
-        match connector.check().await {
-            Ok(report) if report.problems.is_empty() => {
-                println!("ok   connectors.{name}: mapping matches the CRM")
+    // What check finds is not the daemon's state: no pause of its is recorded for `status`.
+    let context = crate::connectors::context(config, store, None).for_check();
+    for (name, built) in crate::connectors::build_each(config, &context).await {
+        let connector = match built {
+            Ok(c) => c,
+            Err(e) => {
+                problems += 1;
+                println!("FAIL {e:#}");
+                continue;
             }
+        };
+        match connector.check().await {
+            Ok(report) if report.problems.is_empty() => println!(
+                "ok   connectors.{name}: {}mapping matches the CRM",
+                report
+                    .reached
+                    .as_ref()
+                    .map(|r| format!("{r}, "))
+                    .unwrap_or_default()
+            ),
             Ok(report) => {
+                if let Some(r) = &report.reached {
+                    println!("ok   connectors.{name}: reached {r}");
+                }
                 problems += report.problems.len();
                 for p in report.problems {
                     println!("FAIL {p}");

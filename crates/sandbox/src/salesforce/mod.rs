@@ -43,6 +43,9 @@ pub struct SalesforceSimConfig {
     pub daily_allocation: u64,
     /// The integration user's permission set, which FieldPermissions must name.
     pub permission_set: String,
+    /// The org's id (`00D…`, in every session and the identity URL) and name.
+    pub org_id: String,
+    pub org_name: String,
 }
 
 /// The bundled sandbox key pair (crates/sandbox/keys): its public half, for the simulator.
@@ -64,6 +67,8 @@ impl SalesforceSimConfig {
             session_ttl: Duration::from_secs(2 * 3600),
             daily_allocation: 100_000,
             permission_set: "0PSsim000000001AAA".into(),
+            org_id: "00Dsim000000001AAA".into(),
+            org_name: "wa2crm Sandbox Org".into(),
         }
     }
 }
@@ -116,9 +121,10 @@ impl SalesforceSim {
     pub async fn start(config: SalesforceSimConfig) -> std::io::Result<SalesforceSim> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
+        let org = model::Org::new(&config.org_id, &config.org_name);
         let inner = Arc::new(Mutex::new(Inner {
             config,
-            org: model::Org::new(),
+            org,
             sessions: HashMap::new(),
             api_usage: 0,
             counts: Counts::default(),

@@ -195,8 +195,18 @@ pub struct ValidationRule {
 }
 
 impl Org {
-    pub fn new() -> Self {
+    /// An org with the standard objects wa2crm touches, `Organization` holding its one record.
+    pub fn new(org_id: &str, org_name: &str) -> Self {
         let mut org = Org::default();
+        let mut organization = sobject([
+            FieldDef::new("Id", "id"),
+            FieldDef::new("Name", "string"),
+        ]);
+        let mut record = Map::new();
+        record.insert("Id".into(), json!(org_id));
+        record.insert("Name".into(), json!(org_name));
+        organization.records.insert(org_id.to_owned(), record);
+        org.objects.insert("Organization".into(), organization);
         org.objects.insert(
             "Contact".into(),
             sobject([
@@ -487,12 +497,18 @@ impl Org {
         let Some((select, rest)) = rest.split_once(" FROM ") else {
             return malformed();
         };
-        let Some((object, condition)) = rest.split_once(" WHERE ") else {
-            return malformed();
+        // `FROM Obj WHERE f IN (…)`, or `FROM Obj` alone (every record, as Salesforce answers up
+        // to its 2,000-record page).
+        let (object, condition) = rest.split_once(" WHERE ").unwrap_or((rest, ""));
+        let (field, values) = if condition.is_empty() {
+            ("Id", "")
+        } else {
+            match condition.split_once(" IN ") {
+                Some(c) => c,
+                None => return malformed(),
+            }
         };
-        let Some((field, values)) = condition.split_once(" IN ") else {
-            return malformed();
-        };
+        let every = condition.is_empty();
         let (object, field) = (object.trim(), field.trim());
         let Some(o) = self.objects.get(object) else {
             return (
@@ -526,10 +542,12 @@ impl Org {
             .records
             .values()
             .filter(|r| {
-                r.get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| wanted.iter().any(|w| w == v))
+                every
+                    || r.get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| wanted.iter().any(|w| w == v))
             })
+            .take(2000)
             .map(|r| {
                 let mut out = Map::new();
                 out.insert("attributes".into(), json!({"type": object}));

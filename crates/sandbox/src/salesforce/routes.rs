@@ -169,13 +169,15 @@ async fn token(State(s): State<Sim>, Form(form): Form<HashMap<String, String>>) 
     let mut i = lock(&s.inner);
     i.counts.logins += 1;
     i.next += 1;
-    let token = format!("00Dsim000000001!AR{:06}.{:08x}", i.next, fastrand::u32(..));
+    // Salesforce's session ids start with the org's 15-character id.
+    let org15: String = i.config.org_id.chars().take(15).collect();
+    let token = format!("{org15}!AR{:06}.{:08x}", i.next, fastrand::u32(..));
     let ttl = i.config.session_ttl;
     i.sessions.insert(token.clone(), Instant::now() + ttl);
     let mut body = json!({
         "access_token": token,
         "instance_url": s.url,
-        "id": format!("{}/id/00Dsim000000001/005sim000000001", s.url),
+        "id": format!("{}/id/{}/005sim000000001AAA", s.url, i.config.org_id),
         "token_type": "Bearer",
         "scope": "api",
     });

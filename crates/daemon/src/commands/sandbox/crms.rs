@@ -132,11 +132,10 @@ async fn provision(
     table: &serde_json::Value,
     tag_names: &[String],
 ) -> anyhow::Result<wa2crm_core::Plan> {
-    let context = wa2crm_core::ConnectorContext {
-        state: std::sync::Arc::new(wa2crm_core::MemoryStateStore::default()),
-        media: None,
-        tag_names: tag_names.to_vec(),
-    };
+    let context = wa2crm_core::ConnectorContext::new(std::sync::Arc::new(
+        wa2crm_core::MemoryStateStore::default(),
+    ))
+    .with_tag_names(tag_names.to_vec());
     let factory: &dyn ConnectorFactory = match table["type"].as_str() {
         Some("hubspot") => &wa2crm_hubspot::HubSpotFactory,
         _ => &wa2crm_salesforce::SalesforceFactory,
