@@ -104,6 +104,8 @@ drop_stale_test_schemas
 start_s3_server
 ensure_vendor_clients
 
+# A clean checkout is built once: incremental state would only fill the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # The end-to-end tests start the real binary: build it once, in the profile the tests use.
 cargo build --locked --workspace --bins
 # Unit, integration, end-to-end and doc tests (benchmarks are run separately: README, "Benchmarks").

@@ -66,7 +66,10 @@ async fn a_new_org_in_the_config_is_never_reached_with_the_old_orgs_session() {
     assert!(ok, "{out}");
     let (ok, out) = d.cli(&["check"]);
     assert!(ok, "{out}");
-    assert!(out.contains("Salesforce org 00Dproduction001AAA \"Acme\""), "{out}");
+    assert!(
+        out.contains("Salesforce org 00Dproduction001AAA \"Acme\""),
+        "{out}"
+    );
     assert!(!out.contains("sandbox"), "{out}");
     d.restart().await;
     let body = distinct_image_webhook(&graph, "org", 2, "+4915111111111");

@@ -182,17 +182,59 @@ impl HubSpotConfig {
         })
     }
 
+    /// What is wrong with the credentials given, named at the key to fix.
+    fn auth_problem(&self) -> Option<(&'static str, String)> {
+        let oauth = [
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("refresh_token", self.refresh_token.is_some()),
+        ];
+        let any_oauth = oauth.iter().any(|(_, set)| *set);
+        match (self.token.is_some(), any_oauth) {
+            (false, false) => Some((
+                "token",
+                "is missing: set `token` (a private app's access token, pat-…), or for OAuth \
+                 `client_id`, `client_secret` and `refresh_token`; a secret may also go in its \
+                 credential file"
+                    .into(),
+            )),
+            (true, true) => Some((
+                "token",
+                "set either `token` (a private app) or `client_id`, `client_secret` and \
+                 `refresh_token` (OAuth), not both"
+                    .into(),
+            )),
+            (true, false) => None,
+            (false, true) => oauth.iter().find(|(_, set)| !set).map(|(key, _)| {
+                (
+                    *key,
+                    "is missing: OAuth needs all of `client_id`, `client_secret` and \
+                     `refresh_token`"
+                        .into(),
+                )
+            }),
+        }
+    }
+
     /// Every problem, as (key under the connector's table, what is wrong). No I/O.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p: Vec<(String, String)> = Vec::new();
         let mut add = |k: &str, m: String| p.push((k.to_owned(), m));
-        if self.auth().is_none() {
-            add(
-                "token",
-                "set either `token` (a private app token) or all of `client_id`, `client_secret` and \
-                 `refresh_token` (OAuth), not both"
-                    .into(),
-            );
+        if let Some((key, problem)) = self.auth_problem() {
+            add(key, problem);
+        }
+        for (key, secret) in [
+            ("token", &self.token),
+            ("client_secret", &self.client_secret),
+            ("refresh_token", &self.refresh_token),
+        ] {
+            use secrecy::ExposeSecret;
+            if let Some(problem) = secret
+                .as_ref()
+                .and_then(|s| wa2crm_core::config_problem::secret_problem(s.expose_secret()))
+            {
+                add(key, problem.into());
+            }
         }
         if let Err(e) = wa2crm_core::endpoint::check(&self.base_url) {
             add("base_url", e);
@@ -306,6 +348,30 @@ mod tests {
         assert!(c.is_contacts());
         assert_eq!(c.requests_per_10s, 100);
         assert_eq!(c.utc_offset().unwrap(), UtcOffset::UTC);
+    }
+
+    #[test]
+    fn credentials_are_told_apart() {
+        let problems = |patch: serde_json::Value| {
+            let mut v = base();
+            v.as_object_mut().unwrap().remove("token");
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            HubSpotConfig::from_value(&v).unwrap().validate()
+        };
+        let none = problems(json!({}));
+        assert_eq!(none[0].0, "token");
+        assert!(none[0].1.starts_with("is missing"), "{none:?}");
+        assert!(!none[0].1.contains("not both"), "{none:?}");
+        let both = problems(json!({"token": "pat-x", "client_id": "c"}));
+        assert!(both[0].1.contains("not both"), "{both:?}");
+        let half = problems(json!({"client_id": "c", "client_secret": "s"}));
+        assert_eq!(half[0].0, "refresh_token", "{half:?}");
+        let placeholder = problems(json!({"token": "pat-..."}));
+        assert_eq!(placeholder[0].0, "token");
+        assert!(placeholder[0].1.contains("placeholder"), "{placeholder:?}");
+        assert!(problems(json!({"token": ""}))[0].1.contains("empty"));
     }
 
     #[test]

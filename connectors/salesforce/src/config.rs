@@ -149,18 +149,57 @@ impl SalesforceConfig {
         format!("/services/data/{}", self.api_version)
     }
 
+    /// Why no flow is recognised, named at the key that is missing or in the way.
+    fn flow_problem(&self) -> (&'static str, String) {
+        const FLOWS: &str = "set one flow: `username` + `private_key_file` (JWT bearer), \
+                             `client_secret` + `refresh_token` (refresh token), or `client_secret` \
+                             alone (client credentials, with login_url your My Domain URL)";
+        let key = self.private_key_file.is_some() || self.private_key.is_some();
+        let user = self.username.is_some();
+        let secret = self.client_secret.is_some();
+        if key || user {
+            // Meant the JWT bearer flow.
+            if secret || self.refresh_token.is_some() {
+                let extra = if secret { "client_secret" } else { "refresh_token" };
+                return (
+                    extra,
+                    format!(
+                        "the JWT bearer flow (username + private key) takes no `{extra}`: \
+                         remove it, or remove username and the key; {FLOWS}"
+                    ),
+                );
+            }
+            if !key {
+                return (
+                    "private_key_file",
+                    "is missing: the JWT bearer flow signs with the connected app's private key \
+                     (or put the key itself in the credential file connectors.NAME.private_key)"
+                        .into(),
+                );
+            }
+            return (
+                "username",
+                "is missing: the JWT bearer flow logs in as the integration user".into(),
+            );
+        }
+        if self.refresh_token.is_some() {
+            return (
+                "client_secret",
+                "is missing: the refresh-token flow needs the connected app's consumer secret".into(),
+            );
+        }
+        ("client_secret", format!("is missing: {FLOWS}"))
+    }
+
     /// Every problem as (key under the connector's table, what is wrong). No I/O.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut p: Vec<(String, String)> = Vec::new();
         let mut add = |k: &str, m: String| p.push((k.to_owned(), m));
         match self.flow() {
-            None => add(
-                "client_id",
-                "set one flow: `username` + `private_key_file` (JWT bearer), `client_secret` + \
-                 `refresh_token` (refresh token), or `client_secret` alone (client credentials, \
-                 with login_url your My Domain URL)"
-                    .into(),
-            ),
+            None => {
+                let (key, problem) = self.flow_problem();
+                add(key, problem);
+            }
             Some(Flow::ClientCredentials)
                 if self.login_url.contains("://login.salesforce.com")
                     || self.login_url.contains("://test.salesforce.com") =>
@@ -173,6 +212,25 @@ impl SalesforceConfig {
                 )
             }
             _ => {}
+        }
+        for (key, secret) in [
+            ("client_secret", &self.client_secret),
+            ("refresh_token", &self.refresh_token),
+            ("private_key", &self.private_key),
+        ] {
+            use secrecy::ExposeSecret;
+            if let Some(problem) = secret
+                .as_ref()
+                .and_then(|s| wa2crm_core::config_problem::secret_problem(s.expose_secret()))
+            {
+                add(key, problem.into());
+            }
+        }
+        if self.client_id.trim().is_empty() || self.client_id.contains("...") {
+            add(
+                "client_id",
+                "is empty or a placeholder: the connected app's consumer key".into(),
+            );
         }
         if self.private_key_file.is_some() && self.private_key.is_some() {
             add(
@@ -323,7 +381,35 @@ mod tests {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(keys, vec!["client_id"]);
+        assert_eq!(keys, vec!["client_secret"], "the JWT flow takes no secret");
+        // Each half-configured flow is blamed on the key that is missing.
+        let mut no_key = base();
+        no_key.as_object_mut().unwrap().remove("private_key_file");
+        let problems = SalesforceConfig::from_value(&no_key).unwrap().validate();
+        assert_eq!(problems[0].0, "private_key_file", "{problems:?}");
+        assert!(problems[0].1.starts_with("is missing"), "{problems:?}");
+        let mut no_user = base();
+        no_user.as_object_mut().unwrap().remove("username");
+        assert_eq!(
+            SalesforceConfig::from_value(&no_user).unwrap().validate()[0].0,
+            "username"
+        );
+        let mut refresh_only = base();
+        refresh_only.as_object_mut().unwrap().remove("username");
+        refresh_only.as_object_mut().unwrap().remove("private_key_file");
+        refresh_only["refresh_token"] = json!("r");
+        assert_eq!(
+            SalesforceConfig::from_value(&refresh_only).unwrap().validate()[0].0,
+            "client_secret"
+        );
+        let mut placeholder = base();
+        placeholder.as_object_mut().unwrap().remove("username");
+        placeholder.as_object_mut().unwrap().remove("private_key_file");
+        placeholder["client_secret"] = json!("...");
+        placeholder["refresh_token"] = json!("r");
+        let problems = SalesforceConfig::from_value(&placeholder).unwrap().validate();
+        assert_eq!(problems[0].0, "client_secret", "{problems:?}");
+        assert!(problems[0].1.contains("placeholder"), "{problems:?}");
     }
 
     #[test]

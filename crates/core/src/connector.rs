@@ -222,35 +222,16 @@ impl ConnectorContext {
 }
 
 /// What `ConnectorFactory::validate` does for a connector whose table deserializes into `T`:
-/// a `fields` table that does not parse is named as such, a missing or unknown key by its name,
-/// and a table that parses is checked by `validate`.
+/// a key that is missing, unknown or of the wrong type is named with what fits, and a table
+/// that parses is checked by `validate`.
 pub fn validate_table<T: serde::de::DeserializeOwned>(
     table: &serde_json::Value,
     validate: impl FnOnce(&T) -> Vec<(String, String)>,
 ) -> Vec<(String, String)> {
-    if let Some(fields) = table.get("fields")
-        && let Err(e) = serde_json::from_value::<crate::FieldMapping>(fields.clone())
-    {
-        return vec![("fields".into(), e.to_string())];
-    }
-    match serde_json::from_value::<T>(table.clone()) {
+    match crate::config_problem::from_table::<T>(table) {
         Ok(config) => validate(&config),
-        Err(e) => {
-            let e = e.to_string();
-            vec![(serde_error_key(&e), e)]
-        }
+        Err(problem) => vec![problem],
     }
-}
-
-/// The key a serde message about a connector table is about (``missing field `contact_key` ``),
-/// or "" when it names none, so `validate` can file the problem under its key.
-pub fn serde_error_key(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// The connector types this build knows, keyed by `type`.
@@ -380,9 +361,11 @@ mod tests {
         assert_eq!(v(serde_json::json!({"token": "x", "tokn": 1}))[0].0, "tokn");
         assert_eq!(
             v(serde_json::json!({"token": "x", "fields": {"length": "y"}}))[0].0,
-            "fields"
+            "fields.length"
         );
-        assert_eq!(serde_error_key("invalid type: string"), "");
+        let wrong = v(serde_json::json!({"token": 5}));
+        assert_eq!(wrong[0].0, "token");
+        assert!(wrong[0].1.contains("must be a string"), "{wrong:?}");
     }
 
     #[test]

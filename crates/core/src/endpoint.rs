@@ -16,6 +16,13 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// `value` as an https URL (or http on loopback), or what is wrong with it in an admin's words.
 pub fn check(value: &str) -> Result<Url, String> {
+    // `host:8443` parses as scheme `host`; without `://` it is a host, not a URL.
+    if !value.contains("://") {
+        return Err(format!(
+            "{value:?} has no scheme: write it in full, like https://{}",
+            value.trim()
+        ));
+    }
     let url = Url::parse(value.trim()).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
             format!("{value:?} has no scheme: write it in full, like https://{value}")
@@ -59,6 +66,7 @@ mod tests {
                 "write it in full, like https://wa2crm.example.com",
             ),
             ("https://", "not a URL"),
+            ("wa2crm.example.com:8443", "like https://wa2crm.example.com:8443"),
         ] {
             let e = check(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

@@ -6,6 +6,7 @@
 //! failure is an [`Error`] whose [`ErrorKind`] tells the queue whether to retry, wait, refresh or
 //! dead-letter. This crate does no I/O, so everything in it can be tested as plain functions.
 
+pub mod config_problem;
 pub mod connector;
 pub mod endpoint;
 pub mod error;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands;
-use crate::config::DEFAULT_CONFIG_PATH;
+use crate::config::{ConfigLocation, DEFAULT_CONFIG_PATH};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,6 +19,11 @@ pub struct Cli {
     /// example's mapping].
     #[arg(long, global = true, env = "WA2CRM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The directory of credential files, each named after the key it sets
+    /// (`sources.meta.app_secret`) [default: /etc/wa2crm/secrets; systemd's
+    /// $CREDENTIALS_DIRECTORY is read too].
+    #[arg(long, global = true, env = "WA2CRM_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,10 +111,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let config = ConfigLocation::new(
+        cli.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+        cli.credentials_dir.as_deref(),
+    );
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run => commands::run::main(&config).await,
@@ -122,7 +129,8 @@ pub fn main() -> ExitCode {
             }
             Command::Retention { dry_run } => commands::retention::main(&config, dry_run).await,
             Command::Sandbox { serve, listen } => {
-                commands::sandbox::main(cli.config.as_deref(), serve, listen).await
+                let admin = cli.config.is_some().then_some(&config);
+                commands::sandbox::main(admin, serve, listen).await
             }
         }
     });

@@ -17,7 +17,7 @@ link_secret = "0123456789abcdef"
 [sources.meta]
 app_secret = "file-secret"
 verify_token = "vt"
-access_token = "EAAG..."
+access_token = "EAAGm0PX4ZCpsBA"
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -39,8 +39,22 @@ fn keys(errors: &[ConfigError]) -> Vec<&str> {
     errors.iter().map(|e| e.key.as_str()).collect()
 }
 
+/// Every secret of the example, as an admin would provide them (variables here; files work
+/// the same way).
+const REAL_SECRETS: [(&str, &str); 9] = [
+    ("WA2CRM__STORAGE__LINK_SECRET", "k3y-0f-at-least-16-chars"),
+    ("WA2CRM__SOURCES__META__APP_SECRET", "4f0c9a1b2e"),
+    ("WA2CRM__SOURCES__META__VERIFY_TOKEN", "verify-7d1e"),
+    ("WA2CRM__SOURCES__META__ACCESS_TOKEN", "EAAGm0PX4ZCpsBA"),
+    ("WA2CRM__SOURCES__D360__API_KEY", "d360-k3y"),
+    ("WA2CRM__SOURCES__D360__WEBHOOK_HEADER_VALUE", "hdr-v4lue"),
+    ("WA2CRM__SOURCES__TWILIO__AUTH_TOKEN", "tw1l10-t0ken"),
+    ("WA2CRM__CONNECTORS__HUBSPOT__TOKEN", "pat-na1-3f0c1e2d"),
+    ("WA2CRM__CONNECTORS__SALESFORCE__CLIENT_ID", "3MVG9x.consumer-key"),
+];
+
 #[test]
-fn the_example_parses_and_only_its_placeholder_link_secret_is_refused() {
+fn the_example_parses_and_its_placeholder_secrets_are_refused() {
     let c = config::load_str(EXAMPLE, HashMap::new(), None).unwrap();
     assert_eq!(c.server.listen, "127.0.0.1:8080");
     assert_eq!(c.queue.workers, 8);
@@ -50,19 +64,38 @@ fn the_example_parses_and_only_its_placeholder_link_secret_is_refused() {
     assert_eq!(c.connectors.len(), 2);
     assert_eq!(c.connectors["salesforce"]["fields"]["sha256"], "Sha256__c");
     let errors = config::validate(c).unwrap_err().0;
-    // Copying the example blindly must not give anyone a guessable link secret.
-    assert_eq!(keys(&errors), vec!["storage.link_secret"], "{errors:?}");
-    assert!(errors[0].problem.contains("openssl rand"));
+    // Copying the example blindly must not give anyone a guessable link secret, nor start with
+    // "..." as a token.
+    let mut refused = keys(&errors);
+    refused.sort();
+    assert_eq!(
+        refused,
+        vec![
+            "connectors.hubspot.token",
+            "connectors.salesforce.client_id",
+            "sources.d360.api_key",
+            "sources.d360.webhook_header_value",
+            "sources.meta.access_token",
+            "sources.meta.app_secret",
+            "sources.meta.verify_token",
+            "sources.twilio.auth_token",
+            "storage.link_secret",
+        ],
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.problem.contains("openssl rand")));
+    assert!(
+        errors
+            .iter()
+            .filter(|e| e.key != "storage.link_secret")
+            .all(|e| e.problem.contains("placeholder")),
+        "{errors:?}"
+    );
 }
 
 #[test]
-fn the_example_with_a_real_link_secret_is_valid() {
-    let c = config::load_str(
-        EXAMPLE,
-        env(&[("WA2CRM__STORAGE__LINK_SECRET", "k3y-0f-at-least-16-chars")]),
-        None,
-    )
-    .unwrap();
+fn the_example_with_real_secrets_is_valid() {
+    let c = config::load_str(EXAMPLE, env(&REAL_SECRETS), None).unwrap();
     let v = config::validate(c).unwrap();
     assert_eq!(v.listen.port(), 8080);
     assert_eq!(v.max_body_bytes, 1_048_576);
@@ -314,7 +347,7 @@ fn unknown_keys_and_wrong_types_are_named() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("connectors.h.fields: unknown attribute \"length\""),
+        err.contains("connectors.h.fields.length: unknown attribute \"length\""),
         "{err}"
     );
 }

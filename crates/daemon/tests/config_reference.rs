@@ -13,6 +13,11 @@ const PROBE: &str = "zz_probe";
 /// The fields serde says it expected, from an "unknown field" message.
 /// ("expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, `c`").
 fn expected_fields(message: &str) -> BTreeSet<String> {
+    // The loader's own wording: "… (known keys: a, b, c)".
+    if let Some((_, list)) = message.split_once("known keys: ") {
+        let list = list.split(')').next().unwrap_or(list);
+        return list.split(", ").map(str::to_owned).collect();
+    }
     let (_, list) = message
         .split_once("expected ")
         .unwrap_or_else(|| panic!("no field list in: {message}"));

@@ -50,10 +50,26 @@ impl Drop for SqliteJobStore {
     }
 }
 
+/// The user the service runs as (deploy/wa2crm.service, `User=`).
+pub const SERVICE_USER: &str = "wa2crm";
+
 /// The database holds customers' names, numbers and captions: its directory is created 0700
 /// and the file 0600 whatever the umask (SQLite gives its WAL and shared-memory files the
 /// database file's mode), and a database found readable by others is made private.
+///
+/// An admin running the CLI as root before the service ever started must not leave a database
+/// (or a `/var/lib/wa2crm`) the service cannot open: as root, what is created here is given to
+/// [`SERVICE_USER`] when that user exists. (SQLite itself gives the WAL files the database's
+/// owner when it runs as root.)
 fn private_database(path: &std::path::Path) -> std::result::Result<(), String> {
+    private_database_for(path, SERVICE_USER)
+}
+
+/// [`private_database`] with the service's user named (tests use one that exists everywhere).
+pub(crate) fn private_database_for(
+    path: &std::path::Path,
+    service_user: &str,
+) -> std::result::Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
         return Ok(());
@@ -62,11 +78,19 @@ fn private_database(path: &std::path::Path) -> std::result::Result<(), String> {
         && !dir.as_os_str().is_empty()
         && !dir.exists()
     {
+        // The directories that do not exist yet, outermost first, to hand over once made.
+        let missing: Vec<&std::path::Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .collect();
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for d in missing.iter().rev() {
+            give_to_service_user(d, service_user)?;
+        }
     }
     match std::fs::OpenOptions::new()
         .write(true)
@@ -74,7 +98,7 @@ fn private_database(path: &std::path::Path) -> std::result::Result<(), String> {
         .mode(0o600)
         .open(path)
     {
-        Ok(_) => Ok(()),
+        Ok(_) => give_to_service_user(path, service_user),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let mode = std::fs::metadata(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -95,6 +119,29 @@ fn private_database(path: &std::path::Path) -> std::result::Result<(), String> {
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display())),
     }
+}
+
+/// As root, `path` (just created) becomes the service user's, if that user exists.
+fn give_to_service_user(
+    path: &std::path::Path,
+    service_user: &str,
+) -> std::result::Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let user = nix::unistd::User::from_name(service_user)
+        .map_err(|e| format!("cannot look up the user {service_user}: {e}"))?;
+    let Some(user) = user else {
+        return Ok(());
+    };
+    nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(|e| {
+        format!(
+            "cannot give {} to the service's user {service_user}: {e}",
+            path.display()
+        )
+    })?;
+    tracing::info!(path = %path.display(), user = service_user, "Created as root; given to the service's user.");
+    Ok(())
 }
 
 /// How often the WAL is copied back into the database.
@@ -642,5 +689,43 @@ impl SqliteJobStore {
         name: &str,
     ) -> wa2crm_core::Result<wa2crm_core::StateLock> {
         Ok(self.locks.lock(scope, name).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::private_database_for;
+
+    /// As root (CI runs as root), a database and the directories created for it belong to the
+    /// service's user, here `nobody`, which every Debian system has; as anyone else, to them.
+    #[test]
+    fn what_root_creates_belongs_to_the_service_user() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("state/wa2crm/queue.db");
+        private_database_for(&db, "nobody").unwrap();
+        let expected = if nix::unistd::geteuid().is_root() {
+            nix::unistd::User::from_name("nobody")
+                .unwrap()
+                .expect("the user nobody exists")
+                .uid
+                .as_raw()
+        } else {
+            nix::unistd::geteuid().as_raw()
+        };
+        for path in [&db, &tmp.path().join("state/wa2crm"), &tmp.path().join("state")] {
+            assert_eq!(std::fs::metadata(path).unwrap().uid(), expected, "{path:?}");
+        }
+        assert_eq!(
+            std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The directory the admin made (the temporary one) is left alone.
+        assert_eq!(
+            std::fs::metadata(tmp.path()).unwrap().uid(),
+            nix::unistd::geteuid().as_raw()
+        );
     }
 }

@@ -2,13 +2,12 @@
 //! configuration, the queue database, the storage, and each connector's mapping against the live
 //! CRM (properties, types, unique keys, scopes, credentials). Exit 1 when anything is wrong.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use wa2crm_media::store::Storage;
 
-pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let validated = match super::load_config(config_path) {
+pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<ExitCode> {
+    let validated = match super::load_config(location) {
         Ok(v) => v,
         Err(e) => {
             println!("{e:#}");
@@ -16,7 +15,7 @@ pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let config = &validated.config;
-    println!("ok   configuration {}", config_path.display());
+    println!("ok   configuration {}", location.file.display());
     let mut problems = 0usize;
     let store = match super::open_queue(&config.queue.url).await {
         Ok(s) => {

@@ -10,7 +10,6 @@
 //! again, and a job that came in meanwhile goes the same way. A place that fails is reported and
 //! the others still go; the exit status is then 1 and running the command again finishes the job.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,9 +35,13 @@ struct Erasure<'a> {
     pseudonym: Phone,
 }
 
-pub async fn main(config_path: &Path, phone: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+pub async fn main(
+    location: &crate::config::ConfigLocation,
+    phone: &str,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let phone = Phone::parse(phone).map_err(|e| anyhow::anyhow!("--phone {phone:?}: {e}"))?;
-    let validated = super::load_config(config_path)?;
+    let validated = super::load_config(location)?;
     let config = &validated.config;
     let store = super::open_queue(&config.queue.url).await?;
     let storage = Storage::open(&config.storage.url, &config.storage.options)?;

@@ -9,32 +9,24 @@ pub mod run;
 pub mod sandbox;
 pub mod status;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use wa2crm_queue::{JobStore, SystemClock};
 
-use crate::config::{self, ConfigErrors, Validated};
+use crate::config::{self, ConfigLocation, Validated};
 
-/// Loads and validates the configuration. Problems are returned with every key listed.
-pub fn load_config(path: &Path) -> anyhow::Result<Validated> {
-    let config = config::load(path)?;
+/// Loads and validates the configuration. Problems are returned with every key listed, each
+/// with its line in the file where it has one.
+pub fn load_config(location: &ConfigLocation) -> anyhow::Result<Validated> {
+    let config = location
+        .load()
+        .map_err(|errors| anyhow::anyhow!(location.report(&errors)))?;
     // Before anything is logged with a number in it.
     wa2crm_core::phone::show_in_logs(config.logging.show_phone_numbers);
-    config::validate(config).map_err(|errors: ConfigErrors| {
-        anyhow::anyhow!(
-            "{} has {} problem(s):\n{}",
-            path.display(),
-            errors.0.len(),
-            errors
-                .0
-                .iter()
-                .map(|e| format!("  {e}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    let text = std::fs::read_to_string(&location.file).unwrap_or_default();
+    config::validate(config)
+        .map_err(|errors| anyhow::anyhow!(location.report(&errors.located(&text))))
 }
 
 /// Opens the queue a configuration names, applying migrations.

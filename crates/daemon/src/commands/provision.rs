@@ -2,7 +2,6 @@
 //! Safe to run twice: what exists is left alone — and when it does not fit (a field of the wrong
 //! type), that blocks delivery, is said so, and the exit status is 1 until it is fixed by hand.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 /// What a connector's plan line means for the admin.
@@ -21,8 +20,11 @@ fn line(action: &str, dry_run: bool) -> (String, bool) {
     (format!("{verb} {action}"), false)
 }
 
-pub async fn main(config_path: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let validated = super::load_config(config_path)?;
+pub async fn main(
+    location: &crate::config::ConfigLocation,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let validated = super::load_config(location)?;
     let store = super::open_queue(&validated.config.queue.url).await?;
     let context = crate::connectors::context(&validated.config, store, None).for_check();
     let mut failed = false;

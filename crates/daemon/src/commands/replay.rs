@@ -1,10 +1,15 @@
 //! `wa2crm replay [--id ID] [--all-dead]`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-pub async fn main(config_path: &Path, id: Option<i64>, all_dead: bool) -> anyhow::Result<ExitCode> {
-    let config = crate::config::load(config_path)?;
+pub async fn main(
+    location: &crate::config::ConfigLocation,
+    id: Option<i64>,
+    all_dead: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = location
+        .load_queue_view()
+        .map_err(|e| anyhow::anyhow!(location.report(&e)))?;
     let store = super::open_queue(&config.queue.url).await?;
     if all_dead {
         let n = store.replay_all_dead().await?;

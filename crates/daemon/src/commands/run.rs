@@ -1,7 +1,6 @@
 //! `wa2crm run`: the daemon.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -27,8 +26,8 @@ use crate::retention::{self, RetentionPolicy};
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
-pub async fn main(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let validated = super::load_config(config_path)?;
+pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<ExitCode> {
+    let validated = super::load_config(location)?;
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {

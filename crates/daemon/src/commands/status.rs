@@ -1,6 +1,5 @@
 //! `wa2crm status [--json]`: what the queue holds and what needs an admin.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -9,17 +8,23 @@ use time::format_description::well_known::Rfc3339;
 use wa2crm_core::state::keys;
 use wa2crm_queue::{DeadLetter, StateCounts};
 
-pub async fn main(config_path: &Path, json_out: bool, limit: usize) -> anyhow::Result<ExitCode> {
+pub async fn main(
+    location: &crate::config::ConfigLocation,
+    json_out: bool,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
     // Status reads the queue only: a problem elsewhere in the config must not hide the queue from
     // the operator who is investigating it, so the full validation is not required here.
-    let config = crate::config::load(config_path)?;
+    let config = location
+        .load_queue_view()
+        .map_err(|e| anyhow::anyhow!(location.report(&e)))?;
     let store = super::open_queue(&config.queue.url).await?;
     let counts = store.counts().await?;
     let done = store.done_breakdown().await?;
     let dead = store.dead_letters(limit).await?;
     let queue = super::redact_url(&config.queue.url);
     let mut connectors = Vec::new();
-    for name in config.connectors.keys() {
+    for name in &config.connectors {
         let state = store
             .scan_state(name)
             .await

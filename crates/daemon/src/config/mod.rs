@@ -15,12 +15,55 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use wa2crm_core::{MediaKind, Source};
 
-pub use load::{LoadError, load, load_str};
+pub use load::{
+    DEFAULT_CREDENTIALS_DIR, QueueView, credentials_dirs, load, load_queue_view, load_str,
+};
 pub use validate::{
     ConfigError, ConfigErrors, D360Intake, MetaIntake, TwilioIntake, Validated, validate,
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/wa2crm/wa2crm.toml";
+
+/// Where a command reads its configuration: the file, and the directories of credential files
+/// (`/etc/wa2crm/secrets` or `--credentials-dir`, then systemd's `$CREDENTIALS_DIRECTORY`).
+#[derive(Debug, Clone)]
+pub struct ConfigLocation {
+    pub file: PathBuf,
+    pub credentials_dirs: Vec<PathBuf>,
+}
+
+impl ConfigLocation {
+    /// `file`, with the credentials directories resolved from `given` and the environment.
+    pub fn new(file: PathBuf, given: Option<&std::path::Path>) -> Self {
+        ConfigLocation {
+            credentials_dirs: credentials_dirs(given),
+            file,
+        }
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        load(&self.file, &self.credentials_dirs)
+    }
+
+    pub fn load_queue_view(&self) -> Result<QueueView, ConfigErrors> {
+        load_queue_view(&self.file, &self.credentials_dirs)
+    }
+
+    /// `errors`, one per line under a heading naming the file.
+    pub fn report(&self, errors: &ConfigErrors) -> String {
+        format!(
+            "{} has {} problem(s):\n{}",
+            self.file.display(),
+            errors.0.len(),
+            errors
+                .0
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

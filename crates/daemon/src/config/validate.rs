@@ -19,12 +19,138 @@ pub struct ConfigError {
     /// The dotted key, e.g. `sources.meta.app_secret` or `connectors.hubspot.fields.tags`.
     pub key: String,
     pub problem: String,
+    /// The line of the file the key is on, when it is in the file.
+    pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+            line: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.problem),
+            None => write!(f, "{}: {}", self.key, self.problem),
+        }
     }
+}
+
+impl ConfigErrors {
+    /// Each error given the line of `text` its key is on, where it can be found.
+    pub fn located(mut self, text: &str) -> Self {
+        for e in &mut self.0 {
+            // A missing key is shown at the table it belongs in.
+            let mut key = e.key.as_str();
+            while e.line.is_none() {
+                e.line = line_of(text, key);
+                match key.rsplit_once('.') {
+                    Some((parent, _)) => key = parent,
+                    None => break,
+                }
+            }
+        }
+        self
+    }
+}
+
+/// The line (1-based) where the dotted `key` is set in the TOML `text`: the last segment as a
+/// key under the table of the others (`[a.b]` then `c =`), or `[a.b.c]` itself. Array indexes
+/// (`routes[1]`) pick the n-th `[[routes]]`. `None` when the key is not written in the file
+/// (a default, the environment, a credential).
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let segments: Vec<(&str, Option<usize>)> = key
+        .split('.')
+        .map(|s| match s.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
+            None => (s, None),
+        })
+        .collect();
+    if segments
+        .iter()
+        .any(|(name, _)| name.is_empty() || name.starts_with('('))
+    {
+        return None;
+    }
+    let header_of = |line: &str| -> Option<(String, bool)> {
+        let t = line.trim();
+        if let Some(inner) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
+            return Some((inner.0.trim().replace(' ', ""), true));
+        }
+        let inner = t.strip_prefix('[')?.split_once(']')?.0;
+        Some((inner.trim().replace(' ', ""), false))
+    };
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut index_of_table: Option<usize> = None;
+    let mut best: Option<usize> = None;
+    for (n, line) in text.lines().enumerate() {
+        if let Some((name, array)) = header_of(line) {
+            index_of_table = if array {
+                let c = counts.entry(name.clone()).or_default();
+                *c += 1;
+                Some(*c - 1)
+            } else {
+                None
+            };
+            table = name;
+            // `[a.b.c]` itself, for a problem with a whole table.
+            if matches(&segments, &table, index_of_table, None) {
+                best = best.or(Some(n + 1));
+            }
+            continue;
+        }
+        let Some((k, _)) = line.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_matches('"');
+        if k.is_empty() || k.starts_with('#') {
+            continue;
+        }
+        if matches(&segments, &table, index_of_table, Some(k)) {
+            return Some(n + 1);
+        }
+    }
+    best
+}
+
+fn matches(
+    segments: &[(&str, Option<usize>)],
+    table: &str,
+    table_index: Option<usize>,
+    key: Option<&str>,
+) -> bool {
+    let mut path: Vec<&str> = if table.is_empty() {
+        Vec::new()
+    } else {
+        table.split('.').collect()
+    };
+    if let Some(k) = key {
+        path.extend(k.split('.').map(str::trim));
+    }
+    if path.len() > segments.len() || path.is_empty() {
+        return false;
+    }
+    // The key may point inside a value (`kinds[0]` of `kinds = [...]`): a prefix is enough
+    // when the line sets a key, not for a header.
+    if key.is_none() && path.len() != segments.len() {
+        return false;
+    }
+    let table_len = if table.is_empty() {
+        0
+    } else {
+        table.split('.').count()
+    };
+    path.iter().enumerate().all(|(i, p)| {
+        let (name, index) = segments[i];
+        name == *p && (i + 1 != table_len || index.is_none() || index == table_index)
+    })
 }
 
 /// Every problem found, one per line.
@@ -89,19 +215,38 @@ struct Problems(Vec<ConfigError>);
 
 impl Problems {
     fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
-        self.0.push(ConfigError {
-            key: key.into(),
-            problem: problem.into(),
-        });
+        self.0.push(ConfigError::new(key, problem));
     }
 
+    /// A secret that is empty or a placeholder copied from an example.
     fn secret(&mut self, key: &str, value: &SecretString) {
-        if value.expose_secret().trim().is_empty() {
-            self.add(key, "is empty");
+        if let Some(problem) = wa2crm_core::config_problem::secret_problem(value.expose_secret()) {
+            self.add(key, problem);
         }
     }
 
     fn url(&mut self, key: &str, value: &str, schemes: &[&str]) -> Option<Url> {
+        if value.starts_with('/') && schemes.contains(&"file") {
+            self.add(
+                key,
+                format!("{value:?} has no scheme: for a directory write file://{value}"),
+            );
+            return None;
+        }
+        if !value.contains(':') {
+            self.add(
+                key,
+                format!(
+                    "{value:?} has no scheme: write it like {}",
+                    schemes
+                        .iter()
+                        .map(|s| format!("{s}://…"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            );
+            return None;
+        }
         match Url::parse(value) {
             Ok(u) if schemes.contains(&u.scheme()) => Some(u),
             Ok(u) => {
@@ -231,7 +376,20 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     }
 
     let q = &config.queue.url;
-    if !(q.starts_with("sqlite:") || q.starts_with("postgres:") || q.starts_with("postgresql:")) {
+    if let Some(path) = q.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let path = path.split('?').next().unwrap_or(path);
+        if !path.starts_with('/') {
+            p.add(
+                "queue.url",
+                format!(
+                    "{q:?} is a relative path: the database would be created wherever wa2crm \
+                     happens to start. Write an absolute one with three slashes, like \
+                     sqlite:///var/lib/wa2crm/queue.db"
+                ),
+            );
+        }
+    } else if !(q.starts_with("postgres:") || q.starts_with("postgresql:")) {
         p.add(
             "queue.url",
             format!("{q:?}: expected sqlite:///path/queue.db or postgres://user@host/db"),
@@ -392,12 +550,15 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             );
         }
         let any = route.number.trim() == "*";
-        if route.source == Source::Twilio && !any {
-            if let Err(e) = Phone::parse(&route.number) {
-                p.add(format!("{key}.number"), e.to_string());
-            }
-        } else if route.number.trim().is_empty() {
+        if route.number.trim().is_empty() {
             p.add(format!("{key}.number"), "is empty");
+        } else if any {
+        } else if route.source == Source::Twilio {
+            if let Some(problem) = twilio_number_problem(&route.number) {
+                p.add(format!("{key}.number"), problem);
+            }
+        } else if let Some(problem) = phone_number_id_problem(route.source, &route.number) {
+            p.add(format!("{key}.number"), problem);
         }
         if route.connectors.is_empty() && route.number.trim() != "*" {
             p.add(
@@ -513,6 +674,42 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         d360,
         twilio,
         config,
+    })
+}
+
+/// A Twilio route's number: the business number in +E164, as Twilio's `To` carries it.
+fn twilio_number_problem(number: &str) -> Option<String> {
+    let n = number.trim().trim_start_matches("whatsapp:");
+    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+    if !n.starts_with('+') && !n.starts_with("00") && digits.starts_with('0') {
+        // A national number: the country cannot be known, the form can.
+        let national = n.trim_start_matches('0');
+        return Some(format!(
+            "{number:?} is written the national way; write it with its country code instead of \
+             the leading 0, like +49 {national} for a German number"
+        ));
+    }
+    Phone::parse(number).err().map(|e| e.to_string())
+}
+
+/// A Meta or 360dialog route names the number by its `phone_number_id` (the webhook's
+/// `metadata.phone_number_id`), a number Meta assigns, not the phone number itself.
+fn phone_number_id_problem(source: Source, number: &str) -> Option<String> {
+    let n = number.trim();
+    if n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let looks_like_phone = n.starts_with('+')
+        || n.starts_with("whatsapp:")
+        || n.chars().all(|c| c.is_ascii_digit() || " -().+".contains(c));
+    Some(if looks_like_phone {
+        format!(
+            "{number:?} is a phone number; {source} routes name the number by its \
+             phone_number_id (digits only, shown in WhatsApp Manager under Phone numbers, and in \
+             every webhook as metadata.phone_number_id)"
+        )
+    } else {
+        format!("{number:?} is not a phone_number_id (digits only)")
     })
 }
 

@@ -198,10 +198,8 @@ impl Org {
     /// An org with the standard objects wa2crm touches, `Organization` holding its one record.
     pub fn new(org_id: &str, org_name: &str) -> Self {
         let mut org = Org::default();
-        let mut organization = sobject([
-            FieldDef::new("Id", "id"),
-            FieldDef::new("Name", "string"),
-        ]);
+        let mut organization =
+            sobject([FieldDef::new("Id", "id"), FieldDef::new("Name", "string")]);
         let mut record = Map::new();
         record.insert("Id".into(), json!(org_id));
         record.insert("Name".into(), json!(org_name));

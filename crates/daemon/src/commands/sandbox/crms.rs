@@ -29,11 +29,8 @@ pub struct Crms {
 
 /// The example configuration, as loaded (its link secret is a placeholder: not validated).
 pub fn example() -> anyhow::Result<crate::config::Config> {
-    Ok(crate::config::load_str(
-        EXAMPLE_CONFIG,
-        Default::default(),
-        None,
-    )?)
+    crate::config::load_str(EXAMPLE_CONFIG, Default::default(), None)
+        .map_err(|e| anyhow::anyhow!("deploy/wa2crm.example.toml: {e}"))
 }
 
 impl Crms {

@@ -11,7 +11,6 @@
 mod crms;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,14 +36,19 @@ const SANDBOX_TWILIO_ACCOUNT: &str = "AC00000000000000000000000000sandbox";
 const SANDBOX_TWILIO_TOKEN: &str = "sandbox-twilio-auth-token";
 
 pub async fn main(
-    admin_config: Option<&Path>,
+    admin_config: Option<&crate::config::ConfigLocation>,
     serve: bool,
     listen: SocketAddr,
 ) -> anyhow::Result<ExitCode> {
     // What the admin configured (or the example): mappings, tags, policy, notifications. Only
     // what touches the outside world is swapped for the sandbox's own.
     let (base, whose) = match admin_config {
-        Some(path) => (crate::config::load(path)?, "your mapping"),
+        Some(location) => (
+            location
+                .load()
+                .map_err(|e| anyhow::anyhow!(location.report(&e)))?,
+            "your mapping",
+        ),
         None => (crms::example()?, "the example mapping"),
     };
     let dir = tempfile::Builder::new()
@@ -95,7 +99,8 @@ api_url = "{twilio}"
         d360 = d360.url(),
         twilio = twilio.api_url(),
     );
-    let mut config = crate::config::load_str(&toml, Default::default(), None)?;
+    let mut config = crate::config::load_str(&toml, Default::default(), None)
+        .map_err(|e| anyhow::anyhow!("the sandbox's own configuration: {e}"))?;
     let tag_names: Vec<String> = base.tags.iter().map(|t| t.name.clone()).collect();
     let crms = crms::Crms::start(&base.connectors, &tag_names, whose).await?;
     for (name, table) in crms.tables() {
