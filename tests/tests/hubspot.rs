@@ -110,7 +110,7 @@ async fn check_provision_then_a_voice_note_lands_on_the_contact_with_a_note() {
     let (ok, out) = d.cli(&["check"]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("ok   connectors.hubspot: mapping matches the CRM"),
+        out.contains("ok   connectors.hubspot: HubSpot portal 12345678, mapping matches the CRM"),
         "{out}"
     );
 

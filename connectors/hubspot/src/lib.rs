@@ -191,6 +191,12 @@ impl ConnectorFactory for HubSpotFactory {
         wa2crm_core::connector::validate_table(config, HubSpotConfig::validate)
     }
 
+    fn endpoint(&self, config: &serde_json::Value) -> Option<(&'static str, String)> {
+        HubSpotConfig::from_value(config)
+            .ok()
+            .map(|c| ("base_url", c.base_url))
+    }
+
     async fn build(
         &self,
         name: &str,

@@ -160,7 +160,11 @@ impl SalesforceConfig {
         if key || user {
             // Meant the JWT bearer flow.
             if secret || self.refresh_token.is_some() {
-                let extra = if secret { "client_secret" } else { "refresh_token" };
+                let extra = if secret {
+                    "client_secret"
+                } else {
+                    "refresh_token"
+                };
                 return (
                     extra,
                     format!(
@@ -185,7 +189,8 @@ impl SalesforceConfig {
         if self.refresh_token.is_some() {
             return (
                 "client_secret",
-                "is missing: the refresh-token flow needs the connected app's consumer secret".into(),
+                "is missing: the refresh-token flow needs the connected app's consumer secret"
+                    .into(),
             );
         }
         ("client_secret", format!("is missing: {FLOWS}"))
@@ -396,18 +401,29 @@ mod tests {
         );
         let mut refresh_only = base();
         refresh_only.as_object_mut().unwrap().remove("username");
-        refresh_only.as_object_mut().unwrap().remove("private_key_file");
+        refresh_only
+            .as_object_mut()
+            .unwrap()
+            .remove("private_key_file");
         refresh_only["refresh_token"] = json!("r");
         assert_eq!(
-            SalesforceConfig::from_value(&refresh_only).unwrap().validate()[0].0,
+            SalesforceConfig::from_value(&refresh_only)
+                .unwrap()
+                .validate()[0]
+                .0,
             "client_secret"
         );
         let mut placeholder = base();
         placeholder.as_object_mut().unwrap().remove("username");
-        placeholder.as_object_mut().unwrap().remove("private_key_file");
+        placeholder
+            .as_object_mut()
+            .unwrap()
+            .remove("private_key_file");
         placeholder["client_secret"] = json!("...");
         placeholder["refresh_token"] = json!("r");
-        let problems = SalesforceConfig::from_value(&placeholder).unwrap().validate();
+        let problems = SalesforceConfig::from_value(&placeholder)
+            .unwrap()
+            .validate();
         assert_eq!(problems[0].0, "client_secret", "{problems:?}");
         assert!(problems[0].1.contains("placeholder"), "{problems:?}");
     }

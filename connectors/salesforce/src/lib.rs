@@ -164,6 +164,12 @@ impl ConnectorFactory for SalesforceFactory {
         wa2crm_core::connector::validate_table(config, SalesforceConfig::validate)
     }
 
+    fn endpoint(&self, config: &serde_json::Value) -> Option<(&'static str, String)> {
+        SalesforceConfig::from_value(config)
+            .ok()
+            .map(|c| ("login_url", c.login_url))
+    }
+
     async fn build(
         &self,
         name: &str,

@@ -169,6 +169,12 @@ pub trait ConnectorFactory: Send + Sync {
     fn connector_type(&self) -> &'static str;
     /// Problems with this connector's table, each as `(key, what is wrong)`; empty when valid.
     fn validate(&self, name: &str, config: &serde_json::Value) -> Vec<(String, String)>;
+    /// The URL a connector of this table reaches first, and the key under its table that sets
+    /// it (`base_url`, `login_url`): `check` tries it before anything else, and names both when
+    /// it cannot be reached.
+    fn endpoint(&self, _config: &serde_json::Value) -> Option<(&'static str, String)> {
+        None
+    }
     async fn build(
         &self,
         name: &str,

@@ -66,7 +66,10 @@ mod tests {
                 "write it in full, like https://wa2crm.example.com",
             ),
             ("https://", "not a URL"),
-            ("wa2crm.example.com:8443", "like https://wa2crm.example.com:8443"),
+            (
+                "wa2crm.example.com:8443",
+                "like https://wa2crm.example.com:8443",
+            ),
         ] {
             let e = check(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

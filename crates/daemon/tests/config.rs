@@ -50,7 +50,10 @@ const REAL_SECRETS: [(&str, &str); 9] = [
     ("WA2CRM__SOURCES__D360__WEBHOOK_HEADER_VALUE", "hdr-v4lue"),
     ("WA2CRM__SOURCES__TWILIO__AUTH_TOKEN", "tw1l10-t0ken"),
     ("WA2CRM__CONNECTORS__HUBSPOT__TOKEN", "pat-na1-3f0c1e2d"),
-    ("WA2CRM__CONNECTORS__SALESFORCE__CLIENT_ID", "3MVG9x.consumer-key"),
+    (
+        "WA2CRM__CONNECTORS__SALESFORCE__CLIENT_ID",
+        "3MVG9x.consumer-key",
+    ),
 ];
 
 #[test]

@@ -54,14 +54,22 @@ fn every_core_section_reports_its_problem_at_once_in_an_admins_words() {
     let e = problems(&toml);
     assert_eq!(e.len(), 5, "{e:#?}");
     let workers = find(&e, "queue.workers");
-    assert_eq!(workers.problem, "is string \"many\", but must be an integer");
+    assert_eq!(
+        workers.problem,
+        "is string \"many\", but must be an integer"
+    );
     assert_eq!(workers.line, Some(11));
     let typo = find(&e, "media.max_byts");
-    assert!(typo.problem.contains("did you mean \"max_bytes\"?"), "{typo:?}");
+    assert!(
+        typo.problem.contains("did you mean \"max_bytes\"?"),
+        "{typo:?}"
+    );
     assert_eq!(typo.line, Some(13));
     let consent = find(&e, "policy.consent");
     assert!(
-        consent.problem.contains("\"maybe\" is not one of none, allowlist, crm_field"),
+        consent
+            .problem
+            .contains("\"maybe\" is not one of none, allowlist, crm_field"),
         "{consent:?}"
     );
     let kind = find(&e, "tags[0].kinds[0]");
@@ -71,7 +79,10 @@ fn every_core_section_reports_its_problem_at_once_in_an_admins_words() {
     );
     assert_eq!(kind.line, Some(18));
     let section = find(&e, "sever");
-    assert!(section.problem.contains("did you mean \"server\"?"), "{section:?}");
+    assert!(
+        section.problem.contains("did you mean \"server\"?"),
+        "{section:?}"
+    );
 }
 
 #[test]
@@ -146,7 +157,10 @@ fn a_missing_file_says_which_and_what_to_do_once() {
     let location = ConfigLocation::new(PathBuf::from("/nonexistent/wa2crm.toml"), None);
     let e = location.load().unwrap_err();
     let report = location.report(&e);
-    assert!(report.starts_with("/nonexistent/wa2crm.toml has 1 problem(s)"), "{report}");
+    assert!(
+        report.starts_with("/nonexistent/wa2crm.toml has 1 problem(s)"),
+        "{report}"
+    );
     assert!(report.contains("wa2crm.example.toml"), "{report}");
     assert_eq!(report.matches("does not exist").count(), 1, "{report}");
 }
@@ -155,11 +169,7 @@ fn a_missing_file_says_which_and_what_to_do_once() {
 fn credential_files_are_read_from_the_directory_given() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wa2crm.toml");
-    std::fs::write(
-        &file,
-        VALID.replace("app_secret = \"file-secret\"\n", ""),
-    )
-    .unwrap();
+    std::fs::write(&file, VALID.replace("app_secret = \"file-secret\"\n", "")).unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     std::fs::write(secrets.join("sources.meta.app_secret"), "from-a-file\n").unwrap();

@@ -715,7 +715,11 @@ mod tests {
         } else {
             nix::unistd::geteuid().as_raw()
         };
-        for path in [&db, &tmp.path().join("state/wa2crm"), &tmp.path().join("state")] {
+        for path in [
+            &db,
+            &tmp.path().join("state/wa2crm"),
+            &tmp.path().join("state"),
+        ] {
             assert_eq!(std::fs::metadata(path).unwrap().uid(), expected, "{path:?}");
         }
         assert_eq!(

@@ -94,6 +94,7 @@ impl TwilioSim {
             propagation: Duration::ZERO,
         }));
         let api_app = Router::new()
+            .route("/2010-04-01/Accounts/{account}", get(fetch_account))
             .route(
                 "/2010-04-01/Accounts/{account}/Messages/{message}/Media/{media}",
                 get(media_resource).delete(delete_media),
@@ -223,6 +224,37 @@ async fn media_resource(
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
 }
 
+/// `GET /2010-04-01/Accounts/{Sid}.json`: the account, with HTTP Basic `AccountSid:AuthToken`
+/// (twilio.com/docs/iam/api/account, "Fetch an Account resource"); bad credentials are 401 code
+/// 20003 "Authenticate" (twilio.com/docs/api/errors/20003). Only the `.json` form is served: the
+/// bare path answers XML at Twilio, which wa2crm never asks for.
+async fn fetch_account(
+    State(s): State<Sim>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut i = lock(&s);
+    let Some(sid) = account.strip_suffix(".json") else {
+        return twilio_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    };
+    if !authorized(&i, &headers) || sid != i.account_sid {
+        i.counts.unauthorized += 1;
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let body = json!({"sid": sid, "friendly_name": "wa2crm sandbox", "status": "active",
+                      "type": "Full"});
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 async fn storage_download(
     State(s): State<Sim>,
     Path(media): Path<String>,
@@ -336,6 +368,29 @@ mod tests {
     use wa2crm_whatsapp::twilio::TwilioMedia;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_account_is_fetched_with_its_own_credentials_as_json() {
+        let sim = TwilioSim::start("AC1", "tok").await.unwrap();
+        let client = reqwest::Client::new();
+        let get = |path: &str, user: &str, password: &str| {
+            client
+                .get(format!("{}/2010-04-01/Accounts/{path}", sim.api_url()))
+                .basic_auth(user, Some(password))
+                .send()
+        };
+        let r = get("AC1.json", "AC1", "tok").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["status"],
+            "active"
+        );
+        let r = get("AC1.json", "AC1", "wrong").await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], 20003);
+        assert_eq!(get("AC2.json", "AC1", "tok").await.unwrap().status(), 401);
+        assert_eq!(get("AC1", "AC1", "tok").await.unwrap().status(), 404);
+    }
 
     #[tokio::test]
     async fn media_needs_basic_auth_redirects_to_storage_and_can_be_deleted() {

@@ -15,10 +15,7 @@ pub async fn main(
     // A dry run needs no secret: with a complete configuration it asks each CRM what it would
     // clear; without one, it lists from the queue what would go.
     let (view, validated) = match super::load_config(location) {
-        Ok(v) => (
-            crate::config::QueueView::default(),
-            Some(v),
-        ),
+        Ok(v) => (crate::config::QueueView::default(), Some(v)),
         Err(e) if dry_run => {
             let view = location
                 .load_queue_view()

@@ -17,8 +17,9 @@ use wa2crm_core::config_problem::{did_you_mean, explain_serde};
 
 use super::validate::{ConfigError, ConfigErrors};
 use super::{
-    Config, LoggingConfig, MediaConfig, NotificationsConfig, PolicyConfig, QueueConfig,
-    RetentionConfig, RouteConfig, ServerConfig, SourcesConfig, StorageConfig, TagRuleConfig,
+    Config, D360SourceConfig, LoggingConfig, MediaConfig, MetaSourceConfig, NotificationsConfig,
+    PolicyConfig, QueueConfig, RetentionConfig, RouteConfig, ServerConfig, StorageConfig,
+    TagRuleConfig, TwilioSourceConfig,
 };
 
 /// Where credential files are read from unless `--credentials-dir` says otherwise.
@@ -183,9 +184,31 @@ fn section_errors(c: &config::Config) -> Vec<ConfigError> {
         section: &str,
         out: &mut Vec<ConfigError>,
     ) {
-        let Ok(value) = c.get::<config::Value>(section) else {
-            return;
-        };
+        if let Ok(value) = c.get::<config::Value>(section) {
+            check_value::<T>(value, section, out);
+        }
+    }
+    /// Each element of an array of tables on its own (`routes[0]`, `routes[1]`, …).
+    fn check_each<T: serde::de::DeserializeOwned>(
+        c: &config::Config,
+        section: &str,
+        out: &mut Vec<ConfigError>,
+    ) {
+        match c.get::<Vec<config::Value>>(section) {
+            Ok(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    check_value::<T>(item, &format!("{section}[{i}]"), out);
+                }
+            }
+            Err(config::ConfigError::NotFound(_)) => {}
+            Err(e) => out.push(humane(&e.to_string())),
+        }
+    }
+    fn check_value<T: serde::de::DeserializeOwned>(
+        value: config::Value,
+        section: &str,
+        out: &mut Vec<ConfigError>,
+    ) {
         if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
             let inner = e.inner().to_string();
             // config-rs may add its own ` for key …` naming the section only.
@@ -211,9 +234,25 @@ fn section_errors(c: &config::Config) -> Vec<ConfigError> {
     check::<QueueConfig>(c, "queue", &mut out);
     check::<StorageConfig>(c, "storage", &mut out);
     check::<MediaConfig>(c, "media", &mut out);
-    check::<SourcesConfig>(c, "sources", &mut out);
-    check::<Vec<RouteConfig>>(c, "routes", &mut out);
-    check::<Vec<TagRuleConfig>>(c, "tags", &mut out);
+    // Each source on its own: a secret missing from two of them is two problems.
+    check::<MetaSourceConfig>(c, "sources.meta", &mut out);
+    check::<D360SourceConfig>(c, "sources.d360", &mut out);
+    check::<TwilioSourceConfig>(c, "sources.twilio", &mut out);
+    if let Ok(sources) = c.get::<BTreeMap<String, config::Value>>("sources") {
+        const SOURCES: [&str; 3] = ["meta", "d360", "twilio"];
+        for key in sources.keys().filter(|k| !SOURCES.contains(&k.as_str())) {
+            out.push(ConfigError::new(
+                format!("sources.{key}"),
+                format!(
+                    "is not a source wa2crm knows{} (known keys: {})",
+                    did_you_mean(key, &SOURCES),
+                    SOURCES.join(", ")
+                ),
+            ));
+        }
+    }
+    check_each::<RouteConfig>(c, "routes", &mut out);
+    check_each::<TagRuleConfig>(c, "tags", &mut out);
     check::<PolicyConfig>(c, "policy", &mut out);
     check::<RetentionConfig>(c, "retention", &mut out);
     check::<NotificationsConfig>(c, "notifications", &mut out);

@@ -701,7 +701,8 @@ fn phone_number_id_problem(source: Source, number: &str) -> Option<String> {
     }
     let looks_like_phone = n.starts_with('+')
         || n.starts_with("whatsapp:")
-        || n.chars().all(|c| c.is_ascii_digit() || " -().+".contains(c));
+        || n.chars()
+            .all(|c| c.is_ascii_digit() || " -().+".contains(c));
     Some(if looks_like_phone {
         format!(
             "{number:?} is a phone number; {source} routes name the number by its \

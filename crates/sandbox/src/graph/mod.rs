@@ -79,6 +79,11 @@ struct Inner {
     blocked_until: Option<Instant>,
     /// The share of requests that fail at random (chaos tests), besides the queued faults.
     fault_rate: f64,
+    /// Meta: the business numbers the token may read, by phone_number_id: (display number,
+    /// verified name).
+    phone_numbers: HashMap<String, (String, String)>,
+    /// 360dialog: the webhook URL configured for the number.
+    webhook_url: Option<String>,
 }
 
 /// A random transient fault for a resolve: a 5xx or an expired URL. (Not Graph's throttling: a
@@ -155,10 +160,13 @@ impl GraphSim {
             failed_lookups: VecDeque::new(),
             blocked_until: None,
             fault_rate: 0.0,
+            phone_numbers: HashMap::new(),
+            webhook_url: None,
         }));
         let app = Router::new().route("/whatsapp_business/attachments/", get(download));
         let app = if d360 {
-            app.route("/{media_id}", get(resolve_d360))
+            app.route("/v1/configs/webhook", get(d360_webhook_config))
+                .route("/{media_id}", get(resolve_d360))
         } else {
             app.route("/{version}/{media_id}", get(resolve))
         };
@@ -217,6 +225,19 @@ impl GraphSim {
             m.phone_number_id = Some(phone_number_id.to_owned());
         }
         digest
+    }
+
+    /// Meta: a business number the token may read (`GET /{version}/{phone_number_id}`).
+    pub fn add_phone_number(&self, phone_number_id: &str, display: &str, verified_name: &str) {
+        lock(&self.inner).phone_numbers.insert(
+            phone_number_id.to_owned(),
+            (display.to_owned(), verified_name.to_owned()),
+        );
+    }
+
+    /// 360dialog: the webhook URL set for the number (`POST /v1/configs/webhook`).
+    pub fn set_webhook_url(&self, url: &str) {
+        lock(&self.inner).webhook_url = Some(url.to_owned());
     }
 
     /// How long download URLs stay valid (Meta: 5 minutes).
@@ -317,7 +338,69 @@ async fn resolve(
     Query(q): Query<ResolveQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(answer) = other_node(&state, &media_id, &headers) {
+        return answer;
+    }
     answer_resolve(&state, &media_id, q.phone_number_id.as_deref(), &headers)
+}
+
+/// The Graph nodes besides media that wa2crm reads (`check`): `me`, the token's (system) user,
+/// as Graph's User node answers it (`id`, `name`); a business number by its phone_number_id, with
+/// the default fields of Meta's spec (`getPhoneNumberById`: id, display_phone_number,
+/// verified_name, quality_rating). An id that is neither falls through to the media lookup,
+/// whose unknown id is Graph's 400 code 100, as for any object the token cannot read.
+fn other_node(state: &SimState, id: &str, headers: &HeaderMap) -> Option<Response> {
+    let inner = lock(&state.inner);
+    let node = if id == "me" {
+        json!({"id": "100000000000001", "name": "wa2crm system user"})
+    } else {
+        let (display, name) = inner.phone_numbers.get(id)?;
+        json!({"id": id, "display_phone_number": display, "verified_name": name,
+               "quality_rating": "GREEN"})
+    };
+    if !credentials_ok(&inner, headers) {
+        // The spec's 401: code 190, "Invalid OAuth access token".
+        return Some(graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token",
+        ));
+    }
+    Some(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            node.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+/// 360dialog's `GET /v1/configs/webhook`: the number's webhook URL with a valid
+/// `D360-API-KEY`, 401 with the Messaging API's `{"error": …}` otherwise (its OpenAPI,
+/// docs.360dialog.com "Messaging API" reference: "Unauthorized - Invalid or missing
+/// D360-API-KEY"). Integrators probe the key with it (e.g. a `GET /v1/configs/webhook`
+/// connection test).
+async fn d360_webhook_config(State(state): State<SimState>, headers: HeaderMap) -> Response {
+    let inner = lock(&state.inner);
+    if !credentials_ok(&inner, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": "Invalid api key"}).to_string(),
+        )
+            .into_response();
+    }
+    let body = match &inner.webhook_url {
+        Some(url) => json!({"url": url}),
+        None => json!({}),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn resolve_d360(

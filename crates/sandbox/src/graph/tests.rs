@@ -192,3 +192,54 @@ async fn as_360dialog_five_failed_lookups_block_the_number_for_an_hour() {
     );
     assert_eq!(sim.counts().blocked, 1);
 }
+
+#[tokio::test]
+async fn a_business_number_and_the_tokens_user_are_readable_with_the_token_only() {
+    let sim = sim().await;
+    sim.add_phone_number("106540352242922", "+49 30 1234567", "Acme GmbH");
+    let get = |path: &str, token: &str| {
+        client()
+            .get(format!("{}/v21.0/{path}", sim.url()))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = get("106540352242922", "tok").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["display_phone_number"], "+49 30 1234567");
+    assert_eq!(body["verified_name"], "Acme GmbH");
+    let r = get("106540352242922", "bad").await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        190
+    );
+    // A number the token cannot read is any unknown object.
+    let r = get("4915123456789", "tok").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        100
+    );
+    assert_eq!(get("me", "tok").await.unwrap().status(), 200);
+    assert_eq!(get("me", "bad").await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn d360_webhook_config_needs_the_key() {
+    let sim = GraphSim::start_d360("key").await.unwrap();
+    sim.set_webhook_url("https://wa2crm.example.com/webhooks/d360");
+    let get = |key: &str| {
+        client()
+            .get(format!("{}/v1/configs/webhook", sim.url()))
+            .header("D360-API-KEY", key)
+            .send()
+    };
+    let r = get("key").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["url"],
+        "https://wa2crm.example.com/webhooks/d360"
+    );
+    assert_eq!(get("wrong").await.unwrap().status(), 401);
+}
