@@ -168,3 +168,68 @@ connectors = ["hubspot"]
     }
     drop(silent);
 }
+
+/// `status` tells the truth: whether a daemon runs and since when, and a connector is
+/// "delivering" only while one runs and its last call succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_whether_a_daemon_is_running() {
+    let graph = GraphSim::start(ACCESS_TOKEN).await.unwrap();
+    let hs = HubSpotSim::start(HubSpotSimConfig::private_app(HS_TOKEN))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = config_toml(
+        dir.path(),
+        port,
+        &graph.url(),
+        &hubspot_section(&hs.url(), &format!("token = \"{HS_TOKEN}\"")),
+    );
+    let mut d = Daemon::new(dir.path(), &config, port);
+    let (ok, out) = d.cli(&["provision"]);
+    assert!(ok, "{out}");
+    let (ok, out) = d.cli(&["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("daemon: NOT RUNNING (none has run on this queue yet)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("connector hubspot: not delivering: no daemon is running"),
+        "{out}"
+    );
+
+    d.restart().await;
+    let (_, out) = d.cli(&["status"]);
+    assert!(out.contains("daemon: running since "), "{out}");
+    assert!(
+        out.contains("connector hubspot: waiting: nothing delivered yet"),
+        "{out}"
+    );
+    let body = wa2crm_e2e::distinct_image_webhook(&graph, "st", 1, "+4915111111111");
+    assert_eq!(
+        wa2crm_e2e::post_webhook(
+            d.client(),
+            &d.url("/webhooks/whatsapp"),
+            &body,
+            wa2crm_e2e::sign(&body)
+        )
+        .await,
+        reqwest::StatusCode::OK
+    );
+    wa2crm_e2e::eventually(
+        std::time::Duration::from_secs(30),
+        "the connector delivering",
+        async || d.status()["connectors"][0]["state"] == "delivering",
+    )
+    .await;
+    assert_eq!(d.status()["daemon"]["running"], true);
+
+    d.terminate();
+    let status = d.status();
+    assert_eq!(status["daemon"]["running"], false, "{status}");
+    assert!(status["daemon"]["last_seen"].is_string(), "{status}");
+    assert_eq!(status["connectors"][0]["state"], "stopped", "{status}");
+    let (_, out) = d.cli(&["status"]);
+    assert!(out.contains("daemon: NOT RUNNING (last seen "), "{out}");
+}

@@ -136,6 +136,9 @@ pub async fn run(
         Duration::from_secs(config.queue.backlog_warning_seconds.max(1)),
         stop.clone(),
     );
+    // Its own token: the row goes last, so `status` says "running" while anything is being done.
+    let gone = CancellationToken::new();
+    let heartbeat = crate::heartbeat::spawn(store.clone(), gone.clone());
     systemd::spawn_watchdog(store, stop.clone());
     let shutdown = stop.clone();
     let result = server::serve(listener, router, limits, async move {
@@ -153,6 +156,8 @@ pub async fn run(
     }
     pipeline.tasks.close();
     pipeline.tasks.wait().await;
+    gone.cancel();
+    let _ = heartbeat.await;
     result.context("HTTP server failed")
 }
 

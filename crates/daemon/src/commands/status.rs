@@ -8,6 +8,8 @@ use time::format_description::well_known::Rfc3339;
 use wa2crm_core::state::keys;
 use wa2crm_queue::{DeadLetter, StateCounts};
 
+use crate::heartbeat::Daemons;
+
 pub async fn main(
     location: &crate::config::ConfigLocation,
     json_out: bool,
@@ -23,27 +25,26 @@ pub async fn main(
     let done = store.done_breakdown().await?;
     let dead = store.dead_letters(limit).await?;
     let queue = super::redact_url(&config.queue.url);
+    let now = wa2crm_core::state::now_ms();
+    let daemons = crate::heartbeat::read(store.as_ref(), now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut connectors = Vec::new();
     for name in &config.connectors {
         let state = store
             .scan_state(name)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let time_of = |key: &str| {
-            state
-                .get(key)
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(rfc3339)
-        };
+        let ms = |key: &str| state.get(key).and_then(|v| v.parse::<i64>().ok());
         connectors.push(ConnectorStatus {
             name: name.clone(),
             pause_reason: state.get(keys::PAUSE_REASON).cloned(),
-            paused_until: time_of(keys::PAUSED_UNTIL_MS),
-            last_success: time_of(keys::LAST_SUCCESS_MS),
+            paused_until_ms: ms(keys::PAUSED_UNTIL_MS),
+            last_success_ms: ms(keys::LAST_SUCCESS_MS),
             last_error: state
                 .get(keys::LAST_ERROR)
                 .cloned()
-                .map(|e| (time_of(keys::LAST_ERROR_MS).unwrap_or_default(), e)),
+                .map(|e| (ms(keys::LAST_ERROR_MS).unwrap_or_default(), e)),
         });
     }
     if json_out {
@@ -56,15 +57,20 @@ pub async fn main(
                 "oldest_waiting": counts.oldest_waiting_ms.map(rfc3339),
                 "backlog_seconds": backlog_seconds(&counts),
             },
-            "connectors": connectors.iter().map(|c| json!({
-                "name": c.name,
-                "paused": c.pause_reason.is_some(),
-                "pause_reason": c.pause_reason,
-                "paused_until": c.paused_until,
-                "last_success": c.last_success,
-                "last_error": c.last_error.as_ref().map(|(_, e)| e),
-                "last_error_at": c.last_error.as_ref().map(|(t, _)| t),
-            })).collect::<Vec<_>>(),
+            "daemon": daemon_json(&daemons),
+            "connectors": connectors.iter().map(|c| {
+                let state = c.state(daemons.is_running(), now);
+                json!({
+                    "name": c.name,
+                    "state": state.word(),
+                    "paused": matches!(state, ConnectorState::Paused),
+                    "pause_reason": c.pause_reason,
+                    "paused_until": c.paused_until_ms.map(rfc3339),
+                    "last_success": c.last_success_ms.map(rfc3339),
+                    "last_error": c.last_error.as_ref().map(|(_, e)| e),
+                    "last_error_at": c.last_error.as_ref().map(|(t, _)| rfc3339(*t)),
+                })
+            }).collect::<Vec<_>>(),
             "dead_letters": dead.iter().map(|d| json!({
                 "id": d.id,
                 "source": d.source,
@@ -76,6 +82,7 @@ pub async fn main(
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        print!("{}", render_daemons(&daemons, now));
         print!("{}", render(&queue, &counts, &dead));
         if done.not_taken > 0 || done.removed > 0 {
             println!(
@@ -83,7 +90,10 @@ pub async fn main(
                 done.not_taken, done.removed
             );
         }
-        print!("{}", render_connectors(&connectors));
+        print!(
+            "{}",
+            render_connectors(&connectors, daemons.is_running(), now)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -101,43 +111,168 @@ fn backlog_seconds(c: &StateCounts) -> Option<i64> {
         .map(|t| ((wa2crm_core::state::now_ms() - t) / 1000).max(0))
 }
 
-/// What `status` says about one connector.
+fn daemon_json(d: &Daemons) -> serde_json::Value {
+    match d {
+        Daemons::Running {
+            since_ms,
+            instances,
+        } => json!({
+            "running": true,
+            "since": rfc3339(*since_ms),
+            "instances": instances.iter().map(|i| json!({
+                "host": i.host, "pid": i.pid, "version": i.version,
+                "started": rfc3339(i.started_ms), "seen": rfc3339(i.seen_ms),
+            })).collect::<Vec<_>>(),
+        }),
+        Daemons::Stopped { last_seen_ms } => {
+            json!({"running": false, "last_seen": rfc3339(*last_seen_ms)})
+        }
+        Daemons::Never => json!({"running": false, "last_seen": null}),
+    }
+}
+
+fn render_daemons(d: &Daemons, now: i64) -> String {
+    match d {
+        Daemons::Running {
+            since_ms,
+            instances,
+        } => {
+            let mut out = format!(
+                "daemon: running since {} ({})\n",
+                rfc3339(*since_ms),
+                ago(now - since_ms)
+            );
+            if instances.len() > 1 {
+                for i in instances {
+                    out.push_str(&format!(
+                        "  instance {} pid {} (wa2crm {}) since {}\n",
+                        i.host,
+                        i.pid,
+                        i.version,
+                        rfc3339(i.started_ms)
+                    ));
+                }
+            }
+            out
+        }
+        Daemons::Stopped { last_seen_ms } => format!(
+            "daemon: NOT RUNNING (last seen {}, {} ago); nothing is delivered until it runs: \
+             systemctl start wa2crm\n",
+            rfc3339(*last_seen_ms),
+            ago(now - last_seen_ms)
+        ),
+        Daemons::Never => "daemon: NOT RUNNING (none has run on this queue yet): systemctl start \
+                           wa2crm\n"
+            .into(),
+    }
+}
+
+/// `3 min`, `2 h`, `5 d`.
+fn ago(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+/// What `status` knows of one connector, from the state the daemon keeps.
 #[derive(Default)]
 pub struct ConnectorStatus {
     pub name: String,
     pub pause_reason: Option<String>,
-    pub paused_until: Option<String>,
-    pub last_success: Option<String>,
+    pub paused_until_ms: Option<i64>,
+    pub last_success_ms: Option<i64>,
     /// (when, message)
-    pub last_error: Option<(String, String)>,
+    pub last_error: Option<(i64, String)>,
 }
 
-fn render_connectors(connectors: &[ConnectorStatus]) -> String {
+/// What a connector is doing, as `status` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorState {
+    /// A daemon is running and the connector's last call succeeded.
+    Delivering,
+    /// The daemon holds it back (a limit used up, credentials refused) until a time or an admin.
+    Paused,
+    /// A daemon is running and the connector's last call failed (it retries).
+    Failing,
+    /// A daemon is running; nothing delivered yet.
+    Waiting,
+    /// No daemon is running: nothing is delivered.
+    Stopped,
+}
+
+impl ConnectorState {
+    pub fn word(self) -> &'static str {
+        match self {
+            ConnectorState::Delivering => "delivering",
+            ConnectorState::Paused => "paused",
+            ConnectorState::Failing => "failing",
+            ConnectorState::Waiting => "waiting",
+            ConnectorState::Stopped => "stopped",
+        }
+    }
+}
+
+impl ConnectorStatus {
+    /// "Delivering" only with a running daemon whose last call for this connector succeeded;
+    /// a pause whose time has passed is over.
+    pub fn state(&self, daemon_running: bool, now: i64) -> ConnectorState {
+        let paused = self.pause_reason.is_some() && self.paused_until_ms.is_none_or(|u| u > now);
+        let last_failed = match (&self.last_error, self.last_success_ms) {
+            (Some((at, _)), Some(ok)) => *at > ok,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if paused {
+            ConnectorState::Paused
+        } else if !daemon_running {
+            ConnectorState::Stopped
+        } else if last_failed {
+            ConnectorState::Failing
+        } else if self.last_success_ms.is_some() {
+            ConnectorState::Delivering
+        } else {
+            ConnectorState::Waiting
+        }
+    }
+}
+
+fn render_connectors(connectors: &[ConnectorStatus], daemon_running: bool, now: i64) -> String {
     let mut out = String::new();
     for c in connectors {
-        render_pause(&mut out, c);
+        let head = match c.state(daemon_running, now) {
+            ConnectorState::Delivering => "delivering".to_owned(),
+            ConnectorState::Waiting => "waiting: nothing delivered yet".to_owned(),
+            ConnectorState::Stopped => "not delivering: no daemon is running".to_owned(),
+            ConnectorState::Failing => {
+                "FAILING: its last call failed; the jobs are retried".to_owned()
+            }
+            ConnectorState::Paused => {
+                let reason = c.pause_reason.as_deref().unwrap_or_default();
+                let paused = match c.paused_until_ms {
+                    Some(u) => format!("PAUSED until {}: {reason}", rfc3339(u)),
+                    None => format!("PAUSED until an admin acts: {reason}"),
+                };
+                if daemon_running {
+                    paused
+                } else {
+                    format!("{paused} (recorded by the daemon that last ran; none is running)")
+                }
+            }
+        };
+        out.push_str(&format!("connector {}: {head}\n", c.name));
         out.push_str(&format!(
             "  last success: {}\n",
-            c.last_success.as_deref().unwrap_or("never")
+            c.last_success_ms.map(rfc3339).as_deref().unwrap_or("never")
         ));
         if let Some((at, e)) = &c.last_error {
-            out.push_str(&format!("  last error: {at}: {e}\n"));
+            out.push_str(&format!("  last error: {}: {e}\n", rfc3339(*at)));
         }
     }
     out
-}
-
-fn render_pause(out: &mut String, c: &ConnectorStatus) {
-    match (&c.pause_reason, &c.paused_until) {
-        (None, _) => out.push_str(&format!("connector {}: delivering\n", c.name)),
-        (Some(r), Some(u)) => {
-            out.push_str(&format!("connector {}: PAUSED until {u}: {r}\n", c.name))
-        }
-        (Some(r), None) => out.push_str(&format!(
-            "connector {}: PAUSED until an admin acts: {r}\n",
-            c.name
-        )),
-    }
 }
 
 fn render(queue: &str, c: &StateCounts, dead: &[DeadLetter]) -> String {
@@ -212,48 +347,109 @@ mod tests {
         );
     }
 
+    const T0: i64 = 1_795_000_000_000; // 2026-11-18
+
+    #[test]
+    fn delivering_only_with_a_running_daemon_whose_last_call_succeeded() {
+        let ok = ConnectorStatus {
+            last_success_ms: Some(T0),
+            ..Default::default()
+        };
+        assert_eq!(ok.state(true, T0), ConnectorState::Delivering);
+        assert_eq!(ok.state(false, T0), ConnectorState::Stopped);
+        let failing = ConnectorStatus {
+            last_success_ms: Some(T0),
+            last_error: Some((T0 + 1, "502".into())),
+            ..Default::default()
+        };
+        assert_eq!(failing.state(true, T0), ConnectorState::Failing);
+        let recovered = ConnectorStatus {
+            last_success_ms: Some(T0 + 2),
+            last_error: Some((T0 + 1, "502".into())),
+            ..Default::default()
+        };
+        assert_eq!(recovered.state(true, T0), ConnectorState::Delivering);
+        assert_eq!(
+            ConnectorStatus::default().state(true, T0),
+            ConnectorState::Waiting
+        );
+        // A pause whose time has passed is over.
+        let was_paused = ConnectorStatus {
+            pause_reason: Some("daily limit".into()),
+            paused_until_ms: Some(T0 - 1),
+            last_success_ms: Some(T0 - 10),
+            ..Default::default()
+        };
+        assert_eq!(was_paused.state(true, T0), ConnectorState::Delivering);
+    }
+
     #[test]
     fn renders_connector_pauses() {
-        let text = render_connectors(&[
-            ConnectorStatus {
-                name: "hubspot".into(),
-                last_success: Some("2026-11-22T10:00:00Z".into()),
-                last_error: Some((
-                    "2026-11-22T09:00:00Z".into(),
-                    "HubSpot POST notes: 502".into(),
-                )),
-                ..Default::default()
-            },
-            ConnectorStatus {
-                name: "hs-eu".into(),
-                pause_reason: Some("daily limit used up".into()),
-                paused_until: Some("2026-11-23T00:00:00Z".into()),
-                ..Default::default()
-            },
-            ConnectorStatus {
-                name: "hs-us".into(),
-                pause_reason: Some("Re-authorize".into()),
-                ..Default::default()
-            },
-        ]);
+        let text = render_connectors(
+            &[
+                ConnectorStatus {
+                    name: "hubspot".into(),
+                    last_success_ms: Some(T0),
+                    last_error: Some((T0 - 3_600_000, "HubSpot POST notes: 502".into())),
+                    ..Default::default()
+                },
+                ConnectorStatus {
+                    name: "hs-eu".into(),
+                    pause_reason: Some("daily limit used up".into()),
+                    paused_until_ms: Some(T0 + 86_400_000),
+                    ..Default::default()
+                },
+                ConnectorStatus {
+                    name: "hs-us".into(),
+                    pause_reason: Some("Re-authorize".into()),
+                    ..Default::default()
+                },
+            ],
+            true,
+            T0,
+        );
         assert!(text.contains("connector hubspot: delivering"), "{text}");
         assert!(
-            text.contains("  last success: 2026-11-22T10:00:00Z\n  last error: 2026-11-22T09:00:00Z: HubSpot POST notes: 502"),
+            text.contains("  last success: 2026-11-18T11:06:40Z\n  last error: 2026-11-18T10:06:40Z: HubSpot POST notes: 502"),
             "{text}"
         );
         assert!(
-            text.contains("connector hs-eu: PAUSED") && text.contains("  last success: never"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "connector hs-eu: PAUSED until 2026-11-23T00:00:00Z: daily limit used up"
-            ),
+            text.contains("connector hs-eu: PAUSED until 2026-11-19T11:06:40Z: daily limit used up\n  last success: never"),
             "{text}"
         );
         assert!(
             text.contains("connector hs-us: PAUSED until an admin acts: Re-authorize"),
             "{text}"
         );
+        let stopped = render_connectors(
+            &[ConnectorStatus {
+                name: "hubspot".into(),
+                last_success_ms: Some(T0),
+                ..Default::default()
+            }],
+            false,
+            T0,
+        );
+        assert!(
+            stopped.contains("connector hubspot: not delivering: no daemon is running"),
+            "{stopped}"
+        );
+    }
+
+    #[test]
+    fn says_whether_a_daemon_runs_and_since_when() {
+        let running = Daemons::Running {
+            since_ms: T0,
+            instances: vec![],
+        };
+        assert_eq!(
+            render_daemons(&running, T0 + 180_000),
+            "daemon: running since 2026-11-18T11:06:40Z (3 min)\n"
+        );
+        assert!(
+            render_daemons(&Daemons::Stopped { last_seen_ms: T0 }, T0 + 7_200_000)
+                .starts_with("daemon: NOT RUNNING (last seen 2026-11-18T11:06:40Z, 2 h ago)")
+        );
+        assert!(render_daemons(&Daemons::Never, T0).starts_with("daemon: NOT RUNNING (none"));
     }
 }
