@@ -33,12 +33,7 @@ pub fn number(x: f64) -> String {
 
 /// ISO 8601 in UTC, always with milliseconds: `2026-11-22T09:00:00.000Z`.
 pub fn datetime(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
+    wa2crm_core::timestamp::iso_millis(t)
 }
 
 /// A HubSpot datetime value: epoch milliseconds or ISO 8601.

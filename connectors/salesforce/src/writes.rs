@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use time::format_description::well_known::Rfc3339;
 use wa2crm_core::connector::AttributeValue;
 use wa2crm_core::{Delivered, Error, MediaRecord, Result};
 
@@ -31,11 +30,7 @@ pub fn value(v: &AttributeValue<'_>) -> Value {
         AttributeValue::Number(x) => json!((x * 1000.0).round() / 1000.0),
         AttributeValue::List([]) => Value::Null,
         AttributeValue::List(items) => json!(items.join(";")),
-        AttributeValue::DateTime(t) => json!(
-            t.to_offset(time::UtcOffset::UTC)
-                .format(&Rfc3339)
-                .unwrap_or_default()
-        ),
+        AttributeValue::DateTime(t) => json!(wa2crm_core::timestamp::iso_millis(*t)),
     }
 }
 
@@ -350,7 +345,7 @@ mod tests {
             value(&AttributeValue::DateTime(
                 time::macros::datetime!(2026-11-22 10:00 +01:00)
             )),
-            json!("2026-11-22T09:00:00Z")
+            json!("2026-11-22T09:00:00.000Z")
         );
         assert_eq!(relationship("Contact__c"), "Contact__r");
         assert_eq!(relationship("ContactId"), "Contact");

@@ -17,6 +17,7 @@ pub mod phone;
 pub mod state;
 pub mod tags;
 pub mod task;
+pub mod timestamp;
 
 pub use connector::{
     CheckReport, Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry, Delivered,

@@ -43,7 +43,7 @@ async fn media_records_are_upserted_and_looked_up_to_contacts_created_only_when_
     assert_eq!(m["Contact__c"], ana["Id"]);
     assert_eq!(m["Size_Bytes__c"], 6542);
     assert_eq!(m["Duration_Seconds__c"], 3.2);
-    assert_eq!(m["Received_At__c"], "2026-11-22T10:00:00Z");
+    assert_eq!(m["Received_At__c"], "2026-11-22T10:00:00.000Z");
     assert_eq!(m["Tags__c"], "urgent;vip");
     assert_eq!(m["Media_Type__c"], "voice");
     assert_eq!(m["Caption__c"], Value::Null);
