@@ -57,10 +57,13 @@ ensure_ffmpeg() {
 
 ensure_system_tools() {
     # systemd-analyze rates the unit's hardening (crates/daemon/tests/deploy.rs); prlimit
-    # (util-linux) holds ffmpeg's resources.
+    # (util-linux) holds ffmpeg's resources; curl and openssl run the sandbox's recipe.
     local missing=()
     command -v systemd-analyze >/dev/null || missing+=(systemd)
     command -v prlimit >/dev/null || missing+=(util-linux)
+    # The sandbox's printed curl recipe is run as printed (tests/tests/sandbox.rs).
+    command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "test.sh: installing ${missing[*]} from Debian's packages"
         as_root apt-get update -qq

@@ -16,58 +16,93 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let done = stdout
+    // One line per job as it completes: what was stored, its caption and tags, its link.
+    let stored: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("job ") && l.ends_with(" · done"))
-        .count();
-    assert_eq!(done, 14, "{stdout}");
+        .filter(|l| l.starts_with("job ") && l.contains(" · stored · "))
+        .collect();
+    assert_eq!(stored.len(), 14, "{stdout}");
     assert!(stdout.contains("via 360dialog -> 200 OK"), "{stdout}");
     assert!(stdout.contains("via Twilio -> 200 OK"), "{stdout}");
     assert!(
-        stdout.contains(" · d360 · voice · +4915123456789 · done"),
+        stored
+            .iter()
+            .any(|l| l.contains(" · d360   · voice.ogg (voice) · stored · audio/ogg")),
         "{stdout}"
     );
     assert!(
-        stdout.contains(" · twilio · image · +4915123456789 · done"),
+        stored
+            .iter()
+            .any(|l| l.contains(" · twilio · image.jpg (image) · stored · image/jpeg")),
         "{stdout}"
     );
     for kind in ["voice", "audio", "video", "image", "document", "sticker"] {
         assert!(
-            stdout.contains(&format!(" · {kind} · +4915123456789 · done")),
+            stored
+                .iter()
+                .any(|l| l.contains(&format!("({kind}) · stored"))),
             "{kind}:\n{stdout}"
         );
     }
     assert!(
-        stdout.contains("the same webhook again -> 200 OK"),
+        stdout.contains("the same webhook again -> 200 OK (a duplicate: no new job)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("with a forged signature -> 401 Unauthorized"),
+        stdout.contains("not a file -> 200 OK (skipped, as it should be"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("mime_type audio/ogg  size_bytes 6542  duration 3.2"),
+        stdout.contains("with a forged signature -> 401 Unauthorized (expected"),
+        "{stdout}"
+    );
+    // The expected refusal and the media library's chatter are not logged as warnings.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stdout.contains("voice.ogg (voice) · stored · audio/ogg · 6542 bytes · 3.2 s"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("mime_type audio/amr  size_bytes 4806  duration 3.000 s"),
+        stdout.contains("voice.amr (voice) · stored · audio/amr · 4806 bytes · 3.0 s"),
         "{stdout}"
     );
     assert_eq!(
-        stdout.matches("file_url http://127.0.0.1:").count(),
+        stored
+            .iter()
+            .filter(|l| l.contains(" · http://127.0.0.1:"))
+            .count(),
         14,
         "{stdout}"
     );
-    assert!(stdout.contains("caption Die Tür ist kaputt"), "{stdout}");
     // The example's tag rules: the video's caption, the voice notes' length.
     assert!(
-        stdout.contains("caption Die Tür ist kaputt\n    tags product-issue\n"),
+        stdout.contains("\"Die Tür ist kaputt\" · tags product-issue · "),
         "{stdout}"
     );
     assert_eq!(
-        stdout.matches("    tags quick-voice-note\n").count(),
+        stdout.matches(" · tags quick-voice-note · ").count(),
         3,
         "two voice notes via Meta and one via 360dialog: {stdout}"
+    );
+    // The summary and the next step.
+    assert!(
+        stdout.contains("Summary: 17 webhook(s) became 14 job(s): 14 stored, 0 failed; 1 duplicate ignored, 1 item(s) without a file skipped, 1 forged webhook refused."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  hubspot (HubSpot): 1 contact, 14 notes, 6 tasks"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  salesforce (Salesforce): 14 WhatsApp_Media__c records, 1 Contact, 3 Tasks"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Next: `wa2crm sandbox --serve`"),
+        "{stdout}"
     );
     // The example's HubSpot mapping, provisioned and written into the simulator.
     assert!(
@@ -232,4 +267,116 @@ tags = "Acme_Tags__c"
         !stdout.contains("pat-real-acme") && !stdout.contains("hooks.acme.example"),
         "{stdout}"
     );
+}
+
+/// `wa2crm sandbox --serve` as a place to practise: its configuration makes `check` green and
+/// every command work against it, its printed curl recipe works as printed (a line appears for
+/// the job it makes), and SIGTERM removes its directory as Ctrl-C does.
+#[test]
+fn sandbox_serve_is_a_place_to_practise() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let mut child = Command::new(wa2crm_e2e::binary())
+        .args(["sandbox", "--serve"])
+        .env_remove("WA2CRM_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    // Lines until one satisfies `done`, within a deadline.
+    let mut until = |what: &str, done: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if done(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("never: {what}\n{}", seen.join("\n")),
+            }
+        }
+    };
+    let config_line = until("the configuration's path", &|l| {
+        l.starts_with("Its configuration: ")
+    });
+    let config = config_line
+        .trim_start_matches("Its configuration: ")
+        .to_owned();
+    let dir = std::path::Path::new(&config).parent().unwrap().to_owned();
+    let mut recipe = Vec::new();
+    until("the recipe", &|l| l.starts_with("A voice note to post"));
+    loop {
+        let line = until("the recipe's lines", &|_| true);
+        if line.starts_with("360dialog's format") {
+            break;
+        }
+        recipe.push(line);
+    }
+    let cli = |args: &[&str]| {
+        let out = Command::new(wa2crm_e2e::binary())
+            .args(args)
+            .args(["--config", &config])
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, out) = cli(&["check"]);
+    assert!(
+        ok,
+        "check must be green on the sandbox's configuration:\n{out}"
+    );
+    assert!(out.contains("ok   sources.twilio:"), "{out}");
+    let (ok, out) = cli(&["status"]);
+    assert!(ok && out.contains("daemon: running since"), "{out}");
+    let (ok, out) = cli(&["provision"]);
+    assert!(ok && out.contains("nothing to do"), "{out}");
+
+    // The recipe, run as printed.
+    let script = recipe.join("\n");
+    let posted = Command::new("bash")
+        .args(["-ec", &script])
+        .output()
+        .unwrap();
+    assert!(
+        posted.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&posted.stderr)
+    );
+    let line = until("a line for the posted voice note", &|l| {
+        l.starts_with("job ") && l.contains(" · voice · stored · audio/ogg")
+    });
+    assert!(line.contains(" · meta "), "{line}");
+
+    let (ok, out) = cli(&["replay", "--all-dead"]);
+    assert!(ok && out.contains("0 dead-lettered job(s)"), "{out}");
+    let (ok, out) = cli(&["erase", "--phone", "+4915123456789", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(dir.exists());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
 }

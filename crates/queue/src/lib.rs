@@ -209,6 +209,9 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>>;
     /// Every job of one sender (+E164), in any state, oldest first: what erasure goes through.
     async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>>;
+    /// Up to `limit` jobs with an id above `after`, in id order: what is new since a look.
+    /// (Ids have gaps: a refused duplicate may use one up.)
+    async fn jobs_after(&self, after: JobId, limit: usize) -> Result<Vec<JobInfo>>;
     /// Done jobs of `kind` that arrived before `before_ms` and whose media has not been removed,
     /// with ids above `after_id`, oldest first, at most `limit`: what retention pages through.
     async fn unremoved_before(

@@ -306,6 +306,18 @@ impl JobStore for PgJobStore {
         row.map(TryInto::try_into).transpose()
     }
 
+    async fn jobs_after(&self, after: JobId, limit: usize) -> Result<Vec<JobInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE id > $1 ORDER BY id LIMIT $2"
+        ));
+        let rows: Vec<JobRow> = sqlx::query_as(sql)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
     async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE sender = $1 ORDER BY id"

@@ -614,6 +614,14 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         ["SM1-0"]
     );
     assert!(store.jobs_of_sender("+1").await.unwrap().is_empty());
+    let all = store.jobs_after(0, 10).await.unwrap();
+    assert_eq!(ids(all.clone()), ["wamid.old", "SM1-0", "wamid.new"]);
+    assert_eq!(
+        ids(store.jobs_after(all[0].id, 1).await.unwrap()),
+        ["SM1-0"],
+        "after an id, in order, at most the limit"
+    );
+    assert!(store.jobs_after(all[2].id, 10).await.unwrap().is_empty());
 
     assert!(
         store

@@ -7,6 +7,12 @@ pub async fn main(
     id: Option<i64>,
     all_dead: bool,
 ) -> anyhow::Result<ExitCode> {
+    if id.is_none() && !all_dead {
+        anyhow::bail!(
+            "say which job to replay: --id ID (as `wa2crm status` lists them), or --all-dead \
+             for every dead-lettered job"
+        );
+    }
     let config = location
         .load_queue_view()
         .map_err(|e| anyhow::anyhow!(location.report(&e)))?;
@@ -17,7 +23,7 @@ pub async fn main(
         return Ok(ExitCode::SUCCESS);
     }
     let Some(id) = id else {
-        anyhow::bail!("say which job: --id ID, or --all-dead");
+        anyhow::bail!("say which job to replay: --id ID, or --all-dead");
     };
     if store.replay(id).await? {
         println!("job {id} put back in the queue");

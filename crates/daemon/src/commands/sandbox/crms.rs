@@ -112,6 +112,37 @@ impl Crms {
         self.sims.iter().map(|(name, _, t)| (name, t))
     }
 
+    /// One line per CRM: what the samples made there.
+    pub fn summary(&self) -> Vec<String> {
+        self.sims
+            .iter()
+            .map(|(name, sim, table)| match sim {
+                Sim::HubSpot(sim) => {
+                    let mut parts = vec![
+                        count(sim.records("contacts").len(), "contact"),
+                        count(sim.records("notes").len(), "note"),
+                        count(sim.records("tasks").len(), "task"),
+                    ];
+                    match table["object"].as_str() {
+                        None | Some("contacts") => {}
+                        Some(object) => parts.insert(1, count(sim.records(object).len(), object)),
+                    }
+                    format!("{name} (HubSpot): {}", parts.join(", "))
+                }
+                Sim::Salesforce(sim) => {
+                    let object = table["object"].as_str().unwrap_or("WhatsApp_Media__c");
+                    let parts = [
+                        count(sim.records(object).len(), &format!("{object} record")),
+                        count(sim.records("Contact").len(), "Contact"),
+                        count(sim.records("Task").len(), "Task"),
+                        count(sim.records("ContentVersion").len(), "file"),
+                    ];
+                    format!("{name} (Salesforce): {}", parts.join(", "))
+                }
+            })
+            .collect()
+    }
+
     pub fn render(&self, jobs: &[JobInfo]) -> String {
         let mut out = String::new();
         for (name, sim, table) in &self.sims {
@@ -344,6 +375,15 @@ fn render_hubspot(
         }
     }
     out
+}
+
+/// `1 note`, `3 notes`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// The note body as one readable line.
