@@ -380,3 +380,31 @@ fn sandbox_serve_is_a_place_to_practise() {
     assert!(status.success(), "{status:?}");
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
+
+/// Right after configuring, before any account exists: the sandbox runs the minimal example's
+/// mapping with none of its secrets in place.
+#[test]
+fn sandbox_runs_a_mapping_whose_secrets_are_not_there_yet() {
+    let minimal =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/wa2crm.minimal.toml");
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(wa2crm_e2e::binary())
+        .args(["sandbox", "--config"])
+        .arg(&minimal)
+        .arg("--credentials-dir")
+        .arg(empty.path())
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("for your mapping"), "{stdout}");
+    assert!(
+        stdout.contains("  hubspot (HubSpot): 1 contact, 14 notes, 0 tasks"),
+        "{stdout}"
+    );
+}

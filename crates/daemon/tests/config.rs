@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use wa2crm::config::{self, Config, ConfigError};
 
 const EXAMPLE: &str = include_str!("../../../deploy/wa2crm.example.toml");
+const MINIMAL_EXAMPLE: &str = include_str!("../../../deploy/wa2crm.minimal.toml");
 
 const MINIMAL: &str = r#"
 [server]
@@ -446,4 +447,37 @@ fn vendor_and_public_urls_must_be_https_except_on_loopback() {
         .replace("http://hooks.example.com/x", "http://[::1]:9/x")
         .replace("http://api.hubapi.com", "http://127.0.0.1:9");
     assert_eq!(keys(&problems(&loopback)), Vec::<&str>::new());
+}
+
+/// The minimal example is complete once its secrets are in files named after their keys, as
+/// its comments list them; the full example deletes nothing unless the admin asks.
+#[test]
+fn the_minimal_example_takes_its_secrets_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed: Vec<&str> = MINIMAL_EXAMPLE
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   /etc/wa2crm/secrets/"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    for key in &listed {
+        std::fs::write(dir.path().join(key), "s3cr3t-value-0123456789\n").unwrap();
+    }
+    let c = config::load_str(MINIMAL_EXAMPLE, HashMap::new(), Some(dir.path())).unwrap();
+    let v = config::validate(c).unwrap();
+    assert!(v.meta.is_some());
+    assert_eq!(v.config.connectors.len(), 1);
+    assert!(v.config.retention.is_none());
+    // Without the files, each missing secret is named.
+    let e = config::load_str(MINIMAL_EXAMPLE, HashMap::new(), None).unwrap_err();
+    assert!(
+        e.0.iter().any(|e| e.key == "sources.meta.app_secret"),
+        "{e}"
+    );
+
+    let example = config::load_str(EXAMPLE, env(&REAL_SECRETS), None).unwrap();
+    assert!(
+        example.retention.is_none(),
+        "the full example must not turn on deletion"
+    );
 }

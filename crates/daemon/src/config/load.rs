@@ -176,6 +176,108 @@ pub fn load_queue_view(path: &Path, credentials: &[PathBuf]) -> Result<QueueView
     })
 }
 
+/// What the sandbox takes from a configuration: the mapping and what decides what is written.
+/// No source and no secret is needed: an admin tries the mapping before having the accounts.
+#[derive(Debug, Default)]
+pub struct MappingView {
+    pub tags: Vec<TagRuleConfig>,
+    pub policy: PolicyConfig,
+    /// `[notifications.webhook]`'s filters, when there is one.
+    pub notifications: Option<NotifyFilter>,
+    pub connectors: BTreeMap<String, serde_json::Value>,
+    pub has_routes: bool,
+}
+
+/// Which media a notification webhook announces.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NotifyFilter {
+    #[serde(default)]
+    pub kinds: Vec<wa2crm_core::MediaKind>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+pub fn load_mapping_view(
+    path: &Path,
+    credentials: &[PathBuf],
+) -> Result<MappingView, ConfigErrors> {
+    let text = read(path)?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let dirs: Vec<&Path> = credentials.iter().map(PathBuf::as_path).collect();
+    mapping_view(&text, layered(&text, env, &dirs)?)
+}
+
+/// The same from TOML text alone (the bundled example).
+pub fn load_mapping_view_str(toml: &str) -> Result<MappingView, ConfigErrors> {
+    mapping_view(toml, layered(toml, HashMap::new(), &[])?)
+}
+
+fn mapping_view(text: &str, layered: config::Config) -> Result<MappingView, ConfigErrors> {
+    let mut problems = Vec::new();
+    let mut view = MappingView::default();
+    match layered.get::<Vec<config::Value>>("tags") {
+        Ok(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                match serde_path_to_error::deserialize::<_, TagRuleConfig>(item) {
+                    Ok(rule) => view.tags.push(rule),
+                    Err(e) => problems.push(path_error(&format!("tags[{i}]"), e)),
+                }
+            }
+        }
+        Err(config::ConfigError::NotFound(_)) => {}
+        Err(e) => problems.push(humane(&e.to_string())),
+    }
+    if let Ok(value) = layered.get::<config::Value>("policy") {
+        match serde_path_to_error::deserialize::<_, PolicyConfig>(value) {
+            Ok(policy) => view.policy = policy,
+            Err(e) => problems.push(path_error("policy", e)),
+        }
+    }
+    if let Ok(value) = layered.get::<config::Value>("notifications.webhook") {
+        // Only the filters: the URL and secret are the sandbox's own.
+        let filter = value
+            .into_table()
+            .map(|mut t| {
+                t.retain(|k, _| k == "kinds" || k == "tags");
+                config::Value::from(t)
+            })
+            .map_err(|e| ConfigError::new("notifications.webhook", e.to_string()));
+        match filter {
+            Ok(value) => match serde_path_to_error::deserialize::<_, NotifyFilter>(value) {
+                Ok(f) => view.notifications = Some(f),
+                Err(e) => problems.push(path_error("notifications.webhook", e)),
+            },
+            Err(e) => problems.push(e),
+        }
+    }
+    match layered.get::<BTreeMap<String, serde_json::Value>>("connectors") {
+        Ok(c) => view.connectors = c,
+        Err(config::ConfigError::NotFound(_)) => {}
+        Err(e) => problems.push(humane(&e.to_string())),
+    }
+    view.has_routes = layered
+        .get::<Vec<config::Value>>("routes")
+        .is_ok_and(|r| !r.is_empty());
+    if problems.is_empty() {
+        Ok(view)
+    } else {
+        Err(ConfigErrors(problems).located(text))
+    }
+}
+
+/// A serde_path_to_error failure under `section`, in an admin's words.
+fn path_error(section: &str, e: serde_path_to_error::Error<config::ConfigError>) -> ConfigError {
+    let inner = e.inner().to_string();
+    let inner = inner.split(" for key `").next().unwrap_or_default();
+    let path = e.path().to_string();
+    let key = match path.as_str() {
+        "." | "" => section.to_owned(),
+        p if p.starts_with('[') => format!("{section}{p}"),
+        p => format!("{section}.{p}"),
+    };
+    humane(&format!("{inner} for key `{key}`"))
+}
+
 /// Each section on its own, so every section's problem is reported, not only the first; the
 /// path inside the section from serde_path_to_error, since config-rs names only the section.
 fn section_errors(c: &config::Config) -> Vec<ConfigError> {

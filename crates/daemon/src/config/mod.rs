@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use wa2crm_core::{MediaKind, Source};
 
 pub use load::{
-    DEFAULT_CREDENTIALS_DIR, QueueView, credentials_dirs, load, load_queue_view, load_str,
+    DEFAULT_CREDENTIALS_DIR, MappingView, NotifyFilter, QueueView, credentials_dirs, load,
+    load_mapping_view, load_mapping_view_str, load_queue_view, load_str,
 };
 pub use validate::{
     ConfigError, ConfigErrors, D360Intake, MetaIntake, TwilioIntake, Validated, validate,
@@ -47,6 +48,10 @@ impl ConfigLocation {
 
     pub fn load_queue_view(&self) -> Result<QueueView, ConfigErrors> {
         load_queue_view(&self.file, &self.credentials_dirs)
+    }
+
+    pub fn load_mapping_view(&self) -> Result<MappingView, ConfigErrors> {
+        load_mapping_view(&self.file, &self.credentials_dirs)
     }
 
     /// `errors`, one per line under a heading naming the file.

@@ -17,7 +17,7 @@ use super::{
     SANDBOX_ACCESS_TOKEN, SANDBOX_APP_SECRET, SANDBOX_D360_HEADER, SANDBOX_D360_HEADER_VALUE,
     SANDBOX_D360_KEY, SANDBOX_TWILIO_ACCOUNT, SANDBOX_TWILIO_TOKEN, SANDBOX_VERIFY_TOKEN,
 };
-use crate::config::{Config, Consent, PolicyConfig, TagRuleConfig};
+use crate::config::{Consent, MappingView, PolicyConfig, TagRuleConfig};
 
 /// Where the simulators and the daemon listen.
 pub struct Endpoints {
@@ -58,7 +58,7 @@ struct Webhook<'a> {
 pub fn compose(
     dir: &Path,
     at: &Endpoints,
-    base: &Config,
+    base: &MappingView,
     connectors: impl IntoIterator<Item = (String, serde_json::Value)>,
 ) -> anyhow::Result<String> {
     let d = dir.display();
@@ -122,7 +122,7 @@ api_url = "{twilio}"
         // The simulators' contacts do not exist before the samples arrive: nobody could consent.
         policy.consent = Consent::None;
     }
-    let notifications = match (&base.notifications.webhook, &at.notifications) {
+    let notifications = match (&base.notifications, &at.notifications) {
         (Some(w), Some(url)) => Some(Notifications {
             webhook: Webhook {
                 url,

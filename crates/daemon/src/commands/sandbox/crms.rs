@@ -27,9 +27,9 @@ pub struct Crms {
     pub provisioned: String,
 }
 
-/// The example configuration, as loaded (its link secret is a placeholder: not validated).
-pub fn example() -> anyhow::Result<crate::config::Config> {
-    crate::config::load_str(EXAMPLE_CONFIG, Default::default(), None)
+/// The example configuration's mapping, tag rules, policy and notification filters.
+pub fn example() -> anyhow::Result<crate::config::MappingView> {
+    crate::config::load_mapping_view_str(EXAMPLE_CONFIG)
         .map_err(|e| anyhow::anyhow!("deploy/wa2crm.example.toml: {e}"))
 }
 

@@ -47,7 +47,7 @@ pub async fn main(
     let (base, whose) = match admin_config {
         Some(location) => (
             location
-                .load()
+                .load_mapping_view()
                 .map_err(|e| anyhow::anyhow!(location.report(&e)))?,
             "your mapping",
         ),
@@ -71,7 +71,7 @@ pub async fn main(
     d360.set_webhook_url(&format!("http://{addr}/webhooks/d360"));
     let tag_names: Vec<String> = base.tags.iter().map(|t| t.name.clone()).collect();
     let crms = crms::Crms::start(&base.connectors, &tag_names, whose).await?;
-    let catcher = match base.notifications.webhook {
+    let catcher = match base.notifications {
         Some(_) => Some(WebhookCatcher::start().await?),
         None => None,
     };
@@ -81,7 +81,7 @@ pub async fn main(
              created by the samples themselves."
         );
     }
-    if !base.routes.is_empty() {
+    if base.has_routes {
         println!("[[routes]] are left out: every sample goes to every connector.");
     }
     let text = config::compose(
