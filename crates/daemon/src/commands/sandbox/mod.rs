@@ -161,7 +161,7 @@ pub async fn main(
         println!(
             "\nNext: `wa2crm sandbox --serve` keeps this running with a ready configuration to \
              practise check, status, replay and erase on; `wa2crm sandbox --config \
-             /etc/wa2crm/wa2crm.toml` runs your own mapping (README, step 4)."
+             /etc/wa2crm/wa2crm.toml` runs your own mapping (README, \"Setting it up\", step 3)."
         );
     }
     stop.cancel();
