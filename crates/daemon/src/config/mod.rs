@@ -5,8 +5,10 @@
 //! the disk, so that `wa2crm run` and `wa2crm check` report every problem at once, each naming its
 //! key.
 
+mod explain;
 mod load;
 mod validate;
+mod views;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,12 +17,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use wa2crm_core::{MediaKind, Source};
 
-pub use load::{
-    DEFAULT_CREDENTIALS_DIR, MappingView, NotifyFilter, QueueView, credentials_dirs, load,
-    load_mapping_view, load_mapping_view_str, load_queue_view, load_str,
-};
-pub use validate::{
-    ConfigError, ConfigErrors, D360Intake, MetaIntake, TwilioIntake, Validated, validate,
+pub use explain::{ConfigError, ConfigErrors};
+pub use load::{DEFAULT_CREDENTIALS_DIR, credentials_dirs, load, load_str};
+pub use validate::{D360Intake, MetaIntake, TwilioIntake, Validated, validate};
+pub use views::{
+    MappingView, NotifyFilter, QueueView, load_mapping_view, load_mapping_view_str, load_queue_view,
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/wa2crm/wa2crm.toml";

@@ -1,6 +1,5 @@
 //! Pure checks of a loaded [`Config`]: no network, no files. Every problem names its key.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -8,166 +7,11 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use wa2crm_core::{FieldMapping, Phone, Source, TagRule, TagRules};
 
+use super::explain::{ConfigError, ConfigErrors};
 use super::{Config, Consent, TagRuleConfig};
 
 /// The connector types of the public contract.
 pub const CONNECTOR_TYPES: [&str; 2] = ["hubspot", "salesforce"];
-
-/// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The dotted key, e.g. `sources.meta.app_secret` or `connectors.hubspot.fields.tags`.
-    pub key: String,
-    pub problem: String,
-    /// The line of the file the key is on, when it is in the file.
-    pub line: Option<usize>,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        ConfigError {
-            key: key.into(),
-            problem: problem.into(),
-            line: None,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.problem),
-            None => write!(f, "{}: {}", self.key, self.problem),
-        }
-    }
-}
-
-impl ConfigErrors {
-    /// Each error given the line of `text` its key is on, where it can be found.
-    pub fn located(mut self, text: &str) -> Self {
-        for e in &mut self.0 {
-            // A missing key is shown at the table it belongs in.
-            let mut key = e.key.as_str();
-            while e.line.is_none() {
-                e.line = line_of(text, key);
-                match key.rsplit_once('.') {
-                    Some((parent, _)) => key = parent,
-                    None => break,
-                }
-            }
-        }
-        self
-    }
-}
-
-/// The line (1-based) where the dotted `key` is set in the TOML `text`: the last segment as a
-/// key under the table of the others (`[a.b]` then `c =`), or `[a.b.c]` itself. Array indexes
-/// (`routes[1]`) pick the n-th `[[routes]]`. `None` when the key is not written in the file
-/// (a default, the environment, a credential).
-fn line_of(text: &str, key: &str) -> Option<usize> {
-    let segments: Vec<(&str, Option<usize>)> = key
-        .split('.')
-        .map(|s| match s.split_once('[') {
-            Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
-            None => (s, None),
-        })
-        .collect();
-    if segments
-        .iter()
-        .any(|(name, _)| name.is_empty() || name.starts_with('('))
-    {
-        return None;
-    }
-    let header_of = |line: &str| -> Option<(String, bool)> {
-        let t = line.trim();
-        if let Some(inner) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
-            return Some((inner.0.trim().replace(' ', ""), true));
-        }
-        let inner = t.strip_prefix('[')?.split_once(']')?.0;
-        Some((inner.trim().replace(' ', ""), false))
-    };
-    let mut table = String::new();
-    let mut counts: std::collections::HashMap<String, usize> = Default::default();
-    let mut index_of_table: Option<usize> = None;
-    let mut best: Option<usize> = None;
-    for (n, line) in text.lines().enumerate() {
-        if let Some((name, array)) = header_of(line) {
-            index_of_table = if array {
-                let c = counts.entry(name.clone()).or_default();
-                *c += 1;
-                Some(*c - 1)
-            } else {
-                None
-            };
-            table = name;
-            // `[a.b.c]` itself, for a problem with a whole table.
-            if matches(&segments, &table, index_of_table, None) {
-                best = best.or(Some(n + 1));
-            }
-            continue;
-        }
-        let Some((k, _)) = line.split_once('=') else {
-            continue;
-        };
-        let k = k.trim().trim_matches('"');
-        if k.is_empty() || k.starts_with('#') {
-            continue;
-        }
-        if matches(&segments, &table, index_of_table, Some(k)) {
-            return Some(n + 1);
-        }
-    }
-    best
-}
-
-fn matches(
-    segments: &[(&str, Option<usize>)],
-    table: &str,
-    table_index: Option<usize>,
-    key: Option<&str>,
-) -> bool {
-    let mut path: Vec<&str> = if table.is_empty() {
-        Vec::new()
-    } else {
-        table.split('.').collect()
-    };
-    if let Some(k) = key {
-        path.extend(k.split('.').map(str::trim));
-    }
-    if path.len() > segments.len() || path.is_empty() {
-        return false;
-    }
-    // The key may point inside a value (`kinds[0]` of `kinds = [...]`): a prefix is enough
-    // when the line sets a key, not for a header.
-    if key.is_none() && path.len() != segments.len() {
-        return false;
-    }
-    let table_len = if table.is_empty() {
-        0
-    } else {
-        table.split('.').count()
-    };
-    path.iter().enumerate().all(|(i, p)| {
-        let (name, index) = segments[i];
-        name == *p && (i + 1 != table_len || index.is_none() || index == table_index)
-    })
-}
-
-/// Every problem found, one per line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
 
 /// What `run` needs from a configuration that passed validation.
 #[derive(Debug)]
