@@ -150,6 +150,16 @@ async fn attempt(
     stop: &CancellationToken,
     media_done: Option<oneshot::Sender<()>>,
 ) -> Outcome {
+    // Claimed more often than it may be tried: its process died on each attempt (a takeover
+    // after a lease ran out counts as one). Whichever worker took it over buries it unopened;
+    // leaving that to `bury_abandoned` alone would race the other workers' claims.
+    if job.attempts > p.retry.max_attempts {
+        let reason = abandoned_reason(p.retry.max_attempts);
+        return match p.store.dead_letter(job.id, &job.owner, &reason).await {
+            Ok(()) => Outcome::Dead { reason },
+            Err(e) => queue_error(e),
+        };
+    }
     let lost = CancellationToken::new();
     let heartbeat = HeartbeatGuard(spawn_heartbeat(p, &job, lost.clone()));
     let (id, owner) = (job.id, job.owner.clone());
