@@ -86,7 +86,7 @@ async fn voice_notes_become_media_records_looked_up_to_their_contacts_across_end
         .unwrap();
     assert_eq!(media["Contact__c"], contact["Id"]);
     assert_eq!(media["Media_Type__c"], "voice");
-    assert_eq!(media["Received_At__c"], "2026-09-21T14:13:23Z");
+    assert_eq!(media["Received_At__c"], "2026-09-21T14:13:23.000Z");
     let link = media["Media_Url__c"].as_str().unwrap();
     assert_eq!(
         reqwest::get(link).await.unwrap().status(),
