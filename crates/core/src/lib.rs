@@ -14,6 +14,7 @@ pub mod event;
 pub mod mapping;
 pub mod media_source;
 pub mod phone;
+pub mod phone_match;
 pub mod state;
 pub mod tags;
 pub mod task;
