@@ -112,6 +112,9 @@ pub struct ObjectType {
     /// When each record was last written through the API: search does not see it until the
     /// portal's search lag has passed (see `search`). Records an admin entered are not here.
     pub(crate) written_at: HashMap<u64, std::time::Instant>,
+    /// Contacts: HubSpot keeps searchable forms of `phone` and `mobilephone` (see
+    /// [`calculated_phones`]).
+    pub(crate) calculates_phones: bool,
 }
 
 /// Returned on every read whether asked for or not, and nothing else unasked: "only the requested
@@ -189,6 +192,9 @@ impl ObjectType {
             }
         }
         record.insert("hs_object_id".into(), id.to_string());
+        if self.calculates_phones {
+            calculated_phones(record);
+        }
     }
 
     pub fn remove(&mut self, id: u64) {
@@ -252,6 +258,60 @@ impl ObjectType {
             .iter()
             .find(|(_, p)| p.get(prop).is_some_and(|v| v == value))
             .map(|(id, _)| *id)
+    }
+}
+
+/// A contact's number properties and the calculated, read-only properties HubSpot keeps for
+/// searching them: `hs_searchable_calculated_phone_number` (and `…_mobile_number` for
+/// `mobilephone`) hold the national significant number — no country code, no formatting, no
+/// leading zeros (a contact whose `phone` is `00004` has `4`: a live portal's answer quoted in
+/// a public HubSpot client's test fixtures) — and `…_international_…` the country code and
+/// that number ("61476647930" for an Australian mobile, as integrators search it). A number
+/// written without its country gets no international form: the portal cannot know it (the
+/// strict reading). They are recomputed on every write of the number.
+pub const CALCULATED_PHONES: [(&str, &str, &str); 2] = [
+    (
+        "phone",
+        "hs_searchable_calculated_phone_number",
+        "hs_searchable_calculated_international_phone_number",
+    ),
+    (
+        "mobilephone",
+        "hs_searchable_calculated_mobile_number",
+        "hs_searchable_calculated_international_mobile_number",
+    ),
+];
+
+fn calculated_phones(record: &mut Props) {
+    for (source, national, international) in CALCULATED_PHONES {
+        record.remove(national);
+        record.remove(international);
+        let Some(value) = record.get(source) else {
+            continue;
+        };
+        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+        let first_digit = value.find(|c: char| c.is_ascii_digit()).unwrap_or(0);
+        let with_country = value[..first_digit].contains('+');
+        let parsed = with_country
+            .then(|| phonenumber::parse(None, format!("+{digits}")).ok())
+            .flatten();
+        let (n, i) = match parsed {
+            Some(p) => {
+                let nsn = format!(
+                    "{}{}",
+                    "0".repeat(usize::from(p.national().zeros())),
+                    p.national().value()
+                );
+                (nsn.clone(), Some(format!("{}{nsn}", p.code().value())))
+            }
+            None => (digits.trim_start_matches('0').to_owned(), None),
+        };
+        if !n.is_empty() {
+            record.insert(national.to_owned(), n);
+        }
+        if let Some(i) = i {
+            record.insert(international.to_owned(), i);
+        }
     }
 }
 
@@ -369,11 +429,23 @@ impl Portal {
                     ("email", "string", "text"),
                     ("phone", "string", "phonenumber"),
                     ("mobilephone", "string", "phonenumber"),
+                    // HubSpot-defined (HubSpot's WhatsApp integration fills it).
+                    ("hs_whatsapp_phone_number", "string", "phonenumber"),
                     ("hubspot_owner_id", "enumeration", "select"),
                 ],
                 "contactinformation",
             ),
         );
+        if let Some(contacts) = types.get_mut("contacts") {
+            contacts.calculates_phones = true;
+            for (_, national, international) in CALCULATED_PHONES {
+                for name in [national, international] {
+                    let mut p = PropertyDef::new(name, "string", "calculation_equation");
+                    p.read_only = true;
+                    contacts.properties.insert(name.into(), p);
+                }
+            }
+        }
         types.insert(
             "notes".into(),
             standard(

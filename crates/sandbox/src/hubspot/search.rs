@@ -7,6 +7,8 @@
 //!   no normalization of a phone number's formatting (the search guide documents none; the
 //!   strict reading). `IN` on a string property takes lowercase values only (the
 //!   search guide: "values must be lowercase"); an uppercase value matches nothing.
+//! - An `IN` takes at most 100 values (no documented figure; the strict reading, see
+//!   [`MAX_IN_VALUES`]).
 //! - `limit` up to 200 (the v3 spec's description); more is a 400. `after` pages; past 10,000
 //!   results a 400 (AWS Glue's HubSpot connector notes: search is "limited to 10,000 total
 //!   results for any given query", more "will result in a 400 error").
@@ -33,6 +35,9 @@ const MAX_FILTERS_PER_GROUP: usize = 10;
 const MAX_FILTERS: usize = 25;
 const MAX_LIMIT: u64 = 200;
 const MAX_RESULTS: u64 = 10_000;
+/// Values of one `IN`: HubSpot documents no limit; the simulator takes the 100 of a batch (the
+/// strict reading of an unstated limit), and wa2crm stays under it.
+pub const MAX_IN_VALUES: usize = 100;
 
 fn bad(message: &str) -> Answer {
     (
@@ -85,6 +90,9 @@ fn parse_filter(f: &Value, known: &dyn Fn(&str) -> bool) -> Result<Filter, Answe
         "IN" | "NOT_IN" if values.is_empty() => {
             Err(bad(&format!("operator {operator} needs values")))
         }
+        "IN" | "NOT_IN" if values.len() > MAX_IN_VALUES => Err(bad(&format!(
+            "operator {operator} takes at most {MAX_IN_VALUES} values"
+        ))),
         "EQ" | "NEQ" | "LT" | "LTE" | "GT" | "GTE" | "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN"
         | "IN" | "NOT_IN" | "HAS_PROPERTY" | "NOT_HAS_PROPERTY" => Ok(Filter {
             property: property.to_owned(),

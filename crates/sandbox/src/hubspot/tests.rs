@@ -326,3 +326,81 @@ async fn an_abandoned_refresh_is_not_counted_in_flight() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The calculated searchable phone properties: the national significant number of `phone`
+/// and `mobilephone` however they were typed, the international form when the country is
+/// written, read-only, found by `IN`; an `IN` of more than 100 values is refused.
+#[tokio::test]
+async fn numbers_are_searchable_through_their_calculated_properties() {
+    let sim = HubSpotSim::start(HubSpotSimConfig::private_app(TOKEN))
+        .await
+        .unwrap();
+    let intl = sim.add_record("contacts", &[("phone", "+49 151 1234 5678")]);
+    let national = sim.add_record("contacts", &[("mobilephone", "0151 12345678")]);
+    let other = sim.add_record("contacts", &[("phone", "+1 (415) 555-0134")]);
+    let search = |values: Vec<String>, property: &str| {
+        json!({"filterGroups": [{"filters": [
+            {"propertyName": property, "operator": "IN", "values": values}]}],
+            "properties": ["phone", "mobilephone",
+                "hs_searchable_calculated_phone_number",
+                "hs_searchable_calculated_international_phone_number"]})
+    };
+    let (status, _, found) = post(
+        &sim,
+        "/crm/v3/objects/contacts/search",
+        TOKEN,
+        search(
+            vec!["15112345678".into()],
+            "hs_searchable_calculated_phone_number",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["results"][0]["id"], intl.as_str());
+    assert_eq!(
+        found["results"][0]["properties"]["hs_searchable_calculated_international_phone_number"],
+        "4915112345678"
+    );
+    let (_, _, mobile) = post(
+        &sim,
+        "/crm/v3/objects/contacts/search",
+        TOKEN,
+        search(
+            vec!["15112345678".into()],
+            "hs_searchable_calculated_mobile_number",
+        ),
+    )
+    .await;
+    assert_eq!(mobile["results"][0]["id"], national.as_str(), "{mobile}");
+    let (_, _, us) = post(
+        &sim,
+        "/crm/v3/objects/contacts/search",
+        TOKEN,
+        search(
+            vec!["4155550134".into()],
+            "hs_searchable_calculated_phone_number",
+        ),
+    )
+    .await;
+    assert_eq!(us["results"][0]["id"], other.as_str(), "{us}");
+    let too_many = (0..101).map(|i| format!("{i}")).collect();
+    let (status, _, _) = post(
+        &sim,
+        "/crm/v3/objects/contacts/search",
+        TOKEN,
+        search(too_many, "hs_searchable_calculated_phone_number"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _, refused) = post(
+        &sim,
+        "/crm/v3/objects/contacts/batch/upsert",
+        TOKEN,
+        json!({"inputs": [{"idProperty": "hs_object_id", "id": intl,
+            "properties": {"hs_searchable_calculated_phone_number": "1"}}]}),
+    )
+    .await;
+    assert!(status == 400 || status == 207, "{refused}");
+    assert!(refused.to_string().contains("READ_ONLY_VALUE"), "{refused}");
+}
