@@ -17,6 +17,7 @@
 mod composite;
 pub mod model;
 mod routes;
+mod search;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -214,6 +215,20 @@ impl SalesforceSim {
             equals,
             message: message.into(),
         });
+    }
+
+    /// A record as an admin enters it in Salesforce (no validation, searchable at once); its Id.
+    pub fn add_record(&self, object: &str, fields: &[(&str, serde_json::Value)]) -> String {
+        let values = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        lock(&self.inner).org.add_record(object, values)
+    }
+
+    /// How long records written through the API stay invisible to SOSL (default 60 s).
+    pub fn set_search_lag(&self, lag: std::time::Duration) {
+        lock(&self.inner).org.search_lag = lag;
     }
 
     /// Every record of an object, by Id.

@@ -57,6 +57,9 @@ pub struct SObject {
     /// Unique field → value → record Id: Salesforce indexes external IDs, so lookups by them stay
     /// fast however many records there are (a benchmark measures the client, not the simulator).
     index: HashMap<String, HashMap<String, String>>,
+    /// When each record was last written through the API: SOSL does not see it until the org's
+    /// search lag has passed (see `search`). Records an admin entered are not here.
+    pub(crate) written_at: HashMap<String, std::time::Instant>,
 }
 
 impl SObject {
@@ -74,8 +77,19 @@ impl SObject {
 
     /// Stores a record's new values, keeping the index in step.
     fn write(&mut self, id: &str, values: Map<String, Value>) {
+        self.written_at
+            .insert(id.to_owned(), std::time::Instant::now());
+        self.enter(id, values);
+    }
+
+    /// Stores values as an admin entering them in Setup or the UI would: searchable at once.
+    pub(crate) fn enter(&mut self, id: &str, values: Map<String, Value>) {
+        let stamp = self.fields.contains_key("LastModifiedDate");
         let record = self.records.entry(id.to_owned()).or_default();
         record.insert("Id".into(), json!(id));
+        if stamp {
+            record.insert("LastModifiedDate".into(), json!(now_iso()));
+        }
         for (k, v) in values {
             if let Some(index) = self.index.get_mut(&k) {
                 if let Some(old) = record.get(&k).and_then(Value::as_str) {
@@ -121,6 +135,21 @@ fn sobject(fields: impl IntoIterator<Item = FieldDef>) -> SObject {
         o.fields.insert(f.name.clone(), f);
     }
     o
+}
+
+/// Now as Salesforce writes a datetime: `2026-12-04T10:00:00.000+0000`.
+pub fn now_iso() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
 }
 
 /// Who owns what the integration user creates.
@@ -183,6 +212,8 @@ pub struct Org {
     /// Validation rules: a record whose field holds the value is refused with the message.
     pub rules: Vec<ValidationRule>,
     next: u64,
+    /// How long a record written through the API stays invisible to SOSL.
+    pub search_lag: std::time::Duration,
 }
 
 /// A validation rule as an admin writes one; the simulator's is an equality test.
@@ -197,7 +228,10 @@ pub struct ValidationRule {
 impl Org {
     /// An org with the standard objects wa2crm touches, `Organization` holding its one record.
     pub fn new(org_id: &str, org_name: &str) -> Self {
-        let mut org = Org::default();
+        let mut org = Org {
+            search_lag: super::search::DEFAULT_SEARCH_LAG,
+            ..Org::default()
+        };
         let mut organization =
             sobject([FieldDef::new("Id", "id"), FieldDef::new("Name", "string")]);
         let mut record = Map::new();
@@ -217,6 +251,28 @@ impl Org {
                 FieldDef::new("Phone", "phone"),
                 FieldDef::new("MobilePhone", "phone"),
                 FieldDef::new("OwnerId", "reference"),
+                FieldDef::new("LastModifiedDate", "datetime"),
+            ]),
+        );
+        // Leads: LastName and Company are required (Lead object reference).
+        org.objects.insert(
+            "Lead".into(),
+            sobject([
+                FieldDef::new("Id", "id"),
+                FieldDef {
+                    required: true,
+                    ..FieldDef::new("LastName", "string")
+                },
+                FieldDef::new("FirstName", "string"),
+                FieldDef {
+                    required: true,
+                    ..FieldDef::new("Company", "string")
+                },
+                FieldDef::new("Phone", "phone"),
+                FieldDef::new("MobilePhone", "phone"),
+                FieldDef::new("OwnerId", "reference"),
+                FieldDef::new("IsConverted", "boolean"),
+                FieldDef::new("LastModifiedDate", "datetime"),
             ]),
         );
         org.objects.insert(
@@ -329,9 +385,16 @@ impl Org {
         }
     }
 
-    fn id_prefix(object: &str) -> &'static str {
+    /// A fresh record Id of `object`'s key prefix.
+    pub(crate) fn new_id(&mut self, object: &str) -> String {
+        self.next += 1;
+        format!("{}sim{:012}AAA", Self::id_prefix(object), self.next)
+    }
+
+    pub(crate) fn id_prefix(object: &str) -> &'static str {
         match object {
             "Contact" => "003",
+            "Lead" => "00Q",
             "Task" => "00T",
             _ => "a01",
         }
@@ -875,13 +938,7 @@ impl Org {
         }
         let (id, created) = match existing {
             Some(id) => (id, false),
-            None => {
-                self.next += 1;
-                (
-                    format!("{}sim{:012}AAA", Self::id_prefix(object), self.next),
-                    true,
-                )
-            }
+            None => (self.new_id(object), true),
         };
         self.objects
             .get_mut(object)

@@ -27,6 +27,7 @@ pub fn router(inner: Arc<Mutex<Inner>>, url: String) -> Router {
         .route("/services/oauth2/token", post(token))
         .route("/services/data/{version}/limits", get(limits))
         .route("/services/data/{version}/query", get(query))
+        .route("/services/data/{version}/search", get(search))
         .route(
             "/services/data/{version}/sobjects/{object}/describe",
             get(describe),
@@ -323,6 +324,15 @@ async fn query(
 ) -> Response {
     let soql = q.get("q").cloned().unwrap_or_default();
     api(&s, &headers, |org| org.query(&soql))
+}
+
+async fn search(
+    State(s): State<Sim>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let sosl = q.get("q").cloned().unwrap_or_default();
+    api(&s, &headers, |org| org.search(&sosl))
 }
 
 async fn describe(

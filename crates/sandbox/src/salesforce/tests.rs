@@ -171,3 +171,72 @@ async fn a_validation_rule_refuses_only_its_record() {
     assert_eq!(results[2]["success"], true);
     assert_eq!(sim.records("Contact").len(), 2);
 }
+
+/// SOSL phone searches: digits compared whatever the formatting, Contacts and Leads in one
+/// call, reserved characters refused unescaped, records written through the API found only
+/// after the search lag.
+#[tokio::test]
+async fn sosl_finds_numbers_in_phone_fields_once_indexed() {
+    let (sim, token) = org().await;
+    let contact = sim.add_record(
+        "Contact",
+        &[("LastName", json!("Weiß")), ("Phone", json!("+49 151 1234 5678"))],
+    );
+    let lead = sim.add_record(
+        "Lead",
+        &[
+            ("LastName", json!("Lead")),
+            ("Company", json!("Acme")),
+            ("MobilePhone", json!("0151 12345678")),
+        ],
+    );
+    let search = |q: &str| {
+        let q = q.to_owned();
+        let token = token.clone();
+        let url = sim.url();
+        async move {
+            let url =
+                reqwest::Url::parse_with_params(&format!("{url}{V}/search"), [("q", q)]).unwrap();
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, found) = search(
+        "FIND {4915112345678 OR 015112345678} IN PHONE FIELDS RETURNING \
+         Contact(Id, Phone, OwnerId, LastModifiedDate), Lead(Id, MobilePhone, IsConverted)",
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["searchRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![contact.as_str(), lead.as_str()], "{found}");
+    assert_eq!(found["searchRecords"][1]["attributes"]["type"], "Lead");
+    // A part of the number is no match; an unescaped + is malformed.
+    let (_, none) = search("FIND {15112345678} IN PHONE FIELDS RETURNING Contact(Id)").await;
+    assert_eq!(none["searchRecords"].as_array().unwrap().len(), 0, "{none}");
+    let (status, bad) = search("FIND {+4915112345678} IN PHONE FIELDS RETURNING Contact(Id)").await;
+    assert_eq!(status, 400);
+    assert_eq!(bad[0]["errorCode"], "MALFORMED_SEARCH");
+    // Written through the API: not searchable until the index catches up.
+    let (status, _) = composite(&sim, &token, json!({"compositeRequest": [
+        {"method": "PATCH", "url": format!("{V}/composite/sobjects/Contact/WA__c"),
+         "referenceId": "c", "body": {"allOrNone": false, "records": [
+            {"attributes": {"type": "Contact"}, "WA__c": "+14155550134", "LastName": "New",
+             "Phone": "(415) 555-0134"}]}}]}))
+    .await;
+    assert_eq!(status, 200);
+    let (_, hidden) = search("FIND {4155550134} IN PHONE FIELDS RETURNING Contact(Id)").await;
+    assert_eq!(hidden["searchRecords"].as_array().unwrap().len(), 0, "{hidden}");
+    sim.set_search_lag(std::time::Duration::ZERO);
+    let (_, shown) = search("FIND {4155550134} IN PHONE FIELDS RETURNING Contact(Id)").await;
+    assert_eq!(shown["searchRecords"].as_array().unwrap().len(), 1, "{shown}");
+}
