@@ -190,8 +190,16 @@ mod tests {
             ("+49 151 1234 5678", "+4915112345678", None),
             ("0151 12345678", "+4915112345678", de()),
             ("0049 (0)151-1234 5678", "+4915112345678", None),
-            ("(415) 555-0134", "+14155550134", Some("us".parse().unwrap())),
-            ("(415) 555-0134 ext. 12", "+14155550134", Some("US".parse().unwrap())),
+            (
+                "(415) 555-0134",
+                "+14155550134",
+                Some("us".parse().unwrap()),
+            ),
+            (
+                "(415) 555-0134 ext. 12",
+                "+14155550134",
+                Some("US".parse().unwrap()),
+            ),
             ("+1 415 555 0134 x99", "+14155550134", None),
             ("Fax: +1 415 555 0134 x12", "+14155550134", None),
             ("+55 11 98765-4321", "+5511987654321", None),
@@ -205,7 +213,11 @@ mod tests {
                 "{stored} in {country:?}"
             );
         }
-        assert_eq!(parse_stored("0151 12345678", None), None, "national, no country");
+        assert_eq!(
+            parse_stored("0151 12345678", None),
+            None,
+            "national, no country"
+        );
         assert_eq!(parse_stored("n/a", de()), None);
         assert_eq!(parse_stored("12", de()), None);
     }

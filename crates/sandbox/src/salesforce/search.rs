@@ -85,7 +85,10 @@ fn returning(spec: &str) -> Option<Vec<(String, Vec<String>)>> {
             .filter(|f| !f.is_empty())
             .collect();
         out.push((object, fields));
-        rest = rest[close + 1..].trim_start().trim_start_matches(',').trim();
+        rest = rest[close + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim();
     }
     (!out.is_empty()).then_some(out)
 }
@@ -143,8 +146,7 @@ impl Org {
                 .map(|d| d.name.as_str())
                 .collect();
             for (id, record) in &o.records {
-                if o
-                    .written_at
+                if o.written_at
                     .get(id)
                     .is_some_and(|at| at.elapsed() < self.search_lag)
                 {

@@ -180,7 +180,10 @@ async fn sosl_finds_numbers_in_phone_fields_once_indexed() {
     let (sim, token) = org().await;
     let contact = sim.add_record(
         "Contact",
-        &[("LastName", json!("Weiß")), ("Phone", json!("+49 151 1234 5678"))],
+        &[
+            ("LastName", json!("Weiß")),
+            ("Phone", json!("+49 151 1234 5678")),
+        ],
     );
     let lead = sim.add_record(
         "Lead",
@@ -227,16 +230,28 @@ async fn sosl_finds_numbers_in_phone_fields_once_indexed() {
     assert_eq!(status, 400);
     assert_eq!(bad[0]["errorCode"], "MALFORMED_SEARCH");
     // Written through the API: not searchable until the index catches up.
-    let (status, _) = composite(&sim, &token, json!({"compositeRequest": [
+    let (status, _) = composite(
+        &sim,
+        &token,
+        json!({"compositeRequest": [
         {"method": "PATCH", "url": format!("{V}/composite/sobjects/Contact/WA__c"),
          "referenceId": "c", "body": {"allOrNone": false, "records": [
             {"attributes": {"type": "Contact"}, "WA__c": "+14155550134", "LastName": "New",
-             "Phone": "(415) 555-0134"}]}}]}))
+             "Phone": "(415) 555-0134"}]}}]}),
+    )
     .await;
     assert_eq!(status, 200);
     let (_, hidden) = search("FIND {4155550134} IN PHONE FIELDS RETURNING Contact(Id)").await;
-    assert_eq!(hidden["searchRecords"].as_array().unwrap().len(), 0, "{hidden}");
+    assert_eq!(
+        hidden["searchRecords"].as_array().unwrap().len(),
+        0,
+        "{hidden}"
+    );
     sim.set_search_lag(std::time::Duration::ZERO);
     let (_, shown) = search("FIND {4155550134} IN PHONE FIELDS RETURNING Contact(Id)").await;
-    assert_eq!(shown["searchRecords"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(
+        shown["searchRecords"].as_array().unwrap().len(),
+        1,
+        "{shown}"
+    );
 }
