@@ -68,6 +68,8 @@ pub struct Api {
     pub base: reqwest::Url,
     pub auth: Auth,
     pub budget: RequestBudget,
+    /// CRM search's own per-second limit (exempt from the ten-second window).
+    pub search_budget: RequestBudget,
     pub pause: PauseGate,
     pub daily_reserve: f64,
     pub utc_offset: UtcOffset,
@@ -97,7 +99,19 @@ impl Api {
             Some(b) => Payload::Json(b),
             None => Payload::Empty,
         };
-        self.send(method, path, payload).await
+        self.send(method, path, payload, &self.budget).await
+    }
+
+    /// `POST /crm/v3/objects/{object}/search`, paced by search's own limit.
+    pub async fn search(&self, object: &str, body: &Value) -> Result<Answer> {
+        let path = format!("/crm/v3/objects/{object}/search");
+        self.send(
+            Method::POST,
+            &path,
+            Payload::Json(body),
+            &self.search_budget,
+        )
+        .await
     }
 
     /// A multipart POST; `form` builds the body afresh for every attempt (a stream is read once).
@@ -106,11 +120,17 @@ impl Api {
         path: &str,
         form: &'a FormBuilder<'a>,
     ) -> Result<Answer> {
-        self.send(Method::POST, path, Payload::Multipart(form))
+        self.send(Method::POST, path, Payload::Multipart(form), &self.budget)
             .await
     }
 
-    async fn send(&self, method: Method, path: &str, body: Payload<'_>) -> Result<Answer> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Payload<'_>,
+        budget: &RequestBudget,
+    ) -> Result<Answer> {
         let what = format!(
             "HubSpot {method} {}",
             path.split('?').next().unwrap_or(path)
@@ -128,7 +148,7 @@ impl Api {
             self.pause.check()?;
             // The budget first, the token second: a token taken before a wait in the budget
             // (a 429 hold can last seconds) may expire before it is sent.
-            self.budget.acquire().await;
+            budget.acquire().await;
             let token = match self.auth.token().await {
                 Ok(t) => t,
                 Err(e) => return Err(self.auth_failed(e).await),
@@ -236,10 +256,10 @@ impl Api {
                     }
                     let wait = classify::retry_after(&headers).unwrap_or(match policy.as_str() {
                         "SECONDLY" => Duration::from_secs(1),
-                        _ => self.budget.rate().1,
+                        _ => budget.rate().1,
                     });
                     tracing::warn!(connector = %self.name, %policy, wait_ms = wait.as_millis() as u64, "HubSpot answered 429; waiting out the window.");
-                    self.budget.hold(wait);
+                    budget.hold(wait);
                     last = Error::rate_limited(format!("{what}: 429 {policy}"), Some(wait));
                     continue;
                 }

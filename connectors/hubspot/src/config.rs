@@ -72,8 +72,62 @@ pub struct HubSpotConfig {
     /// failure (1–600).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Finding the contacts the portal already has by their numbers (`[connectors.NAME.match]`).
+    #[serde(rename = "match", default)]
+    pub matching: MatchConfig,
     #[serde(default)]
     pub fields: FieldMapping,
+}
+
+/// `[connectors.NAME.match]`: a sender without a contact by `contact_key` is looked for among
+/// the contacts by these number properties before a new one is created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Off: senders are found by `contact_key` only, and a new contact made for each new one.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The contact properties holding numbers. `phone` and `mobilephone` are searched through
+    /// HubSpot's calculated searchable forms; others as written (E.164).
+    #[serde(default = "default_match_fields")]
+    pub fields: Vec<String>,
+    /// The country a number written without one is read in (`0151 …` in `DE`).
+    pub default_country: Option<String>,
+    /// Several contacts hold the number: `most_recent` (the owned, most recently modified one)
+    /// or `skip` (none).
+    #[serde(default)]
+    pub several: wa2crm_core::matching::Several,
+    /// Without a match: create a contact (true), or keep the media waiting, dead-lettered as
+    /// unmatched, until someone creates the contact and replays it (false).
+    #[serde(default = "yes")]
+    pub create: bool,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            enabled: true,
+            fields: default_match_fields(),
+            default_country: None,
+            several: Default::default(),
+            create: true,
+        }
+    }
+}
+
+impl MatchConfig {
+    pub fn country(&self) -> Option<wa2crm_core::phone_match::DefaultCountry> {
+        self.default_country.as_deref().and_then(|c| c.parse().ok())
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_match_fields() -> Vec<String> {
+    ["phone", "mobilephone", "hs_whatsapp_phone_number"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn default_base_url() -> String {
@@ -283,6 +337,30 @@ impl HubSpotConfig {
         }
         for (key, problem) in self.task.iter().flat_map(|t| t.validate()) {
             add(&key, problem);
+        }
+        if let Some(country) = &self.matching.default_country
+            && let Err(e) = country.parse::<wa2crm_core::phone_match::DefaultCountry>()
+        {
+            add("match.default_country", e);
+        }
+        if self.matching.enabled && self.matching.fields.is_empty() {
+            add(
+                "match.fields",
+                "names no property: list the contact properties holding numbers, or set \
+                 enabled = false"
+                    .into(),
+            );
+        }
+        if let Some(f) = self
+            .matching
+            .fields
+            .iter()
+            .find(|f| **f == self.contact_key)
+        {
+            add(
+                "match.fields",
+                format!("{f:?} is contact_key itself: contacts are already found by it"),
+            );
         }
         if !(1..=600).contains(&self.timeout_seconds) {
             add(

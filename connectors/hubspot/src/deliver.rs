@@ -14,6 +14,18 @@ use crate::values;
 
 type Slots = Vec<Option<Result<Delivered>>>;
 
+/// The error of a sender the portal has no contact for, with `match.create = false`: the job
+/// is dead-lettered until someone creates the contact and replays it.
+fn unmatched(sender: &str, config: &crate::config::HubSpotConfig) -> Error {
+    Error::permanent(format!(
+        "unmatched: no HubSpot contact has the number {sender} (by {} or by {}); \
+         match.create = false leaves it to you: create the contact, then `wa2crm replay --id` \
+         this job",
+        config.contact_key,
+        config.matching.fields.join(", ")
+    ))
+}
+
 impl HubSpot {
     pub(crate) async fn deliver_batch(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
         if let Err(e) = self.api.pause.check() {
@@ -61,8 +73,10 @@ impl HubSpot {
             .collect()
     }
 
-    /// One contact per sender: read who exists (to name only new contacts and never move the
-    /// latest-media properties back in time), then upsert. Result per record.
+    /// One contact per sender: read who exists by `contact_key` (to name only new contacts and
+    /// never move the latest-media properties back in time); for the others, look for the
+    /// contact the portal already has by number, and stamp `contact_key` on it; then upsert.
+    /// Result per record.
     async fn upsert_contacts(&self, batch: &[MediaRecord]) -> Vec<Result<Upserted>> {
         let key = self.config.contact_key.as_str();
         let mut by_sender: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -70,55 +84,112 @@ impl HubSpot {
             by_sender.entry(r.sender.as_str()).or_default().push(i);
         }
         let received_prop = self.config.fields.get(CanonicalAttribute::ReceivedAt);
-        let wanted: Vec<&str> = [
-            Some(key),
-            received_prop.filter(|_| self.config.is_contacts()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let latest = received_prop.filter(|_| self.config.is_contacts());
+        let wanted: Vec<&str> = [Some(key), latest].into_iter().flatten().collect();
         let senders: Vec<&str> = by_sender.keys().copied().collect();
         let existing = match self.read_by("contacts", key, &senders, &wanted).await {
             Ok(e) => e,
             Err(e) => return batch.iter().map(|_| Err(copy(&e))).collect(),
         };
-        let inputs: Vec<Input> = by_sender
+        let unkeyed: Vec<&str> = senders
             .iter()
-            .map(|(sender, indices)| {
-                let found = existing.get(*sender);
-                let mut properties = crate::Props::new();
-                if found.is_none()
-                    && let Some(name) = indices
-                        .iter()
-                        .find_map(|i| batch[*i].sender_name.as_deref())
-                {
-                    properties.extend(values::names(name));
-                }
-                if self.config.is_contacts() {
-                    let newest = indices
-                        .iter()
-                        .map(|i| &batch[*i])
-                        .max_by_key(|r| r.received_at)
-                        .expect("a sender has at least one record");
-                    let stored = found
-                        .and_then(|props| props.get(received_prop?))
-                        .and_then(|v| values::parse_datetime(v));
-                    if stored.is_none_or(|s| s <= newest.received_at) {
-                        properties.extend(values::mapped(&self.config.fields, newest));
-                    }
-                }
-                Input {
-                    id: sender.to_string(),
-                    properties,
-                }
-            })
+            .copied()
+            .filter(|s| !existing.contains_key(*s))
             .collect();
-        let results = batch::upsert(&self.api, "contacts", key, &inputs).await;
+        let mut refused: HashMap<&str, Error> = HashMap::new();
+        let matched = if self.config.matching.enabled && !unkeyed.is_empty() {
+            let extra: Vec<&str> = latest.into_iter().collect();
+            match self.match_senders(&unkeyed, &extra).await {
+                Ok(m) => m,
+                Err(e) => {
+                    for s in &unkeyed {
+                        refused.insert(s, copy(&e));
+                    }
+                    HashMap::new()
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        let mut by_key: Vec<(&str, Input)> = Vec::new();
+        let mut by_id: Vec<(&str, Input)> = Vec::new();
+        for (sender, indices) in &by_sender {
+            if refused.contains_key(sender) {
+                continue;
+            }
+            let found = existing
+                .get(*sender)
+                .or_else(|| matched.get(*sender).map(|m| &m.props));
+            let mut properties = crate::Props::new();
+            if found.is_none()
+                && let Some(name) = indices
+                    .iter()
+                    .find_map(|i| batch[*i].sender_name.as_deref())
+            {
+                properties.extend(values::names(name));
+            }
+            if self.config.is_contacts() {
+                let newest = indices
+                    .iter()
+                    .map(|i| &batch[*i])
+                    .max_by_key(|r| r.received_at)
+                    .expect("a sender has at least one record");
+                let stored = found
+                    .and_then(|props| props.get(received_prop?))
+                    .and_then(|v| values::parse_datetime(v));
+                if stored.is_none_or(|s| s <= newest.received_at) {
+                    properties.extend(values::mapped(&self.config.fields, newest));
+                }
+            }
+            match matched.get(*sender) {
+                // The contact the portal already had: from now on found by key.
+                Some(m) => {
+                    properties.insert(key.to_owned(), sender.to_string());
+                    by_id.push((
+                        sender,
+                        Input {
+                            id: m.id.clone(),
+                            properties,
+                        },
+                    ));
+                }
+                None if found.is_some()
+                    || self.config.matching.create
+                    || !self.config.matching.enabled =>
+                {
+                    by_key.push((
+                        sender,
+                        Input {
+                            id: sender.to_string(),
+                            properties,
+                        },
+                    ))
+                }
+                None => {
+                    refused.insert(sender, unmatched(sender, &self.config));
+                }
+            }
+        }
+        let inputs =
+            |list: &[(&str, Input)]| list.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>();
+        let keyed = batch::upsert(&self.api, "contacts", key, &inputs(&by_key)).await;
+        let stamped = batch::upsert(&self.api, "contacts", "hs_object_id", &inputs(&by_id)).await;
+        let mut per_sender: HashMap<&str, Result<Upserted>> = HashMap::new();
+        for ((sender, _), r) in by_key.iter().zip(keyed).chain(by_id.iter().zip(stamped)) {
+            per_sender.insert(sender, r);
+        }
+        for (sender, e) in refused {
+            per_sender.insert(sender, Err(e));
+        }
         let mut out: Vec<Option<Result<Upserted>>> = batch.iter().map(|_| None).collect();
-        for ((_, indices), result) in by_sender.iter().zip(results) {
+        for (sender, indices) in &by_sender {
+            let Some(result) = per_sender.get(sender) else {
+                continue;
+            };
             for i in indices {
-                out[*i] = Some(match &result {
+                out[*i] = Some(match result {
                     Ok(u) => Ok(u.clone()),
+                    Err(e) if e.message().starts_with("unmatched:") => Err(copy(e)),
                     Err(e) => Err(Error::new(
                         e.kind(),
                         format!("contact {}: {}", batch[*i].sender, e.message()),

@@ -15,6 +15,7 @@ mod deliver;
 mod erase;
 mod expire;
 mod files;
+mod matching;
 mod schema;
 mod values;
 
@@ -36,8 +37,14 @@ pub use config::HubSpotConfig;
 /// Property name → value, as HubSpot takes them.
 pub type Props = BTreeMap<String, String>;
 
+/// CRM search requests a second: HubSpot's changelog says search "will remain limited to 4
+/// requests per second" (some report 5; 4 is safe).
+const SEARCH_PER_SECOND: u32 = 4;
+
 pub struct HubSpot {
     name: String,
+    /// Shared with `status` and other instances: match counts.
+    state: Arc<dyn wa2crm_core::StateStore>,
     config: HubSpotConfig,
     api: api::Api,
     /// The tags property: whether it is a multi-checkbox, and its options as last seen.
@@ -109,6 +116,8 @@ impl HubSpot {
             // Shared with every instance on the same queue database: one portal, one quota.
             budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10))
                 .shared(context.state.clone(), name),
+            search_budget: RequestBudget::new(SEARCH_PER_SECOND, Duration::from_secs(1))
+                .shared(context.state.clone(), &format!("{name}/search")),
             pause: PauseGate::load(name, context.state.clone(), &account, !context.check_only)
                 .await?,
             daily_reserve: config.daily_reserve,
@@ -116,6 +125,7 @@ impl HubSpot {
         };
         Ok(HubSpot {
             name: name.to_owned(),
+            state: context.state.clone(),
             config,
             api,
             tag_options: Mutex::new(None),

@@ -309,8 +309,43 @@ impl HubSpot {
                 problems.push(format!("connectors.{name}: {}.{}: {p}", w.object, w.name));
             }
         }
+        let mut notes = Vec::new();
+        let m = &self.config.matching;
+        if m.enabled
+            && let Some(Some(contacts)) = live.get("contacts")
+        {
+            for f in &m.fields {
+                if !contacts.contains_key(f) {
+                    problems.push(format!(
+                        "connectors.{name}.match.fields: contacts have no property {f:?}; name \
+                         the properties that hold customers' numbers (phone, mobilephone, \
+                         hs_whatsapp_phone_number, or your own)"
+                    ));
+                }
+            }
+            notes.push(format!(
+                "connectors.{name}.match: a new sender is looked for among the contacts by {}; \
+                 {}; {}",
+                m.fields.join(", "),
+                match &m.default_country {
+                    Some(c) => format!("numbers written without a country are read as {c}"),
+                    None => "numbers written without a country are not matched (set \
+                             match.default_country)"
+                        .to_owned(),
+                },
+                if m.create {
+                    "without a match a contact is created"
+                } else {
+                    "without a match the media waits, dead-lettered as unmatched"
+                }
+            ));
+        }
         problems.dedup();
-        Ok(CheckReport { problems, reached })
+        Ok(CheckReport {
+            problems,
+            reached,
+            notes,
+        })
     }
 
     pub(crate) async fn provision_schema(&self, dry_run: bool) -> Result<Plan> {

@@ -119,7 +119,7 @@ impl Connector for Salesforce {
             // A login that fails is a problem to report, not an error of `check` itself.
             Err(e) => Ok(CheckReport {
                 problems: vec![format!("connectors.{}: {}", self.name, e.message())],
-                reached: None,
+                ..CheckReport::default()
             }),
             ok => ok,
         }

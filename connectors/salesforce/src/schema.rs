@@ -189,7 +189,11 @@ impl Salesforce {
             }
         }
         let reached = self.org().await;
-        Ok(CheckReport { problems, reached })
+        Ok(CheckReport {
+            problems,
+            reached,
+            ..CheckReport::default()
+        })
     }
 
     /// The org the session opened, as Salesforce names it: the admin sees a sandbox org where

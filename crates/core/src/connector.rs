@@ -102,6 +102,9 @@ pub struct CheckReport {
     /// The account the check reached, as the vendor names it (`HubSpot portal 12345678`,
     /// `Salesforce org 00D… "Acme"`): so an admin sees which one the credentials open.
     pub reached: Option<String>,
+    /// What the connector will do that is not a problem but worth knowing (how it matches
+    /// senders to existing records), one line each.
+    pub notes: Vec<String>,
 }
 
 /// What `provision` did or, with `dry_run`, would do.

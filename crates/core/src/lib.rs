@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod mapping;
+pub mod matching;
 pub mod media_source;
 pub mod phone;
 pub mod phone_match;

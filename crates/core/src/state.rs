@@ -138,4 +138,24 @@ pub mod keys {
     /// The last delivery error, as the job got it, and when.
     pub const LAST_ERROR: &str = "last_error";
     pub const LAST_ERROR_MS: &str = "last_error_ms";
+    /// Senders matched to a record the CRM already had, and of them how many had several to
+    /// choose from (`[connectors.NAME.match] several`); counts since the queue began.
+    pub const MATCHED: &str = "matched";
+    pub const MATCHED_AMONG_SEVERAL: &str = "matched_among_several";
+    /// The last sender with several candidates: masked number, how many, which was taken.
+    pub const LAST_SEVERAL: &str = "last_several";
+}
+
+/// Adds `n` to a counter kept in the state store (several instances may add at once; a count
+/// shown to an admin can take the rare lost update).
+pub async fn add_to(state: &dyn StateStore, scope: &str, key: &str, n: u64) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let now = state
+        .get_state(scope, key)
+        .await?
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    state.put_state(scope, key, &(now + n).to_string()).await
 }

@@ -91,6 +91,12 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
     for kind in ["hubspot", "salesforce"] {
         out.insert(format!("{kind} "), connector_keys(kind, None));
         out.insert(format!("{kind} task."), connector_keys(kind, Some("task")));
+        if kind == "hubspot" {
+            out.insert(
+                format!("{kind} match."),
+                connector_keys(kind, Some("match")),
+            );
+        }
     }
     out
 }
@@ -144,12 +150,11 @@ fn every_accepted_key_is_in_the_reference() {
                         names.contains(&s) && cell.contains(&format!("`{key}`"))
                             || row.contains(&format!("`{key}`"))
                     }
-                    s if s.ends_with(' ') || s.ends_with("task.") => {
+                    s if s.ends_with(' ') || s.ends_with("task.") || s.ends_with("match.") => {
                         let connector = s.split(' ').next().unwrap_or("");
-                        let key = if s.ends_with("task.") {
-                            format!("task.{key}")
-                        } else {
-                            key.clone()
+                        let key = match s.split(' ').nth(1) {
+                            Some(sub) if !sub.is_empty() => format!("{sub}{key}"),
+                            _ => key.clone(),
                         };
                         let named = |n: &&str| *n == key || n.starts_with(&format!("{key}."));
                         cell.starts_with(connector) && names.iter().any(named)

@@ -110,6 +110,7 @@ fn bytes_of(record: &MediaRecord) -> Vec<u8> {
 mod auth;
 mod files;
 mod limits;
+mod matching;
 mod removal;
 mod schema;
 mod tasks;

@@ -132,14 +132,19 @@ async fn connectors(
                 "connectors.{name}: the CRM answered, but its check did not finish within {} s",
                 CONNECTOR_DEADLINE.as_secs()
             )),
-            Ok(Ok(found)) if found.problems.is_empty() => report.ok(format!(
-                "connectors.{name}: {}mapping matches the CRM",
-                found
-                    .reached
-                    .as_ref()
-                    .map(|r| format!("{r}, "))
-                    .unwrap_or_default()
-            )),
+            Ok(Ok(found)) if found.problems.is_empty() => {
+                for n in &found.notes {
+                    report.ok(n.clone());
+                }
+                report.ok(format!(
+                    "connectors.{name}: {}mapping matches the CRM",
+                    found
+                        .reached
+                        .as_ref()
+                        .map(|r| format!("{r}, "))
+                        .unwrap_or_default()
+                ))
+            }
             Ok(Ok(found)) => {
                 if let Some(r) = &found.reached {
                     report.ok(format!("connectors.{name}: reached {r}"));
