@@ -53,7 +53,27 @@ impl Salesforce {
         subrequests: [Subrequest; N],
     ) -> Result<[SubAnswer; N]> {
         const { assert!(N <= MAX_COLLECTION_SUBREQUESTS) };
-        let n = N;
+        let answers = self.composite_all(Vec::from(subrequests)).await?;
+        let count = answers.len();
+        answers.try_into().map_err(|_| {
+            Error::transient(format!(
+                "Salesforce's composite answer has {count} results for {N} subrequests"
+            ))
+        })
+    }
+
+    /// The same for as many subrequests as a call needs (at most
+    /// [`MAX_COLLECTION_SUBREQUESTS`] queries and collections).
+    pub(crate) async fn composite_all(
+        &self,
+        subrequests: Vec<Subrequest>,
+    ) -> Result<Vec<SubAnswer>> {
+        let n = subrequests.len();
+        if n > MAX_COLLECTION_SUBREQUESTS {
+            return Err(Error::permanent(format!(
+                "{n} subrequests exceed Salesforce's {MAX_COLLECTION_SUBREQUESTS} a composite call"
+            )));
+        }
         let requests: Vec<Value> = subrequests
             .into_iter()
             .map(|s| {
@@ -80,14 +100,12 @@ impl Salesforce {
                 describe(&answer.body)
             )));
         }
-        let parts = answer
+        let answers: Vec<SubAnswer> = answer
             .body
             .get("compositeResponse")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default();
-        let count = parts.len();
-        let answers: Vec<SubAnswer> = parts
+            .unwrap_or_default()
             .into_iter()
             .map(|p| SubAnswer {
                 status: p
@@ -98,10 +116,12 @@ impl Salesforce {
                 body: p.get("body").cloned().unwrap_or(Value::Null),
             })
             .collect();
-        answers.try_into().map_err(|_| {
-            Error::transient(format!(
-                "Salesforce's composite answer has {count} results for {n} subrequests"
-            ))
-        })
+        if answers.len() != n {
+            return Err(Error::transient(format!(
+                "Salesforce's composite answer has {} results for {n} subrequests",
+                answers.len()
+            )));
+        }
+        Ok(answers)
     }
 }

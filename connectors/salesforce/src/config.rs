@@ -64,8 +64,72 @@ pub struct SalesforceConfig {
     /// The integration user's permission set (Id `0PS…`): `provision` grants it read and edit on
     /// the fields it creates, which are invisible to the integration user until then.
     pub permission_set: Option<String>,
+    /// Finding the Contacts and Leads the org already has (`[connectors.NAME.match]`).
+    #[serde(rename = "match", default)]
+    pub matching: MatchConfig,
     #[serde(default)]
     pub fields: FieldMapping,
+}
+
+/// `[connectors.NAME.match]`: a sender without a Contact by `contact_key` is looked for with a
+/// SOSL phone search among these objects before a Contact is created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Off: senders are found by `contact_key` only, and a Contact created for each new one.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where to look, in order: `Contact`, `Lead`. A Contact found gets `contact_key`; a sender
+    /// found only as a Lead gets the media record looked up to the Lead (`lead_lookup`).
+    #[serde(default = "default_objects")]
+    pub objects: Vec<String>,
+    /// The country a number written without one is read in (`0151 …` in `DE`).
+    pub default_country: Option<String>,
+    /// Several records of the first object hold the number: `most_recent` (the owned, most
+    /// recently modified one) or `skip` (none).
+    #[serde(default)]
+    pub several: wa2crm_core::matching::Several,
+    /// Without a match: create a Contact (true), or dead-letter the media as unmatched until
+    /// the record exists and it is replayed (false).
+    #[serde(default = "yes")]
+    pub create: bool,
+    /// The media object's Lookup(Lead) field, which `provision` creates.
+    #[serde(default = "default_lead_lookup")]
+    pub lead_lookup: String,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            enabled: true,
+            objects: default_objects(),
+            default_country: None,
+            several: Default::default(),
+            create: true,
+            lead_lookup: default_lead_lookup(),
+        }
+    }
+}
+
+impl MatchConfig {
+    pub fn country(&self) -> Option<wa2crm_core::phone_match::DefaultCountry> {
+        self.default_country.as_deref().and_then(|c| c.parse().ok())
+    }
+
+    /// Whether senders may be linked to Leads.
+    pub fn leads(&self) -> bool {
+        self.enabled && self.objects.iter().any(|o| o == "Lead")
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_objects() -> Vec<String> {
+    vec!["Contact".into(), "Lead".into()]
+}
+fn default_lead_lookup() -> String {
+    "Lead__c".into()
 }
 
 fn default_login_url() -> String {
@@ -281,6 +345,40 @@ impl SalesforceConfig {
                     format!("{value:?} is not an API name (letters, digits, _)"),
                 );
             }
+        }
+        let m = &self.matching;
+        if let Some(country) = &m.default_country
+            && let Err(e) = country.parse::<wa2crm_core::phone_match::DefaultCountry>()
+        {
+            add("match.default_country", e);
+        }
+        for o in &m.objects {
+            if o != "Contact" && o != "Lead" {
+                add(
+                    "match.objects",
+                    format!("{o:?}: wa2crm looks for senders among \"Contact\" and \"Lead\""),
+                );
+            }
+        }
+        if m.enabled && m.objects.is_empty() {
+            add(
+                "match.objects",
+                "names no object: \"Contact\", \"Lead\", or set enabled = false".into(),
+            );
+        }
+        if m.leads()
+            && !m
+                .lead_lookup
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            add(
+                "match.lead_lookup",
+                format!(
+                    "{:?} is not an API name (letters, digits, _)",
+                    m.lead_lookup
+                ),
+            );
         }
         if !(1..=1440).contains(&self.session_minutes) {
             add(

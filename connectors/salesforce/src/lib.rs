@@ -12,6 +12,7 @@ pub mod config;
 mod erase;
 mod expire;
 mod files;
+mod matching;
 mod schema;
 mod tasks;
 mod writes;
@@ -33,6 +34,8 @@ pub use config::SalesforceConfig;
 /// A Salesforce org wa2crm writes into.
 pub struct Salesforce {
     pub name: String,
+    /// Shared with `status` and other instances: senders matched to records, match counts.
+    state: Arc<dyn wa2crm_core::StateStore>,
     pub config: SalesforceConfig,
     pub api: api::Api,
     /// Where `files = true` reads the files from.
@@ -48,6 +51,7 @@ impl Salesforce {
         let api = connect(name, &config, context).await?;
         Ok(Salesforce {
             name: name.to_owned(),
+            state: context.state.clone(),
             config,
             api,
             media: context.media.clone(),

@@ -81,6 +81,18 @@ impl Salesforce {
                 reference_to: Some("Contact"),
             },
         ];
+        if c.matching.leads() {
+            // A sender who is only a Lead: the media record looks the Lead up.
+            out.push(Wanted {
+                object: c.object.clone(),
+                field: c.matching.lead_lookup.clone(),
+                label: "Lead",
+                tooling_type: "Lookup",
+                accepted: &["reference"],
+                external_id: false,
+                reference_to: Some("Lead"),
+            });
+        }
         if let Some(field) = &c.consent_field {
             out.push(Wanted {
                 object: "Contact".into(),
@@ -189,10 +201,39 @@ impl Salesforce {
             }
         }
         let reached = self.org().await;
+        let m = &self.config.matching;
+        let notes = if m.enabled {
+            vec![format!(
+                "connectors.{name}.match: a new sender is looked for with a phone search among \
+                 {}{}; {}; {}",
+                m.objects.join(", "),
+                if m.leads() {
+                    format!(
+                        " (a Lead-only sender's media looks up the Lead through {})",
+                        m.lead_lookup
+                    )
+                } else {
+                    String::new()
+                },
+                match &m.default_country {
+                    Some(c) => format!("numbers written without a country are read as {c}"),
+                    None => "numbers written without a country are not matched (set \
+                             match.default_country)"
+                        .to_owned(),
+                },
+                if m.create {
+                    "without a match a Contact is created"
+                } else {
+                    "without a match the media waits, dead-lettered as unmatched"
+                }
+            )]
+        } else {
+            Vec::new()
+        };
         Ok(CheckReport {
             problems,
             reached,
-            ..CheckReport::default()
+            notes,
         })
     }
 

@@ -17,6 +17,7 @@ use wa2crm_core::{Delivered, Error, MediaRecord, Result};
 use crate::Salesforce;
 use crate::api::describe;
 use crate::composite::{SubAnswer, Subrequest};
+use crate::matching::Link;
 
 /// sObject Collections' limit.
 pub const MAX_RECORDS: usize = 200;
@@ -52,16 +53,24 @@ pub(crate) fn soql_in(values: &[&str]) -> String {
 }
 
 pub(crate) fn query_path(soql: &str) -> String {
-    let encoded: String = soql
-        .bytes()
+    format!("/query?q={}", percent(soql))
+}
+
+/// `GET /search?q=` for a SOSL statement.
+pub(crate) fn search_path(sosl: &str) -> String {
+    format!("/search?q={}", percent(sosl))
+}
+
+/// Every byte but the unreserved ones percent-encoded (RFC 3986).
+fn percent(text: &str) -> String {
+    text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 (b as char).to_string()
             }
             b => format!("%{b:02X}"),
         })
-        .collect();
-    format!("/query?q={encoded}")
+        .collect()
 }
 
 fn copy(e: &Error) -> Error {
@@ -164,6 +173,8 @@ impl Salesforce {
                 .filter(|s| seen.insert(*s))
                 .collect()
         };
+        // Senders matched before to a record that cannot take the key: linked by Id.
+        let remembered = self.remembered(&senders).await;
         let soql = format!(
             "SELECT Id, {key} FROM Contact WHERE {key} IN ({})",
             soql_in(&senders)
@@ -174,7 +185,10 @@ impl Salesforce {
             path: query_path(&soql),
             body: None,
         };
-        let records = chunk.iter().map(|r| self.media_record(r)).collect();
+        let records = chunk
+            .iter()
+            .map(|r| self.media_record(r, remembered.get(r.sender.as_str())))
+            .collect();
         let [contacts, media] = match self.composite([lookup, self.media_upsert(records)]).await {
             Ok(parts) => parts,
             Err(e) => return chunk.iter().map(|_| Err(copy(&e))).collect(),
@@ -185,7 +199,7 @@ impl Salesforce {
             return results;
         }
         // Which senders have no Contact: their records failed on the lookup and go again, after
-        // the Contacts are created.
+        // the sender is found (or a Contact created).
         let known: HashSet<String> = match contacts.check(&format!("looking up Contacts by {key}"))
         {
             Ok(body) => body
@@ -202,69 +216,167 @@ impl Salesforce {
                 return results;
             }
         };
-        let again: Vec<usize> = failed
-            .into_iter()
-            .filter(|i| !known.contains(chunk[*i].sender.as_str()))
-            .collect();
+        let mut again = Vec::new();
+        for i in failed {
+            let sender = chunk[i].sender.as_str();
+            if remembered.contains_key(sender) {
+                // The record it was matched to is gone: found afresh on the next try.
+                if results[i].as_ref().is_err_and(gone) {
+                    self.forget(sender).await;
+                    results[i] = Err(Error::transient(format!(
+                        "the Salesforce record {sender} was matched to is gone; it is looked \
+                         for again"
+                    )));
+                }
+            } else if !known.contains(sender) {
+                again.push(i);
+            }
+        }
         if again.is_empty() {
             return results;
         }
         let retried: Vec<&MediaRecord> = again.iter().map(|i| &chunk[*i]).collect();
-        for (i, r) in again
-            .iter()
-            .zip(self.create_contacts_then_upsert(&retried).await)
-        {
+        for (i, r) in again.iter().zip(self.link_then_upsert(&retried).await) {
             results[*i] = r;
         }
         results
     }
 
-    /// The second call: the missing Contacts created, then the records upserted again.
-    async fn create_contacts_then_upsert(
-        &self,
-        records: &[&MediaRecord],
-    ) -> Vec<Result<(String, bool)>> {
+    /// The second call, for senders with no Contact by key: each looked for among the org's
+    /// Contacts and Leads (one search); a Contact found gets `contact_key`, a Lead is linked,
+    /// a stranger gets a new Contact (or, with `match.create = false`, waits as unmatched);
+    /// then the records upserted again.
+    async fn link_then_upsert(&self, records: &[&MediaRecord]) -> Vec<Result<(String, bool)>> {
         let key = &self.config.contact_key;
-        // The profile name of each new sender (the first record that has one).
-        let mut new: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        let m = &self.config.matching;
+        // The profile name of each sender (the first record that has one).
+        let mut names: BTreeMap<&str, Option<&str>> = BTreeMap::new();
         for r in records {
-            let name = new.entry(r.sender.as_str()).or_default();
+            let name = names.entry(r.sender.as_str()).or_default();
             if name.is_none() {
                 *name = r.sender_name.as_deref();
             }
         }
-        let new: Vec<(&str, Option<&str>)> = new.into_iter().collect();
-        let contacts: Vec<Value> = new
-            .iter()
-            .map(|(phone, name)| new_contact(key, phone, *name))
-            .collect();
-        let create = Subrequest {
-            reference: "newContacts",
-            method: Method::PATCH,
-            path: format!("/composite/sobjects/Contact/{key}"),
-            body: Some(json!({"allOrNone": false, "records": contacts})),
+        let senders: Vec<&str> = names.keys().copied().collect();
+        let matched = if m.enabled {
+            match self.match_senders(&senders).await {
+                Ok(found) => found,
+                Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
+            }
+        } else {
+            HashMap::new()
         };
-        let media = records.iter().map(|r| self.media_record(r)).collect();
-        let [created, upserted] = match self.composite([create, self.media_upsert(media)]).await {
-            Ok(parts) => parts,
-            Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
-        };
-        let mut failed: HashMap<&str, Error> = HashMap::new();
-        for ((phone, _), r) in new.iter().zip(save_results("Contact", new.len(), &created)) {
-            if let Err(e) = r {
-                failed.insert(
-                    phone,
-                    Error::new(e.kind(), format!("contact {phone}: {}", e.message())),
-                );
+        let mut refused: HashMap<&str, Error> = HashMap::new();
+        let mut stamps: Vec<(&str, &str)> = Vec::new();
+        let mut new: Vec<(&str, Option<&str>)> = Vec::new();
+        for (sender, name) in &names {
+            match matched.get(*sender) {
+                Some(Link::Contact(id)) => stamps.push((sender, id)),
+                Some(Link::Lead(_)) => {}
+                None if m.create || !m.enabled => new.push((sender, *name)),
+                None => {
+                    refused.insert(sender, unmatched(sender, self));
+                }
             }
         }
+        let mut subrequests = Vec::new();
+        if !stamps.is_empty() {
+            let records: Vec<Value> = stamps
+                .iter()
+                .map(|(sender, id)| json!({"attributes": {"type": "Contact"}, "Id": id, key.clone(): sender}))
+                .collect();
+            subrequests.push(Subrequest {
+                reference: "stamp",
+                method: Method::PATCH,
+                path: "/composite/sobjects".into(),
+                body: Some(json!({"allOrNone": false, "records": records})),
+            });
+        }
+        if !new.is_empty() {
+            let contacts: Vec<Value> = new
+                .iter()
+                .map(|(phone, name)| new_contact(key, phone, *name))
+                .collect();
+            subrequests.push(Subrequest {
+                reference: "newContacts",
+                method: Method::PATCH,
+                path: format!("/composite/sobjects/Contact/{key}"),
+                body: Some(json!({"allOrNone": false, "records": contacts})),
+            });
+        }
+        let upserted: Vec<&&MediaRecord> = records
+            .iter()
+            .filter(|r| !refused.contains_key(r.sender.as_str()))
+            .collect();
+        if !upserted.is_empty() {
+            let media = upserted
+                .iter()
+                .map(|r| self.media_record(r, matched.get(r.sender.as_str())))
+                .collect();
+            subrequests.push(self.media_upsert(media));
+        }
+        let answers = if subrequests.is_empty() {
+            Vec::new()
+        } else {
+            match self.composite_all(subrequests).await {
+                Ok(a) => a,
+                Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
+            }
+        };
+        let mut answers = answers.into_iter();
+        let mut failed: HashMap<&str, Error> = HashMap::new();
+        if !stamps.is_empty()
+            && let Some(stamped) = answers.next()
+        {
+            for ((sender, id), r) in
+                stamps
+                    .iter()
+                    .zip(save_results("Contact", stamps.len(), &stamped))
+            {
+                // A Contact that cannot take the key (a Person Account's) is linked by Id,
+                // remembered so it is not searched for again.
+                if r.is_err() {
+                    self.remember(sender, &Link::Contact((*id).to_owned()))
+                        .await;
+                }
+            }
+        }
+        if !new.is_empty()
+            && let Some(created) = answers.next()
+        {
+            for ((phone, _), r) in new.iter().zip(save_results("Contact", new.len(), &created)) {
+                if let Err(e) = r {
+                    failed.insert(
+                        phone,
+                        Error::new(e.kind(), format!("contact {phone}: {}", e.message())),
+                    );
+                }
+            }
+        }
+        for (sender, link) in &matched {
+            if matches!(link, Link::Lead(_)) {
+                self.remember(sender, link).await;
+            }
+        }
+        let mut media = match answers.next() {
+            Some(a) => save_results(&self.config.object, upserted.len(), &a).into_iter(),
+            None => Vec::new().into_iter(),
+        };
         records
             .iter()
-            .zip(save_results(&self.config.object, records.len(), &upserted))
-            .map(|(r, result)| match failed.get(r.sender.as_str()) {
-                // The Contact's own error says more than the lookup that failed because of it.
-                Some(e) if result.is_err() => Err(copy(e)),
-                _ => result,
+            .map(|r| {
+                let sender = r.sender.as_str();
+                if let Some(e) = refused.get(sender) {
+                    return Err(copy(e));
+                }
+                let result = media
+                    .next()
+                    .unwrap_or_else(|| Err(Error::transient("no result for this record")));
+                match failed.get(sender) {
+                    // The Contact's own error says more than the lookup that failed because of it.
+                    Some(e) if result.is_err() => Err(copy(e)),
+                    _ => result,
+                }
             })
             .collect()
     }
@@ -279,7 +391,9 @@ impl Salesforce {
         }
     }
 
-    fn media_record(&self, r: &MediaRecord) -> Value {
+    /// The media record of `r`, linked to the sender's Contact by `contact_key`, or to the
+    /// record `link` names.
+    fn media_record(&self, r: &MediaRecord, link: Option<&Link>) -> Value {
         let c = &self.config;
         let mut m = Map::new();
         m.insert("attributes".into(), json!({"type": c.object}));
@@ -288,12 +402,47 @@ impl Salesforce {
             m.insert(field.to_owned(), v);
         }
         m.insert(c.external_id.clone(), json!(r.message_id));
-        m.insert(
-            relationship(&c.contact_lookup),
-            json!({"attributes": {"type": "Contact"}, c.contact_key.clone(): r.sender.as_str()}),
-        );
+        match link {
+            None => {
+                m.insert(
+                    relationship(&c.contact_lookup),
+                    json!({"attributes": {"type": "Contact"}, c.contact_key.clone(): r.sender.as_str()}),
+                );
+            }
+            Some(Link::Contact(id)) => {
+                m.insert(c.contact_lookup.clone(), json!(id));
+            }
+            Some(Link::Lead(id)) => {
+                m.insert(c.contact_lookup.clone(), Value::Null);
+                m.insert(c.matching.lead_lookup.clone(), json!(id));
+            }
+        }
         Value::Object(m)
     }
+}
+
+/// A record write that failed because the record it links to is gone.
+fn gone(e: &Error) -> bool {
+    [
+        "INVALID_CROSS_REFERENCE_KEY",
+        "ENTITY_IS_DELETED",
+        "invalid cross reference",
+    ]
+    .iter()
+    .any(|code| e.message().contains(code))
+}
+
+/// The error of a sender the org has no record for, with `match.create = false`: the job is
+/// dead-lettered until someone creates the Contact (or Lead) and replays it.
+fn unmatched(sender: &str, sf: &Salesforce) -> Error {
+    let c = &sf.config;
+    Error::permanent(format!(
+        "unmatched: no Salesforce {} has the number {sender} (nor a Contact by {}); \
+         match.create = false leaves it to you: create the record, then `wa2crm replay --id` \
+         this job",
+        c.matching.objects.join(" or "),
+        c.contact_key
+    ))
 }
 
 /// A new Contact: LastName is required, so the profile name's last word, or the number itself.

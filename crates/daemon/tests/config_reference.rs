@@ -91,12 +91,10 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
     for kind in ["hubspot", "salesforce"] {
         out.insert(format!("{kind} "), connector_keys(kind, None));
         out.insert(format!("{kind} task."), connector_keys(kind, Some("task")));
-        if kind == "hubspot" {
-            out.insert(
-                format!("{kind} match."),
-                connector_keys(kind, Some("match")),
-            );
-        }
+        out.insert(
+            format!("{kind} match."),
+            connector_keys(kind, Some("match")),
+        );
     }
     out
 }

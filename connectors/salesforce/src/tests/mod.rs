@@ -289,6 +289,7 @@ mod consent;
 mod erase;
 mod expire;
 mod files;
+mod matching;
 mod schema;
 mod tasks;
 mod writes;

@@ -21,8 +21,9 @@ async fn media_records_are_upserted_and_looked_up_to_contacts_created_only_when_
     assert!(first.iter().all(|d| d.created));
     let calls = sim.counts().api_calls;
     assert_eq!(
-        calls, 2,
-        "composite (query, upsert: fails on new contacts), composite (create contacts, upsert)"
+        calls, 3,
+        "composite (query, upsert: fails on new contacts), a phone search for the new senders, \
+         composite (create contacts, upsert)"
     );
 
     let ana = sim
@@ -141,8 +142,10 @@ async fn batches_over_200_go_in_several_calls() {
     }
     assert_eq!(sim.records(OBJECT).len(), 250);
     assert_eq!(sim.records("Contact").len(), 220);
-    // Two chunks of ≤ 200, each new senders: two composite calls each.
-    assert_eq!(sim.counts().api_calls, 4);
+    // Two chunks of ≤ 200, each with new senders: two composite calls each, and phone searches
+    // for the new senders: the first chunk's 200 in two (a search query stays under 4,000
+    // characters), the second chunk's 20 in one.
+    assert_eq!(sim.counts().api_calls, 4 + 3);
 }
 
 #[tokio::test]
@@ -186,7 +189,11 @@ async fn a_record_salesforce_refuses_fails_only_its_own_job_with_the_rule_named(
             "{e}"
         );
     }
-    assert_eq!(sim.counts().api_calls - before, 2);
+    assert_eq!(
+        sim.counts().api_calls - before,
+        3,
+        "composite, a phone search for the new senders, composite"
+    );
     assert!(
         sim.find(OBJECT, "WA_Message_Id__c", "wamid.ok-new")
             .is_some()

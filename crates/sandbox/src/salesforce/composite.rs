@@ -131,6 +131,7 @@ fn dispatch(org: &mut Org, method: &str, path: &str, body: &Value) -> Answer {
         ("PATCH", ["composite", "sobjects", object, field]) => {
             org.collections_upsert(object, field, body)
         }
+        ("PATCH", ["composite", "sobjects"]) => org.collections_update(body),
         ("DELETE", ["composite", "sobjects"]) => {
             let ids = param("ids");
             let ids: Vec<&str> = ids.split(',').filter(|i| !i.is_empty()).collect();

@@ -806,6 +806,29 @@ impl Org {
     }
 
     /// A record's values, typed as the object's fields want them (no lookups by external ID).
+    /// A lookup set by Id must name a record of the object it points to: "invalid cross
+    /// reference id" otherwise (the API's `INVALID_CROSS_REFERENCE_KEY`).
+    fn dangling(
+        &self,
+        object: &str,
+        field: &str,
+        v: &Value,
+    ) -> Option<(String, String, Vec<String>)> {
+        let target = self.objects[object].fields[field].reference_to.as_deref()?;
+        let id = v.as_str()?;
+        let exists = self
+            .objects
+            .get(target)
+            .is_some_and(|o| o.records.contains_key(id));
+        (!exists).then(|| {
+            (
+                "INVALID_CROSS_REFERENCE_KEY".into(),
+                format!("invalid cross reference id: {id}"),
+                vec![field.to_owned()],
+            )
+        })
+    }
+
     fn checked_values(
         &self,
         object: &str,
@@ -823,6 +846,9 @@ impl Org {
                     format!("{k}: value not of required type: {v}"),
                     vec![k.clone()],
                 ));
+            }
+            if let Some(e) = self.dangling(object, k, v) {
+                return Err(e);
             }
             values.insert(k.clone(), v.clone());
         }
@@ -902,6 +928,9 @@ impl Org {
                     format!("{k}: value not of required type: {v}"),
                     vec![k.clone()],
                 );
+            }
+            if let Some((code, message, fields)) = self.dangling(object, k, v) {
+                return fail(&code, message, fields);
             }
             values.insert(k.clone(), v.clone());
         }
