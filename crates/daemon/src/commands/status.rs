@@ -45,6 +45,9 @@ pub async fn main(
                 .get(keys::LAST_ERROR)
                 .cloned()
                 .map(|e| (ms(keys::LAST_ERROR_MS).unwrap_or_default(), e)),
+            matched: ms(keys::MATCHED).unwrap_or(0),
+            matched_among_several: ms(keys::MATCHED_AMONG_SEVERAL).unwrap_or(0),
+            last_several: state.get(keys::LAST_SEVERAL).cloned(),
         });
     }
     if json_out {
@@ -69,6 +72,9 @@ pub async fn main(
                     "last_success": c.last_success_ms.map(rfc3339),
                     "last_error": c.last_error.as_ref().map(|(_, e)| e),
                     "last_error_at": c.last_error.as_ref().map(|(t, _)| rfc3339(*t)),
+                    "matched": c.matched,
+                    "matched_among_several": c.matched_among_several,
+                    "last_several": c.last_several,
                 })
             }).collect::<Vec<_>>(),
             "dead_letters": dead.iter().map(|d| json!({
@@ -187,6 +193,11 @@ pub struct ConnectorStatus {
     pub last_success_ms: Option<i64>,
     /// (when, message)
     pub last_error: Option<(i64, String)>,
+    /// Senders found among the CRM's existing records, of them with several candidates, and
+    /// the last such choice.
+    pub matched: i64,
+    pub matched_among_several: i64,
+    pub last_several: Option<String>,
 }
 
 /// What a connector is doing, as `status` tells it.
@@ -271,6 +282,21 @@ fn render_connectors(connectors: &[ConnectorStatus], daemon_running: bool, now: 
         if let Some((at, e)) = &c.last_error {
             out.push_str(&format!("  last error: {}: {e}\n", rfc3339(*at)));
         }
+        if c.matched > 0 {
+            out.push_str(&format!(
+                "  senders found among existing records: {}{}\n",
+                c.matched,
+                if c.matched_among_several > 0 {
+                    format!(
+                        ", {} of them among several (last: {})",
+                        c.matched_among_several,
+                        c.last_several.as_deref().unwrap_or("-")
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
     }
     out
 }
@@ -290,6 +316,16 @@ fn render(queue: &str, c: &StateCounts, dead: &[DeadLetter]) -> String {
         out.push_str("dead letters: none\n");
     } else {
         out.push_str("dead letters (newest first; fix the cause, then `wa2crm replay --id ID`):\n");
+        let unmatched = dead
+            .iter()
+            .filter(|d| d.reason.starts_with("unmatched:"))
+            .count();
+        if unmatched > 0 {
+            out.push_str(&format!(
+                "  {unmatched} of them wait for a CRM record (unmatched, match.create = false): \
+                 create the records, then `wa2crm replay --all-dead`\n"
+            ));
+        }
         for d in dead {
             out.push_str(&format!(
                 "  #{} {} {} attempts={} since {}: {}\n",
@@ -338,6 +374,19 @@ mod tests {
         );
         assert!(
             text.contains("backlog: the oldest unfinished job arrived 1970-01-01T00:00:00Z"),
+            "{text}"
+        );
+        let waiting = DeadLetter {
+            id: 8,
+            source: "meta".into(),
+            message_id: "wamid.y".into(),
+            reason: "unmatched: no HubSpot contact has the number +4915112345678".into(),
+            attempts: 1,
+            dead_since_ms: 0,
+        };
+        let text = render("q", &c, &[waiting]);
+        assert!(
+            text.contains("1 of them wait for a CRM record (unmatched"),
             "{text}"
         );
         let idle = render("q", &StateCounts::default(), &[]);
@@ -433,6 +482,21 @@ mod tests {
         assert!(
             stopped.contains("connector hubspot: not delivering: no daemon is running"),
             "{stopped}"
+        );
+        let matched = render_connectors(
+            &[ConnectorStatus {
+                name: "hubspot".into(),
+                matched: 12,
+                matched_among_several: 2,
+                last_several: Some("+49151…678 · 2 contacts · took 1001".into()),
+                ..Default::default()
+            }],
+            true,
+            T0,
+        );
+        assert!(
+            matched.contains("  senders found among existing records: 12, 2 of them among several (last: +49151…678 · 2 contacts · took 1001)"),
+            "{matched}"
         );
     }
 
