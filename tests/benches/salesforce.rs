@@ -1,6 +1,8 @@
-//! Salesforce delivery benchmark: 10,000 media events (2,000 senders) through the daemon's
-//! batcher and the real Salesforce connector into the simulator: Salesforce API calls per media
-//! event (target ≤ 0.02) and completion time. Run: scripts/bench.sh salesforce
+//! Salesforce delivery benchmark: 10,000 media events (2,000 senders, half of them already the
+//! org's Contacts or Leads, their numbers typed every which way) through the daemon's batcher
+//! and the real Salesforce connector into the simulator: Salesforce API calls per media event
+//! (target ≤ 0.02), that every existing customer's media is on their own record (no duplicate
+//! Contact), and completion time. Run: scripts/bench.sh salesforce
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -21,12 +23,46 @@ async fn main() {
     let permission_set = sim_config.permission_set.clone();
     let sim = SalesforceSim::start(sim_config).await.unwrap();
     sim.add_object("WhatsApp_Media__c");
+    // Half the senders are customers already: Contacts with the number in Phone or MobilePhone
+    // as people type it, and every fifth a Lead.
+    let mut existing = Vec::new();
+    for s in (0..SENDERS).step_by(2) {
+        let n = 4_155_550_000u64 + s as u64;
+        let (area, rest) = (n / 10_000_000 % 1000, n % 10_000_000);
+        let typed = format!("({area}) {}-{:04}", rest / 10_000, rest % 10_000);
+        let id = match s % 10 {
+            0 | 2 => sim.add_record(
+                "Lead",
+                &[
+                    ("LastName", serde_json::json!(format!("Lead {s}"))),
+                    ("Company", serde_json::json!("Acme")),
+                    ("Phone", serde_json::json!(typed)),
+                ],
+            ),
+            4 | 6 => sim.add_record(
+                "Contact",
+                &[
+                    ("LastName", serde_json::json!(format!("Customer {s}"))),
+                    ("MobilePhone", serde_json::json!(format!("+1{n}"))),
+                ],
+            ),
+            _ => sim.add_record(
+                "Contact",
+                &[
+                    ("LastName", serde_json::json!(format!("Customer {s}"))),
+                    ("Phone", serde_json::json!(typed)),
+                ],
+            ),
+        };
+        existing.push((s, id));
+    }
     let config = serde_json::json!({
         "type": "salesforce", "login_url": sim.url(), "client_id": "3MVG9bench",
         "username": "bench@example.com", "private_key": SANDBOX_PRIVATE_KEY,
         "object": "WhatsApp_Media__c", "external_id": "WA_Message_Id__c",
         "contact_lookup": "Contact__c", "contact_key": "WhatsApp_Id__c",
         "permission_set": permission_set,
+        "match": {"default_country": "US"},
         "fields": {"file_url": "Media_Url__c", "media_type": "Media_Type__c",
             "mime_type": "Mime_Type__c", "size_bytes": "Size_Bytes__c",
             "duration_seconds": "Duration_Seconds__c", "received_at": "Received_At__c",
@@ -65,9 +101,31 @@ async fn main() {
         "| media records in Salesforce | {} | {EVENTS} |",
         sim.records("WhatsApp_Media__c").len()
     );
+    let media = sim.records("WhatsApp_Media__c");
+    let on_their_record = existing
+        .iter()
+        .filter(|(s, id)| {
+            // The sender's first media (event s of the first round).
+            media.iter().any(|m| {
+                (m.get("Contact__c") == Some(&serde_json::json!(id))
+                    || m.get("Lead__c") == Some(&serde_json::json!(id)))
+                    && m.get("WA_Message_Id__c")
+                        == Some(&serde_json::json!(format!("wamid.bench.{s}")))
+            })
+        })
+        .count();
     println!(
-        "| Contacts created | {} | {SENDERS} |",
-        sim.records("Contact").len()
+        "| Contacts in Salesforce | {} | {} (the existing and one per new sender) |",
+        sim.records("Contact").len(),
+        SENDERS - existing.len()
+            + existing
+                .iter()
+                .filter(|(s, _)| s % 10 != 0 && s % 10 != 2)
+                .count()
+    );
+    println!(
+        "| existing customers whose first media is on their own record | {on_their_record} | {} |",
+        existing.len()
     );
     println!("| Salesforce API calls | {calls} | |");
     println!(

@@ -21,9 +21,16 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         .lines()
         .filter(|l| l.starts_with("job ") && l.contains(" · stored · "))
         .collect();
-    assert_eq!(stored.len(), 14, "{stdout}");
+    assert_eq!(stored.len(), 15, "{stdout}");
     assert!(stdout.contains("via 360dialog -> 200 OK"), "{stdout}");
-    assert!(stdout.contains("via Twilio -> 200 OK"), "{stdout}");
+    assert!(
+        stdout.contains("via Twilio, from a new sender -> 200 OK"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from an existing customer (without Brazil's ninth digit) -> 200 OK"),
+        "{stdout}"
+    );
     assert!(
         stored
             .iter()
@@ -72,7 +79,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
             .iter()
             .filter(|l| l.contains(" · http://127.0.0.1:"))
             .count(),
-        14,
+        15,
         "{stdout}"
     );
     // The example's tag rules: the video's caption, the voice notes' length.
@@ -87,16 +94,16 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
     );
     // The summary and the next step.
     assert!(
-        stdout.contains("Summary: 17 webhook(s) became 14 job(s): 14 stored, 0 failed; 1 duplicate ignored, 1 item(s) without a file skipped, 1 forged webhook refused."),
+        stdout.contains("Summary: 18 webhook(s) became 15 job(s): 15 stored, 0 failed; 1 duplicate ignored, 1 item(s) without a file skipped, 1 forged webhook refused."),
         "{stdout}"
     );
     assert!(
-        stdout.contains("  hubspot (HubSpot): 1 contact, 14 notes, 6 tasks"),
+        stdout.contains("  hubspot (HubSpot): 3 contacts, 15 notes, 6 tasks"),
         "{stdout}"
     );
     assert!(
         stdout.contains(
-            "  salesforce (Salesforce): 14 WhatsApp_Media__c records, 1 Contact, 3 Tasks"
+            "  salesforce (Salesforce): 15 WhatsApp_Media__c records, 2 Contacts, 3 Tasks"
         ),
         "{stdout}"
     );
@@ -126,7 +133,7 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
             .unwrap_or_else(|| panic!("{property} missing:\n{stdout}"));
         assert!(!line.contains("= -"), "{property} is empty: {line}");
     }
-    assert!(stdout.contains("14 timeline note(s)"), "{stdout}");
+    assert!(stdout.contains("13 timeline note(s)"), "{stdout}");
     // The example's tasks: HubSpot for voice notes and videos, Salesforce for product issues.
     assert!(
         stdout.contains("6 task(s) for the contact's owner"),
@@ -137,22 +144,35 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         3,
         "the three videos tagged product-issue: {stdout}"
     );
-    // And the example's Salesforce mapping: one media record per sample, looked up to the Contact.
+    // And the example's Salesforce mapping: one media record per sample, looked up to the
+    // customer's record: Jürgen is only a Lead there, Ana a Contact, Sam new.
     assert!(
         stdout.contains("salesforce (Salesforce simulator at http://127.0.0.1:"),
         "{stdout}"
     );
-    let records = stdout
-        .lines()
-        .filter(|l| {
-            l.trim_start().starts_with("WhatsApp_Media__c a01") && l.contains("→ Contact 003")
-        })
-        .count();
-    assert_eq!(records, 14, "{stdout}");
+    let on = |what: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("WhatsApp_Media__c a01") && l.contains(what))
+            .count()
+    };
+    assert_eq!(on("→ Lead 00Q"), 13, "{stdout}");
+    assert_eq!(on("→ Contact 003"), 2, "{stdout}");
     assert!(
-        stdout.contains("(WhatsApp_Id__c = +4915123456789, \"Jürgen Weiß\")"),
+        stdout.contains("(\"Jürgen Weiß\", a Lead only)"),
         "{stdout}"
     );
+    // Existing customers, found by their numbers however they were typed.
+    for line in [
+        "  +4915123456789 (13 media): the existing contact 1001 (its number typed \"0151 23456789\"), now with whatsapp_id = +4915123456789",
+        "  +551187654321 (1 media): the existing contact 1002 (its number typed \"+55 11 98765-4321\")",
+        "  +14155550199 (a new sender): a new contact",
+        "  +4915123456789 (13 media): 13 on the existing Lead 00Q",
+        "  +551187654321 (1 media): 1 on the existing Contact 003",
+        "  +14155550199 (a new sender): a new Contact 003",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from\n{stdout}");
+    }
     assert!(
         stdout.contains("Mime_Type__c           = audio/amr"),
         "{stdout}"
@@ -404,7 +424,7 @@ fn sandbox_runs_a_mapping_whose_secrets_are_not_there_yet() {
     );
     assert!(stdout.contains("for your mapping"), "{stdout}");
     assert!(
-        stdout.contains("  hubspot (HubSpot): 1 contact, 14 notes, 0 tasks"),
+        stdout.contains("  hubspot (HubSpot): 3 contacts, 15 notes, 0 tasks"),
         "{stdout}"
     );
 }

@@ -158,6 +158,10 @@ impl Connector for HubSpot {
         Duration::from_millis(self.config.linger_ms)
     }
 
+    fn rate_bound(&self) -> bool {
+        self.api.budget.saturated()
+    }
+
     async fn check(&self) -> Result<CheckReport> {
         self.check_schema().await
     }

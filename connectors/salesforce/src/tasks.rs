@@ -1,5 +1,6 @@
 //! Tasks (`[connectors.NAME.task]`): a Task per new media the filter takes, on the sender's
-//! Contact (`WhoId`) for the Contact's owner, due `due_hours` after arrival. Task custom fields
+//! Contact (`WhoId`) — or the Lead they were matched to — for its owner, due `due_hours` after
+//! arrival. Task custom fields
 //! live on Activity, where an External ID cannot be relied on, so a Task is not upserted: one
 //! query first asks which of the batch's media have theirs (by `task_key`, the message id), and
 //! only the others are created — a create whose answer was lost is found by the next try.
@@ -13,6 +14,7 @@ use wa2crm_core::{Error, MediaRecord, Result, TaskConfig, task_subject};
 use crate::Salesforce;
 use crate::api::describe;
 use crate::composite::Subrequest;
+use crate::matching::Link;
 use crate::writes::{query_path, soql_in};
 
 impl Salesforce {
@@ -64,33 +66,59 @@ impl Salesforce {
             path: query_path(&soql),
             body: None,
         };
-        let [contacts, existing] = self
-            .composite([
-                query(
-                    "contacts",
-                    format!(
-                        "SELECT Id, OwnerId, {key} FROM Contact WHERE {key} IN ({})",
-                        soql_in(&senders)
-                    ),
+        // Senders matched to a Lead (or to a Contact that could not take the key): the task goes
+        // to that record, for its owner.
+        let remembered = self.remembered(&senders).await;
+        let mut subrequests = vec![
+            query(
+                "contacts",
+                format!(
+                    "SELECT Id, OwnerId, {key} FROM Contact WHERE {key} IN ({})",
+                    soql_in(&senders)
                 ),
-                query(
-                    "tasks",
+            ),
+            query(
+                "tasks",
+                format!(
+                    "SELECT Id, {} FROM Task WHERE {} IN ({})",
+                    c.task_key,
+                    c.task_key,
+                    soql_in(&ids)
+                ),
+            ),
+        ];
+        let linked: Vec<(&str, &str)> = remembered
+            .values()
+            .map(|l| match l {
+                Link::Lead(id) => ("Lead", id.as_str()),
+                Link::Contact(id) => ("Contact", id.as_str()),
+            })
+            .collect();
+        for object in ["Lead", "Contact"] {
+            let ids: Vec<&str> = linked
+                .iter()
+                .filter(|(o, _)| *o == object)
+                .map(|(_, id)| *id)
+                .collect();
+            if !ids.is_empty() {
+                subrequests.push(query(
+                    if object == "Lead" { "leads" } else { "linked" },
                     format!(
-                        "SELECT Id, {} FROM Task WHERE {} IN ({})",
-                        c.task_key,
-                        c.task_key,
+                        "SELECT Id, OwnerId FROM {object} WHERE Id IN ({})",
                         soql_in(&ids)
                     ),
-                ),
-            ])
-            .await?;
+                ));
+            }
+        }
+        let answers = self.composite_all(subrequests).await?;
+        let (contacts, existing) = (&answers[0], &answers[1]);
         let rows = |body: &Value| -> Vec<Value> {
             body.get("records")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
         };
-        let contacts: HashMap<String, (String, Option<String>)> =
+        let mut contacts: HashMap<String, (String, Option<String>)> =
             rows(contacts.check("looking up the Contacts for tasks")?)
                 .iter()
                 .filter_map(|r| {
@@ -103,6 +131,28 @@ impl Salesforce {
                     ))
                 })
                 .collect();
+        let mut owners: HashMap<String, Option<String>> = HashMap::new();
+        for answer in &answers[2..] {
+            for r in rows(answer.check("looking up the owners of matched records")?) {
+                if let Some(id) = r.get("Id").and_then(Value::as_str) {
+                    owners.insert(
+                        id.to_owned(),
+                        r.get("OwnerId").and_then(Value::as_str).map(str::to_owned),
+                    );
+                }
+            }
+        }
+        for (sender, link) in &remembered {
+            let id = match link {
+                Link::Lead(id) | Link::Contact(id) => id,
+            };
+            // Gone since it was matched: the delivery looks the sender up again.
+            if let Some(owner) = owners.get(id) {
+                contacts
+                    .entry(sender.clone())
+                    .or_insert_with(|| (id.clone(), owner.clone()));
+            }
+        }
         let done: HashSet<String> = rows(existing.check("looking for tasks already made")?)
             .iter()
             .filter_map(|r| r.get(c.task_key.as_str())?.as_str().map(str::to_owned))
@@ -115,7 +165,7 @@ impl Salesforce {
             }
             let Some((contact, owner)) = contacts.get(r.sender.as_str()) else {
                 return Err(Error::transient(format!(
-                    "no Contact for {} yet to give the task to",
+                    "no Contact (or matched Lead) for {} yet to give the task to",
                     r.sender
                 )));
             };

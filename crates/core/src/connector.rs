@@ -135,6 +135,11 @@ pub trait Connector: Send + Sync {
     fn linger(&self) -> std::time::Duration {
         std::time::Duration::from_millis(200)
     }
+    /// Whether its calls are waiting on the vendor's rate limit right now: a batch that is not
+    /// full then keeps filling, since sending it early would only spend calls.
+    fn rate_bound(&self) -> bool {
+        false
+    }
     /// Mapping against the live schema, auth and scopes.
     async fn check(&self) -> Result<CheckReport>;
     /// Creates missing fields; with `dry_run` only says what it would create.

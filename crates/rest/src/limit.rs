@@ -10,7 +10,7 @@
 //! next one arrive within the same second as ten others, and a loaded machine saw SECONDLY 429s.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -61,6 +61,17 @@ pub struct RequestBudget {
     shared: Option<(Arc<dyn StateStore>, String)>,
     /// Whether the shared pace failed last time (logged once per outage).
     shared_down: AtomicBool,
+    /// Callers inside [`RequestBudget::acquire`] right now.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a caller out of `acquire` however it leaves (a cancelled future included).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The state key of the shared pace.
@@ -86,6 +97,7 @@ impl RequestBudget {
             hold_until: Mutex::new(None),
             shared: None,
             shared_down: AtomicBool::new(false),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -101,8 +113,15 @@ impl RequestBudget {
         interval.mul_f64(MARGIN) / max.max(1)
     }
 
+    /// Whether requests are waiting for their turn (or held back): the account is rate-bound.
+    pub fn saturated(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0 || self.held_until().is_some()
+    }
+
     /// Waits until one request may go.
     pub async fn acquire(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _counted = Waiting(self.waiting.clone());
         loop {
             let hold = *lock(&self.hold_until);
             if let Some(until) = hold

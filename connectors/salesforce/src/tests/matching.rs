@@ -215,3 +215,32 @@ async fn a_remembered_lead_that_is_gone_is_forgotten() {
         .unwrap();
     assert_eq!(sim.records("Contact").len(), 1);
 }
+
+/// A Lead-only sender's task goes to the Lead, for the Lead's owner.
+#[tokio::test]
+async fn a_lead_only_senders_task_goes_to_the_lead() {
+    let sim = org_with_leads().await;
+    sim.add_field("Task", FieldDef::new("WA_Message_Id__c", "string"));
+    let lead = sim.add_record(
+        "Lead",
+        &[
+            ("LastName", json!("Lead")),
+            ("Company", json!("Acme")),
+            ("Phone", json!("+4915112345678")),
+            ("OwnerId", json!("005leadowner")),
+        ],
+    );
+    let mut c = config(&sim);
+    c["task"] = json!({"due_hours": 24});
+    let context = ConnectorContext::new(Arc::new(MemoryStateStore::default()));
+    let sf = Salesforce::new("sf", SalesforceConfig::from_value(&c).unwrap(), &context)
+        .await
+        .unwrap();
+    sf.deliver_batch(&[record("wamid.1", "+4915112345678", None)])
+        .await[0]
+        .as_ref()
+        .unwrap();
+    let task = sim.find("Task", "WA_Message_Id__c", "wamid.1").unwrap();
+    assert_eq!(task["WhoId"], json!(lead));
+    assert_eq!(task["OwnerId"], "005leadowner");
+}

@@ -2,7 +2,7 @@
 //! through a [`Batcher`] that gathers the records of many jobs into one `deliver` call. What each
 //! connector wrote is checkpointed, so a retry only goes to the connectors still missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -23,35 +23,30 @@ struct Item {
     reply: oneshot::Sender<Result<Delivered, Error>>,
 }
 
-/// Gathers records for one connector into batches, in `concurrency` lanes. The first record of a
-/// batch waits at most the connector's linger for others to join; a full batch goes at once.
-/// Each lane has one batch in flight, so under load its next batch fills while the current one
-/// is sent, and the lanes' calls overlap, so the vendor's latency does not leave the rate limit
-/// unused. A sender's records always take the same lane: one contact is never written by two
-/// batches at once (which could move its latest-media fields back in time).
+/// Gathers records for one connector into batches, up to `concurrency` of them in flight. A
+/// batch goes when it is full, or when its oldest record has waited the connector's linger and
+/// the connector is not waiting on its rate limit: when it is, a partial batch keeps filling,
+/// since sending it early would only spend calls. Batches in flight overlap, so the vendor's
+/// latency does not leave the rate limit unused. A sender in a batch in flight is in no other
+/// one: one contact is never written by two batches at once (which could move its
+/// latest-media fields back in time).
 #[derive(Clone)]
 pub struct Batcher {
-    lanes: Vec<mpsc::Sender<Item>>,
+    items: mpsc::Sender<Item>,
 }
 
 impl Batcher {
     /// With the queue, each batch's jobs are checked against erasure's fence right before the
     /// call, and the outcome is recorded for `status` (last success, last error).
     pub fn spawn(connector: Arc<dyn Connector>, queue: Option<Arc<dyn JobStore>>) -> Self {
-        let lanes = (0..connector.concurrency().max(1))
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(connector.max_batch().max(1) * 2);
-                tokio::spawn(batch_loop(connector.clone(), queue.clone(), rx));
-                tx
-            })
-            .collect();
-        Batcher { lanes }
+        let (items, rx) = mpsc::channel(connector.max_batch().max(1) * 4);
+        tokio::spawn(dispatch(connector, queue, rx));
+        Batcher { items }
     }
 
     pub async fn deliver(&self, job: JobId, record: MediaRecord) -> Result<Delivered, Error> {
         let (reply, answer) = oneshot::channel();
-        let lane = lane_of(record.sender.as_str(), self.lanes.len());
-        self.lanes[lane]
+        self.items
             .send(Item { job, record, reply })
             .await
             .map_err(|_| Error::transient("the connector's batcher stopped"))?;
@@ -61,13 +56,8 @@ impl Batcher {
     }
 }
 
-/// A stable lane per sender (FNV-1a: the same on every run and instance).
-fn lane_of(sender: &str, lanes: usize) -> usize {
-    let hash = sender.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % lanes.max(1) as u64) as usize
-}
+/// How often a lingered batch looks again whether the rate limit still holds it back.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Answers the items of fenced jobs (erasure is under way for their sender) and keeps the rest.
 async fn without_fenced(queue: &dyn JobStore, items: Vec<Item>) -> Vec<Item> {
@@ -93,31 +83,131 @@ async fn without_fenced(queue: &dyn JobStore, items: Vec<Item>) -> Vec<Item> {
     go
 }
 
-async fn batch_loop(
+/// Records waiting for a batch, in arrival order, and the senders of the batches in flight.
+struct Waiting {
+    pending: VecDeque<(Instant, Item)>,
+    busy: HashSet<String>,
+}
+
+impl Waiting {
+    /// How many waiting records could join a batch now (their sender in none in flight), up
+    /// to `max`, and when the oldest of them arrived.
+    fn eligible(&self, max: usize) -> (usize, Option<Instant>) {
+        let mut n = 0;
+        let mut oldest = None;
+        for (at, item) in &self.pending {
+            if !self.busy.contains(item.record.sender.as_str()) {
+                oldest.get_or_insert(*at);
+                n += 1;
+                if n == max {
+                    break;
+                }
+            }
+        }
+        (n, oldest)
+    }
+
+    /// Takes up to `max` records whose sender is in no batch in flight, oldest first.
+    fn take(&mut self, max: usize) -> Vec<Item> {
+        let mut batch = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        while let Some((at, item)) = self.pending.pop_front() {
+            if batch.len() < max && !self.busy.contains(item.record.sender.as_str()) {
+                batch.push(item);
+            } else {
+                kept.push_back((at, item));
+            }
+        }
+        self.pending = kept;
+        for item in &batch {
+            self.busy.insert(item.record.sender.as_str().to_owned());
+        }
+        batch
+    }
+}
+
+async fn dispatch(
     connector: Arc<dyn Connector>,
     queue: Option<Arc<dyn JobStore>>,
     mut rx: mpsc::Receiver<Item>,
 ) {
     let max = connector.max_batch().max(1);
+    let lanes = connector.concurrency().max(1);
     let linger = connector.linger();
-    while let Some(first) = rx.recv().await {
-        let mut items = vec![first];
-        let deadline = Instant::now() + linger;
-        while items.len() < max {
-            tokio::select! {
-                item = rx.recv() => match item {
-                    Some(i) => items.push(i),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<String>>();
+    let mut w = Waiting {
+        pending: VecDeque::new(),
+        busy: HashSet::new(),
+    };
+    let mut in_flight = 0usize;
+    let mut open = true;
+    loop {
+        // Send what may go.
+        let mut wake = None;
+        while in_flight < lanes {
+            let (n, oldest) = w.eligible(max);
+            let Some(oldest) = oldest else { break };
+            let lingered = oldest + linger <= Instant::now();
+            let go = n >= max || !open || (lingered && !connector.rate_bound());
+            if !go {
+                wake = Some(if lingered {
+                    Instant::now() + RECHECK
+                } else {
+                    oldest + linger
+                });
+                break;
             }
+            let batch = w.take(max);
+            in_flight += 1;
+            tokio::spawn(send(
+                connector.clone(),
+                queue.clone(),
+                batch,
+                done_tx.clone(),
+            ));
         }
-        if let Some(queue) = &queue {
-            items = without_fenced(queue.as_ref(), items).await;
-            if items.is_empty() {
-                continue;
+        if !open && w.pending.is_empty() && in_flight == 0 {
+            return;
+        }
+        let wake = wake.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            item = rx.recv(), if open => match item {
+                Some(i) => {
+                    w.pending.push_back((Instant::now(), i));
+                    // Whatever else has arrived, at once: a scan per record would cost a
+                    // quadratic time under a burst.
+                    while let Ok(i) = rx.try_recv() {
+                        w.pending.push_back((Instant::now(), i));
+                    }
+                }
+                None => open = false,
+            },
+            Some(senders) = done_rx.recv() => {
+                in_flight -= 1;
+                for s in senders {
+                    w.busy.remove(&s);
+                }
             }
+            _ = tokio::time::sleep_until(wake) => {}
         }
+    }
+}
+
+/// One batch: the fenced jobs taken out, the call, each result to its job, the senders freed.
+async fn send(
+    connector: Arc<dyn Connector>,
+    queue: Option<Arc<dyn JobStore>>,
+    mut items: Vec<Item>,
+    done: mpsc::UnboundedSender<Vec<String>>,
+) {
+    let senders: Vec<String> = items
+        .iter()
+        .map(|i| i.record.sender.as_str().to_owned())
+        .collect();
+    if let Some(queue) = &queue {
+        items = without_fenced(queue.as_ref(), items).await;
+    }
+    if !items.is_empty() {
         let records: Vec<MediaRecord> = items.iter().map(|i| i.record.clone()).collect();
         let started = std::time::Instant::now();
         let results = connector.deliver(&records).await;
@@ -138,6 +228,7 @@ async fn batch_loop(
             let _ = item.reply.send(result);
         }
     }
+    let _ = done.send(senders);
 }
 
 /// What `status` shows of a connector: when it last wrote something, and its last error. A
@@ -246,10 +337,22 @@ mod tests {
 
     use super::*;
 
-    /// Records the size of every batch it is given.
+    /// Records the senders of every batch it is given; checks that no sender is in two batches
+    /// in flight; with `bound`, says it is rate-bound while a batch is in flight.
     struct Recorder {
         batches: Mutex<Vec<Vec<String>>>,
         lanes: usize,
+        bound: bool,
+        flying: Mutex<std::collections::HashSet<String>>,
+    }
+
+    fn recorder(lanes: usize, bound: bool) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            batches: Mutex::new(Vec::new()),
+            lanes,
+            bound,
+            flying: Mutex::new(Default::default()),
+        })
     }
 
     #[async_trait]
@@ -266,6 +369,9 @@ mod tests {
         fn linger(&self) -> Duration {
             Duration::from_millis(200)
         }
+        fn rate_bound(&self) -> bool {
+            self.bound && !self.flying.lock().unwrap().is_empty()
+        }
         async fn check(&self) -> Result<CheckReport> {
             Ok(CheckReport::default())
         }
@@ -273,12 +379,23 @@ mod tests {
             Ok(Plan::default())
         }
         async fn deliver(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
-            self.batches
-                .lock()
-                .unwrap()
-                .push(batch.iter().map(|r| r.sender.to_string()).collect());
+            let senders: Vec<String> = batch.iter().map(|r| r.sender.to_string()).collect();
+            {
+                let mut flying = self.flying.lock().unwrap();
+                for s in &senders {
+                    assert!(!flying.contains(s), "{s} is in two batches in flight");
+                }
+                flying.extend(senders.iter().cloned());
+            }
+            self.batches.lock().unwrap().push(senders.clone());
             // A slow vendor: the next batch fills meanwhile.
             tokio::time::sleep(Duration::from_millis(300)).await;
+            {
+                let mut flying = self.flying.lock().unwrap();
+                for s in &senders {
+                    flying.remove(s);
+                }
+            }
             batch
                 .iter()
                 .map(|r| {
@@ -323,10 +440,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn under_load_batches_fill_to_the_maximum_and_results_go_to_their_jobs() {
-        let recorder = Arc::new(Recorder {
-            batches: Mutex::new(Vec::new()),
-            lanes: 1,
-        });
+        let recorder = recorder(1, false);
         let batcher = Batcher::spawn(recorder.clone(), None);
         let tasks: Vec<_> = (0..250)
             .map(|i| {
@@ -360,10 +474,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lone_record_waits_at_most_the_linger() {
-        let recorder = Arc::new(Recorder {
-            batches: Mutex::new(Vec::new()),
-            lanes: 1,
-        });
+        let recorder = recorder(1, false);
         let batcher = Batcher::spawn(recorder.clone(), None);
         let start = tokio::time::Instant::now();
         batcher.deliver(1, record("m", 1)).await.unwrap();
@@ -372,11 +483,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_sender_always_takes_the_same_lane() {
-        let recorder = Arc::new(Recorder {
-            batches: Mutex::new(Vec::new()),
-            lanes: 4,
-        });
+    async fn batches_overlap_but_a_sender_is_never_in_two_at_once() {
+        let recorder = recorder(4, false);
         let batcher = Batcher::spawn(recorder.clone(), None);
         let tasks: Vec<_> = (0..400)
             .map(|i| {
@@ -389,16 +497,59 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
+        // The recorder panics (failing the deliveries above) if a sender were in two batches
+        // in flight; with 40 senders a batch holds all of them, so the batches go one by one.
         let batches = recorder.batches.lock().unwrap();
-        assert!(batches.len() >= 4, "{}", batches.len());
-        // Every batch holds the senders of one lane only, so no contact is ever written by two
-        // batches in flight at once.
-        let mut used = std::collections::HashSet::new();
-        for b in batches.iter() {
-            let lanes: std::collections::HashSet<usize> = b.iter().map(|s| lane_of(s, 4)).collect();
-            assert_eq!(lanes.len(), 1, "a batch mixes lanes: {b:?}");
-            used.extend(lanes);
+        assert_eq!(batches.len(), 4);
+        assert!(batches.iter().all(|b| b.len() == 100));
+    }
+
+    /// While the connector waits on its rate limit, a partial batch keeps filling instead of
+    /// spending calls on a few records.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_bound_connector_gets_full_batches() {
+        let bound = recorder(4, true);
+        let batcher = Batcher::spawn(bound.clone(), None);
+        let mut tasks = Vec::new();
+        // Records trickle in, as jobs finish their media steps: 6 every 20 ms, 300 in all,
+        // from 150 senders (no sender twice in a batch in flight).
+        for i in 0..300usize {
+            if i % 6 == 0 && i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                b.deliver(i as i64, record(&format!("m{i}"), (i % 150) as u32))
+                    .await
+            }));
         }
-        assert!(used.len() > 1, "senders spread over lanes");
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let sizes: Vec<usize> = bound.batches.lock().unwrap().iter().map(Vec::len).collect();
+        // The first batch goes after its linger (nothing in flight yet); the others wait while
+        // it is in flight and go full, or when the calls are done.
+        assert!(sizes.len() <= 4, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 300);
+        let unbound = recorder(4, false);
+        let batcher = Batcher::spawn(unbound.clone(), None);
+        let mut tasks = Vec::new();
+        for i in 0..300usize {
+            if i % 6 == 0 && i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let b = batcher.clone();
+            tasks.push(tokio::spawn(async move {
+                b.deliver(i as i64, record(&format!("m{i}"), (i % 150) as u32))
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert!(
+            unbound.batches.lock().unwrap().len() > sizes.len(),
+            "without the rate limit, batches go at their linger"
+        );
     }
 }

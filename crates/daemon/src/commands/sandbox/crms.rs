@@ -23,6 +23,8 @@ enum Sim {
 pub struct Crms {
     /// Per connector: its name, its simulator, and its table as configured for the simulator.
     sims: Vec<(String, Sim, serde_json::Value)>,
+    /// Per connector, the customers its CRM already had.
+    seeded: Vec<Vec<super::customers::Seeded>>,
     /// What `provision` did, one line per CRM.
     pub provisioned: String,
 }
@@ -53,6 +55,14 @@ impl Crms {
                 }
             };
             t["linger_ms"] = 50.into();
+            // The samples and the seeded customers are German: the example's mapping reads
+            // national numbers as German here, whatever country it names for a real account.
+            if whose == "the example mapping" {
+                if !t["match"].is_object() {
+                    t["match"] = serde_json::json!({});
+                }
+                t["match"]["default_country"] = "DE".into();
+            }
             let sim = match table["type"].as_str() {
                 Some("hubspot") => {
                     let sim =
@@ -104,12 +114,43 @@ impl Crms {
                 "{name}: `provision` created {created} fields/properties for {whose}\n"
             ));
         }
-        Ok(Crms { sims, provisioned })
+        let seeded = sims
+            .iter()
+            .map(|(_, sim, _)| match sim {
+                Sim::HubSpot(sim) => super::customers::seed_hubspot(sim),
+                Sim::Salesforce(sim) => super::customers::seed_salesforce(sim),
+            })
+            .collect();
+        Ok(Crms {
+            sims,
+            seeded,
+            provisioned,
+        })
     }
 
     /// The connector tables to configure the daemon with.
     pub fn tables(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
         self.sims.iter().map(|(name, _, t)| (name, t))
+    }
+
+    /// Per CRM, on which record each existing customer's media landed, and the new sender's.
+    pub fn customers(&self, jobs: &[JobInfo]) -> String {
+        let mut out = String::new();
+        for ((name, sim, table), seeded) in self.sims.iter().zip(&self.seeded) {
+            out.push_str(&match sim {
+                Sim::HubSpot(sim) => super::customers::report_hubspot(
+                    name,
+                    sim,
+                    table["contact_key"].as_str().unwrap_or("whatsapp_id"),
+                    seeded,
+                    jobs,
+                ),
+                Sim::Salesforce(sim) => {
+                    super::customers::report_salesforce(name, sim, table, seeded, jobs)
+                }
+            });
+        }
+        out
     }
 
     /// One line per CRM: what the samples made there.
@@ -209,23 +250,38 @@ fn render_salesforce(
             ));
             continue;
         };
-        let contact = record.get(&lookup).and_then(|v| v.as_str()).unwrap_or("-");
-        let contact_name = sim
-            .find("Contact", &key, job.event.sender.as_str())
-            .map(|c| {
-                [c.get("FirstName"), c.get("LastName")]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
+        let name_of = |r: &serde_json::Map<String, serde_json::Value>| {
+            [r.get("FirstName"), r.get("LastName")]
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let lead_lookup = table["match"]["lead_lookup"].as_str().unwrap_or("Lead__c");
+        let linked = match (
+            record.get(&lookup).and_then(|v| v.as_str()),
+            record.get(lead_lookup).and_then(|v| v.as_str()),
+        ) {
+            (Some(contact), _) => format!(
+                "Contact {contact} ({key} = {}, {:?})",
+                job.event.sender,
+                sim.find("Contact", "Id", contact)
+                    .map(|c| name_of(&c))
+                    .unwrap_or_default()
+            ),
+            (None, Some(lead)) => format!(
+                "Lead {lead} ({:?}, a Lead only)",
+                sim.find("Lead", "Id", lead)
+                    .map(|l| name_of(&l))
+                    .unwrap_or_default()
+            ),
+            (None, None) => "nothing".to_owned(),
+        };
         out.push_str(&format!(
-            "  {object} {} ({external_id} = {}) → Contact {contact} ({key} = {}, {contact_name:?})\n",
+            "  {object} {} ({external_id} = {}) → {linked}\n",
             record.get("Id").and_then(|v| v.as_str()).unwrap_or("-"),
             job.event.message_id,
-            job.event.sender
         ));
         for (attribute, field) in &fields {
             let value = match record.get(field) {

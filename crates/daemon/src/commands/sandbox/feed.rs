@@ -65,6 +65,8 @@ pub async fn all(
         .push(via_d360(client, d360, daemon, &samples[0], now).await?);
     fed.jobs
         .push(via_twilio(client, twilio, daemon, &samples).await?);
+    fed.jobs
+        .push(from_ana(client, &url, graph, &samples, now).await?);
 
     let again = webhooks::webhook_body(vec![webhooks::message_json(
         &sample_for(&samples[0]),
@@ -173,9 +175,9 @@ async fn via_twilio(
         SANDBOX_TWILIO_ACCOUNT,
         &Inbound {
             message_sid: sid,
-            from: &format!("+{}", webhooks::SENDER_WA_ID),
+            from: super::customers::SAM,
             to: "+14155238886",
-            profile_name: Some(webhooks::SENDER_NAME),
+            profile_name: Some(super::customers::SAM_NAME),
             body: Some("Rechnung März"),
             media: vec![(url, media.mime_type.clone())],
         },
@@ -190,10 +192,45 @@ async fn via_twilio(
         .send()
         .await?
         .status();
-    println!("POST {:<17} via Twilio -> {status}", media.file);
+    println!(
+        "POST {:<17} via Twilio, from a new sender -> {status}",
+        media.file
+    );
     Ok(Sent {
         source: "twilio",
         message_id: format!("{sid}-0"),
+        file: media.file.to_owned(),
+    })
+}
+
+/// An image from an existing customer whose WhatsApp id lacks the ninth digit her CRM record has.
+async fn from_ana(
+    client: &reqwest::Client,
+    url: &str,
+    graph: &GraphSim,
+    samples: &[samples::SampleMedia],
+    now: i64,
+) -> anyhow::Result<Sent> {
+    let media = samples
+        .iter()
+        .find(|s| s.kind == MediaKind::Image)
+        .context("no image sample")?;
+    let message_id = "wamid.sandbox.ana.1".to_owned();
+    let body = meta_body(graph, media, "sandbox-ana-0", &message_id, now);
+    let mut body: serde_json::Value = serde_json::from_slice(&body)?;
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"][0] = json!({"profile": {"name": super::customers::ANA_NAME},
+                                  "wa_id": super::customers::ANA});
+    value["messages"][0]["from"] = json!(super::customers::ANA);
+    let body = serde_json::to_vec(&body)?;
+    let status = post(client, url, &body).await?;
+    println!(
+        "POST {:<17} from an existing customer (without Brazil's ninth digit) -> {status}",
+        media.file
+    );
+    Ok(Sent {
+        source: "meta",
+        message_id,
         file: media.file.to_owned(),
     })
 }

@@ -10,6 +10,7 @@
 
 mod config;
 mod crms;
+mod customers;
 mod feed;
 mod watch;
 
@@ -124,6 +125,8 @@ pub async fn main(
     let store = super::open_queue(&queue_url).await?;
     let jobs = watch::until_done(store.as_ref(), &fed.jobs, Duration::from_secs(60)).await?;
     print!("{}", crms.render(&jobs));
+    println!();
+    print!("{}", crms.customers(&jobs));
     if let Some(catcher) = &catcher {
         let caught = catcher.caught();
         println!(
