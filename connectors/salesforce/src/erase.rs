@@ -11,6 +11,7 @@ use wa2crm_core::{EraseReport, Error, Phone, Result};
 
 use crate::Salesforce;
 use crate::api::describe;
+use crate::matching::Link;
 use crate::writes::{MAX_RECORDS, query_path, soql_in};
 
 impl Salesforce {
@@ -27,21 +28,47 @@ impl Salesforce {
                 "Id",
             )
             .await?;
-        if contacts.is_empty() {
+        // A sender matched to a Lead, or to a Contact that could not take the key: their
+        // records look that record up.
+        let remembered = self.remembered(&[subject.as_str()]).await;
+        let mut contacts = contacts;
+        let mut leads = Vec::new();
+        match remembered.get(subject.as_str()) {
+            Some(Link::Contact(id)) if !contacts.contains(id) => contacts.push(id.clone()),
+            Some(Link::Lead(id)) => leads.push(id.clone()),
+            _ => {}
+        }
+        if contacts.is_empty() && leads.is_empty() {
             return Ok(EraseReport { removed });
         }
-        let refs: Vec<&str> = contacts.iter().map(String::as_str).collect();
-        let media = self
-            .column(
-                &format!(
-                    "SELECT Id FROM {} WHERE {} IN ({})",
-                    c.object,
-                    c.contact_lookup,
-                    soql_in(&refs)
-                ),
-                "Id",
-            )
-            .await?;
+        let mut media = Vec::new();
+        for (lookup, ids) in [
+            (&c.contact_lookup, &contacts),
+            (&c.matching.lead_lookup, &leads),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            media.extend(
+                self.column(
+                    &format!(
+                        "SELECT Id FROM {} WHERE {lookup} IN ({})",
+                        c.object,
+                        soql_in(&ids)
+                    ),
+                    "Id",
+                )
+                .await?,
+            );
+        }
+        let named: Vec<String> = contacts
+            .iter()
+            .map(|id| format!("Contact {id}"))
+            .chain(leads.iter().map(|id| format!("Lead {id}")))
+            .collect();
+        let holders: Vec<String> = contacts.into_iter().chain(leads).collect();
+        let refs: Vec<&str> = holders.iter().map(String::as_str).collect();
         let mut documents = Vec::new();
         for chunk in media.chunks(MAX_RECORDS) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -63,12 +90,14 @@ impl Salesforce {
             self.delete(&documents, "ContentDocument").await?;
             self.delete(&tasks, "Task").await?;
             self.delete(&media, &c.object).await?;
+            // Which record the number was matched to is the person's data too.
+            self.forget(subject.as_str()).await;
         }
         if !tasks.is_empty() {
             removed.push(format!(
-                "{} task(s) of Contact {} deleted",
+                "{} task(s) of {} deleted",
                 tasks.len(),
-                contacts.join(", ")
+                named.join(", ")
             ));
         }
         if !documents.is_empty() {
@@ -80,10 +109,10 @@ impl Salesforce {
         }
         if !media.is_empty() {
             removed.push(format!(
-                "{} {} record(s) of Contact {} deleted",
+                "{} {} record(s) of {} deleted",
                 media.len(),
                 c.object,
-                contacts.join(", ")
+                named.join(", ")
             ));
         }
         Ok(EraseReport { removed })

@@ -208,3 +208,31 @@ async fn check_names_missing_number_properties_and_says_how_it_matches() {
         "{report:?}"
     );
 }
+
+/// A contact matched and stamped, then deleted in HubSpot: the next media looks for the sender
+/// again (here: another contact holding the number) instead of failing on the gone one.
+#[tokio::test]
+async fn a_matched_contact_deleted_since_is_looked_for_again() {
+    let s = provisioned(json!({})).await;
+    let first = s.sim.add_record("contacts", &[("phone", "+4915112345678")]);
+    ok(s.hs.deliver(&[record("wamid.1", "+4915112345678")]).await);
+    assert_eq!(
+        s.sim
+            .find("contacts", "whatsapp_id", "+4915112345678")
+            .unwrap()
+            .id,
+        first
+    );
+    s.sim.remove_record("contacts", &first);
+    let second = s
+        .sim
+        .add_record("contacts", &[("mobilephone", "+49 151 12345678")]);
+    ok(s.hs.deliver(&[record("wamid.2", "+4915112345678")]).await);
+    assert_eq!(
+        s.sim
+            .find("contacts", "whatsapp_id", "+4915112345678")
+            .unwrap()
+            .id,
+        second
+    );
+}

@@ -244,3 +244,45 @@ async fn a_lead_only_senders_task_goes_to_the_lead() {
     assert_eq!(task["WhoId"], json!(lead));
     assert_eq!(task["OwnerId"], "005leadowner");
 }
+
+/// Erasure finds a Lead-only sender's media through the Lead, and forgets the match.
+#[tokio::test]
+async fn erasure_finds_the_media_on_a_matched_lead() {
+    let sim = org_with_leads().await;
+    let lead = sim.add_record(
+        "Lead",
+        &[
+            ("LastName", json!("Lead")),
+            ("Company", json!("Acme")),
+            ("Phone", json!("+4915112345678")),
+        ],
+    );
+    let (sf, state) = connector_with(&sim, json!({})).await;
+    for r in sf
+        .deliver_batch(&[
+            record("wamid.1", "+4915112345678", None),
+            record("wamid.2", "+4915112345678", None),
+        ])
+        .await
+    {
+        r.unwrap();
+    }
+    let subject = wa2crm_core::Phone::parse("+4915112345678").unwrap();
+    let report = sf.erase_person(&subject, false).await.unwrap();
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|l| l == &format!("2 {OBJECT} record(s) of Lead {lead} deleted")),
+        "{report:?}"
+    );
+    assert!(sim.records(OBJECT).is_empty());
+    assert!(sim.find("Lead", "Id", &lead).is_some(), "the Lead stays");
+    assert!(
+        state
+            .get_state("sf", "match:+4915112345678")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -258,6 +258,15 @@ impl HubSpotSim {
         lock(&self.inner).portal.search_lag = lag;
     }
 
+    /// Deletes a record as a CRM user would.
+    pub fn remove_record(&self, object: &str, id: &str) {
+        let mut inner = lock(&self.inner);
+        let t = model::canonical_type(object);
+        if let (Some(o), Ok(id)) = (inner.portal.types.get_mut(&t), id.parse()) {
+            o.remove(id);
+        }
+    }
+
     /// Changes a record as a CRM user would (to check wa2crm does not overwrite it).
     pub fn set_property(&self, object: &str, id: &str, property: &str, value: &str) {
         let mut inner = lock(&self.inner);
