@@ -198,15 +198,19 @@ async fn the_daily_reserve_pauses_deliveries_before_the_orgs_last_calls() {
             && reason.contains("reserved for its other integrations"),
         "{reason}"
     );
+    // Media arriving during the pause are stored and wait: batching may have delivered all of
+    // the first 30 in the calls left before the reserve, these 10 cannot have gone out.
+    post_all(&d, &graph, 30..40).await;
     // Every job is either delivered or waiting; none is given up on.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let c = d.status()["queue"]["counts"].clone();
         assert_eq!(c["dead"], 0, "{c}");
-        if c["running"] == 0 && c["queued"].as_u64().unwrap() > 0 {
+        if c["running"] == 0 && c["queued"].as_u64().unwrap() >= 10 {
             assert_eq!(
                 c["queued"].as_u64().unwrap() + c["done"].as_u64().unwrap(),
-                30
+                40,
+                "{c}"
             );
             break;
         }
