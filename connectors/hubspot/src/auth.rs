@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 use wa2crm_core::{Error, Result, StateStore};
+use wa2crm_rest::engine::Credentials;
 use wa2crm_rest::refresh::RotatingRefreshToken;
 use wa2crm_rest::token::{self, AccessToken, TokenCache, TokenSource};
 
@@ -32,15 +33,6 @@ impl Auth {
         }
     }
 
-    /// After a 401 EXPIRED_AUTHENTICATION: a fresh token, or `None` when there is nothing to
-    /// refresh (a private-app token is what it is).
-    pub async fn after_rejection(&self, rejected: &SecretString) -> Option<Result<SecretString>> {
-        match self {
-            Auth::Static(_) => None,
-            Auth::OAuth(cache) => Some(cache.refresh_after_rejection(rejected).await),
-        }
-    }
-
     pub fn is_oauth(&self) -> bool {
         matches!(self, Auth::OAuth(_))
     }
@@ -49,6 +41,22 @@ impl Auth {
         match self {
             Auth::Static(_) => 0,
             Auth::OAuth(cache) => cache.refreshes(),
+        }
+    }
+}
+
+#[async_trait]
+impl Credentials for Auth {
+    async fn token(&self) -> Result<SecretString> {
+        Auth::token(self).await
+    }
+
+    /// After a 401: a fresh token, or `None` when there is nothing to refresh (a private-app
+    /// token is what it is).
+    async fn refresh(&self, rejected: &SecretString) -> Option<Result<SecretString>> {
+        match self {
+            Auth::Static(_) => None,
+            Auth::OAuth(cache) => Some(cache.refresh_after_rejection(rejected).await),
         }
     }
 }

@@ -11,6 +11,7 @@ use wa2crm_core::{Error, Result};
 
 use crate::Props;
 use crate::api::{Api, describe};
+use crate::api::AnswerExt;
 
 /// HubSpot's largest batch.
 pub const MAX_BATCH: usize = 100;

@@ -11,6 +11,7 @@ use wa2crm_core::{CanonicalAttribute, Delivered, Error, MediaRecord, Result};
 use crate::HubSpot;
 use crate::batch::{self, Input, Upserted, copy};
 use crate::values;
+use crate::api::AnswerExt;
 
 type Slots = Vec<Option<Result<Delivered>>>;
 
@@ -28,7 +29,7 @@ fn unmatched(sender: &str, config: &crate::config::HubSpotConfig) -> Error {
 
 impl HubSpot {
     pub(crate) async fn deliver_batch(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
-        if let Err(e) = self.api.pause.check() {
+        if let Err(e) = self.api.engine.pause.check() {
             return batch.iter().map(|_| Err(copy(&e))).collect();
         }
         if let Err(e) = self.ensure_tag_options(batch).await {

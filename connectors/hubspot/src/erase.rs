@@ -7,6 +7,7 @@ use wa2crm_core::{EraseReport, Error, Phone, Result};
 
 use crate::HubSpot;
 use crate::batch::MAX_BATCH;
+use crate::api::AnswerExt;
 
 impl HubSpot {
     pub(crate) async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {

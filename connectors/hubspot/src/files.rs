@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use wa2crm_core::{Error, MediaRecord, MediaSource, Result};
 
 use crate::HubSpot;
+use crate::api::AnswerExt;
 
 /// Uploads at once per batch: the request budget paces them anyway; this bounds open streams.
 const PARALLEL_UPLOADS: usize = 4;

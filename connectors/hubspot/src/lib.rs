@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod rules;
 mod batch;
 pub mod config;
 mod deliver;
@@ -25,10 +26,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
+
+use crate::rules::HubSpotRules;
 use wa2crm_core::{
     CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
     MediaRecord, Phone, Plan, Result,
 };
+use wa2crm_rest::engine::Engine;
 use wa2crm_rest::limit::RequestBudget;
 use wa2crm_rest::pause::PauseGate;
 
@@ -108,20 +112,30 @@ impl HubSpot {
         let utc_offset = config
             .utc_offset()
             .map_err(|e| Error::permanent(format!("connectors.{name}.portal_utc_offset: {e}")))?;
+        let auth = Arc::new(auth);
         let api = api::Api {
-            name: name.to_owned(),
-            http,
             base,
-            auth,
-            // Shared with every instance on the same queue database: one portal, one quota.
-            budget: RequestBudget::new(config.requests_per_10s, Duration::from_secs(10))
-                .shared(context.state.clone(), name),
+            auth: auth.clone(),
+            engine: Engine {
+                name: name.to_owned(),
+                rules: HubSpotRules {
+                    oauth: auth.is_oauth(),
+                    daily_reserve: config.daily_reserve,
+                    utc_offset,
+                },
+                http,
+                credentials: auth,
+                pause: PauseGate::load(name, context.state.clone(), &account, !context.check_only)
+                    .await?,
+                // Shared with every instance on the same queue database: one portal, one quota.
+                budget: Some(
+                    RequestBudget::new(config.requests_per_10s, Duration::from_secs(10))
+                        .shared(context.state.clone(), name),
+                ),
+                slots: None,
+            },
             search_budget: RequestBudget::new(SEARCH_PER_SECOND, Duration::from_secs(1))
                 .shared(context.state.clone(), &format!("{name}/search")),
-            pause: PauseGate::load(name, context.state.clone(), &account, !context.check_only)
-                .await?,
-            daily_reserve: config.daily_reserve,
-            utc_offset,
         };
         Ok(HubSpot {
             name: name.to_owned(),
@@ -159,7 +173,7 @@ impl Connector for HubSpot {
     }
 
     fn rate_bound(&self) -> bool {
-        self.api.budget.saturated()
+        self.api.engine.budget.as_ref().is_some_and(RequestBudget::saturated)
     }
 
     async fn check(&self) -> Result<CheckReport> {

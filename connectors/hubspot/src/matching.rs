@@ -19,6 +19,7 @@ use wa2crm_core::state::{add_to, keys};
 use wa2crm_core::{Error, Phone, Result};
 
 use crate::HubSpot;
+use crate::api::AnswerExt;
 
 /// Values in one `IN`: the simulator's (and a careful reading's) limit.
 const MAX_IN_VALUES: usize = 100;

@@ -12,6 +12,7 @@ use wa2crm_core::{CanonicalAttribute as A, CheckReport, Error, MediaKind, Plan, 
 
 use crate::HubSpot;
 use crate::api::missing_scopes;
+use crate::api::AnswerExt;
 
 /// The one option of a tags property created while no `[[tags]]` rule exists: HubSpot refuses
 /// an enumeration without options, and wa2crm never writes this value.

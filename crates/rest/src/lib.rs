@@ -7,9 +7,13 @@
 //! - [`pause`]: a connector-wide pause (daily quota spent, dead refresh token) that is persisted so
 //!   `status` can say why and until when.
 //! - [`classify`]: HTTP failures mapped to the core error kinds.
+//! - [`verdict`]: what a vendor's answer means, decided by each vendor's pure [`verdict::Rules`].
+//! - [`engine`]: one call, sent the same way for every vendor, acting on those verdicts.
 
 pub mod classify;
 pub mod client;
+pub mod engine;
+pub mod verdict;
 pub mod limit;
 pub mod pause;
 pub mod refresh;
