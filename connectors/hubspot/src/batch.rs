@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use wa2crm_core::{Error, Result};
 
 use crate::Props;
-use crate::api::{Api, describe};
 use crate::api::AnswerExt;
+use crate::api::{Api, describe};
 
 /// HubSpot's largest batch.
 pub const MAX_BATCH: usize = 100;

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use wa2crm_core::{CanonicalAttribute, Delivered, Error, MediaRecord, Result};
 
 use crate::HubSpot;
+use crate::api::AnswerExt;
 use crate::batch::{self, Input, Upserted, copy};
 use crate::values;
-use crate::api::AnswerExt;
 
 type Slots = Vec<Option<Result<Delivered>>>;
 

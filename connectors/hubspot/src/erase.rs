@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use wa2crm_core::{EraseReport, Error, Phone, Result};
 
 use crate::HubSpot;
-use crate::batch::MAX_BATCH;
 use crate::api::AnswerExt;
+use crate::batch::MAX_BATCH;
 
 impl HubSpot {
     pub(crate) async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {

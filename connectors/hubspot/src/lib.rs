@@ -9,7 +9,6 @@
 
 mod api;
 mod auth;
-mod rules;
 mod batch;
 pub mod config;
 mod deliver;
@@ -17,6 +16,7 @@ mod erase;
 mod expire;
 mod files;
 mod matching;
+mod rules;
 mod schema;
 mod values;
 
@@ -173,7 +173,11 @@ impl Connector for HubSpot {
     }
 
     fn rate_bound(&self) -> bool {
-        self.api.engine.budget.as_ref().is_some_and(RequestBudget::saturated)
+        self.api
+            .engine
+            .budget
+            .as_ref()
+            .is_some_and(RequestBudget::saturated)
     }
 
     async fn check(&self) -> Result<CheckReport> {

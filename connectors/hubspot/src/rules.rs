@@ -45,8 +45,8 @@ impl Rules for HubSpotRules {
                 // An expired OAuth token is refreshed as often as it happens (a token can expire
                 // on its way under load); any other 401 gets one refresh, and a fresh token
                 // refused means the credentials are dead.
-                let expired = body.get("category").and_then(Value::as_str)
-                    == Some("EXPIRED_AUTHENTICATION");
+                let expired =
+                    body.get("category").and_then(Value::as_str) == Some("EXPIRED_AUTHENTICATION");
                 let reason = format!(
                     "HubSpot rejects the credentials ({}; correlation {correlation}). {}",
                     details(),
@@ -223,12 +223,32 @@ mod tests {
         let table: Vec<(Reply, bool, &str)> = vec![
             (Reply::json(200, json!({"results": []})), true, "answer"),
             (Reply::json(201, json!({"id": "1"})), true, "answer"),
-            (Reply::json(207, json!({"status": "COMPLETE", "errors": []})), true, "answer"),
+            (
+                Reply::json(207, json!({"status": "COMPLETE", "errors": []})),
+                true,
+                "answer",
+            ),
             (Reply::new(204, &[], Body::Empty), true, "answer"),
-            (Reply::new(200, &[], Body::Text("<html>".into())), true, "transient"),
-            (Reply::json(400, json!({"category": "VALIDATION_ERROR"})), true, "answer"),
-            (Reply::json(404, json!({"category": "OBJECT_NOT_FOUND"})), true, "answer"),
-            (Reply::json(409, json!({"category": "CONFLICT"})), true, "answer"),
+            (
+                Reply::new(200, &[], Body::Text("<html>".into())),
+                true,
+                "transient",
+            ),
+            (
+                Reply::json(400, json!({"category": "VALIDATION_ERROR"})),
+                true,
+                "answer",
+            ),
+            (
+                Reply::json(404, json!({"category": "OBJECT_NOT_FOUND"})),
+                true,
+                "answer",
+            ),
+            (
+                Reply::json(409, json!({"category": "CONFLICT"})),
+                true,
+                "answer",
+            ),
             (
                 Reply::json(401, json!({"category": "EXPIRED_AUTHENTICATION"})),
                 true,
@@ -239,27 +259,63 @@ mod tests {
                 true,
                 "refresh always=false else pause Credentials until=false",
             ),
-            (Reply::json(403, json!({"category": "MISSING_SCOPES"})), true, "permanent"),
+            (
+                Reply::json(403, json!({"category": "MISSING_SCOPES"})),
+                true,
+                "permanent",
+            ),
             (
                 Reply::json(429, json!({"policyName": "TEN_SECONDLY_ROLLING"})),
                 true,
                 "wait None",
             ),
             (
-                Reply::new(429, &[("retry-after", "3")], Body::Json(json!({"policyName": "TEN_SECONDLY_ROLLING"}))),
+                Reply::new(
+                    429,
+                    &[("retry-after", "3")],
+                    Body::Json(json!({"policyName": "TEN_SECONDLY_ROLLING"})),
+                ),
                 true,
                 "wait Some(3s)",
             ),
-            (Reply::json(429, json!({"policyName": "SECONDLY"})), true, "wait Some(1s)"),
-            (Reply::json(429, json!({"policyName": "DAILY"})), true, "pause Quota until=true"),
-            (Reply::new(429, &[], Body::Text("Too Many Requests".into())), true, "wait None"),
+            (
+                Reply::json(429, json!({"policyName": "SECONDLY"})),
+                true,
+                "wait Some(1s)",
+            ),
+            (
+                Reply::json(429, json!({"policyName": "DAILY"})),
+                true,
+                "pause Quota until=true",
+            ),
+            (
+                Reply::new(429, &[], Body::Text("Too Many Requests".into())),
+                true,
+                "wait None",
+            ),
             (Reply::json(408, json!({})), true, "transient"),
-            (Reply::json(500, json!({"message": "internal"})), true, "transient"),
-            (Reply::new(502, &[], Body::Text("Bad Gateway".into())), true, "transient"),
+            (
+                Reply::json(500, json!({"message": "internal"})),
+                true,
+                "transient",
+            ),
+            (
+                Reply::new(502, &[], Body::Text("Bad Gateway".into())),
+                true,
+                "transient",
+            ),
             (Reply::json(503, json!({})), true, "transient"),
-            (Reply::new(521, &[], Body::Text("Web server is down".into())), true, "transient"),
+            (
+                Reply::new(521, &[], Body::Text("Web server is down".into())),
+                true,
+                "transient",
+            ),
             (Reply::json(405, json!({})), true, "permanent"),
-            (Reply::json(413, json!({"message": "too large"})), true, "permanent"),
+            (
+                Reply::json(413, json!({"message": "too large"})),
+                true,
+                "permanent",
+            ),
             (Reply::json(415, json!({})), true, "permanent"),
             (Reply::json(423, json!({})), true, "permanent"),
         ];
@@ -276,9 +332,17 @@ mod tests {
             &Reply::json(401, json!({"category": "INVALID_AUTHENTICATION", "message": "bad", "correlationId": "c-1"})),
             NOW.into(),
         );
-        let Verdict::Refresh { otherwise, .. } = v else { panic!("{v:?}") };
-        let Verdict::Pause(p) = *otherwise else { panic!() };
-        assert!(p.reason.contains("private app token") && p.reason.contains("correlation c-1"), "{}", p.reason);
+        let Verdict::Refresh { otherwise, .. } = v else {
+            panic!("{v:?}")
+        };
+        let Verdict::Pause(p) = *otherwise else {
+            panic!()
+        };
+        assert!(
+            p.reason.contains("private app token") && p.reason.contains("correlation c-1"),
+            "{}",
+            p.reason
+        );
         let oauth = rules(true).classify(&Reply::json(401, json!({})), NOW.into());
         assert!(format!("{oauth:?}").contains("Re-authorize the app"));
 
@@ -289,11 +353,22 @@ mod tests {
             Verdict::Permanent("refused: MISSING_SCOPES: This app hasn't been granted all required scopes; grant the app these scopes: crm.objects.contacts.write (correlation -)".into())
         );
         assert_eq!(
-            r.classify(&Reply::new(502, &[], Body::Text("Bad Gateway".into())), NOW.into()),
+            r.classify(
+                &Reply::new(502, &[], Body::Text("Bad Gateway".into())),
+                NOW.into()
+            ),
             Verdict::Transient("HubSpot answered 502 (\"Bad Gateway\")".into())
         );
-        let Verdict::Pause(daily) = r.classify(&Reply::json(429, json!({"policyName": "DAILY"})), NOW.into()) else { panic!() };
-        assert_eq!(daily.until, Some(SystemTime::from(datetime!(2026-11-22 05:00 UTC))));
+        let Verdict::Pause(daily) = r.classify(
+            &Reply::json(429, json!({"policyName": "DAILY"})),
+            NOW.into(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            daily.until,
+            Some(SystemTime::from(datetime!(2026-11-22 05:00 UTC)))
+        );
         assert!(daily.reason.contains("UTC-05:00"), "{}", daily.reason);
     }
 
@@ -313,17 +388,33 @@ mod tests {
         );
         assert_eq!(
             o.window,
-            Some(WindowHeaders { max: Some(110), interval: Some(Duration::from_secs(10)), remaining: Some(7) })
+            Some(WindowHeaders {
+                max: Some(110),
+                interval: Some(Duration::from_secs(10)),
+                remaining: Some(7)
+            })
         );
         assert_eq!(o.pause, None, "101 left is above the 100 reserved");
         let o = r.observe(
-            &h(&[("x-hubspot-ratelimit-daily", "1000"), ("x-hubspot-ratelimit-daily-remaining", "100")]),
+            &h(&[
+                ("x-hubspot-ratelimit-daily", "1000"),
+                ("x-hubspot-ratelimit-daily-remaining", "100"),
+            ]),
             NOW.into(),
         );
         let p = o.pause.expect("100 left of 1000 is the 10 % reserve");
         assert_eq!(p.cause, PauseCause::Quota);
-        assert!(p.reason.contains("100 of the portal's 1000 daily API calls"), "{}", p.reason);
-        assert_eq!(r.observe(&h(&[("x-hubspot-ratelimit-daily", "x")]), NOW.into()).pause, None);
+        assert!(
+            p.reason
+                .contains("100 of the portal's 1000 daily API calls"),
+            "{}",
+            p.reason
+        );
+        assert_eq!(
+            r.observe(&h(&[("x-hubspot-ratelimit-daily", "x")]), NOW.into())
+                .pause,
+            None
+        );
     }
 
     #[test]

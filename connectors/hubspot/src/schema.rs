@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use wa2crm_core::{CanonicalAttribute as A, CheckReport, Error, MediaKind, Plan, Result};
 
 use crate::HubSpot;
-use crate::api::missing_scopes;
 use crate::api::AnswerExt;
+use crate::api::missing_scopes;
 
 /// The one option of a tags property created while no `[[tags]]` rule exists: HubSpot refuses
 /// an enumeration without options, and wa2crm never writes this value.

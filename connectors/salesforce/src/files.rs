@@ -105,26 +105,36 @@ impl Salesforce {
         record_id: &str,
     ) -> Result<()> {
         let name = r.stored_file_name().to_owned();
-        let body = media.open(r).await?;
         let entity =
-            json!({"PathOnClient": name, "Title": name, "FirstPublishLocationId": record_id});
-        let form = Form::new()
-            .part(
-                "entity_content",
-                Part::text(entity.to_string())
-                    .mime_str("application/json")
-                    .map_err(|e| Error::permanent(format!("multipart: {e}")))?,
-            )
-            .part(
-                "VersionData",
-                Part::stream_with_length(reqwest::Body::wrap_stream(body.stream), body.size)
-                    .file_name(name.clone())
-                    .mime_str("application/octet-stream")
-                    .map_err(|e| Error::permanent(format!("multipart: {e}")))?,
-            );
+            json!({"PathOnClient": name, "Title": name, "FirstPublishLocationId": record_id})
+                .to_string();
+        let make = || {
+            let (name, entity) = (name.clone(), entity.clone());
+            Box::pin(async move {
+                let body = media.open(r).await?;
+                Ok(Form::new()
+                    .part(
+                        "entity_content",
+                        Part::text(entity)
+                            .mime_str("application/json")
+                            .map_err(|e| Error::permanent(format!("multipart: {e}")))?,
+                    )
+                    .part(
+                        "VersionData",
+                        Part::stream_with_length(
+                            reqwest::Body::wrap_stream(body.stream),
+                            body.size,
+                        )
+                        .file_name(name)
+                        .mime_str("application/octet-stream")
+                        .map_err(|e| Error::permanent(format!("multipart: {e}")))?,
+                    ))
+            })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<Form>> + Send + '_>>
+        };
         let a = self
             .api
-            .post_multipart_once("/sobjects/ContentVersion", form)
+            .post_multipart_once("/sobjects/ContentVersion", &make)
             .await?;
         if a.status.is_success() {
             Ok(())

@@ -13,6 +13,7 @@ mod erase;
 mod expire;
 mod files;
 mod matching;
+mod rules;
 mod schema;
 mod tasks;
 mod writes;
@@ -27,7 +28,10 @@ use wa2crm_core::{
     CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
     MediaRecord, Phone, Plan, Result,
 };
+use wa2crm_rest::engine::Engine;
 use wa2crm_rest::pause::PauseGate;
+
+use crate::rules::SalesforceRules;
 
 pub use config::SalesforceConfig;
 
@@ -76,24 +80,31 @@ pub async fn connect(
     let instance_url = Arc::clone(&source.instance_url);
     let account = config.account();
     let pause = PauseGate::load(name, context.state.clone(), &account, !context.check_only).await?;
+    let sessions = Arc::new(auth::session_cache(
+        source,
+        Duration::from_secs(config.session_minutes * 60),
+        context.state.clone(),
+        name,
+        &account,
+        context.check_only,
+    ));
     Ok(api::Api {
-        name: name.to_owned(),
-        http,
-        sessions: auth::session_cache(
-            source,
-            Duration::from_secs(config.session_minutes * 60),
-            context.state.clone(),
-            name,
-            &account,
-            context.check_only,
-        ),
+        engine: Engine {
+            name: name.to_owned(),
+            rules: SalesforceRules {
+                daily_reserve: config.daily_reserve,
+                // A pause an earlier run recorded is a usage pause (the others end with the process).
+                usage_pause: Arc::new(AtomicBool::new(pause.current().is_some())),
+            },
+            http,
+            credentials: sessions.clone(),
+            pause,
+            budget: None,
+            slots: Some(Semaphore::new(config.max_concurrent)),
+        },
+        sessions,
         instance_url,
-        in_flight: Semaphore::new(config.max_concurrent),
-        // A pause an earlier run recorded is a usage pause (the others end with the process).
-        usage_pause: AtomicBool::new(pause.current().is_some()),
         limits_look: tokio::sync::Mutex::new(()),
-        pause,
-        daily_reserve: config.daily_reserve,
         data_path: config.data_path(),
     })
 }

@@ -109,7 +109,7 @@ fn save_result(object: &str, r: &Value) -> Result<(String, bool)> {
 
 impl Salesforce {
     pub async fn deliver_batch(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
-        if let Err(e) = self.api.pause.check() {
+        if let Err(e) = self.api.engine.pause.check() {
             return batch.iter().map(|_| Err(copy(&e))).collect();
         }
         let mut out: Vec<Result<Delivered>> = Vec::with_capacity(batch.len());

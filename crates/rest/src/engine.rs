@@ -179,15 +179,13 @@ impl<R: Rules> Engine<R> {
                 // A network failure is the vendor's to classify no further; anything else
                 // (a body that cannot be built: the stored file is gone) is the caller's.
                 Err(e) if e.kind() != ErrorKind::Transient => return Err(e),
-                Err(e) => {
-                    match self.retry_after(&call, &mut backoff).await {
-                        true => {
-                            last = e;
-                            continue;
-                        }
-                        false => return Err(e),
+                Err(e) => match self.retry_after(&call, &mut backoff).await {
+                    true => {
+                        last = e;
+                        continue;
                     }
-                }
+                    false => return Err(e),
+                },
             };
             let verdict = match verdict {
                 Verdict::Refresh { always, otherwise } => {
@@ -209,10 +207,7 @@ impl<R: Rules> Engine<R> {
                 }
                 v => v,
             };
-            match self
-                .act(verdict, &what, &call, budget, &mut backoff)
-                .await
-            {
+            match self.act(verdict, &what, &call, budget, &mut backoff).await {
                 Next::Done(r) => return r,
                 Next::Again(e) => last = e,
             }
@@ -233,13 +228,17 @@ impl<R: Rules> Engine<R> {
                 "{what}: an answer was classified twice"
             )))),
             Verdict::Wait(wait) => {
-                let wait = wait.unwrap_or_else(|| budget.map_or(Duration::from_secs(1), |b| b.rate().1));
+                let wait =
+                    wait.unwrap_or_else(|| budget.map_or(Duration::from_secs(1), |b| b.rate().1));
                 tracing::warn!(connector = %self.name, wait_ms = wait.as_millis() as u64, "{what}: rate-limited; waiting out the window.");
                 match budget {
                     Some(b) => b.hold(wait),
                     None => tokio::time::sleep(wait).await,
                 }
-                Next::Again(Error::rate_limited(format!("{what}: rate-limited"), Some(wait)))
+                Next::Again(Error::rate_limited(
+                    format!("{what}: rate-limited"),
+                    Some(wait),
+                ))
             }
             // A refresh refused twice in a row, as the vendor's rules allow no more.
             Verdict::Refresh { .. } => Next::Done(Err(Error::transient(format!(
@@ -254,18 +253,16 @@ impl<R: Rules> Engine<R> {
             }
             Verdict::Pause(order) => {
                 self.order_pause(&order).await;
+                // In whole seconds, rounded up: a job woken before the pause ends only waits again.
                 let wait = order
                     .until
-                    .and_then(|u| u.duration_since(SystemTime::now()).ok());
-                Next::Done(Err(self
-                    .pause
-                    .check()
-                    .err()
-                    .unwrap_or_else(|| Error::rate_limited(order.reason, wait))))
+                    .and_then(|u| u.duration_since(SystemTime::now()).ok())
+                    .map(|d| Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)));
+                Next::Done(Err(Error::rate_limited(order.reason, wait)))
             }
-            Verdict::Permanent(message) => Next::Done(Err(Error::permanent(format!(
-                "{what}: {message}"
-            )))),
+            Verdict::Permanent(message) => {
+                Next::Done(Err(Error::permanent(format!("{what}: {message}"))))
+            }
         }
     }
 

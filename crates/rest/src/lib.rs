@@ -13,8 +13,8 @@
 pub mod classify;
 pub mod client;
 pub mod engine;
-pub mod verdict;
 pub mod limit;
 pub mod pause;
 pub mod refresh;
 pub mod token;
+pub mod verdict;

@@ -227,15 +227,26 @@ mod tests {
         ];
         for (reply, want) in table {
             let got = success_not_json(reply, "Acme");
-            assert_eq!(got, want.map(|m| Verdict::Transient(m.into())), "{}", reply.status);
+            assert_eq!(
+                got,
+                want.map(|m| Verdict::Transient(m.into())),
+                "{}",
+                reply.status
+            );
         }
     }
 
     #[test]
     fn details_name_what_came() {
         let d = |v: &Value| v["message"].as_str().unwrap_or("?").to_owned();
-        assert_eq!(details(&Body::Json(serde_json::json!({"message": "no"})), d), "no");
-        assert_eq!(details(&Body::Text("Bad Gateway".into()), d), "\"Bad Gateway\"");
+        assert_eq!(
+            details(&Body::Json(serde_json::json!({"message": "no"})), d),
+            "no"
+        );
+        assert_eq!(
+            details(&Body::Text("Bad Gateway".into()), d),
+            "\"Bad Gateway\""
+        );
         assert_eq!(details(&Body::Empty, d), "no details");
     }
 }

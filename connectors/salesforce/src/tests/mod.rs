@@ -241,7 +241,7 @@ async fn when_a_usage_pause_ends_limits_decides_whether_to_go_on() {
     assert!(pause_reason().await.contains("REQUEST_LIMIT_EXCEEDED"));
 
     // The pause runs out while the org is still over: one look at /limits, and paused again.
-    api.pause.resume().await;
+    api.engine.pause.resume().await;
     let e = api
         .call(Method::GET, "/sobjects/Contact/describe", None, true)
         .await
@@ -250,7 +250,7 @@ async fn when_a_usage_pause_ends_limits_decides_whether_to_go_on() {
     assert!(pause_reason().await.contains("REQUEST_LIMIT_EXCEEDED"));
 
     // Still paused, but the reserve is what holds it now.
-    api.pause.resume().await;
+    api.engine.pause.resume().await;
     sim.set_api_usage(850);
     let e = api
         .call(Method::GET, "/sobjects/Contact/describe", None, true)
@@ -262,7 +262,7 @@ async fn when_a_usage_pause_ends_limits_decides_whether_to_go_on() {
     );
 
     // Calls have aged out of the rolling 24 hours: /limits says so and the call goes.
-    api.pause.resume().await;
+    api.engine.pause.resume().await;
     sim.set_api_usage(500);
     let before = sim.counts().api_calls;
     api.call(Method::GET, "/sobjects/Contact/describe", None, true)
@@ -280,6 +280,8 @@ async fn when_a_usage_pause_ends_limits_decides_whether_to_go_on() {
     let restarted = api_for(&jwt_config(&sim), state.clone()).await;
     assert!(
         restarted
+            .engine
+            .rules
             .usage_pause
             .load(std::sync::atomic::Ordering::Acquire)
     );
