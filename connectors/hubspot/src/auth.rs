@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use tokio::time::Instant;
 use wa2crm_core::{Error, Result, StateStore};
 use wa2crm_rest::engine::Credentials;
+use wa2crm_rest::oauth::{Endpoint, Exchanged, NoExtra};
 use wa2crm_rest::refresh::RotatingRefreshToken;
-use wa2crm_rest::token::{self, AccessToken, TokenCache, TokenSource};
+use wa2crm_rest::token::{AccessToken, TokenCache, TokenSource};
 
 /// Marks a refresh token HubSpot will never accept again; the admin must re-authorize.
 pub const DEAD_REFRESH_TOKEN: &str = "BAD_REFRESH_TOKEN";
@@ -89,47 +89,47 @@ impl RefreshGrant {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-}
-
 #[async_trait]
 impl TokenSource for RefreshGrant {
     async fn fetch(&self) -> Result<AccessToken> {
         let refresh = self.refresh_token.get().await;
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
-            ("refresh_token", refresh.expose_secret()),
-        ];
-        let (status, body) =
-            token::post_form(&self.http, &self.token_url, &form, "HubSpot token refresh").await?;
-        if !status.is_success() {
-            let code = body.get("status").and_then(|v| v.as_str()).unwrap_or("");
-            let message = body.get("message").and_then(|v| v.as_str()).unwrap_or("");
-            return Err(Error::permanent(format!(
-                "HubSpot refused the OAuth refresh ({status} {code}: {message}). {}",
-                if code == DEAD_REFRESH_TOKEN || code == "BAD_CLIENT_ID" {
-                    "Re-authorize the app in HubSpot, put the new refresh_token (and client_id/client_secret) \
-                     in the config or the credentials directory, then restart wa2crm"
-                } else {
-                    "Check client_id, client_secret and refresh_token"
-                }
-            )));
-        }
-        let answer: TokenAnswer = serde_json::from_value(body).map_err(|e| {
-            Error::transient(format!("HubSpot token answer could not be read: {e}"))
-        })?;
+        let endpoint = Endpoint {
+            http: &self.http,
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            what: "HubSpot token refresh",
+        };
+        let answer = match endpoint.refresh::<NoExtra>(&refresh).await? {
+            Exchanged::Granted(g) => g,
+            Exchanged::Refused(r) => {
+                // HubSpot names the cause in `status`; RFC 6749's codes mean the same.
+                let dead =
+                    matches!(
+                        r.status.as_deref(),
+                        Some(DEAD_REFRESH_TOKEN | "BAD_CLIENT_ID")
+                    ) || matches!(r.error.as_deref(), Some("invalid_grant" | "invalid_client"));
+                let code = r.status.as_deref().unwrap_or(r.code());
+                return Err(Error::permanent(format!(
+                    "HubSpot refused the OAuth refresh ({code}: {}). {}",
+                    r.description(),
+                    if dead {
+                        "Re-authorize the app in HubSpot, put the new refresh_token (and client_id/client_secret) \
+                         in the config or the credentials directory, then restart wa2crm"
+                    } else {
+                        "Check client_id, client_secret and refresh_token"
+                    }
+                )));
+            }
+        };
         // Durable before use: if storing fails, the new access token is not used either.
-        self.refresh_token.rotated(answer.refresh_token).await?;
+        self.refresh_token
+            .rotated(answer.refresh_token.map(|t| t.expose_secret().to_owned()))
+            .await?;
         // HubSpot says 1800 s today; follow what it says, and assume 30 minutes if it is silent.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(1800));
+        let lifetime = answer.expires_in.unwrap_or(Duration::from_secs(1800));
         Ok(AccessToken {
-            secret: SecretString::from(answer.access_token),
+            secret: answer.access_token,
             expires_at: Some(Instant::now() + lifetime),
         })
     }

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use wa2crm_core::{Error, Result, StateStore};
+use wa2crm_rest::oauth::{Endpoint, Exchanged, ExtraTokenFields, Granted, Refusal};
 use wa2crm_rest::refresh::RotatingRefreshToken;
 use wa2crm_rest::token::{self, AccessToken, TokenCache, TokenSource};
 
@@ -51,14 +52,21 @@ pub struct SessionSource {
     pub instance_url: Arc<RwLock<Option<reqwest::Url>>>,
 }
 
-/// Salesforce's token answer, read leniently: only `access_token` and `instance_url` are
-/// required (`issued_at`, `signature`, `id`, `scope` are often missing, e.g. for JWT bearer).
+/// Salesforce's JWT bearer answer, read leniently: only `access_token` and `instance_url` are
+/// required (`issued_at`, `signature`, `id`, `scope` are often missing).
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
     instance_url: String,
-    refresh_token: Option<String>,
 }
+
+/// What Salesforce's token answers carry besides RFC 6749's fields: where the org's API is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionExtra {
+    instance_url: String,
+}
+
+impl ExtraTokenFields for SessionExtra {}
 
 impl SessionSource {
     pub async fn new(
@@ -151,70 +159,89 @@ fn load_key(config: &SalesforceConfig, scope: &str) -> Result<EncodingKey> {
     })
 }
 
-#[async_trait]
-impl TokenSource for SessionSource {
-    async fn fetch(&self) -> Result<AccessToken> {
-        let assertion;
-        let refresh;
-        let form: Vec<(&str, &str)> = match &self.grant {
-            Grant::Jwt {
-                username,
-                audience,
-                key,
-            } => {
-                assertion = self.assertion(username, audience, key)?;
-                vec![
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                    ("assertion", &assertion),
-                ]
-            }
-            Grant::Refresh {
-                client_secret,
-                refresh_token,
-            } => {
-                refresh = refresh_token.get().await;
-                vec![
-                    ("grant_type", "refresh_token"),
-                    ("client_id", &self.client_id),
-                    ("client_secret", client_secret.expose_secret()),
-                    ("refresh_token", refresh.expose_secret()),
-                ]
-            }
-            Grant::ClientCredentials { client_secret } => vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                ("client_secret", client_secret.expose_secret()),
-            ],
-        };
+impl SessionSource {
+    /// The JWT bearer grant (RFC 7523), which the `oauth2` crate does not carry: one form POST.
+    async fn jwt_login(
+        &self,
+        username: &str,
+        audience: &str,
+        key: &EncodingKey,
+    ) -> Result<Exchanged<SessionExtra>> {
+        let assertion = self.assertion(username, audience, key)?;
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ];
         let (status, body) =
             token::post_form(&self.http, &self.token_url, &form, "Salesforce login").await?;
         if !status.is_success() {
-            let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("");
-            let description = body
-                .get("error_description")
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            return Err(Error::permanent(format!(
-                "Salesforce refused the login ({status} {error}: {description}). {}",
-                advice(&self.grant, description)
-            )));
+            return Ok(Exchanged::Refused(
+                serde_json::from_value::<Refusal>(body).unwrap_or_default(),
+            ));
         }
         let answer: TokenAnswer = serde_json::from_value(body).map_err(|e| {
             Error::transient(format!("Salesforce's token answer could not be read: {e}"))
         })?;
+        Ok(Exchanged::Granted(Granted {
+            access_token: SecretString::from(answer.access_token),
+            refresh_token: None,
+            expires_in: None,
+            extra: SessionExtra {
+                instance_url: answer.instance_url,
+            },
+        }))
+    }
+}
+
+#[async_trait]
+impl TokenSource for SessionSource {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let endpoint = |client_secret| Endpoint {
+            http: &self.http,
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            client_secret,
+            what: "Salesforce login",
+        };
+        let exchanged = match &self.grant {
+            Grant::Jwt {
+                username,
+                audience,
+                key,
+            } => self.jwt_login(username, audience, key).await?,
+            Grant::Refresh {
+                client_secret,
+                refresh_token,
+            } => {
+                let refresh = refresh_token.get().await;
+                endpoint(client_secret).refresh(&refresh).await?
+            }
+            Grant::ClientCredentials { client_secret } => {
+                endpoint(client_secret).client_credentials().await?
+            }
+        };
+        let answer = match exchanged {
+            Exchanged::Granted(g) => g,
+            Exchanged::Refused(r) => {
+                return Err(Error::permanent(format!(
+                    "Salesforce refused the login ({r}). {}",
+                    advice(&self.grant, r.description())
+                )));
+            }
+        };
         if let Grant::Refresh { refresh_token, .. } = &self.grant {
             // Durable before use (rotation).
-            refresh_token.rotated(answer.refresh_token).await?;
+            refresh_token
+                .rotated(answer.refresh_token.map(|t| t.expose_secret().to_owned()))
+                .await?;
         }
-        let instance = reqwest::Url::parse(&answer.instance_url).map_err(|e| {
-            Error::transient(format!(
-                "Salesforce's instance_url {:?}: {e}",
-                answer.instance_url
-            ))
+        let instance_url = answer.extra.instance_url;
+        let instance = reqwest::Url::parse(&instance_url).map_err(|e| {
+            Error::transient(format!("Salesforce's instance_url {instance_url:?}: {e}"))
         })?;
         *self.instance_url.write().unwrap_or_else(|e| e.into_inner()) = Some(instance);
         Ok(AccessToken {
-            secret: SecretString::from(answer.access_token),
+            secret: answer.access_token,
             expires_at: None,
         })
     }

@@ -3,6 +3,7 @@
 //! - [`client`]: the one reqwest client setup (rustls, explicit User-Agent, timeouts, no redirects).
 //! - [`limit`]: a GCRA request budget (governor) that 429s and the vendors' headers can hold back.
 //! - [`token`]: an access-token cache whose refresh is single-flight across every worker.
+//! - [`oauth`]: the RFC 6749 refresh-token and client-credentials exchanges, through `oauth2`.
 //! - [`refresh`]: a refresh token the vendor may rotate, persisted before use.
 //! - [`pause`]: a connector-wide pause (daily quota spent, dead refresh token) that is persisted so
 //!   `status` can say why and until when.
@@ -14,6 +15,7 @@ pub mod classify;
 pub mod client;
 pub mod engine;
 pub mod limit;
+pub mod oauth;
 pub mod pause;
 pub mod refresh;
 pub mod token;

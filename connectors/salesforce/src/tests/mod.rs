@@ -146,6 +146,40 @@ async fn sessions_are_renewed_proactively_after_session_minutes() {
 }
 
 #[tokio::test]
+async fn client_credentials_log_in_through_oauth2_and_a_wrong_secret_says_what_to_check() {
+    let sim = SalesforceSim::start(SalesforceSimConfig::new(CLIENT_ID, USER))
+        .await
+        .unwrap();
+    let config = |secret: &str| {
+        json!({"type": "salesforce", "login_url": sim.url(), "client_id": CLIENT_ID,
+            "client_secret": secret, "object": "M__c", "external_id": "E__c",
+            "contact_lookup": "C__c", "contact_key": "K__c", "fields": {"file_url": "U__c"}})
+    };
+    let api = api_for(&config("sandbox-client-secret"), Arc::default()).await;
+    assert_eq!(limits(&api).await.unwrap().status, 200);
+    assert_eq!(sim.counts().logins, 1);
+
+    let state = Arc::new(MemoryStateStore::default());
+    let api = api_for(&config("wrong-secret"), state.clone()).await;
+    let e = limits(&api).await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::RateLimited { .. }),
+        "jobs wait: {e}"
+    );
+    let reason = state
+        .get_state("sf", keys::PAUSE_REASON)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        reason
+            .contains("Salesforce refused the login (invalid_client: invalid client credentials)")
+            && reason.contains("client credentials flow is enabled"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn a_rotated_refresh_token_is_stored_before_use_and_survives_a_restart() {
     let mut config = SalesforceSimConfig::new(CLIENT_ID, USER);
     config.refresh_token = Some("5Aep-initial".into());
