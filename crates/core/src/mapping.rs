@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The attributes of a stored media item that a mapping may name (DESIGN.md, "Canonical attributes").
+/// The attributes of a stored media item that a mapping may name (docs/ARCHITECTURE.md, "The public contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CanonicalAttribute {

@@ -1,4 +1,4 @@
-//! `wa2crm <command> [--config PATH] [--credentials-dir DIR]` (DESIGN.md, "CLI").
+//! `wa2crm <command> [--config PATH] [--credentials-dir DIR]` (docs/ARCHITECTURE.md, "The public contract").
 
 use std::path::PathBuf;
 use std::process::ExitCode;

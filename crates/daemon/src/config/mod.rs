@@ -1,4 +1,5 @@
-//! The configuration file, as admins write it (DESIGN.md, "Configuration").
+//! The configuration file, as admins write it (docs/ARCHITECTURE.md, "The public contract";
+//! every key in README, "Configuration reference").
 //!
 //! Loading ([`load`]) layers the TOML file, `WA2CRM__SECTION__KEY` environment variables and
 //! systemd credential files; [`validate`] then checks everything without touching the network or
