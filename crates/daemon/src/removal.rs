@@ -11,15 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use wa2crm_core::{MediaEvent, MediaRef, Phone};
 use wa2crm_media::store::Storage;
-use wa2crm_queue::{JobId, JobInfo, JobStore};
+use wa2crm_queue::{JobId, JobInfo, JobStore, Step};
 
 use crate::pipeline::{RenditionCheckpoint, StoredCheckpoint};
 
 /// The stored object of a job, if it got that far.
 pub fn object_of(job: &JobInfo) -> Option<String> {
-    job.checkpoints
-        .get("store")
-        .and_then(|v| serde_json::from_value::<StoredCheckpoint>(v.clone()).ok())
+    Step::Store
+        .read::<StoredCheckpoint>(&job.checkpoints)
         .map(|s| s.key)
 }
 
@@ -32,9 +31,8 @@ pub struct Objects {
 
 /// A job's rendition (`media.transcode`), which goes and stays with its original.
 pub fn rendition_of(job: &JobInfo) -> Option<String> {
-    job.checkpoints
-        .get("transcode")
-        .and_then(|v| serde_json::from_value::<RenditionCheckpoint>(v.clone()).ok())
+    Step::Transcode
+        .read::<RenditionCheckpoint>(&job.checkpoints)
         .and_then(|r| r.key)
 }
 
@@ -101,7 +99,7 @@ pub async fn mark_removed(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let left = BTreeMap::from([(
-        "removed".to_owned(),
+        Step::Removed.as_str().to_owned(),
         json!({"why": why, "at": at, "object": object_of(job)}),
     )]);
     let mut event = redacted(&job.event);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use wa2crm_core::{Connector, MediaKind, MediaRecord};
 use wa2crm_media::store::Storage;
-use wa2crm_queue::{JobInfo, JobStore};
+use wa2crm_queue::{JobInfo, JobStore, Step};
 
 use crate::config::{OnExpiry, RetentionConfig};
 use crate::pipeline::{DeliveredCheckpoint, media_record};
@@ -142,11 +142,8 @@ async fn remove_page(
         let Some(record) = media_record(&job.event, &job.checkpoints) else {
             continue;
         };
-        let delivered: DeliveredCheckpoint = job
-            .checkpoints
-            .get("deliver")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let delivered: DeliveredCheckpoint =
+            Step::Deliver.read(&job.checkpoints).unwrap_or_default();
         for name in delivered.keys() {
             if let Some((name, _)) = connectors.get_key_value(name.as_str()) {
                 by_connector.entry(name).or_default().push(record.clone());

@@ -19,7 +19,7 @@ use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRu
 use wa2crm_media::link::{LinkSigner, Linked};
 use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
-use wa2crm_queue::{Clock, Enqueued, JobState, ManualClock, SqliteJobStore};
+use wa2crm_queue::{Checkpoint, Clock, Enqueued, JobState, ManualClock, SqliteJobStore, Step};
 use wa2crm_sandbox::graph::{Fault, GraphSim};
 use wa2crm_sandbox::samples::{self, SampleMedia};
 use wa2crm_whatsapp::media::GraphMedia;
@@ -317,10 +317,11 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
         .await
         .unwrap()
         .remove(0);
-    for step in ["resolve", "fetch", "inspect", "store"] {
+    for step in [Step::Resolve, Step::Fetch, Step::Inspect, Step::Store] {
+        let data = step.of(&done.checkpoints).unwrap();
         w.pipeline
             .store
-            .checkpoint(job.id, &job.owner, step, &done.checkpoints[step])
+            .checkpoint(job.id, &job.owner, Checkpoint::new(step, data))
             .await
             .unwrap();
     }

@@ -20,14 +20,17 @@ use async_trait::async_trait;
 use serde::Serialize;
 use wa2crm_core::{MediaEvent, MediaKind};
 
+mod jobs;
 mod postgres;
 mod sqlite;
 mod state;
+mod step;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use postgres::PgJobStore;
 pub use sqlite::SqliteJobStore;
+pub use step::{Checkpoint, Step};
 
 pub type JobId = i64;
 
@@ -81,7 +84,7 @@ pub struct Job {
     pub event: MediaEvent,
     /// How many times the job has been claimed, this time included.
     pub attempts: u32,
-    /// Results of the steps already done, by step name.
+    /// Results of the steps already done, by step name ([`Step::as_str`]; read with [`Step::of`]).
     pub checkpoints: BTreeMap<String, serde_json::Value>,
     /// Who holds the lease; every write back must name it.
     pub owner: String,
@@ -185,14 +188,9 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>>;
     /// Extends the lease; `LeaseLost` when `owner` no longer holds it.
     async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()>;
-    /// Records one step's result on the job, replacing an earlier result of the same step.
-    async fn checkpoint(
-        &self,
-        id: JobId,
-        owner: &str,
-        step: &str,
-        data: &serde_json::Value,
-    ) -> Result<()>;
+    /// Records one step's result on the job, replacing an earlier result of the same step, with
+    /// the facts the queue keeps in columns of their own.
+    async fn checkpoint(&self, id: JobId, owner: &str, checkpoint: Checkpoint<'_>) -> Result<()>;
     async fn complete(&self, id: JobId, owner: &str) -> Result<()>;
     /// Gives the job back for a retry not before `retry_at_ms`, remembering the error.
     async fn fail(&self, id: JobId, owner: &str, error: &str, retry_at_ms: i64) -> Result<()>;
@@ -349,19 +347,9 @@ pub fn redact_url(url: &str) -> String {
     u.to_string()
 }
 
-/// Step names go into JSON paths; keep them to a safe alphabet.
-fn check_step(step: &str) -> Result<()> {
-    if !step.is_empty()
-        && step
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        Ok(())
-    } else {
-        Err(QueueError::Corrupt(format!(
-            "step name {step:?} must be lowercase letters, digits and _"
-        )))
-    }
+/// A `LIMIT` as SQL takes it.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 fn decode_event(json: &str) -> Result<MediaEvent> {

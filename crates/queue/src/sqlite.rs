@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -20,13 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use wa2crm_core::MediaEvent;
 
 use crate::{
-    ClaimedRow, Clock, DeadLetter, DeadRow, Enqueued, Job, JobId, JobInfo, JobRow, JobStore,
-    QueueError, Result, StateCounts, check_step, checkpoints_json, counts_from, event_json,
-    expect_one, into_jobs, lease_ms, lease_token,
+    ClaimedRow, Clock, Enqueued, JobId, QueueError, Result, event_json, lease_ms, sql_limit,
 };
-
-const COLUMNS: &str = "id, source, message_id, event, state, attempts, next_attempt_at, \
-    lease_owner, lease_until, checkpoints, last_error, dead_reason, created_at, updated_at, removed_at";
 
 /// How many waiting enqueue requests one transaction takes at most.
 const MAX_GROUP: usize = 512;
@@ -202,26 +196,6 @@ impl SqliteJobStore {
             locks: Default::default(),
         })
     }
-
-    async fn finish(
-        &self,
-        id: JobId,
-        owner: &str,
-        sql: &'static str,
-        text: Option<&str>,
-        at: Option<i64>,
-    ) -> Result<()> {
-        let now = self.clock.now_ms();
-        let mut q = sqlx::query(sql);
-        if let Some(t) = text {
-            q = q.bind(t);
-        }
-        if let Some(at) = at {
-            q = q.bind(at);
-        }
-        let r = q.bind(now).bind(id).bind(owner).execute(&self.pool).await?;
-        expect_one(id, r.rows_affected())
-    }
 }
 
 async fn group_commit(
@@ -307,12 +281,23 @@ async fn insert_group(
         .collect())
 }
 
-#[async_trait]
-impl JobStore for SqliteJobStore {
-    async fn enqueue(&self, events: &[MediaEvent]) -> Result<Vec<Enqueued>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
+crate::jobs::impl_job_store!(
+    SqliteJobStore,
+    db = sqlx::Sqlite,
+    text = "",
+    json = "",
+    bigint = "",
+    merge = "json_set(checkpoints, '$.\"' || $1 || '\"', json($2))",
+    lease_now = "$1",
+);
+
+/// Ids per statement where a list goes into `IN (…)`: SQLite allows 32,766 bound values.
+const ID_CHUNK: usize = 500;
+
+/// SQLite's strategies (see crates/queue/src/jobs.rs).
+impl SqliteJobStore {
+    /// Through the group-commit writer: concurrent webhooks share one durable transaction.
+    async fn enqueue_jobs(&self, events: &[MediaEvent]) -> Result<Vec<Enqueued>> {
         let rows = events
             .iter()
             .map(|e| {
@@ -331,24 +316,28 @@ impl JobStore for SqliteJobStore {
         answer.await.map_err(|_| QueueError::WriterGone)?
     }
 
-    async fn claim(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<Job>> {
-        let owner = &lease_token(owner);
+    /// One process claims: a sub-select per kind of due job, each served by its own index (with
+    /// a large backlog an OR of both scans and sorts the whole table under SQLite's write lock).
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedRow>> {
         let now = self.clock.now_ms();
         let until = now.saturating_add(lease_ms(lease));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Two statements, each served by its own index: with a large backlog an OR of both
-        // conditions scans and sorts the whole table while holding SQLite's write lock.
+        let limit = sql_limit(limit);
         let mut rows: Vec<ClaimedRow> = Vec::new();
         for sql in [
-            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
-             attempts = attempts + 1, updated_at = ?3 \
-             WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= ?3 \
-                AND fenced_at IS NULL ORDER BY next_attempt_at LIMIT ?4) \
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
+             attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND next_attempt_at <= $3 \
+                AND fenced_at IS NULL ORDER BY next_attempt_at LIMIT $4) \
              RETURNING id, event, attempts, checkpoints",
-            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, \
-             attempts = attempts + 1, updated_at = ?3 \
-             WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?3 \
-                AND fenced_at IS NULL ORDER BY lease_until LIMIT ?4) \
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
+             attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < $3 \
+                AND fenced_at IS NULL ORDER BY lease_until LIMIT $4) \
              RETURNING id, event, attempts, checkpoints",
         ] {
             let missing = limit - rows.len() as i64;
@@ -356,7 +345,7 @@ impl JobStore for SqliteJobStore {
                 break;
             }
             let got: Vec<ClaimedRow> = sqlx::query_as(sql)
-                .bind(owner)
+                .bind(owner.to_owned())
                 .bind(until)
                 .bind(now)
                 .bind(missing)
@@ -364,331 +353,73 @@ impl JobStore for SqliteJobStore {
                 .await?;
             rows.extend(got);
         }
-        into_jobs(rows, owner)
+        Ok(rows)
     }
 
-    async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<()> {
-        let until = self.clock.now_ms().saturating_add(lease_ms(lease));
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET lease_until = ?1, updated_at = ?2 \
-             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-            None,
-            Some(until),
-        )
-        .await
+    /// Leases are judged by this process's clock: a SQLite queue serves one process.
+    fn lease_clock(&self) -> Option<i64> {
+        Some(self.clock.now_ms())
     }
 
-    async fn checkpoint(
-        &self,
-        id: JobId,
-        owner: &str,
-        step: &str,
-        data: &serde_json::Value,
-    ) -> Result<()> {
-        check_step(step)?;
-        let now = self.clock.now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET checkpoints = json_set(checkpoints, '$.\"' || ?1 || '\"', json(?2)), \
-             updated_at = ?3 WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
-        )
-        .bind(step)
-        .bind(data.to_string())
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        expect_one(id, r.rows_affected())
-    }
-
-    async fn complete(&self, id: JobId, owner: &str) -> Result<()> {
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, \
-             last_error = NULL, updated_at = ?1 \
-             WHERE id = ?2 AND state = 'running' AND lease_owner = ?3",
-            None,
-            None,
-        )
-        .await
-    }
-
-    async fn fail(&self, id: JobId, owner: &str, error: &str, retry_at_ms: i64) -> Result<()> {
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET state = 'queued', last_error = ?1, next_attempt_at = ?2, \
-             lease_owner = NULL, lease_until = NULL, updated_at = ?3 \
-             WHERE id = ?4 AND state = 'running' AND lease_owner = ?5",
-            Some(error),
-            Some(retry_at_ms),
-        )
-        .await
-    }
-
-    async fn dead_letter(&self, id: JobId, owner: &str, reason: &str) -> Result<()> {
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET state = 'dead', dead_reason = ?1, last_error = ?1, \
-             lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
-             WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-            Some(reason),
-            None,
-        )
-        .await
-    }
-
-    async fn replay(&self, id: JobId) -> Result<bool> {
-        let now = self.clock.now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?1, \
-             dead_reason = NULL, updated_at = ?1 WHERE id = ?2 AND state = 'dead'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn replay_all_dead(&self) -> Result<u64> {
-        let now = self.clock.now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?1, \
-             dead_reason = NULL, updated_at = ?1 WHERE state = 'dead'",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
-    async fn counts(&self) -> Result<StateCounts> {
-        let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT state, COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0), \
-             MIN(created_at) FROM jobs GROUP BY state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        counts_from(rows)
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        let rows: Vec<DeadRow> = sqlx::query_as(
-            "SELECT id, source, message_id, dead_reason, attempts, updated_at FROM jobs \
-             WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT ?1",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn get(&self, id: JobId) -> Result<Option<JobInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"));
-        let row: Option<JobRow> = sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(TryInto::try_into).transpose()
-    }
-
-    async fn find(&self, source: &str, message_id: &str) -> Result<Option<JobInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE source = ?1 AND message_id = ?2"
-        ));
-        let row: Option<JobRow> = sqlx::query_as(sql)
-            .bind(source)
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(TryInto::try_into).transpose()
-    }
-
-    async fn jobs_after(&self, after: JobId, limit: usize) -> Result<Vec<JobInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE id > ?1 ORDER BY id LIMIT ?2"
-        ));
-        let rows: Vec<JobRow> = sqlx::query_as(sql)
-            .bind(after)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
-    }
-
-    async fn jobs_of_sender(&self, sender: &str) -> Result<Vec<JobInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE sender = ?1 ORDER BY id"
-        ));
-        let rows: Vec<JobRow> = sqlx::query_as(sql)
-            .bind(sender)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
-    }
-
-    async fn unremoved_before(
-        &self,
-        kind: wa2crm_core::MediaKind,
-        before_ms: i64,
-        after_id: JobId,
-        limit: usize,
-    ) -> Result<Vec<JobInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND state = 'done' \
-             AND removed_at IS NULL AND created_at < ?2 AND id > ?3 ORDER BY id LIMIT ?4"
-        ));
-        let rows: Vec<JobRow> = sqlx::query_as(sql)
-            .bind(kind.as_str())
-            .bind(before_ms)
-            .bind(after_id)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
-    }
-
-    async fn done_breakdown(&self) -> Result<crate::DoneBreakdown> {
-        let (not_taken, removed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN json_extract(checkpoints, '$.consent.given') = 0 THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN removed_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
-             FROM jobs WHERE state = 'done'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crate::DoneBreakdown {
-            not_taken: not_taken.max(0) as u64,
-            removed: removed.max(0) as u64,
-        })
-    }
-
-    async fn holders_of(&self, key: &str) -> Result<Vec<JobId>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE media_key = ?1 AND removed_at IS NULL ORDER BY id",
-        )
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn mark_removed(
-        &self,
-        id: JobId,
-        event: &MediaEvent,
-        checkpoints: &std::collections::BTreeMap<String, serde_json::Value>,
-    ) -> Result<()> {
-        let now = self.clock.now_ms();
-        sqlx::query(
-            "UPDATE jobs SET event = ?1, checkpoints = ?2, state = 'done', lease_owner = NULL, \
-             lease_until = NULL, last_error = NULL, dead_reason = NULL, removed_at = ?3, \
-             updated_at = ?3 WHERE id = ?4",
-        )
-        .bind(event_json(event)?)
-        .bind(checkpoints_json(checkpoints)?)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn fence(&self, ids: &[JobId]) -> Result<()> {
+    async fn fence_jobs(&self, ids: &[JobId]) -> Result<()> {
         let now = self.clock.now_ms();
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE jobs SET fenced_at = ");
-            q.push_bind(now)
-                .push(" WHERE fenced_at IS NULL AND id IN ")
-                .push_tuples(chunk, |mut b, id| {
-                    b.push_bind(*id);
-                });
-            q.build().execute(&self.pool).await?;
+            let sql = format!(
+                "UPDATE jobs SET fenced_at = $1 WHERE fenced_at IS NULL AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
         }
         Ok(())
     }
 
-    async fn fenced(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
-        self.ids_where(ids, "fenced_at IS NOT NULL", None).await
+    /// Those of `ids` whose row meets `condition`, whose `$1` (if it has one) is `value`.
+    async fn ids_among(
+        &self,
+        ids: &[JobId],
+        condition: &'static str,
+        value: Option<Option<i64>>,
+    ) -> Result<Vec<JobId>> {
+        let first = if value.is_some() { 2 } else { 1 };
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let sql = format!(
+                "SELECT id FROM jobs WHERE {condition} AND id IN ({})",
+                placeholders(first, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            if let Some(v) = value {
+                q = q.bind(v);
+            }
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
     }
 
-    async fn held(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
-        let now = self.clock.now_ms();
-        self.ids_where(ids, "lease_owner IS NOT NULL AND lease_until > ", Some(now))
-            .await
-    }
-
-    async fn release(&self, id: JobId, owner: &str) -> Result<()> {
-        self.finish(
-            id,
-            owner,
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
-             updated_at = ?1 WHERE id = ?2 AND lease_owner = ?3 AND fenced_at IS NOT NULL",
-            None,
-            None,
-        )
-        .await
-    }
-
-    async fn bury_abandoned(&self, max_attempts: u32, reason: &str) -> Result<u64> {
-        let now = self.clock.now_ms();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = 'dead', dead_reason = ?1, last_error = ?1, \
-             lease_owner = NULL, lease_until = NULL, updated_at = ?2 \
-             WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?2 \
-                AND attempts >= ?3 AND fenced_at IS NULL)",
-        )
-        .bind(reason)
-        .bind(now)
-        .bind(i64::from(max_attempts))
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
-    async fn purge_removed(&self) -> Result<()> {
-        // Waits for readers (busy_timeout) so the whole WAL is copied back, then empties it.
+    /// Waits for readers (busy_timeout) so the whole WAL is copied back, then empties it: a
+    /// scrubbed row's old content does not linger there.
+    async fn purge(&self) -> Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
         Ok(())
     }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
 }
 
-/// Ids per statement where a list goes into `IN (…)`: SQLite allows 32,766 bound values.
-const ID_CHUNK: usize = 500;
-
-impl SqliteJobStore {
-    /// Those of `ids` whose row meets `condition` (ending in a bound `value` when given).
-    async fn ids_where(
-        &self,
-        ids: &[JobId],
-        condition: &'static str,
-        value: Option<i64>,
-    ) -> Result<Vec<JobId>> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(ID_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM jobs WHERE ");
-            q.push(condition);
-            if let Some(v) = value {
-                q.push_bind(v);
-            }
-            q.push(" AND id IN ").push_tuples(chunk, |mut b, id| {
-                b.push_bind(*id);
-            });
-            let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&self.pool).await?;
-            out.extend(rows.into_iter().map(|(id,)| id));
-        }
-        Ok(out)
-    }
+/// `$first, $first+1, …`, `n` of them. (Numbered and unnumbered placeholders do not mix: sqlx
+/// counts the unnumbered ones from 1.)
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 crate::state::impl_state_store!(SqliteJobStore, "MAX");

@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source};
 
-use crate::{Clock, Enqueued, JobState, JobStore, ManualClock, QueueError};
+use crate::{Checkpoint, Clock, Enqueued, JobState, JobStore, ManualClock, QueueError, Step};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -186,7 +186,11 @@ pub async fn expired_lease_is_taken_over_and_old_owner_is_refused(
     ));
     assert!(matches!(
         store
-            .checkpoint(job.id, &job.owner, "resolve", &json!({}))
+            .checkpoint(
+                job.id,
+                &job.owner,
+                Checkpoint::new(Step::Resolve, &json!({}))
+            )
             .await,
         Err(QueueError::LeaseLost(_))
     ));
@@ -385,15 +389,10 @@ pub async fn checkpoints_are_kept_across_retries(
     assert!(job.checkpoints.is_empty());
     let resolved = json!({"url": "https://lookaside.fbsbx.com/x", "file_size": 303833});
     store
-        .checkpoint(job.id, &job.owner, "resolve", &resolved)
-        .await
-        .unwrap();
-    store
         .checkpoint(
             job.id,
             &job.owner,
-            "fetch",
-            &json!({"sha256": "ab", "bytes": 12}),
+            Checkpoint::new(Step::Resolve, &resolved),
         )
         .await
         .unwrap();
@@ -401,17 +400,18 @@ pub async fn checkpoints_are_kept_across_retries(
         .checkpoint(
             job.id,
             &job.owner,
-            "fetch",
-            &json!({"sha256": "cd", "bytes": 13}),
+            Checkpoint::new(Step::Fetch, &json!({"sha256": "ab", "bytes": 12})),
         )
         .await
         .unwrap();
-    assert!(matches!(
-        store
-            .checkpoint(job.id, &job.owner, "bad.step", &json!(1))
-            .await,
-        Err(QueueError::Corrupt(_))
-    ));
+    store
+        .checkpoint(
+            job.id,
+            &job.owner,
+            Checkpoint::new(Step::Fetch, &json!({"sha256": "cd", "bytes": 13})),
+        )
+        .await
+        .unwrap();
     store
         .fail(job.id, &job.owner, "storage down", clock_now(&clock))
         .await
@@ -684,8 +684,8 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
             .checkpoint(
                 job.id,
                 &job.owner,
-                "store",
-                &json!({"key": "2026/11/22/abc.ogg"}),
+                Checkpoint::new(Step::Store, &json!({"key": "2026/11/22/abc.ogg"}))
+                    .media_key("2026/11/22/abc.ogg"),
             )
             .await
             .unwrap();
@@ -693,7 +693,8 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     }
     let holders = store.holders_of("2026/11/22/abc.ogg").await.unwrap();
     assert_eq!(holders, same_file.iter().map(|j| j.id).collect::<Vec<_>>());
-    let tombstone = std::collections::BTreeMap::from([("removed".to_owned(), json!({}))]);
+    let tombstone =
+        std::collections::BTreeMap::from([(Step::Removed.as_str().to_owned(), json!({}))]);
     store
         .mark_removed(holders[0], &same_file[0].event, &tombstone)
         .await
@@ -707,7 +708,10 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
     let mut redacted = old[0].event.clone();
     redacted.sender_name = None;
     redacted.caption = None;
-    let left = std::collections::BTreeMap::from([("removed".to_owned(), json!({"why": "test"}))]);
+    let left = std::collections::BTreeMap::from([(
+        Step::Removed.as_str().to_owned(),
+        json!({"why": "test"}),
+    )]);
     store
         .mark_removed(old[0].id, &redacted, &left)
         .await
@@ -749,7 +753,11 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         .unwrap();
     assert!(matches!(
         store
-            .checkpoint(busy.id, &busy.owner, "store", &json!({}))
+            .checkpoint(
+                busy.id,
+                &busy.owner,
+                Checkpoint::new(Step::Store, &json!({}))
+            )
             .await,
         Err(QueueError::LeaseLost(_))
     ));
@@ -768,8 +776,8 @@ pub async fn jobs_are_found_by_sender_and_by_age_until_removed(
         .checkpoint(
             skipped.id,
             &skipped.owner,
-            "consent",
-            &json!({"given": false, "by": "allowlist"}),
+            Checkpoint::new(Step::Consent, &json!({"given": false, "by": "allowlist"}))
+                .consent(false),
         )
         .await
         .unwrap();
@@ -799,7 +807,11 @@ pub async fn a_worker_taking_back_its_own_job_cannot_use_the_old_lease(
     assert_ne!(second.owner, first.owner, "each claim has its own token");
     assert!(matches!(
         store
-            .checkpoint(first.id, &first.owner, "resolve", &json!({}))
+            .checkpoint(
+                first.id,
+                &first.owner,
+                Checkpoint::new(Step::Resolve, &json!({}))
+            )
             .await,
         Err(QueueError::LeaseLost(_))
     ));
@@ -847,7 +859,11 @@ pub async fn fenced_jobs_are_claimed_by_nobody_and_their_holder_lets_go(
     assert!(!fenced.contains(&claimed[0].id));
     // The holder still records what it did (erasure must learn of it), then lets go.
     store
-        .checkpoint(running.id, &running.owner, "store", &json!({"key": "k"}))
+        .checkpoint(
+            running.id,
+            &running.owner,
+            Checkpoint::new(Step::Store, &json!({"key": "k"})).media_key("k"),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}: a lease that ran out is refused, as any"));
     store.release(running.id, &running.owner).await.unwrap();

@@ -23,6 +23,15 @@ async fn fresh() -> (Arc<dyn JobStore>, Arc<ManualClock>) {
 
 /// A store in a schema of its own, on `clock`.
 async fn fresh_with(clock: Arc<dyn Clock>) -> Arc<dyn JobStore> {
+    Arc::new(
+        PgJobStore::open_with(own_schema().await, clock)
+            .await
+            .unwrap(),
+    )
+}
+
+/// Connection options for a new schema of its own.
+async fn own_schema() -> PgConnectOptions {
     static N: AtomicU32 = AtomicU32::new(0);
     let url = server_url();
     let schema = format!(
@@ -44,10 +53,9 @@ async fn fresh_with(clock: Arc<dyn Clock>) -> Arc<dyn JobStore> {
         .execute(&mut admin)
         .await
         .unwrap();
-    let options = PgConnectOptions::from_str(&url)
+    PgConnectOptions::from_str(&url)
         .unwrap()
-        .options([("search_path", schema.as_str())]);
-    Arc::new(PgJobStore::open_with(options, clock).await.unwrap())
+        .options([("search_path", schema.as_str())])
 }
 
 wa2crm_queue::job_store_suite!(fresh);
@@ -93,4 +101,71 @@ async fn leases_are_judged_by_the_servers_clock() {
     );
     assert!(store.claim("other", lease, 1).await.unwrap().is_empty());
     assert_eq!(store.held(&[job.id]).await.unwrap(), vec![job.id]);
+}
+
+/// A database written before the queue kept its own columns (migrations 0001–0004) gets them
+/// filled from the checkpoints when it is opened: erasure still finds the stored object's
+/// holders, and `status` still counts the jobs consent turned away.
+#[tokio::test]
+async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
+    let options = own_schema().await;
+    let older = tempfile::tempdir().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(entry.path(), older.path().join(&name)).unwrap();
+        }
+    }
+    {
+        let pool = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+        sqlx::migrate::Migrator::new(older.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for (message_id, checkpoints) in [
+            (
+                "wamid.stored",
+                r#"{"store": {"key": "2026/11/22/abc.ogg"}}"#,
+            ),
+            (
+                "wamid.refused",
+                r#"{"consent": {"given": false, "by": "allowlist"}}"#,
+            ),
+            (
+                "wamid.given",
+                r#"{"consent": {"given": true, "by": "allowlist"}}"#,
+            ),
+            ("wamid.none", r#"{}"#),
+        ] {
+            let event = serde_json::to_string(&wa2crm_queue::testsuite::event(
+                wa2crm_core::Source::Meta,
+                message_id,
+            ))
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
+                 checkpoints, created_at, updated_at) \
+                 VALUES ('meta', $1, $2::jsonb, 'done', 1, 0, $3::jsonb, 0, 0)",
+            )
+            .bind(message_id)
+            .bind(event)
+            .bind(checkpoints)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+    let store = PgJobStore::open_with(options, clock).await.unwrap();
+    let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
+    assert_eq!(
+        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
+        vec![stored.id]
+    );
+    assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
 }

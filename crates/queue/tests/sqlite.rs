@@ -1,6 +1,7 @@
 //! The shared JobStore suite on SQLite files, plus what only SQLite must show.
 #![allow(clippy::unwrap_used)]
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use wa2crm_core::Source;
@@ -51,4 +52,70 @@ async fn a_bad_url_names_the_problem() {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     let err = wa2crm_queue::open("mysql://x", clock).await.err().unwrap();
     assert!(err.to_string().contains("expected sqlite://"), "{err}");
+}
+
+/// A database written before the queue kept its own columns (migrations 0001–0004) gets them
+/// filled from the checkpoints when it is opened: erasure still finds the stored object's
+/// holders, and `status` still counts the jobs consent turned away.
+#[tokio::test]
+async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/queue.db", dir.path().display());
+    let older = dir.path().join("older-migrations");
+    std::fs::create_dir(&older).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(entry.path(), older.join(&name)).unwrap();
+        }
+    }
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for (message_id, checkpoints) in [
+            (
+                "wamid.stored",
+                r#"{"store": {"key": "2026/11/22/abc.ogg"}}"#,
+            ),
+            (
+                "wamid.refused",
+                r#"{"consent": {"given": false, "by": "allowlist"}}"#,
+            ),
+            (
+                "wamid.given",
+                r#"{"consent": {"given": true, "by": "allowlist"}}"#,
+            ),
+        ] {
+            let event = serde_json::to_string(&event(Source::Meta, message_id)).unwrap();
+            sqlx::query(
+                "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
+                 checkpoints, created_at, updated_at) VALUES ('meta', $1, $2, 'done', 1, 0, $3, 0, 0)",
+            )
+            .bind(message_id)
+            .bind(event)
+            .bind(checkpoints)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+    let store = SqliteJobStore::open(&url, clock).await.unwrap();
+    let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
+    assert_eq!(
+        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
+        vec![stored.id]
+    );
+    assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
 }

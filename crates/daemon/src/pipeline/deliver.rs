@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wa2crm_core::state::keys;
 use wa2crm_core::{Connector, Delivered, Error, MediaRecord, StateStore};
-use wa2crm_queue::{Job, JobId, JobStore};
+use wa2crm_queue::{Job, JobId, JobStore, Step};
 
 use super::Pipeline;
 use super::record::{checkpoint, media_record};
@@ -275,7 +275,7 @@ impl Delivery {
 
 pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
     let targets = p.delivery.routes.for_event(&job.event);
-    let mut done: DeliveredCheckpoint = checkpoint(job, "deliver").unwrap_or_default();
+    let mut done: DeliveredCheckpoint = checkpoint(job, Step::Deliver).unwrap_or_default();
     let pending: Vec<&String> = targets.iter().filter(|t| !done.contains_key(*t)).collect();
     if pending.is_empty() {
         return Ok(());
@@ -319,7 +319,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         }
     }
     if progressed {
-        save(p, job, "deliver", &done).await?;
+        save(p, job, Step::Deliver, &done).await?;
     }
     match failure {
         Some(e) => Err(e.into()),

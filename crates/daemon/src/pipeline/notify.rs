@@ -12,7 +12,7 @@ use hmac::{KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use wa2crm_core::{Error, MediaFilter, MediaKind, MediaRecord};
-use wa2crm_queue::Job;
+use wa2crm_queue::{Job, Step};
 
 use super::Pipeline;
 use super::deliver::DeliveredCheckpoint;
@@ -180,7 +180,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
     let Some(notifier) = &p.notifier else {
         return Ok(());
     };
-    if job.checkpoints.contains_key("notify") {
+    if Step::Notify.of(&job.checkpoints).is_some() {
         return Ok(());
     }
     let Some(record) = media_record(&job.event, &job.checkpoints) else {
@@ -190,14 +190,14 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         return Ok(());
     }
     super::steps::unless_fenced(p, job).await?;
-    let delivered: DeliveredCheckpoint = checkpoint(job, "deliver").unwrap_or_default();
+    let delivered: DeliveredCheckpoint = checkpoint(job, Step::Deliver).unwrap_or_default();
     let body = payload(&record, &delivered).to_string();
     let timestamp = p.clock.now_ms() / 1000;
     match notifier.send(body.as_bytes(), timestamp).await {
-        Ok(status) => save(p, job, "notify", &json!({"status": status})).await,
+        Ok(status) => save(p, job, Step::Notify, &json!({"status": status})).await,
         Err(e) if !e.kind().is_retryable() => {
             tracing::warn!(job = job.id, error = %e, "Notification not sent; it is not tried again.");
-            save(p, job, "notify", &json!({"refused": e.message()})).await
+            save(p, job, Step::Notify, &json!({"refused": e.message()})).await
         }
         Err(e) => Err(e.into()),
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use wa2crm_core::{MediaEvent, MediaRecord};
 use wa2crm_media::probe::Inspection;
-use wa2crm_queue::Job;
+use wa2crm_queue::{Job, Step};
 
 /// The `fetch` checkpoint: what was downloaded, verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,10 +34,8 @@ pub struct RenditionCheckpoint {
     pub error: Option<String>,
 }
 
-pub(super) fn checkpoint<T: for<'de> Deserialize<'de>>(job: &Job, step: &str) -> Option<T> {
-    job.checkpoints
-        .get(step)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+pub(super) fn checkpoint<T: for<'de> Deserialize<'de>>(job: &Job, step: Step) -> Option<T> {
+    step.read(&job.checkpoints)
 }
 
 /// The record for a job whose media is stored; `None` before that.
@@ -45,16 +43,12 @@ pub fn media_record(
     event: &MediaEvent,
     checkpoints: &std::collections::BTreeMap<String, serde_json::Value>,
 ) -> Option<MediaRecord> {
-    let get = |step: &str| checkpoints.get(step).cloned();
-    let fetched: FetchedCheckpoint = serde_json::from_value(get("fetch")?).ok()?;
-    let inspected: Inspection = serde_json::from_value(get("inspect")?).ok()?;
-    let stored: StoredCheckpoint = serde_json::from_value(get("store")?).ok()?;
+    let fetched: FetchedCheckpoint = Step::Fetch.read(checkpoints)?;
+    let inspected: Inspection = Step::Inspect.read(checkpoints)?;
+    let stored: StoredCheckpoint = Step::Store.read(checkpoints)?;
+    let rendition: Option<RenditionCheckpoint> = Step::Transcode.read(checkpoints);
     // Jobs stored before tag rules existed have no `tags` checkpoint: no tags.
-    let rendition: Option<RenditionCheckpoint> =
-        get("transcode").and_then(|t| serde_json::from_value(t).ok());
-    let tags: Vec<String> = get("tags")
-        .and_then(|t| serde_json::from_value(t).ok())
-        .unwrap_or_default();
+    let tags: Vec<String> = Step::Tags.read(checkpoints).unwrap_or_default();
     Some(MediaRecord {
         message_id: event.message_id.clone(),
         file_url: stored.file_url,

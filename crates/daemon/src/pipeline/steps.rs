@@ -11,7 +11,7 @@ use wa2crm_media::probe::{self, Inspection};
 use wa2crm_media::spool::{SpoolError, SpoolFile};
 use wa2crm_media::store::{Put, Storage};
 use wa2crm_media::transcode::{self, Rendition, TranscodeError};
-use wa2crm_queue::{Job, QueueError};
+use wa2crm_queue::{Checkpoint, Job, QueueError, Step};
 use wa2crm_whatsapp::media::{GraphMedia, ResolvedMedia, digest_matches};
 
 use super::Pipeline;
@@ -58,13 +58,38 @@ pub(super) async fn unless_fenced(p: &Pipeline, job: &Job) -> Result<(), Failure
 pub(super) async fn save<T: Serialize>(
     p: &Pipeline,
     job: &mut Job,
-    step: &str,
+    step: Step,
     value: &T,
 ) -> Result<(), Failure> {
+    record(p, job, step, value, Facts::default()).await
+}
+
+/// What the queue keeps of a step's result in columns of its own.
+#[derive(Default)]
+struct Facts<'a> {
+    media_key: Option<&'a str>,
+    consent_given: Option<bool>,
+}
+
+/// Saves a step's result with the facts the queue keeps in its own columns.
+async fn record<T: Serialize>(
+    p: &Pipeline,
+    job: &mut Job,
+    step: Step,
+    value: &T,
+    facts: Facts<'_>,
+) -> Result<(), Failure> {
     let v = serde_json::to_value(value)
-        .map_err(|e| Error::permanent(format!("checkpoint {step}: {e}")))?;
-    p.store.checkpoint(job.id, &job.owner, step, &v).await?;
-    job.checkpoints.insert(step.to_owned(), v);
+        .map_err(|e| Error::permanent(format!("checkpoint {}: {e}", step.as_str())))?;
+    let mut checkpoint = Checkpoint::new(step, &v);
+    if let Some(key) = facts.media_key {
+        checkpoint = checkpoint.media_key(key);
+    }
+    if let Some(given) = facts.consent_given {
+        checkpoint = checkpoint.consent(given);
+    }
+    p.store.checkpoint(job.id, &job.owner, checkpoint).await?;
+    job.checkpoints.insert(step.as_str().to_owned(), v);
     Ok(())
 }
 
@@ -77,15 +102,19 @@ pub(super) enum Media {
 }
 
 pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
-    if job.checkpoints.contains_key("store") {
+    if Step::Store.of(&job.checkpoints).is_some() {
         return Ok(Media::Stored);
     }
     if !matches!(p.consent, ConsentPolicy::Everyone) {
-        let consent = match checkpoint::<ConsentCheckpoint>(job, "consent") {
+        let consent = match checkpoint::<ConsentCheckpoint>(job, Step::Consent) {
             Some(c) => c,
             None => {
                 let c = consent::decide(p, job).await?;
-                save(p, job, "consent", &c).await?;
+                let facts = Facts {
+                    consent_given: Some(c.given),
+                    ..Facts::default()
+                };
+                record(p, job, Step::Consent, &c, facts).await?;
                 c
             }
         };
@@ -125,7 +154,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     verify(p, job, resolved.as_ref(), &spooled).await?;
     let fetched_ms = started.elapsed().as_millis();
 
-    let inspection = match checkpoint::<Inspection>(job, "inspect") {
+    let inspection = match checkpoint::<Inspection>(job, Step::Inspect) {
         Some(i) => i,
         None => {
             let i = probe::inspect(spooled.path(), job.event.mime_type.as_deref()).await;
@@ -135,12 +164,12 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             if let Some(e) = &i.duration_error {
                 tracing::info!(job = job.id, "No duration: {e}.");
             }
-            save(p, job, "inspect", &i).await?;
+            save(p, job, Step::Inspect, &i).await?;
             i
         }
     };
     // Without rules there is nothing to decide, and no checkpoint write on every job.
-    if !p.tags.is_empty() && !job.checkpoints.contains_key("tags") {
+    if !p.tags.is_empty() && Step::Tags.of(&job.checkpoints).is_none() {
         let tags = p.tags.apply(&TagInput {
             kind: job.event.kind,
             sender: &job.event.sender,
@@ -148,15 +177,15 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             file_name: job.event.file_name.as_deref(),
             duration_seconds: inspection.duration_seconds,
         });
-        save(p, job, "tags", &tags).await?;
+        save(p, job, Step::Tags, &tags).await?;
     }
 
     if p.transcode
-        && !job.checkpoints.contains_key("transcode")
+        && Step::Transcode.of(&job.checkpoints).is_none()
         && let Some(r) = Rendition::for_media(job.event.kind, &inspection.mime_type)
     {
         let made = rendition(p, job, &spooled, &inspection, r).await?;
-        save(p, job, "transcode", &made).await?;
+        save(p, job, Step::Transcode, &made).await?;
     }
 
     let inspected_ms = started.elapsed().as_millis() - fetched_ms;
@@ -174,7 +203,12 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         key,
         created: put == Put::Created,
     };
-    save(p, job, "store", &stored).await?;
+    let key = stored.key.clone();
+    let facts = Facts {
+        media_key: Some(&key),
+        ..Facts::default()
+    };
+    record(p, job, Step::Store, &stored, facts).await?;
     if let (MediaRef::Url { url }, Some(twilio), true) = (
         &job.event.media,
         &p.sources.twilio,
@@ -299,7 +333,7 @@ async fn resolve(
     {
         return Err(too_large(size, p.max_bytes).into());
     }
-    save(p, job, "resolve", &resolved).await?;
+    save(p, job, Step::Resolve, &resolved).await?;
     Ok(resolved)
 }
 
@@ -316,7 +350,7 @@ async fn fetch_graph(
     job: &mut Job,
     media_id: &str,
 ) -> Result<(SpoolFile, ResolvedMedia), Failure> {
-    let mut resolved = match checkpoint::<ResolvedMedia>(job, "resolve") {
+    let mut resolved = match checkpoint::<ResolvedMedia>(job, Step::Resolve) {
         Some(r) => r,
         None => resolve(p, graph, job, media_id).await?,
     };
@@ -396,14 +430,14 @@ async fn verify(
         .iter()
         .flatten()
         .find(|d| !digest_matches(d, &spooled.sha256));
-    let earlier = checkpoint::<FetchedCheckpoint>(job, "fetch");
+    let earlier = checkpoint::<FetchedCheckpoint>(job, Step::Fetch);
     let bad_earlier = earlier.as_ref().filter(|f| f.sha256 != actual);
     if bad_declared.is_none() && bad_earlier.is_none() {
         if earlier.is_none() {
             save(
                 p,
                 job,
-                "fetch",
+                Step::Fetch,
                 &FetchedCheckpoint {
                     size: spooled.size,
                     sha256: actual,
@@ -417,11 +451,11 @@ async fn verify(
         .map(|d| d.to_string())
         .or_else(|| bad_earlier.map(|f| f.sha256.clone()))
         .unwrap_or_default();
-    let before = checkpoint::<Mismatch>(job, "fetch_mismatch").map_or(0, |m| m.count);
+    let before = checkpoint::<Mismatch>(job, Step::FetchMismatch).map_or(0, |m| m.count);
     save(
         p,
         job,
-        "fetch_mismatch",
+        Step::FetchMismatch,
         &json!({"count": before + 1, "downloaded": actual}),
     )
     .await?;
