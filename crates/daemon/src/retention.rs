@@ -37,15 +37,22 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
-    /// `None` when no period is set: everything is kept.
-    pub fn from_config(c: &RetentionConfig) -> anyhow::Result<Option<Self>> {
-        let parse = |key: &str, v: &Option<String>| -> anyhow::Result<Option<Duration>> {
-            v.as_deref()
-                .map(|s| {
-                    humantime::parse_duration(s)
-                        .map_err(|e| anyhow::anyhow!("retention.{key}: {s:?}: {e}"))
-                })
-                .transpose()
+    /// `None` when no period is set: everything is kept. Every problem comes back under its
+    /// key (`retention.voice`), all of them at once.
+    pub fn from_config(c: &RetentionConfig) -> Result<Option<Self>, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let mut parse = |key: &str, v: &Option<String>| -> Option<Duration> {
+            let s = v.as_deref()?;
+            match humantime::parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push((
+                        format!("retention.{key}"),
+                        format!("{s:?} is not a duration like \"90d\" or \"12h\": {e}"),
+                    ));
+                    None
+                }
+            }
         };
         let mut per_kind = BTreeMap::new();
         for (kind, value) in [
@@ -56,12 +63,18 @@ impl RetentionPolicy {
             (MediaKind::Document, &c.document),
             (MediaKind::Sticker, &c.sticker),
         ] {
-            if let Some(d) = parse(kind.as_str(), value)? {
+            if let Some(d) = parse(kind.as_str(), value) {
                 per_kind.insert(kind, d);
             }
         }
-        let default = parse("default", &c.default)?;
-        let interval = parse("interval", &c.interval)?.unwrap_or(PASS_EVERY);
+        let default = parse("default", &c.default);
+        let interval = parse("interval", &c.interval);
+        if interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            problems.push(("retention.interval".into(), "must be at least 1s".into()));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         if default.is_none() && per_kind.is_empty() {
             return Ok(None);
         }
@@ -69,7 +82,7 @@ impl RetentionPolicy {
             default,
             per_kind,
             delete: c.on_expiry == OnExpiry::Delete,
-            interval,
+            interval: interval.unwrap_or(PASS_EVERY),
         }))
     }
 
@@ -289,6 +302,25 @@ mod tests {
             RetentionPolicy::from_config(&RetentionConfig::default())
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn every_bad_period_is_named_under_its_key() {
+        let c = RetentionConfig {
+            default: Some("a year".into()),
+            voice: Some("ninety days".into()),
+            interval: Some("10ms".into()),
+            ..Default::default()
+        };
+        let keys: Vec<String> = RetentionPolicy::from_config(&c)
+            .unwrap_err()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            ["retention.voice", "retention.default", "retention.interval"]
         );
     }
 }

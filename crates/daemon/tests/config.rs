@@ -106,6 +106,51 @@ fn the_example_with_real_secrets_is_valid() {
     assert!(v.meta.is_some());
     assert!(matches!(v.d360, Some(config::D360Intake::Header { .. })));
     assert!(v.twilio.is_some());
+    // Resolved once, here: what `run` builds from is typed.
+    assert_eq!(v.public_url.as_str(), "https://wa2crm.example.com/");
+    assert!(v.retention.is_none(), "the example keeps media forever");
+}
+
+/// Every storage scheme the storage opens is one validation accepts, and the other way round.
+#[test]
+fn validation_accepts_exactly_the_storage_schemes_the_storage_opens() {
+    for scheme in wa2crm_media::store::SCHEMES {
+        let url = match scheme {
+            "file" => "file:///var/lib/wa2crm/media".to_owned(),
+            s => format!("{s}://bucket/prefix"),
+        };
+        let c = config::load_str(
+            EXAMPLE,
+            env(&[
+                REAL_SECRETS.as_slice(),
+                &[("WA2CRM__STORAGE__URL", url.as_str())],
+            ]
+            .concat()),
+            None,
+        )
+        .unwrap();
+        assert!(
+            config::validate(c).is_ok(),
+            "{url} refused by validation, though the storage opens it"
+        );
+    }
+    let c = config::load_str(
+        EXAMPLE,
+        env(&[
+            REAL_SECRETS.as_slice(),
+            &[("WA2CRM__STORAGE__URL", "ftp://host/media")],
+        ]
+        .concat()),
+        None,
+    )
+    .unwrap();
+    let errors = config::validate(c).unwrap_err().0;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.key == "storage.url" && e.problem.contains("s3a")),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -30,18 +30,29 @@ pub async fn main(
         Err(e) => return Err(e),
     };
     let (queue_url, storage_config, retention) = match &validated {
-        Some(v) => (
-            &v.config.queue.url,
-            &v.config.storage,
-            v.config.retention.as_ref(),
-        ),
+        Some(v) => (&v.config.queue.url, &v.config.storage, None),
         None => (&view.queue.url, &view.storage, view.retention.as_ref()),
     };
-    let Some(policy) = retention
-        .map(RetentionPolicy::from_config)
-        .transpose()?
-        .flatten()
-    else {
+    // Resolved by validation when the configuration is complete; from the view otherwise.
+    let resolved = match &validated {
+        Some(v) => Ok(v.retention.clone()),
+        None => retention
+            .map(RetentionPolicy::from_config)
+            .transpose()
+            .map(Option::flatten),
+    };
+    let policy = match resolved {
+        Ok(p) => p,
+        Err(problems) => anyhow::bail!(
+            "{}",
+            problems
+                .iter()
+                .map(|(key, problem)| format!("{key}: {problem}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    let Some(policy) = policy else {
         println!("No [retention] period is configured: media is kept forever.");
         return Ok(ExitCode::SUCCESS);
     };

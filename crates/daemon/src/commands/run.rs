@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wa2crm_core::TagRules;
 use wa2crm_media::spool::{Kept, Spool};
 use wa2crm_media::store::Storage;
 use wa2crm_queue::{JobStore, SystemClock};
@@ -22,7 +21,7 @@ use crate::config::{Config, Consent, Validated};
 use crate::pipeline::{
     self, Allowlist, ConsentPolicy, Delivery, MediaSources, Notifier, Pipeline, RetryPolicy,
 };
-use crate::retention::{self, RetentionPolicy};
+use crate::retention;
 use crate::server::{self, AppState, MediaAccess};
 use crate::systemd;
 
@@ -49,40 +48,35 @@ pub async fn run(
     stop: CancellationToken,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let store = super::open_queue(&validated.config.queue.url).await?;
+    let metrics = crate::metrics::install();
+    let wake = Arc::new(Notify::new());
+    let config = &validated.config;
+    let storage = Arc::new(Storage::open(&config.storage.url, &config.storage.options)?);
+    let files = Arc::new(crate::media_source::StoredMedia(storage.clone()));
+    let connectors = crate::connectors::build_all(config, store.clone(), Some(files)).await?;
+    let delivery = Delivery::new(&connectors, &config.routes, store.clone());
+    if let Some(policy) = validated.retention.clone() {
+        retention::spawn_schedule(
+            policy,
+            store.clone(),
+            storage.clone(),
+            connectors.clone(),
+            stop.clone(),
+        );
+    }
+    let pipeline = build_pipeline(&validated, store.clone(), storage, delivery, wake.clone())?;
     let Validated {
         listen,
         admin_listen,
         limits,
-        tags,
         max_body_bytes,
         meta,
         d360,
         twilio,
         config,
+        ..
     } = validated;
-    let store = super::open_queue(&config.queue.url).await?;
-    let metrics = crate::metrics::install();
-    let wake = Arc::new(Notify::new());
-    let mut pipeline = build_pipeline(&config, store.clone(), wake.clone())?;
-    pipeline.tags = tags;
-    let files = Arc::new(crate::media_source::StoredMedia(pipeline.storage.clone()));
-    let connectors = crate::connectors::build_all(&config, store.clone(), Some(files)).await?;
-    pipeline.delivery = Delivery::new(&connectors, &config.routes, store.clone());
-    if let Some(policy) = config
-        .retention
-        .as_ref()
-        .map(RetentionPolicy::from_config)
-        .transpose()?
-        .flatten()
-    {
-        retention::spawn_schedule(
-            policy,
-            store.clone(),
-            pipeline.storage.clone(),
-            connectors.clone(),
-            stop.clone(),
-        );
-    }
     let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
         storage: pipeline.storage.clone(),
@@ -161,13 +155,16 @@ pub async fn run(
     result.context("HTTP server failed")
 }
 
-/// The media pipeline a validated configuration describes.
+/// The media pipeline a validated configuration describes, whole: its storage and its
+/// connectors' delivery are built first, since the connectors read files from that storage.
 pub fn build_pipeline(
-    config: &Config,
+    validated: &Validated,
     store: Arc<dyn JobStore>,
+    storage: Arc<Storage>,
+    delivery: Delivery,
     wake: Arc<Notify>,
 ) -> anyhow::Result<Pipeline> {
-    let storage = Storage::open(&config.storage.url, &config.storage.options)?;
+    let config = &validated.config;
     let kept = if storage.keeps_spool_files() {
         Kept::AsStored
     } else {
@@ -179,9 +176,42 @@ pub fn build_pipeline(
             config.media.spool_dir.display()
         )
     })?;
+    Ok(Pipeline {
+        store,
+        clock: Arc::new(SystemClock),
+        sources: media_sources(config)?,
+        spool,
+        storage,
+        links: validated.links.clone(),
+        public_url: validated.public_url.to_string(),
+        max_bytes: config.media.max_bytes,
+        transcode: config.media.transcode,
+        tags: validated.tags.clone(),
+        consent: consent_policy(config)?,
+        notifier: config
+            .notifications
+            .webhook
+            .as_ref()
+            .map(Notifier::new)
+            .transpose()?,
+        retry: RetryPolicy {
+            max_attempts: config.queue.max_attempts,
+            ..RetryPolicy::default()
+        },
+        lease: Duration::from_secs(config.queue.lease_seconds),
+        wake,
+        instance: pipeline::instance_name(),
+        delivery,
+        deliveries: Arc::new(Semaphore::new(pipeline::MAX_DELIVERIES)),
+        tasks: TaskTracker::new(),
+    })
+}
+
+/// The clients that fetch media from each configured source.
+fn media_sources(config: &Config) -> anyhow::Result<MediaSources> {
     let s = &config.sources;
     let read_timeout = Duration::from_secs(config.media.read_timeout_seconds);
-    let sources = MediaSources {
+    Ok(MediaSources {
         meta: match s
             .meta
             .as_ref()
@@ -209,42 +239,6 @@ pub fn build_pipeline(
             None => None,
         },
         twilio_delete_after_copy: s.twilio.as_ref().is_some_and(|t| t.delete_after_copy),
-    };
-    Ok(Pipeline {
-        store,
-        clock: Arc::new(SystemClock),
-        sources,
-        spool,
-        storage: Arc::new(storage),
-        links: config
-            .storage
-            .link_signer()
-            .context("storage.link_secret is missing")?,
-        public_url: config
-            .server
-            .public_url
-            .clone()
-            .context("server.public_url is missing")?,
-        max_bytes: config.media.max_bytes,
-        transcode: config.media.transcode,
-        tags: TagRules::default(),
-        consent: consent_policy(config)?,
-        notifier: config
-            .notifications
-            .webhook
-            .as_ref()
-            .map(Notifier::new)
-            .transpose()?,
-        retry: RetryPolicy {
-            max_attempts: config.queue.max_attempts,
-            ..RetryPolicy::default()
-        },
-        lease: Duration::from_secs(config.queue.lease_seconds),
-        wake,
-        instance: pipeline::instance_name(),
-        delivery: Delivery::default(),
-        deliveries: Arc::new(Semaphore::new(pipeline::MAX_DELIVERIES)),
-        tasks: TaskTracker::new(),
     })
 }
 

@@ -198,28 +198,6 @@ impl Default for StorageConfig {
     }
 }
 
-impl StorageConfig {
-    /// The link signer of this configuration: the current secret, the previous ones, the
-    /// lifetime. `None` without a `link_secret` (validation refuses that).
-    pub fn link_signer(&self) -> Option<wa2crm_media::link::LinkSigner> {
-        use secrecy::ExposeSecret;
-        let secret = self.link_secret.as_ref()?;
-        let lifetime = self
-            .link_lifetime
-            .as_deref()
-            .and_then(|l| humantime::parse_duration(l).ok());
-        Some(
-            wa2crm_media::link::LinkSigner::new(secret.expose_secret().as_bytes())
-                .with_previous(
-                    self.previous_link_secrets
-                        .iter()
-                        .map(|s| s.expose_secret().as_bytes()),
-                )
-                .with_lifetime(lifetime),
-        )
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {

@@ -7,16 +7,26 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use wa2crm_core::{FieldMapping, Phone, Source, TagRule, TagRules};
 
+use wa2crm_media::link::LinkSigner;
+
 use super::explain::{ConfigError, ConfigErrors};
 use super::{Config, Consent, TagRuleConfig};
+use crate::retention::RetentionPolicy;
 
 /// The connector types of the public contract.
 pub const CONNECTOR_TYPES: [&str; 2] = ["hubspot", "salesforce"];
 
-/// What `run` needs from a configuration that passed validation.
+/// A configuration that passed validation, resolved into the typed values `run` builds from:
+/// nothing here is parsed or checked again.
 #[derive(Debug)]
 pub struct Validated {
     pub listen: SocketAddr,
+    /// `server.public_url`: the base of the links written into CRM fields.
+    pub public_url: Url,
+    /// `storage.link_secret` (and the previous ones, and `link_lifetime`): signs media links.
+    pub links: LinkSigner,
+    /// `[retention]`; `None`: media is kept forever.
+    pub retention: Option<RetentionPolicy>,
     /// `server.admin_listen`: where `/metrics` and `/readyz` go instead.
     pub admin_listen: Option<SocketAddr>,
     pub limits: crate::server::limits::Limits,
@@ -195,22 +205,25 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         max_connections: config.server.max_connections,
         max_requests: config.server.max_requests,
     };
-    match &config.server.public_url {
-        None => p.add(
-            "server.public_url",
-            "is missing: the links written into CRM fields start with it (e.g. https://wa2crm.example.com)",
-        ),
-        Some(url) => {
-            if let Some(u) = p.endpoint("server.public_url", url)
-                && (u.query().is_some() || u.fragment().is_some())
-            {
+    let public_url = match &config.server.public_url {
+        None => {
+            p.add(
+                "server.public_url",
+                "is missing: the links written into CRM fields start with it (e.g. https://wa2crm.example.com)",
+            );
+            None
+        }
+        Some(url) => match p.endpoint("server.public_url", url) {
+            Some(u) if u.query().is_some() || u.fragment().is_some() => {
                 p.add(
                     "server.public_url",
                     "must be a base URL without ?query or #fragment",
                 );
+                None
             }
-        }
-    }
+            u => u,
+        },
+    };
     let max_body = config.server.max_body_bytes;
     if !(1024..=64 * 1024 * 1024).contains(&max_body) {
         p.add(
@@ -261,38 +274,9 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     p.url(
         "storage.url",
         &config.storage.url,
-        &["file", "s3", "gs", "az", "memory"],
+        &wa2crm_media::store::SCHEMES,
     );
-    match &config.storage.link_secret {
-        None => p.add(
-            "storage.link_secret",
-            "is missing: it signs the media links. Generate one with: openssl rand -base64 32",
-        ),
-        Some(secret) if secret.expose_secret().len() < 16 => p.add(
-            "storage.link_secret",
-            "is shorter than 16 characters; anyone could forge media links. \
-             Generate one with: openssl rand -base64 32",
-        ),
-        Some(_) => {}
-    }
-    for (i, previous) in config.storage.previous_link_secrets.iter().enumerate() {
-        if previous.expose_secret().len() < 16 {
-            p.add(
-                format!("storage.previous_link_secrets[{i}]"),
-                "is shorter than 16 characters; links made with it could be forged",
-            );
-        }
-    }
-    if let Some(d) = p.duration(
-        "storage.link_lifetime",
-        config.storage.link_lifetime.as_deref(),
-    ) && d < Duration::from_secs(3600)
-    {
-        p.add(
-            "storage.link_lifetime",
-            "is shorter than an hour: links in the CRM would die before anyone opens them",
-        );
-    }
+    let links = link_signer(&mut p, &config.storage);
 
     if config.media.max_bytes == 0 {
         p.add("media.max_bytes", "must be greater than 0");
@@ -340,34 +324,11 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
             );
         }
     }
-    if let Some(d) = &sources.d360 {
+    let d360 = sources.d360.as_ref().and_then(|d| {
         p.secret("sources.d360.api_key", &d.api_key);
         p.endpoint("sources.d360.base_url", &d.base_url);
-        // Unauthenticated intake would let anyone make wa2crm look up made-up media ids, and
-        // 360dialog blocks a number's media for an hour after five failed lookups.
-        match (&d.webhook_secret, &d.webhook_header, &d.webhook_header_value) {
-            (Some(secret), None, None) => p.secret("sources.d360.webhook_secret", secret),
-            (None, Some(name), Some(value)) => {
-                if axum::http::HeaderName::from_bytes(name.trim().as_bytes()).is_err() {
-                    p.add("sources.d360.webhook_header", format!("{name:?} is not a header name"));
-                }
-                p.secret("sources.d360.webhook_header_value", value);
-            }
-            (None, None, None) => p.add(
-                "sources.d360",
-                "set webhook_secret (360dialog's signature) or webhook_header and webhook_header_value \
-                 (a header configured with the webhook URL): without either, anyone could post events",
-            ),
-            (Some(_), _, _) => p.add(
-                "sources.d360.webhook_secret",
-                "set either webhook_secret or webhook_header/webhook_header_value, not both",
-            ),
-            (None, _, _) => p.add(
-                "sources.d360",
-                "webhook_header and webhook_header_value go together",
-            ),
-        }
-    }
+        d360_intake(&mut p, d)
+    });
     if let Some(t) = &sources.twilio {
         if !t.account_sid.starts_with("AC") {
             p.add(
@@ -460,49 +421,29 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         );
     }
 
-    if let Some(r) = &config.retention {
-        for (kind, value) in [
-            ("default", &r.default),
-            ("audio", &r.audio),
-            ("voice", &r.voice),
-            ("video", &r.video),
-            ("image", &r.image),
-            ("document", &r.document),
-            ("sticker", &r.sticker),
-        ] {
-            p.duration(&format!("retention.{kind}"), value.as_deref());
+    let retention = match config.retention.as_ref().map(RetentionPolicy::from_config) {
+        None => None,
+        Some(Ok(policy)) => policy,
+        Some(Err(problems)) => {
+            for (key, problem) in problems {
+                p.add(key, problem);
+            }
+            None
         }
-        if let Some(d) = p.duration("retention.interval", r.interval.as_deref())
-            && d < Duration::from_secs(1)
-        {
-            p.add("retention.interval", "must be at least 1s");
-        }
-    }
+    };
 
     for (name, table) in &config.connectors {
         validate_connector(&mut p, name, table);
     }
 
-    let (Some(listen), true) = (listen, p.0.is_empty()) else {
+    let (Some(listen), Some(public_url), Some(links), true) =
+        (listen, public_url, links, p.0.is_empty())
+    else {
         return Err(ConfigErrors(p.0));
     };
     let meta = config.sources.meta.as_ref().map(|m| MetaIntake {
         app_secret: m.app_secret.clone(),
         verify_token: m.verify_token.clone(),
-    });
-    let d360 = config.sources.d360.as_ref().and_then(|d| {
-        match (
-            &d.webhook_secret,
-            &d.webhook_header,
-            &d.webhook_header_value,
-        ) {
-            (Some(secret), _, _) => Some(D360Intake::Signature(secret.clone())),
-            (None, Some(name), Some(value)) => Some(D360Intake::Header {
-                name: axum::http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
-                value: value.clone(),
-            }),
-            _ => None,
-        }
     });
     let twilio = config.sources.twilio.as_ref().map(|t| TwilioIntake {
         auth_token: t.auth_token.clone(),
@@ -510,6 +451,9 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     });
     Ok(Validated {
         listen,
+        public_url,
+        links,
+        retention,
         admin_listen,
         limits,
         tags,
@@ -519,6 +463,107 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         twilio,
         config,
     })
+}
+
+/// How `POST /webhooks/d360` will know 360dialog, checked and built in one pass. Unauthenticated
+/// intake would let anyone make wa2crm look up made-up media ids, and 360dialog blocks a number's
+/// media for an hour after five failed lookups.
+fn d360_intake(p: &mut Problems, d: &super::D360SourceConfig) -> Option<D360Intake> {
+    match (
+        &d.webhook_secret,
+        &d.webhook_header,
+        &d.webhook_header_value,
+    ) {
+        (Some(secret), None, None) => {
+            p.secret("sources.d360.webhook_secret", secret);
+            Some(D360Intake::Signature(secret.clone()))
+        }
+        (None, Some(name), Some(value)) => {
+            p.secret("sources.d360.webhook_header_value", value);
+            match axum::http::HeaderName::from_bytes(name.trim().as_bytes()) {
+                Ok(name) => Some(D360Intake::Header {
+                    name,
+                    value: value.clone(),
+                }),
+                Err(_) => {
+                    p.add(
+                        "sources.d360.webhook_header",
+                        format!("{name:?} is not a header name"),
+                    );
+                    None
+                }
+            }
+        }
+        (None, None, None) => {
+            p.add(
+                "sources.d360",
+                "set webhook_secret (360dialog's signature) or webhook_header and webhook_header_value \
+                 (a header configured with the webhook URL): without either, anyone could post events",
+            );
+            None
+        }
+        (Some(_), _, _) => {
+            p.add(
+                "sources.d360.webhook_secret",
+                "set either webhook_secret or webhook_header/webhook_header_value, not both",
+            );
+            None
+        }
+        (None, _, _) => {
+            p.add(
+                "sources.d360",
+                "webhook_header and webhook_header_value go together",
+            );
+            None
+        }
+    }
+}
+
+/// The media links' signer: the secret, the previous ones still accepted, the lifetime.
+fn link_signer(p: &mut Problems, storage: &super::StorageConfig) -> Option<LinkSigner> {
+    let secret = match &storage.link_secret {
+        None => {
+            p.add(
+                "storage.link_secret",
+                "is missing: it signs the media links. Generate one with: openssl rand -base64 32",
+            );
+            None
+        }
+        Some(secret) if secret.expose_secret().len() < 16 => {
+            p.add(
+                "storage.link_secret",
+                "is shorter than 16 characters; anyone could forge media links. \
+                 Generate one with: openssl rand -base64 32",
+            );
+            None
+        }
+        Some(secret) => Some(secret),
+    };
+    for (i, previous) in storage.previous_link_secrets.iter().enumerate() {
+        if previous.expose_secret().len() < 16 {
+            p.add(
+                format!("storage.previous_link_secrets[{i}]"),
+                "is shorter than 16 characters; links made with it could be forged",
+            );
+        }
+    }
+    let lifetime = p.duration("storage.link_lifetime", storage.link_lifetime.as_deref());
+    if lifetime.is_some_and(|d| d < Duration::from_secs(3600)) {
+        p.add(
+            "storage.link_lifetime",
+            "is shorter than an hour: links in the CRM would die before anyone opens them",
+        );
+    }
+    Some(
+        LinkSigner::new(secret?.expose_secret().as_bytes())
+            .with_previous(
+                storage
+                    .previous_link_secrets
+                    .iter()
+                    .map(|s| s.expose_secret().as_bytes()),
+            )
+            .with_lifetime(lifetime),
+    )
 }
 
 /// A Twilio route's number: the business number in +E164, as Twilio's `To` carries it.

@@ -53,8 +53,15 @@ pub enum Put {
     AlreadyThere,
 }
 
+/// The URL schemes `storage.url` may have: a local directory, memory (tests), and the cloud
+/// stores object_store reaches with their aliases. Configuration checks use this list, so what
+/// `check` accepts is what [`Storage::open`] opens.
+pub const SCHEMES: [&str; 9] = [
+    "file", "memory", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss",
+];
+
 impl Storage {
-    /// Opens the backend `url` names. Pure configuration: no request is made.
+    /// Opens the backend `url` names." Pure configuration: no request is made.
     pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Storage, Error> {
         let parsed = url::Url::parse(url)
             .map_err(|e| Error::permanent(format!("storage.url {url:?}: {e}")))?;
@@ -126,7 +133,8 @@ impl Storage {
             }
             other => {
                 return Err(Error::permanent(format!(
-                    "storage.url scheme {other:?} is not one of file, s3, gs, az, memory"
+                    "storage.url scheme {other:?} is not one of {}",
+                    SCHEMES.join(", ")
                 )));
             }
         })
