@@ -229,6 +229,15 @@ impl ConnectorFactory for HubSpotFactory {
             .map(|c| ("base_url", c.base_url))
     }
 
+    fn settings(&self, config: &serde_json::Value) -> Option<wa2crm_core::ConnectorSettings> {
+        HubSpotConfig::from_value(config)
+            .ok()
+            .map(|c| wa2crm_core::ConnectorSettings {
+                consent_field: c.consent_field,
+                fields: c.fields,
+            })
+    }
+
     async fn build(
         &self,
         name: &str,

@@ -185,6 +185,15 @@ impl ConnectorFactory for SalesforceFactory {
             .map(|c| ("login_url", c.login_url))
     }
 
+    fn settings(&self, config: &serde_json::Value) -> Option<wa2crm_core::ConnectorSettings> {
+        SalesforceConfig::from_value(config)
+            .ok()
+            .map(|c| wa2crm_core::ConnectorSettings {
+                consent_field: c.consent_field,
+                fields: c.fields,
+            })
+    }
+
     async fn build(
         &self,
         name: &str,

@@ -183,12 +183,24 @@ pub trait ConnectorFactory: Send + Sync {
     fn endpoint(&self, _config: &serde_json::Value) -> Option<(&'static str, String)> {
         None
     }
+    /// What the rest of wa2crm reads of this table, through the connector's own typed config
+    /// (its defaults included); `None` when the table does not parse (`validate` says why).
+    fn settings(&self, config: &serde_json::Value) -> Option<ConnectorSettings>;
     async fn build(
         &self,
         name: &str,
         config: &serde_json::Value,
         context: &ConnectorContext,
     ) -> Result<Arc<dyn Connector>>;
+}
+
+/// The parts of a connector's configuration the daemon itself acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorSettings {
+    /// The CRM's boolean consent field (`policy.consent = "crm_field"` asks it).
+    pub consent_field: Option<String>,
+    /// Which CRM field receives which attribute.
+    pub fields: crate::FieldMapping,
 }
 
 /// What the daemon lends a connector it builds.
@@ -336,6 +348,9 @@ mod tests {
             } else {
                 vec![]
             }
+        }
+        fn settings(&self, _: &serde_json::Value) -> Option<ConnectorSettings> {
+            None
         }
         async fn build(
             &self,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wa2crm_core::{
-    Connector, ConnectorContext, ConnectorRegistry, MediaEvent, MediaSource, StateStore,
+    Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry, MediaEvent, MediaSource,
+    StateStore,
 };
 
 use crate::config::{Config, RouteConfig};
@@ -16,6 +17,20 @@ pub fn registry() -> ConnectorRegistry {
     r.register(Arc::new(wa2crm_hubspot::HubSpotFactory));
     r.register(Arc::new(wa2crm_salesforce::SalesforceFactory));
     r
+}
+
+/// The factory a connector table's `type` names, if this build has one.
+pub fn factory_of<'r>(
+    registry: &'r ConnectorRegistry,
+    table: &serde_json::Value,
+) -> Option<&'r Arc<dyn ConnectorFactory>> {
+    registry.get(type_of(table))
+}
+
+/// A connector table's `type`: the one key the daemon reads from a table itself, to pick the
+/// crate that reads the rest.
+pub fn type_of(table: &serde_json::Value) -> &str {
+    table.get("type").and_then(|t| t.as_str()).unwrap_or("")
 }
 
 /// The context connectors of `config` are built with: the state store, the stored files (for
@@ -42,7 +57,7 @@ pub async fn build_each(
     let registry = registry();
     let mut out = Vec::new();
     for (name, table) in &config.connectors {
-        let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let kind = type_of(table);
         let built = match registry.get(kind) {
             None => Err(anyhow::anyhow!(
                 "connectors.{name}: the {kind} connector is not available in this version of \

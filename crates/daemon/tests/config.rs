@@ -526,3 +526,37 @@ fn the_minimal_example_takes_its_secrets_from_files() {
         "the full example must not turn on deletion"
     );
 }
+
+/// `policy.consent = "crm_field"` asks every connector for its consent field, read through the
+/// connector's own typed configuration.
+#[test]
+fn consent_in_the_crm_needs_each_connectors_consent_field() {
+    let with = |extra: &[(&str, &str)]| {
+        let c = config::load_str(
+            EXAMPLE,
+            env(&[
+                REAL_SECRETS.as_slice(),
+                &[("WA2CRM__POLICY__CONSENT", "crm_field")],
+                extra,
+            ]
+            .concat()),
+            None,
+        )
+        .unwrap();
+        match config::validate(c) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| e.key).collect::<Vec<_>>(),
+        }
+    };
+    assert_eq!(
+        with(&[]),
+        [
+            "connectors.hubspot.consent_field",
+            "connectors.salesforce.consent_field"
+        ]
+    );
+    assert_eq!(
+        with(&[("WA2CRM__CONNECTORS__HUBSPOT__CONSENT_FIELD", "wa_consent")]),
+        ["connectors.salesforce.consent_field"]
+    );
+}

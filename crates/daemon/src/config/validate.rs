@@ -13,9 +13,6 @@ use super::explain::{ConfigError, ConfigErrors};
 use super::{Config, Consent, TagRuleConfig};
 use crate::retention::RetentionPolicy;
 
-/// The connector types of the public contract.
-pub const CONNECTOR_TYPES: [&str; 2] = ["hubspot", "salesforce"];
-
 /// A configuration that passed validation, resolved into the typed values `run` builds from:
 /// nothing here is parsed or checked again.
 #[derive(Debug)]
@@ -401,12 +398,12 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     let tags = tag_rules(&mut p, &config.tags);
 
     if config.policy.consent == Consent::CrmField {
+        let registry = crate::connectors::registry();
         for (name, table) in &config.connectors {
-            if table
-                .get("consent_field")
-                .and_then(|f| f.as_str())
-                .is_none()
-            {
+            // A table that does not parse is reported by its own validation.
+            let settings =
+                crate::connectors::factory_of(&registry, table).and_then(|f| f.settings(table));
+            if settings.is_some_and(|s| s.consent_field.is_none()) {
                 p.add(
                     format!("connectors.{name}.consent_field"),
                     "is missing: policy.consent = \"crm_field\" needs each connector's boolean consent field",
@@ -671,23 +668,22 @@ fn validate_connector(p: &mut Problems, name: &str, table: &serde_json::Value) {
         p.add(key, "must be a table");
         return;
     };
+    let registry = crate::connectors::registry();
+    let types = registry.types().collect::<Vec<_>>().join(", ");
     let kind = obj.get("type").and_then(|t| t.as_str());
     match kind {
-        Some(t) if CONNECTOR_TYPES.contains(&t) => {}
+        Some(t) if registry.get(t).is_some() => {}
         Some(t) => p.add(
             format!("{key}.type"),
-            format!(
-                "unknown connector type {t:?}; expected one of {}",
-                CONNECTOR_TYPES.join(", ")
-            ),
+            format!("unknown connector type {t:?}; expected one of {types}"),
         ),
         None => p.add(
             format!("{key}.type"),
-            format!("is missing; expected one of {}", CONNECTOR_TYPES.join(", ")),
+            format!("is missing; expected one of {types}"),
         ),
     }
     // A connector crate checks its whole table; for a type without one, the shared parts.
-    if let Some(factory) = kind.and_then(|k| crate::connectors::registry().get(k).cloned()) {
+    if let Some(factory) = kind.and_then(|k| registry.get(k)) {
         for (sub, problem) in factory.validate(name, table) {
             let at = if sub.is_empty() {
                 key.clone()

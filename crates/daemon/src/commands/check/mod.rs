@@ -95,8 +95,8 @@ async fn connectors(
     let registry = crate::connectors::registry();
     let mut reachable = std::collections::BTreeSet::new();
     for (name, table) in &config.connectors {
-        let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        let endpoint = registry.get(kind).and_then(|f| f.endpoint(table));
+        let endpoint =
+            crate::connectors::factory_of(&registry, table).and_then(|f| f.endpoint(table));
         match endpoint {
             // Any answer at all means the host is there; what it says is the connector's check.
             Some((key, url)) => match http.get(&url).send().await {

@@ -3,7 +3,9 @@
 
 use anyhow::Context;
 use wa2crm_core::ConnectorFactory;
+use wa2crm_hubspot::HubSpotConfig;
 use wa2crm_queue::JobInfo;
+use wa2crm_salesforce::SalesforceConfig;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
 use wa2crm_sandbox::salesforce::{self, SalesforceSim, SalesforceSimConfig};
 
@@ -14,10 +16,11 @@ const SANDBOX_SF_USER: &str = "integration@sandbox.example.com";
 /// The example configuration, whose CRM mappings the sandbox runs.
 const EXAMPLE_CONFIG: &str = include_str!("../../../../../deploy/wa2crm.example.toml");
 
-/// A simulator standing in for one configured connector's CRM account.
+/// A simulator standing in for one configured connector's CRM account, with the connector's
+/// configuration as its crate reads it (its defaults included).
 enum Sim {
-    HubSpot(HubSpotSim),
-    Salesforce(SalesforceSim),
+    HubSpot(HubSpotSim, Box<HubSpotConfig>),
+    Salesforce(SalesforceSim, Box<SalesforceConfig>),
 }
 
 pub struct Crms {
@@ -76,7 +79,9 @@ impl Crms {
                     drop_keys(&mut t, &["client_id", "client_secret", "refresh_token"]);
                     t["base_url"] = sim.url().into();
                     t["token"] = SANDBOX_HUBSPOT_TOKEN.into();
-                    Sim::HubSpot(sim)
+                    let config = HubSpotConfig::from_value(&t)
+                        .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
+                    Sim::HubSpot(sim, Box::new(config))
                 }
                 Some("salesforce") => {
                     let sim_config = SalesforceSimConfig::new(SANDBOX_SF_CLIENT, SANDBOX_SF_USER);
@@ -92,7 +97,9 @@ impl Crms {
                     t["username"] = SANDBOX_SF_USER.into();
                     t["permission_set"] = permission_set.into();
                     t["private_key"] = salesforce::SANDBOX_PRIVATE_KEY.into();
-                    Sim::Salesforce(sim)
+                    let config = SalesforceConfig::from_value(&t)
+                        .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
+                    Sim::Salesforce(sim, Box::new(config))
                 }
                 other => anyhow::bail!(
                     "connectors.{name}: the sandbox has no simulator for type {other:?}"
@@ -117,8 +124,8 @@ impl Crms {
         let seeded = sims
             .iter()
             .map(|(_, sim, _)| match sim {
-                Sim::HubSpot(sim) => super::customers::seed_hubspot(sim),
-                Sim::Salesforce(sim) => super::customers::seed_salesforce(sim),
+                Sim::HubSpot(sim, _) => super::customers::seed_hubspot(sim),
+                Sim::Salesforce(sim, _) => super::customers::seed_salesforce(sim),
             })
             .collect();
         Ok(Crms {
@@ -136,17 +143,13 @@ impl Crms {
     /// Per CRM, on which record each existing customer's media landed, and the new sender's.
     pub fn customers(&self, jobs: &[JobInfo]) -> String {
         let mut out = String::new();
-        for ((name, sim, table), seeded) in self.sims.iter().zip(&self.seeded) {
+        for ((name, sim, _), seeded) in self.sims.iter().zip(&self.seeded) {
             out.push_str(&match sim {
-                Sim::HubSpot(sim) => super::customers::report_hubspot(
-                    name,
-                    sim,
-                    table["contact_key"].as_str().unwrap_or("whatsapp_id"),
-                    seeded,
-                    jobs,
-                ),
-                Sim::Salesforce(sim) => {
-                    super::customers::report_salesforce(name, sim, table, seeded, jobs)
+                Sim::HubSpot(sim, config) => {
+                    super::customers::report_hubspot(name, sim, &config.contact_key, seeded, jobs)
+                }
+                Sim::Salesforce(sim, config) => {
+                    super::customers::report_salesforce(name, sim, config, seeded, jobs)
                 }
             });
         }
@@ -157,21 +160,21 @@ impl Crms {
     pub fn summary(&self) -> Vec<String> {
         self.sims
             .iter()
-            .map(|(name, sim, table)| match sim {
-                Sim::HubSpot(sim) => {
+            .map(|(name, sim, _)| match sim {
+                Sim::HubSpot(sim, config) => {
                     let mut parts = vec![
                         count(sim.records("contacts").len(), "contact"),
                         count(sim.records("notes").len(), "note"),
                         count(sim.records("tasks").len(), "task"),
                     ];
-                    match table["object"].as_str() {
-                        None | Some("contacts") => {}
-                        Some(object) => parts.insert(1, count(sim.records(object).len(), object)),
+                    if !config.is_contacts() {
+                        let object = &config.object;
+                        parts.insert(1, count(sim.records(object).len(), object));
                     }
                     format!("{name} (HubSpot): {}", parts.join(", "))
                 }
-                Sim::Salesforce(sim) => {
-                    let object = table["object"].as_str().unwrap_or("WhatsApp_Media__c");
+                Sim::Salesforce(sim, config) => {
+                    let object = config.object.as_str();
                     let parts = [
                         count(sim.records(object).len(), &format!("{object} record")),
                         count(sim.records("Contact").len(), "Contact"),
@@ -186,10 +189,12 @@ impl Crms {
 
     pub fn render(&self, jobs: &[JobInfo]) -> String {
         let mut out = String::new();
-        for (name, sim, table) in &self.sims {
+        for (name, sim, _) in &self.sims {
             match sim {
-                Sim::HubSpot(sim) => out.push_str(&render_hubspot(name, sim, table, jobs)),
-                Sim::Salesforce(sim) => out.push_str(&render_salesforce(name, sim, table, jobs)),
+                Sim::HubSpot(sim, config) => out.push_str(&render_hubspot(name, sim, config, jobs)),
+                Sim::Salesforce(sim, config) => {
+                    out.push_str(&render_salesforce(name, sim, config, jobs))
+                }
             }
         }
         out
@@ -223,27 +228,19 @@ async fn provision(
 fn render_salesforce(
     name: &str,
     sim: &SalesforceSim,
-    table: &serde_json::Value,
+    config: &SalesforceConfig,
     jobs: &[JobInfo],
 ) -> String {
-    let s = |k: &str| table[k].as_str().unwrap_or("").to_owned();
     let (object, external_id, lookup, key) = (
-        s("object"),
-        s("external_id"),
-        s("contact_lookup"),
-        s("contact_key"),
+        &config.object,
+        &config.external_id,
+        &config.contact_lookup,
+        &config.contact_key,
     );
-    let fields: Vec<(String, String)> = table["fields"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(a, f)| (a.clone(), f.as_str().unwrap_or("").to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let fields: Vec<(&str, &str)> = config.fields.iter().map(|(a, f)| (a.as_str(), f)).collect();
     let mut out = format!("\n{name} (Salesforce simulator at {}):\n", sim.url());
     for job in jobs {
-        let Some(record) = sim.find(&object, &external_id, &job.event.message_id) else {
+        let Some(record) = sim.find(object, external_id, &job.event.message_id) else {
             out.push_str(&format!(
                 "  no {object} record for {}\n",
                 job.event.message_id
@@ -258,9 +255,9 @@ fn render_salesforce(
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let lead_lookup = table["match"]["lead_lookup"].as_str().unwrap_or("Lead__c");
+        let lead_lookup = &config.matching.lead_lookup;
         let linked = match (
-            record.get(&lookup).and_then(|v| v.as_str()),
+            record.get(lookup).and_then(|v| v.as_str()),
             record.get(lead_lookup).and_then(|v| v.as_str()),
         ) {
             (Some(contact), _) => format!(
@@ -284,15 +281,14 @@ fn render_salesforce(
             job.event.message_id,
         ));
         for (attribute, field) in &fields {
-            let value = match record.get(field) {
+            let value = match record.get(*field) {
                 None | Some(serde_json::Value::Null) => "-".to_owned(),
                 Some(serde_json::Value::String(v)) => v.clone(),
                 Some(v) => v.to_string(),
             };
             out.push_str(&format!("    {field:<22} = {value:<40}  ({attribute})\n"));
         }
-        let task_key = table["task_key"].as_str().unwrap_or("WA_Message_Id__c");
-        if let Some(task) = sim.find("Task", task_key, &job.event.message_id) {
+        if let Some(task) = sim.find("Task", &config.task_key, &job.event.message_id) {
             let f = |k: &str| {
                 task.get(k)
                     .and_then(|v| v.as_str())
@@ -316,19 +312,12 @@ fn render_salesforce(
 fn render_hubspot(
     name: &str,
     sim: &HubSpotSim,
-    table: &serde_json::Value,
+    config: &HubSpotConfig,
     jobs: &[JobInfo],
 ) -> String {
-    let key = table["contact_key"].as_str().unwrap_or("whatsapp_id");
-    let note_key = table["note_key"].as_str().unwrap_or("wa_message_id");
-    let fields: Vec<(String, String)> = table["fields"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(a, p)| (a.clone(), p.as_str().unwrap_or("").to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let key = config.contact_key.as_str();
+    let note_key = config.note_key.as_str();
+    let fields: Vec<(&str, &str)> = config.fields.iter().map(|(a, p)| (a.as_str(), p)).collect();
     let mut out = format!("\n{name} (HubSpot simulator at {}):\n", sim.url());
     let mut senders: Vec<String> = jobs.iter().map(|j| j.event.sender.to_string()).collect();
     senders.sort();
@@ -347,12 +336,12 @@ fn render_hubspot(
         .cloned()
         .collect::<Vec<_>>()
         .join(" ");
-        let object = table["object"].as_str().unwrap_or("contacts");
+        let object = config.object.as_str();
         let property_lines = |props: &std::collections::BTreeMap<String, String>| {
             fields
                 .iter()
                 .map(|(attribute, property)| {
-                    let value = props.get(property).map_or("-", String::as_str);
+                    let value = props.get(*property).map_or("-", String::as_str);
                     format!("    {property:<22} = {value:<40}  ({attribute})\n")
                 })
                 .collect::<String>()
@@ -368,10 +357,10 @@ fn render_hubspot(
                 "  contact {} ({key} = {sender}, name {name:?})\n",
                 contact.id
             ));
-            let id_property = fields
-                .iter()
-                .find(|(a, _)| a == "message_id")
-                .map_or("", |(_, p)| p.as_str());
+            let id_property = config
+                .fields
+                .get(wa2crm_core::CanonicalAttribute::MessageId)
+                .unwrap_or("");
             for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {
                 match sim.find(object, id_property, &job.event.message_id) {
                     Some(r) => {
@@ -385,7 +374,7 @@ fn render_hubspot(
                 }
             }
         }
-        if table["note"].as_bool().unwrap_or(false) {
+        if config.note {
             let notes = sim.associated("contacts", &contact.id, "notes");
             out.push_str(&format!("    {} timeline note(s):\n", notes.len()));
             for job in jobs.iter().filter(|j| j.event.sender.as_str() == sender) {

@@ -135,13 +135,13 @@ pub fn report_hubspot(
 pub fn report_salesforce(
     name: &str,
     sim: &SalesforceSim,
-    table: &serde_json::Value,
+    config: &wa2crm_salesforce::SalesforceConfig,
     seeded: &[Seeded],
     jobs: &[JobInfo],
 ) -> String {
-    let s = |k: &str| table[k].as_str().unwrap_or_default().to_owned();
-    let (object, external_id, lookup) = (s("object"), s("external_id"), s("contact_lookup"));
-    let lead_lookup = table["match"]["lead_lookup"].as_str().unwrap_or("Lead__c");
+    let (object, external_id, lookup) =
+        (&config.object, &config.external_id, &config.contact_lookup);
+    let lead_lookup = config.matching.lead_lookup.as_str();
     let mut out = format!("{name}: who the media went to\n");
     for seed in seeded {
         let theirs: Vec<&JobInfo> = jobs
@@ -151,12 +151,12 @@ pub fn report_salesforce(
         let on_it = theirs
             .iter()
             .filter(|j| {
-                sim.find(&object, &external_id, &j.event.message_id)
+                sim.find(object, external_id, &j.event.message_id)
                     .is_some_and(|m| {
                         let field = if seed.object == "Lead" {
                             lead_lookup
                         } else {
-                            &lookup
+                            lookup
                         };
                         m.get(field).and_then(|v| v.as_str()) == Some(seed.id.as_str())
                     })
@@ -171,7 +171,7 @@ pub fn report_salesforce(
             seed.typed
         ));
     }
-    if let Some(c) = sim.find("Contact", &s("contact_key"), SAM) {
+    if let Some(c) = sim.find("Contact", &config.contact_key, SAM) {
         out.push_str(&format!(
             "  {SAM} (a new sender): a new Contact {}\n",
             c.get("Id").and_then(|v| v.as_str()).unwrap_or("-")
