@@ -12,8 +12,8 @@ use secrecy::SecretString;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wa2crm::pipeline::{
-    Allowlist, ConsentPolicy, MediaSources, Outcome, Pipeline, RetryPolicy, media_record,
-    process_one,
+    Allowlist, ConsentPolicy, Jobs, MediaSources, MediaSteps, Outcome, Pipeline, RetryPolicy,
+    media_record, process_one,
 };
 use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source, TagRule, TagRules};
 use wa2crm_media::link::{LinkSigner, Linked};
@@ -48,40 +48,46 @@ async fn world_with(max_bytes: u64) -> World {
     let media_root = dir.path().join("media");
     let spool_root = dir.path().join("spool");
     let pipeline = Pipeline {
-        store: Arc::new(store),
-        clock: clock.clone(),
-        sources: MediaSources {
-            meta: Some(GraphMedia::new(&sim.url(), "v21.0", SecretString::from(TOKEN)).unwrap()),
-            ..Default::default()
+        jobs: Jobs {
+            store: Arc::new(store),
+            clock: clock.clone(),
+            retry: RetryPolicy::default(),
+            lease: Duration::from_secs(60),
+            wake: Arc::new(Notify::new()),
+            instance: "test".into(),
         },
-        spool: Spool::open(&spool_root, Kept::AsStored).unwrap(),
-        storage: Arc::new(
-            Storage::open(
-                &format!("file://{}", media_root.display()),
-                &BTreeMap::new(),
-            )
-            .unwrap(),
-        ),
-        links: LinkSigner::new(b"pipeline-test-link-secret"),
-        public_url: "https://wa2crm.example.com".into(),
-        max_bytes,
-        tags: TagRules(vec![
-            TagRule {
-                kinds: vec![MediaKind::Voice],
-                ..TagRule::named("voice-note")
+        media: MediaSteps {
+            sources: MediaSources {
+                meta: Some(
+                    GraphMedia::new(&sim.url(), "v21.0", SecretString::from(TOKEN)).unwrap(),
+                ),
+                ..Default::default()
             },
-            TagRule {
-                min_duration: Some(Duration::from_secs(2)),
-                ..TagRule::named("long")
-            },
-        ]),
-        consent: ConsentPolicy::Everyone,
+            spool: Spool::open(&spool_root, Kept::AsStored).unwrap(),
+            storage: Arc::new(
+                Storage::open(
+                    &format!("file://{}", media_root.display()),
+                    &BTreeMap::new(),
+                )
+                .unwrap(),
+            ),
+            links: LinkSigner::new(b"pipeline-test-link-secret"),
+            public_url: "https://wa2crm.example.com".into(),
+            max_bytes,
+            tags: TagRules(vec![
+                TagRule {
+                    kinds: vec![MediaKind::Voice],
+                    ..TagRule::named("voice-note")
+                },
+                TagRule {
+                    min_duration: Some(Duration::from_secs(2)),
+                    ..TagRule::named("long")
+                },
+            ]),
+            consent: ConsentPolicy::Everyone,
+            transcode: false,
+        },
         notifier: None,
-        transcode: false,
-        retry: RetryPolicy::default(),
-        lease: Duration::from_secs(60),
-        wake: Arc::new(Notify::new()),
-        instance: "test".into(),
         delivery: Default::default(),
         deliveries: Arc::new(tokio::sync::Semaphore::new(100)),
         tasks: Default::default(),
@@ -135,7 +141,7 @@ impl World {
         let media_id = format!("m-{message_id}");
         let digest = self.sim.add_media(&media_id, s.bytes, &s.mime_type);
         let e = event(message_id, &media_id, s, Some(digest));
-        match self.pipeline.store.enqueue(&[e]).await.unwrap()[0] {
+        match self.pipeline.jobs.store.enqueue(&[e]).await.unwrap()[0] {
             Enqueued::Inserted(id) => id,
             Enqueued::Duplicate => panic!("duplicate"),
         }
@@ -145,6 +151,7 @@ impl World {
     async fn run_next(&self) -> Outcome {
         let job = self
             .pipeline
+            .jobs
             .store
             .claim("w", Duration::from_secs(60), 1)
             .await
@@ -194,6 +201,7 @@ async fn every_sample_is_resolved_fetched_inspected_and_stored() {
     for (i, s) in all.iter().enumerate() {
         let job = w
             .pipeline
+            .jobs
             .store
             .find("meta", &format!("wamid.{i}"))
             .await
@@ -226,6 +234,7 @@ async fn every_sample_is_resolved_fetched_inspected_and_stored() {
         assert!(r.file_url.starts_with("https://wa2crm.example.com/media/"));
         assert_eq!(
             w.pipeline
+                .media
                 .links
                 .verify(r.file_url.rsplit('/').next().unwrap())
                 .unwrap(),
@@ -255,6 +264,7 @@ async fn the_same_file_twice_is_stored_once() {
     );
     let b = w
         .pipeline
+        .jobs
         .store
         .find("meta", "wamid.b")
         .await
@@ -284,6 +294,7 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
     assert!(error.contains("503"), "{error}");
     let job = w
         .pipeline
+        .jobs
         .store
         .find("meta", "wamid.r")
         .await
@@ -304,6 +315,7 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
     // A job whose media was stored before a crash (not yet marked done) touches WhatsApp no more.
     let done = w
         .pipeline
+        .jobs
         .store
         .find("meta", "wamid.r")
         .await
@@ -312,6 +324,7 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
     w.enqueue("wamid.r2", &sample("audio.mp3")).await;
     let job = w
         .pipeline
+        .jobs
         .store
         .claim("w", Duration::from_secs(60), 1)
         .await
@@ -320,6 +333,7 @@ async fn a_resumed_job_does_not_redo_finished_steps() {
     for step in [Step::Resolve, Step::Fetch, Step::Inspect, Step::Store] {
         let data = step.of(&done.checkpoints).unwrap();
         w.pipeline
+            .jobs
             .store
             .checkpoint(job.id, &job.owner, Checkpoint::new(step, data))
             .await
@@ -375,7 +389,7 @@ async fn client_errors_on_resolve_are_not_retried() {
     // A media id WhatsApp does not know (expired after 7 days): Graph answers 400, code 100.
     let s = sample("voice.ogg");
     let e = event("wamid.gone", "never-uploaded", &s, None);
-    w.pipeline.store.enqueue(&[e]).await.unwrap();
+    w.pipeline.jobs.store.enqueue(&[e]).await.unwrap();
     let Outcome::Dead { reason } = w.run_next().await else {
         panic!("dead letter expected")
     };
@@ -386,7 +400,7 @@ async fn client_errors_on_resolve_are_not_retried() {
 #[tokio::test]
 async fn a_refused_token_dead_letters_with_what_to_do() {
     let mut w = world().await;
-    w.pipeline.sources.meta =
+    w.pipeline.media.sources.meta =
         Some(GraphMedia::new(&w.sim.url(), "v21.0", SecretString::from("stale")).unwrap());
     w.enqueue("wamid.t", &sample("voice.ogg")).await;
     let Outcome::Dead { reason } = w.run_next().await else {
@@ -402,7 +416,7 @@ async fn a_refused_token_dead_letters_with_what_to_do() {
 #[tokio::test]
 async fn a_lookup_and_a_download_never_answered_are_abandoned_and_retried() {
     let mut w = world().await;
-    w.pipeline.sources.meta = Some(
+    w.pipeline.media.sources.meta = Some(
         GraphMedia::new(&w.sim.url(), "v21.0", SecretString::from(TOKEN))
             .unwrap()
             .with_read_timeout(Duration::from_millis(500))
@@ -462,7 +476,7 @@ async fn a_dropped_download_is_retried_and_leaves_no_spool_file() {
 #[tokio::test]
 async fn transient_failures_give_up_after_max_attempts() {
     let mut w = world().await;
-    w.pipeline.retry.max_attempts = 2;
+    w.pipeline.jobs.retry.max_attempts = 2;
     w.enqueue("wamid.m", &sample("voice.ogg")).await;
     w.sim
         .fail_downloads([Fault::Status(502), Fault::Status(502)]);
@@ -483,10 +497,10 @@ async fn media_of_a_person_without_consent_is_never_fetched_nor_stored() {
     let list = w._dir.path().join("consent.txt");
     // The pipeline's events come from +4915123456789, who is not on the list.
     std::fs::write(&list, "# agreed in writing\n+1 415 555 0100\n").unwrap();
-    w.pipeline.consent = ConsentPolicy::Allowlist(Allowlist::open(&list).unwrap());
+    w.pipeline.media.consent = ConsentPolicy::Allowlist(Allowlist::open(&list).unwrap());
     let id = w.enqueue("wamid.nc", &sample("voice.ogg")).await;
     assert_eq!(w.run_next().await, Outcome::Done);
-    let job = w.pipeline.store.get(id).await.unwrap().unwrap();
+    let job = w.pipeline.jobs.store.get(id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.checkpoints["consent"]["given"], false);
     assert!(!job.checkpoints.contains_key("store"));
@@ -506,6 +520,7 @@ async fn media_of_a_person_without_consent_is_never_fetched_nor_stored() {
     assert_eq!(w.run_next().await, Outcome::Done);
     let job = w
         .pipeline
+        .jobs
         .store
         .find("meta", "wamid.c")
         .await
@@ -518,12 +533,12 @@ async fn media_of_a_person_without_consent_is_never_fetched_nor_stored() {
 #[tokio::test]
 async fn with_transcode_an_mp3_rendition_is_stored_and_linked_next_to_the_original() {
     let mut w = world().await;
-    w.pipeline.transcode = true;
+    w.pipeline.media.transcode = true;
     let id = w.enqueue("wamid.tr", &sample("voice.amr")).await;
     w.enqueue("wamid.img", &sample("image.jpg")).await;
     assert_eq!(w.run_next().await, Outcome::Done);
     assert_eq!(w.run_next().await, Outcome::Done);
-    let job = w.pipeline.store.get(id).await.unwrap().unwrap();
+    let job = w.pipeline.jobs.store.get(id).await.unwrap().unwrap();
     let r = media_record(&job.event, &job.checkpoints).unwrap();
     let s = sample("voice.amr");
     let key = format!("2026/09/21/{}.r.mp3", s.sha256);
@@ -534,6 +549,7 @@ async fn with_transcode_an_mp3_rendition_is_stored_and_linked_next_to_the_origin
     let url = r.rendition_url.expect("a rendition link");
     assert_eq!(
         w.pipeline
+            .media
             .links
             .verify(url.rsplit('/').next().unwrap())
             .unwrap(),
@@ -548,6 +564,7 @@ async fn with_transcode_an_mp3_rendition_is_stored_and_linked_next_to_the_origin
     );
     let image = w
         .pipeline
+        .jobs
         .store
         .find("meta", "wamid.img")
         .await

@@ -19,7 +19,8 @@ use wa2crm_whatsapp::twilio::TwilioMedia;
 
 use crate::config::{Config, Consent, Validated};
 use crate::pipeline::{
-    self, Allowlist, ConsentPolicy, Delivery, MediaSources, Notifier, Pipeline, RetryPolicy,
+    self, Allowlist, ConsentPolicy, Delivery, Jobs, MediaSources, MediaSteps, Notifier, Pipeline,
+    RetryPolicy,
 };
 use crate::retention;
 use crate::server::{self, AppState, MediaAccess};
@@ -79,8 +80,8 @@ pub async fn run(
     } = validated;
     let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
-        storage: pipeline.storage.clone(),
-        links: pipeline.links.clone(),
+        storage: pipeline.media.storage.clone(),
+        links: pipeline.media.links.clone(),
     };
     let listener = TcpListener::bind(listen)
         .await
@@ -177,31 +178,35 @@ pub fn build_pipeline(
         )
     })?;
     Ok(Pipeline {
-        store,
-        clock: Arc::new(SystemClock),
-        sources: media_sources(config)?,
-        spool,
-        storage,
-        links: validated.links.clone(),
-        public_url: validated.public_url.to_string(),
-        max_bytes: config.media.max_bytes,
-        transcode: config.media.transcode,
-        tags: validated.tags.clone(),
-        consent: consent_policy(config)?,
+        jobs: Jobs {
+            store,
+            clock: Arc::new(SystemClock),
+            retry: RetryPolicy {
+                max_attempts: config.queue.max_attempts,
+                ..RetryPolicy::default()
+            },
+            lease: Duration::from_secs(config.queue.lease_seconds),
+            wake,
+            instance: pipeline::instance_name(),
+        },
+        media: MediaSteps {
+            sources: media_sources(config)?,
+            spool,
+            storage,
+            links: validated.links.clone(),
+            public_url: validated.public_url.to_string(),
+            max_bytes: config.media.max_bytes,
+            transcode: config.media.transcode,
+            tags: validated.tags.clone(),
+            consent: consent_policy(config)?,
+        },
+        delivery,
         notifier: config
             .notifications
             .webhook
             .as_ref()
             .map(Notifier::new)
             .transpose()?,
-        retry: RetryPolicy {
-            max_attempts: config.queue.max_attempts,
-            ..RetryPolicy::default()
-        },
-        lease: Duration::from_secs(config.queue.lease_seconds),
-        wake,
-        instance: pipeline::instance_name(),
-        delivery,
         deliveries: Arc::new(Semaphore::new(pipeline::MAX_DELIVERIES)),
         tasks: TaskTracker::new(),
     })

@@ -144,7 +144,7 @@ pub fn parse_allowlist(text: &str) -> (HashSet<String>, Vec<(usize, String)>) {
 /// Decides (or reads back) consent for the job's sender.
 pub(super) async fn decide(p: &Pipeline, job: &Job) -> Result<ConsentCheckpoint, Error> {
     let sender = &job.event.sender;
-    match &p.consent {
+    match &p.media.consent {
         ConsentPolicy::Everyone => Ok(ConsentCheckpoint {
             given: true,
             by: "policy.consent = none".into(),

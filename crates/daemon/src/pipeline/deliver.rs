@@ -319,7 +319,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
         }
     }
     if progressed {
-        save(p, job, Step::Deliver, &done).await?;
+        save(&p.jobs, job, Step::Deliver, &done).await?;
     }
     match failure {
         Some(e) => Err(e.into()),

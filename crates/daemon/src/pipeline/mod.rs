@@ -39,26 +39,26 @@ pub use record::{RenditionCheckpoint, StoredCheckpoint, media_record};
 pub use retry::RetryPolicy;
 pub use worker::{Outcome, process_one, spawn_workers};
 
-/// Everything a worker needs, shared by all workers of the process.
+/// Everything a worker needs, shared by all workers of the process, in the parts each stage
+/// uses: the queue side, the media steps, delivery.
 pub struct Pipeline {
+    pub jobs: Jobs,
+    pub media: MediaSteps,
+    pub delivery: Delivery,
+    /// `[notifications.webhook]`, told once a media is delivered.
+    pub notifier: Option<Notifier>,
+    /// Jobs past their media steps, waiting for delivery; capped so a CRM outage holds at most
+    /// this many leases.
+    pub deliveries: Arc<Semaphore>,
+    /// Every job task, so shutdown waits for them to give their jobs back.
+    pub tasks: TaskTracker,
+}
+
+/// The queue side: where jobs come from, where their steps' results go, when they are retried.
+pub struct Jobs {
     pub store: Arc<dyn JobStore>,
     /// The queue's clock, so retry times and leases agree with it.
     pub clock: Arc<dyn Clock>,
-    /// Where each source's files are fetched from.
-    pub sources: MediaSources,
-    pub spool: Spool,
-    pub storage: Arc<Storage>,
-    pub links: LinkSigner,
-    pub public_url: String,
-    pub max_bytes: u64,
-    /// `[[tags]]`, applied once the media is probed; the result is the `tags` checkpoint.
-    pub tags: TagRules,
-    /// `policy.consent`, decided before anything is fetched.
-    pub consent: ConsentPolicy,
-    /// `[notifications.webhook]`, told once a media is delivered.
-    pub notifier: Option<Notifier>,
-    /// `media.transcode`: an MP3/MP4 rendition is stored next to each audio and video.
-    pub transcode: bool,
     pub retry: RetryPolicy,
     /// How long a claim lasts without a heartbeat; heartbeats go out at a third of it.
     pub lease: Duration,
@@ -66,12 +66,23 @@ pub struct Pipeline {
     pub wake: Arc<Notify>,
     /// Who this process is in lease records: host, pid and start time.
     pub instance: String,
-    pub delivery: Delivery,
-    /// Jobs past their media steps, waiting for delivery; capped so a CRM outage holds at most
-    /// this many leases.
-    pub deliveries: Arc<Semaphore>,
-    /// Every job task, so shutdown waits for them to give their jobs back.
-    pub tasks: TaskTracker,
+}
+
+/// What the media steps use: where files come from and go, and what is taken.
+pub struct MediaSteps {
+    /// Where each source's files are fetched from.
+    pub sources: MediaSources,
+    pub spool: Spool,
+    pub storage: Arc<Storage>,
+    pub links: LinkSigner,
+    pub public_url: String,
+    pub max_bytes: u64,
+    /// `media.transcode`: an MP3/MP4 rendition is stored next to each audio and video.
+    pub transcode: bool,
+    /// `[[tags]]`, applied once the media is probed; the result is the `tags` checkpoint.
+    pub tags: TagRules,
+    /// `policy.consent`, decided before anything is fetched.
+    pub consent: ConsentPolicy,
 }
 
 /// The media clients of the configured sources.

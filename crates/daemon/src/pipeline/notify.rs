@@ -189,15 +189,15 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<(), Failure> {
     if !notifier.wants(&record) {
         return Ok(());
     }
-    super::steps::unless_fenced(p, job).await?;
+    super::steps::unless_fenced(&p.jobs, job).await?;
     let delivered: DeliveredCheckpoint = checkpoint(job, Step::Deliver).unwrap_or_default();
     let body = payload(&record, &delivered).to_string();
-    let timestamp = p.clock.now_ms() / 1000;
+    let timestamp = p.jobs.clock.now_ms() / 1000;
     match notifier.send(body.as_bytes(), timestamp).await {
-        Ok(status) => save(p, job, Step::Notify, &json!({"status": status})).await,
+        Ok(status) => save(&p.jobs, job, Step::Notify, &json!({"status": status})).await,
         Err(e) if !e.kind().is_retryable() => {
             tracing::warn!(job = job.id, error = %e, "Notification not sent; it is not tried again.");
-            save(p, job, Step::Notify, &json!({"refused": e.message()})).await
+            save(&p.jobs, job, Step::Notify, &json!({"refused": e.message()})).await
         }
         Err(e) => Err(e.into()),
     }

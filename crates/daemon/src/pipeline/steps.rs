@@ -14,9 +14,9 @@ use wa2crm_media::transcode::{self, Rendition, TranscodeError};
 use wa2crm_queue::{Checkpoint, Job, QueueError, Step};
 use wa2crm_whatsapp::media::{GraphMedia, ResolvedMedia, digest_matches};
 
-use super::Pipeline;
 use super::consent::{self, ConsentCheckpoint, ConsentPolicy};
 use super::record::{FetchedCheckpoint, RenditionCheckpoint, StoredCheckpoint, checkpoint};
+use super::{Jobs, MediaSteps, Pipeline};
 
 /// Why the steps stopped.
 pub(super) enum Failure {
@@ -47,8 +47,8 @@ struct Mismatch {
 
 /// Stops the job before a write that takes a person's media somewhere (the storage, a CRM, a
 /// chat tool) when erasure has fenced it; the worker then lets the job go.
-pub(super) async fn unless_fenced(p: &Pipeline, job: &Job) -> Result<(), Failure> {
-    if p.store.fenced(&[job.id]).await?.is_empty() {
+pub(super) async fn unless_fenced(jobs: &Jobs, job: &Job) -> Result<(), Failure> {
+    if jobs.store.fenced(&[job.id]).await?.is_empty() {
         Ok(())
     } else {
         Err(Error::transient("stopped: this sender's media is being erased").into())
@@ -56,12 +56,12 @@ pub(super) async fn unless_fenced(p: &Pipeline, job: &Job) -> Result<(), Failure
 }
 
 pub(super) async fn save<T: Serialize>(
-    p: &Pipeline,
+    jobs: &Jobs,
     job: &mut Job,
     step: Step,
     value: &T,
 ) -> Result<(), Failure> {
-    record(p, job, step, value, Facts::default()).await
+    record(jobs, job, step, value, Facts::default()).await
 }
 
 /// What the queue keeps of a step's result in columns of its own.
@@ -73,7 +73,7 @@ struct Facts<'a> {
 
 /// Saves a step's result with the facts the queue keeps in its own columns.
 async fn record<T: Serialize>(
-    p: &Pipeline,
+    jobs: &Jobs,
     job: &mut Job,
     step: Step,
     value: &T,
@@ -88,7 +88,9 @@ async fn record<T: Serialize>(
     if let Some(given) = facts.consent_given {
         checkpoint = checkpoint.consent(given);
     }
-    p.store.checkpoint(job.id, &job.owner, checkpoint).await?;
+    jobs.store
+        .checkpoint(job.id, &job.owner, checkpoint)
+        .await?;
     job.checkpoints.insert(step.as_str().to_owned(), v);
     Ok(())
 }
@@ -105,7 +107,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     if Step::Store.of(&job.checkpoints).is_some() {
         return Ok(Media::Stored);
     }
-    if !matches!(p.consent, ConsentPolicy::Everyone) {
+    if !matches!(p.media.consent, ConsentPolicy::Everyone) {
         let consent = match checkpoint::<ConsentCheckpoint>(job, Step::Consent) {
             Some(c) => c,
             None => {
@@ -114,7 +116,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
                     consent_given: Some(c.given),
                     ..Facts::default()
                 };
-                record(p, job, Step::Consent, &c, facts).await?;
+                record(&p.jobs, job, Step::Consent, &c, facts).await?;
                 c
             }
         };
@@ -126,8 +128,8 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
     let (spooled, resolved) = match job.event.media.clone() {
         MediaRef::GraphMedia { media_id, .. } => {
             let (graph, section) = match job.event.source {
-                Source::D360 => (p.sources.d360.as_ref(), "sources.d360"),
-                _ => (p.sources.meta.as_ref(), "sources.meta.access_token"),
+                Source::D360 => (p.media.sources.d360.as_ref(), "sources.d360"),
+                _ => (p.media.sources.meta.as_ref(), "sources.meta.access_token"),
             };
             let graph = graph.ok_or_else(|| {
                 Error::permanent(format!(
@@ -139,7 +141,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             (spooled, Some(resolved))
         }
         MediaRef::Url { url } => {
-            let twilio = p.sources.twilio.as_ref().ok_or_else(|| {
+            let twilio = p.media.sources.twilio.as_ref().ok_or_else(|| {
                 Error::permanent(
                     "sources.twilio is not configured, so Twilio media cannot be downloaded; add it, \
                      then run `wa2crm replay --all-dead`",
@@ -147,7 +149,7 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             })?;
             // The webhook's arrival: Twilio's event timestamp is when wa2crm received it.
             let download = twilio.download(&url, job.event.timestamp).await?;
-            let spooled = spool(p, download, None).await?;
+            let spooled = spool(&p.media, download, None).await?;
             (spooled, None)
         }
     };
@@ -164,42 +166,42 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
             if let Some(e) = &i.duration_error {
                 tracing::info!(job = job.id, "No duration: {e}.");
             }
-            save(p, job, Step::Inspect, &i).await?;
+            save(&p.jobs, job, Step::Inspect, &i).await?;
             i
         }
     };
     // Without rules there is nothing to decide, and no checkpoint write on every job.
-    if !p.tags.is_empty() && Step::Tags.of(&job.checkpoints).is_none() {
-        let tags = p.tags.apply(&TagInput {
+    if !p.media.tags.is_empty() && Step::Tags.of(&job.checkpoints).is_none() {
+        let tags = p.media.tags.apply(&TagInput {
             kind: job.event.kind,
             sender: &job.event.sender,
             caption: job.event.caption.as_deref(),
             file_name: job.event.file_name.as_deref(),
             duration_seconds: inspection.duration_seconds,
         });
-        save(p, job, Step::Tags, &tags).await?;
+        save(&p.jobs, job, Step::Tags, &tags).await?;
     }
 
-    if p.transcode
+    if p.media.transcode
         && Step::Transcode.of(&job.checkpoints).is_none()
         && let Some(r) = Rendition::for_media(job.event.kind, &inspection.mime_type)
     {
         let made = rendition(p, job, &spooled, &inspection, r).await?;
-        save(p, job, Step::Transcode, &made).await?;
+        save(&p.jobs, job, Step::Transcode, &made).await?;
     }
 
     let inspected_ms = started.elapsed().as_millis() - fetched_ms;
     let sha = spooled.sha256_hex();
     let key = Storage::key_for(job.event.timestamp.date(), &sha, &inspection.extension);
-    unless_fenced(p, job).await?;
-    let storage = p.storage.clone();
+    unless_fenced(&p.jobs, job).await?;
+    let storage = p.media.storage.clone();
     let put = (|| async { storage.put_file(&key, spooled.path(), spooled.size).await })
-        .retry(p.retry.in_process)
+        .retry(p.jobs.retry.in_process)
         .when(|e: &Error| e.kind() == ErrorKind::Transient)
         .await?;
     let stored = StoredCheckpoint {
-        uri: p.storage.uri(&key),
-        file_url: p.links.media_url(&p.public_url, job.id, false),
+        uri: p.media.storage.uri(&key),
+        file_url: p.media.links.media_url(&p.media.public_url, job.id, false),
         key,
         created: put == Put::Created,
     };
@@ -208,15 +210,15 @@ pub(super) async fn run(p: &Pipeline, job: &mut Job) -> Result<Media, Failure> {
         media_key: Some(&key),
         ..Facts::default()
     };
-    record(p, job, Step::Store, &stored, facts).await?;
+    record(&p.jobs, job, Step::Store, &stored, facts).await?;
     if let (MediaRef::Url { url }, Some(twilio), true) = (
         &job.event.media,
-        &p.sources.twilio,
-        p.sources.twilio_delete_after_copy,
+        &p.media.sources.twilio,
+        p.media.sources.twilio_delete_after_copy,
     ) {
         // Privacy hygiene, not the job's purpose: a failure is logged, the job goes on.
         let deleted = (|| async { twilio.delete(url).await })
-            .retry(p.retry.in_process)
+            .retry(p.jobs.retry.in_process)
             .when(|e: &Error| e.kind() == ErrorKind::Transient)
             .await;
         match deleted {
@@ -271,14 +273,14 @@ async fn rendition(
     }
     let limits = transcode::Limits {
         time: TRANSCODE_LIMIT,
-        max_bytes: p.max_bytes,
+        max_bytes: p.media.max_bytes,
         max_length,
     };
     let made = transcode::transcode(
         spooled.path(),
         &inspection.mime_type,
         r,
-        p.spool.dir(),
+        p.media.spool.dir(),
         limits,
     )
     .await;
@@ -302,14 +304,14 @@ async fn rendition(
         &spooled.sha256_hex(),
         &format!("r.{}", r.extension()),
     );
-    unless_fenced(p, job).await?;
-    let storage = p.storage.clone();
+    unless_fenced(&p.jobs, job).await?;
+    let storage = p.media.storage.clone();
     (|| async { storage.put_file(&key, &out, size).await })
-        .retry(p.retry.in_process)
+        .retry(p.jobs.retry.in_process)
         .when(|e: &Error| e.kind() == ErrorKind::Transient)
         .await?;
     Ok(RenditionCheckpoint {
-        file_url: Some(p.links.media_url(&p.public_url, job.id, true)),
+        file_url: Some(p.media.links.media_url(&p.media.public_url, job.id, true)),
         key: Some(key),
         mime_type: Some(r.mime_type().to_owned()),
         size: Some(size),
@@ -325,15 +327,15 @@ async fn resolve(
 ) -> Result<ResolvedMedia, Failure> {
     let phone_number_id = job.event.phone_number_id.clone();
     let resolved = (|| async { graph.resolve(media_id, &phone_number_id).await })
-        .retry(p.retry.in_process)
+        .retry(p.jobs.retry.in_process)
         .when(|e: &Error| e.kind() == ErrorKind::Transient)
         .await?;
     if let Some(size) = resolved.file_size
-        && size > p.max_bytes
+        && size > p.media.max_bytes
     {
-        return Err(too_large(size, p.max_bytes).into());
+        return Err(too_large(size, p.media.max_bytes).into());
     }
-    save(p, job, Step::Resolve, &resolved).await?;
+    save(&p.jobs, job, Step::Resolve, &resolved).await?;
     Ok(resolved)
 }
 
@@ -381,24 +383,29 @@ async fn fetch(
     graph: &GraphMedia,
     resolved: &ResolvedMedia,
 ) -> Result<SpoolFile, Error> {
-    spool(p, graph.download(&resolved.url).await?, resolved.file_size).await
+    spool(
+        &p.media,
+        graph.download(&resolved.url).await?,
+        resolved.file_size,
+    )
+    .await
 }
 
 /// Streams a download into the spool, stopping at `media.max_bytes`.
 async fn spool(
-    p: &Pipeline,
+    media: &MediaSteps,
     response: reqwest::Response,
     declared_size: Option<u64>,
 ) -> Result<SpoolFile, Error> {
     if let Some(len) = response.content_length()
-        && len > p.max_bytes
+        && len > media.max_bytes
     {
-        return Err(too_large(len, p.max_bytes));
+        return Err(too_large(len, media.max_bytes));
     }
     let known_size = response.content_length().or(declared_size);
-    match p
+    match media
         .spool
-        .write(Box::pin(response.bytes_stream()), p.max_bytes)
+        .write(Box::pin(response.bytes_stream()), media.max_bytes)
         .await
     {
         Ok(f) => Ok(f),
@@ -435,7 +442,7 @@ async fn verify(
     if bad_declared.is_none() && bad_earlier.is_none() {
         if earlier.is_none() {
             save(
-                p,
+                &p.jobs,
                 job,
                 Step::Fetch,
                 &FetchedCheckpoint {
@@ -453,7 +460,7 @@ async fn verify(
         .unwrap_or_default();
     let before = checkpoint::<Mismatch>(job, Step::FetchMismatch).map_or(0, |m| m.count);
     save(
-        p,
+        &p.jobs,
         job,
         Step::FetchMismatch,
         &json!({"count": before + 1, "downloaded": actual}),

@@ -69,24 +69,29 @@ pub fn spawn_workers(p: Arc<Pipeline>, n: u32, stop: CancellationToken) -> Vec<J
 }
 
 async fn worker_loop(p: Arc<Pipeline>, index: u32, stop: CancellationToken) {
-    let owner = format!("{}#{index}", p.instance);
+    let owner = format!("{}#{index}", p.jobs.instance);
     let mut failures = 0u32;
     while !stop.is_cancelled() {
         // Registered before the claim: a commit that lands while we look finds us listening,
         // instead of leaving the job for the next poll.
-        let wake = p.wake.notified();
+        let wake = p.jobs.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
         // Jobs whose process died on each of their attempts are not claimed again and again.
         if index == 0 {
-            let reason = abandoned_reason(p.retry.max_attempts);
-            match p.store.bury_abandoned(p.retry.max_attempts, &reason).await {
+            let reason = abandoned_reason(p.jobs.retry.max_attempts);
+            match p
+                .jobs
+                .store
+                .bury_abandoned(p.jobs.retry.max_attempts, &reason)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::error!(jobs = n, "Jobs dead-lettered: {reason}."),
                 Err(e) => tracing::warn!(error = %e, "Cannot look for abandoned jobs."),
             }
         }
-        match p.store.claim(&owner, p.lease, 1).await {
+        match p.jobs.store.claim(&owner, p.jobs.lease, 1).await {
             Ok(jobs) if jobs.is_empty() => {
                 failures = 0;
                 tokio::select! {
@@ -153,9 +158,9 @@ async fn attempt(
     // Claimed more often than it may be tried: its process died on each attempt (a takeover
     // after a lease ran out counts as one). Whichever worker took it over buries it unopened;
     // leaving that to `bury_abandoned` alone would race the other workers' claims.
-    if job.attempts > p.retry.max_attempts {
-        let reason = abandoned_reason(p.retry.max_attempts);
-        return match p.store.dead_letter(job.id, &job.owner, &reason).await {
+    if job.attempts > p.jobs.retry.max_attempts {
+        let reason = abandoned_reason(p.jobs.retry.max_attempts);
+        return match p.jobs.store.dead_letter(job.id, &job.owner, &reason).await {
             Ok(()) => Outcome::Dead { reason },
             Err(e) => queue_error(e),
         };
@@ -185,8 +190,8 @@ async fn attempt(
         _ = lost.cancelled() => None,
         _ = stop.cancelled() => {
             drop(heartbeat);
-            let now = p.clock.now_ms();
-            return match p.store.fail(id, &owner, "interrupted by shutdown", now).await {
+            let now = p.jobs.clock.now_ms();
+            return match p.jobs.store.fail(id, &owner, "interrupted by shutdown", now).await {
                 Ok(()) => Outcome::Interrupted,
                 Err(e) => Outcome::QueueError(e.to_string()),
             };
@@ -195,7 +200,7 @@ async fn attempt(
     drop(heartbeat);
     let outcome = match result {
         None => Outcome::LeaseLost,
-        Some(Ok(())) => match p.store.complete(job.id, &job.owner).await {
+        Some(Ok(())) => match p.jobs.store.complete(job.id, &job.owner).await {
             Ok(()) => Outcome::Done,
             Err(e) => queue_error(e),
         },
@@ -215,9 +220,9 @@ fn queue_error(e: QueueError) -> Outcome {
 
 async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
     // Erasure fenced the job: whatever stopped it, it lets go and is neither retried nor dead.
-    match p.store.fenced(&[job.id]).await {
+    match p.jobs.store.fenced(&[job.id]).await {
         Ok(fenced) if !fenced.is_empty() => {
-            return match p.store.release(job.id, &job.owner).await {
+            return match p.jobs.store.release(job.id, &job.owner).await {
                 Ok(()) => Outcome::Fenced,
                 Err(e) => queue_error(e),
             };
@@ -227,7 +232,7 @@ async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
     }
     let dead_reason = match e.kind() {
         ErrorKind::Permanent | ErrorKind::NotFound => Some(e.message().to_owned()),
-        _ if job.attempts >= p.retry.max_attempts => Some(format!(
+        _ if job.attempts >= p.jobs.retry.max_attempts => Some(format!(
             "gave up after {} attempts; last error: {}",
             job.attempts,
             e.message()
@@ -236,6 +241,7 @@ async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
     };
     let written = match &dead_reason {
         Some(reason) => p
+            .jobs
             .store
             .dead_letter(job.id, &job.owner, reason)
             .await
@@ -244,11 +250,17 @@ async fn settle_failure(p: &Pipeline, job: &Job, e: Error) -> Outcome {
             }),
         None => {
             let wait = e.retry_in().unwrap_or_else(|| {
-                p.retry
+                p.jobs
+                    .retry
                     .delay(job.attempts, e.retry_after(), fastrand::f64())
             });
-            let retry_at_ms = p.clock.now_ms().saturating_add(wait.as_millis() as i64);
-            p.store
+            let retry_at_ms = p
+                .jobs
+                .clock
+                .now_ms()
+                .saturating_add(wait.as_millis() as i64);
+            p.jobs
+                .store
                 .fail(job.id, &job.owner, e.message(), retry_at_ms)
                 .await
                 .map(|()| Outcome::Retry {
@@ -300,8 +312,8 @@ fn report(job: &Job, outcome: &Outcome) {
 
 /// Extends the lease at a third of its length; cancels `lost` when the queue says it is gone.
 fn spawn_heartbeat(p: &Pipeline, job: &Job, lost: CancellationToken) -> JoinHandle<()> {
-    let store = p.store.clone();
-    let (id, owner, lease) = (job.id, job.owner.clone(), p.lease);
+    let store = p.jobs.store.clone();
+    let (id, owner, lease) = (job.id, job.owner.clone(), p.jobs.lease);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(lease / 3);
         tick.tick().await;
