@@ -407,6 +407,25 @@ impl HubSpotConfig {
     }
 }
 
+impl wa2crm_core::ConnectorConfig for HubSpotConfig {
+    const TYPE: &'static str = "hubspot";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        self.validate()
+    }
+
+    fn endpoint(&self) -> Option<(&'static str, String)> {
+        Some(("base_url", self.base_url.clone()))
+    }
+
+    fn settings(&self) -> wa2crm_core::ConnectorSettings {
+        wa2crm_core::ConnectorSettings {
+            consent_field: self.consent_field.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,8 +29,8 @@ use tokio::sync::Mutex;
 
 use crate::rules::HubSpotRules;
 use wa2crm_core::{
-    CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
-    MediaRecord, Phone, Plan, Result,
+    CheckReport, Connector, ConnectorContext, Delivered, EraseReport, Error, MediaRecord, Phone,
+    Plan, Result, TypedFactory,
 };
 use wa2crm_rest::engine::Engine;
 use wa2crm_rest::limit::RequestBudget;
@@ -214,38 +214,15 @@ impl Connector for HubSpot {
 pub struct HubSpotFactory;
 
 #[async_trait]
-impl ConnectorFactory for HubSpotFactory {
-    fn connector_type(&self) -> &'static str {
-        "hubspot"
-    }
+impl TypedFactory for HubSpotFactory {
+    type Config = HubSpotConfig;
 
-    fn validate(&self, _name: &str, config: &serde_json::Value) -> Vec<(String, String)> {
-        wa2crm_core::connector::validate_table(config, HubSpotConfig::validate)
-    }
-
-    fn endpoint(&self, config: &serde_json::Value) -> Option<(&'static str, String)> {
-        HubSpotConfig::from_value(config)
-            .ok()
-            .map(|c| ("base_url", c.base_url))
-    }
-
-    fn settings(&self, config: &serde_json::Value) -> Option<wa2crm_core::ConnectorSettings> {
-        HubSpotConfig::from_value(config)
-            .ok()
-            .map(|c| wa2crm_core::ConnectorSettings {
-                consent_field: c.consent_field,
-                fields: c.fields,
-            })
-    }
-
-    async fn build(
+    async fn build_typed(
         &self,
         name: &str,
-        config: &serde_json::Value,
+        config: HubSpotConfig,
         context: &ConnectorContext,
     ) -> Result<Arc<dyn Connector>> {
-        let config = HubSpotConfig::from_value(config)
-            .map_err(|e| Error::permanent(format!("connectors.{name}: {e}")))?;
         Ok(Arc::new(HubSpot::new(name, config, context).await?))
     }
 }

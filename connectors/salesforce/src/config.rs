@@ -440,6 +440,25 @@ impl SalesforceConfig {
     }
 }
 
+impl wa2crm_core::ConnectorConfig for SalesforceConfig {
+    const TYPE: &'static str = "salesforce";
+
+    fn problems(&self) -> Vec<(String, String)> {
+        self.validate()
+    }
+
+    fn endpoint(&self) -> Option<(&'static str, String)> {
+        Some(("login_url", self.login_url.clone()))
+    }
+
+    fn settings(&self) -> wa2crm_core::ConnectorSettings {
+        wa2crm_core::ConnectorSettings {
+            consent_field: self.consent_field.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 use wa2crm_core::{
-    CheckReport, Connector, ConnectorContext, ConnectorFactory, Delivered, EraseReport, Error,
-    MediaRecord, Phone, Plan, Result,
+    CheckReport, Connector, ConnectorContext, Delivered, EraseReport, Error, MediaRecord, Phone,
+    Plan, Result, TypedFactory,
 };
 use wa2crm_rest::engine::Engine;
 use wa2crm_rest::pause::PauseGate;
@@ -170,38 +170,15 @@ impl Connector for Salesforce {
 pub struct SalesforceFactory;
 
 #[async_trait]
-impl ConnectorFactory for SalesforceFactory {
-    fn connector_type(&self) -> &'static str {
-        "salesforce"
-    }
+impl TypedFactory for SalesforceFactory {
+    type Config = SalesforceConfig;
 
-    fn validate(&self, _name: &str, config: &serde_json::Value) -> Vec<(String, String)> {
-        wa2crm_core::connector::validate_table(config, SalesforceConfig::validate)
-    }
-
-    fn endpoint(&self, config: &serde_json::Value) -> Option<(&'static str, String)> {
-        SalesforceConfig::from_value(config)
-            .ok()
-            .map(|c| ("login_url", c.login_url))
-    }
-
-    fn settings(&self, config: &serde_json::Value) -> Option<wa2crm_core::ConnectorSettings> {
-        SalesforceConfig::from_value(config)
-            .ok()
-            .map(|c| wa2crm_core::ConnectorSettings {
-                consent_field: c.consent_field,
-                fields: c.fields,
-            })
-    }
-
-    async fn build(
+    async fn build_typed(
         &self,
         name: &str,
-        config: &serde_json::Value,
+        config: SalesforceConfig,
         context: &ConnectorContext,
     ) -> Result<Arc<dyn Connector>> {
-        let config = SalesforceConfig::from_value(config)
-            .map_err(|e| Error::permanent(format!("connectors.{name}: {e}")))?;
         Ok(Arc::new(Salesforce::new(name, config, context).await?))
     }
 }

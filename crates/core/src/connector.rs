@@ -247,6 +247,66 @@ impl ConnectorContext {
     }
 }
 
+/// A connector's typed configuration: the table a `[connectors.NAME]` section deserializes into.
+pub trait ConnectorConfig: serde::de::DeserializeOwned + Send + Sync + 'static {
+    /// The `type` value it answers to, e.g. `hubspot`.
+    const TYPE: &'static str;
+    /// Problems the types alone do not catch, each as `(key, what is wrong)`.
+    fn problems(&self) -> Vec<(String, String)>;
+    /// The URL a connector reaches first and the key that sets it (see
+    /// [`ConnectorFactory::endpoint`]).
+    fn endpoint(&self) -> Option<(&'static str, String)>;
+    /// What the daemon itself acts on.
+    fn settings(&self) -> ConnectorSettings;
+}
+
+/// A factory written against its typed configuration: it only builds; checking and reading
+/// tables is the same for every connector and comes with it (a blanket [`ConnectorFactory`]).
+#[async_trait]
+pub trait TypedFactory: Send + Sync {
+    type Config: ConnectorConfig;
+    async fn build_typed(
+        &self,
+        name: &str,
+        config: Self::Config,
+        context: &ConnectorContext,
+    ) -> Result<Arc<dyn Connector>>;
+}
+
+#[async_trait]
+impl<F: TypedFactory> ConnectorFactory for F {
+    fn connector_type(&self) -> &'static str {
+        F::Config::TYPE
+    }
+
+    fn validate(&self, _name: &str, config: &serde_json::Value) -> Vec<(String, String)> {
+        validate_table(config, |c: &F::Config| c.problems())
+    }
+
+    fn endpoint(&self, config: &serde_json::Value) -> Option<(&'static str, String)> {
+        typed::<F::Config>(config).ok()?.endpoint()
+    }
+
+    fn settings(&self, config: &serde_json::Value) -> Option<ConnectorSettings> {
+        typed::<F::Config>(config).ok().map(|c| c.settings())
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        context: &ConnectorContext,
+    ) -> Result<Arc<dyn Connector>> {
+        let config = typed::<F::Config>(config)
+            .map_err(|e| Error::permanent(format!("connectors.{name}: {e}")))?;
+        self.build_typed(name, config, context).await
+    }
+}
+
+fn typed<C: ConnectorConfig>(table: &serde_json::Value) -> std::result::Result<C, String> {
+    serde_json::from_value(table.clone()).map_err(|e| e.to_string())
+}
+
 /// What `ConnectorFactory::validate` does for a connector whose table deserializes into `T`:
 /// a key that is missing, unknown or of the wrong type is named with what fits, and a table
 /// that parses is checked by `validate`.

@@ -22,8 +22,8 @@ pub mod task;
 pub mod timestamp;
 
 pub use connector::{
-    CheckReport, Connector, ConnectorContext, ConnectorFactory, ConnectorRegistry,
-    ConnectorSettings, Delivered, EraseReport, MediaRecord, Plan,
+    CheckReport, Connector, ConnectorConfig, ConnectorContext, ConnectorFactory, ConnectorRegistry,
+    ConnectorSettings, Delivered, EraseReport, MediaRecord, Plan, TypedFactory,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use event::{MediaEvent, MediaKind, MediaRef, Source};

@@ -134,6 +134,23 @@ pub enum Verdict {
     Permanent(String),
 }
 
+impl Verdict {
+    /// The verdict without its words (`"refresh always=false else transient"`): what
+    /// classifier tables compare.
+    pub fn shape(&self) -> String {
+        match self {
+            Verdict::Answer => "answer".into(),
+            Verdict::Wait(d) => format!("wait {d:?}"),
+            Verdict::Refresh { always, otherwise } => {
+                format!("refresh always={always} else {}", otherwise.shape())
+            }
+            Verdict::Transient(_) => "transient".into(),
+            Verdict::Pause(p) => format!("pause {:?}", p.cause),
+            Verdict::Permanent(_) => "permanent".into(),
+        }
+    }
+}
+
 /// What an answer's headers say about the account's limits.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Observed {

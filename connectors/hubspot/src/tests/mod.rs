@@ -11,6 +11,7 @@ use wa2crm_sandbox::hubspot::{Fault, HubSpotSim, HubSpotSimConfig, OAuthApp, Pro
 
 use super::*;
 use crate::values::tests::record;
+use wa2crm_core::ConnectorFactory;
 
 const TOKEN: &str = "pat-na1-test";
 
