@@ -21,7 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 use wa2crm_core::Error;
 
-/// Sent on every request: media downloads fail without a User-Agent (research/whatsapp.md §6.4).
+/// Sent on every request: media downloads fail without a User-Agent (reported independently by
+/// whatsapp-api-js PR #336, Whatsapp-Business-Cloud-Api-Net #45 and WhatsApp-JS-SDK #81).
 pub const USER_AGENT: &str = concat!("wa2crm/", env!("CARGO_PKG_VERSION"));
 const MAX_REDIRECTS: usize = 5;
 

@@ -1,5 +1,6 @@
 //! Serde shapes of the Cloud API webhook, hand-written from Meta's spec and reference pages (the
-//! published OpenAPI spec maps inbound media to the outbound schemas; see research/whatsapp.md §3).
+//! published OpenAPI spec, github.com/facebook/openapi business-messaging-api_v23.0.yaml, maps
+//! inbound media to the outbound schemas).
 //!
 //! Every field is optional or defaulted and unknown fields are ignored: Meta adds fields without
 //! notice, and one odd message must not cost us the others in the same POST. Messages are kept as

@@ -1,0 +1,9 @@
+//! The Zendesk Support connector (in progress: its configuration and what Zendesk's answers mean;
+//! the delivery, the simulator and the registry line follow). Facts and their sources:
+//! docs/vendors/zendesk.md.
+
+pub mod config;
+pub mod rules;
+
+pub use config::ZendeskConfig;
+pub use rules::ZendeskRules;
