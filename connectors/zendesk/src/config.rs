@@ -135,6 +135,29 @@ impl ZendeskConfig {
         }
     }
 
+    /// Which account's credentials these are: the account's URL, the agent or OAuth client, and
+    /// the credential itself (hashed by the fingerprint). State kept for another account (a
+    /// token, a pause) is not used.
+    pub fn account(&self) -> String {
+        use secrecy::ExposeSecret;
+        let base = self.base_url().unwrap_or_default();
+        match self.auth() {
+            Some(AuthConfig::ApiToken { email, token }) => {
+                wa2crm_rest::token::account_fingerprint(&[&base, email, token.expose_secret()])
+            }
+            Some(AuthConfig::OAuth {
+                client_id,
+                refresh_token,
+                ..
+            }) => wa2crm_rest::token::account_fingerprint(&[
+                &base,
+                client_id,
+                refresh_token.expose_secret(),
+            ]),
+            None => wa2crm_rest::token::account_fingerprint(&[&base]),
+        }
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds)
     }
@@ -276,6 +299,13 @@ mod tests {
         assert!(matches!(c.auth(), Some(AuthConfig::ApiToken { .. })));
         assert_eq!(c.ticket_policy, TicketPolicy::OpenOrNew);
         assert_eq!(c.requests_per_minute, 200);
+        let other =
+            config(json!({"api_token": "9ZcNj2LzwEJbVvQeTqk7r3uAxYm4sHdP0GfKo1Bi"})).unwrap();
+        assert_ne!(
+            c.account(),
+            other.account(),
+            "another token is another account"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! the delivery, the simulator and the registry line follow). Facts and their sources:
 //! docs/vendors/zendesk.md.
 
+pub mod api;
+pub mod auth;
 pub mod config;
 pub mod rules;
 

@@ -30,6 +30,11 @@ pub trait Credentials: Send + Sync {
     /// After `refused` was answered 401: a fresh token (single-flight: a worker that finds another
     /// already refreshed takes its token), or `None` when nothing can be refreshed (a static token).
     async fn refresh(&self, refused: &SecretString) -> Option<Result<SecretString>>;
+    /// `Some(user)`: the token is the password of HTTP Basic authentication as `user` (Zendesk's
+    /// API tokens: `{email}/token`); `None`: it is a Bearer token.
+    fn basic_user(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[async_trait]
@@ -287,10 +292,11 @@ impl<R: Rules> Engine<R> {
 
     /// Sends once and reads the whole answer.
     async fn exchange(&self, call: &Call<'_>, token: &SecretString, what: &str) -> Result<Reply> {
-        let mut request = self
-            .http
-            .request(call.method.clone(), call.url.clone())
-            .bearer_auth(token.expose_secret());
+        let request = self.http.request(call.method.clone(), call.url.clone());
+        let mut request = match self.credentials.basic_user() {
+            Some(user) => request.basic_auth(user, Some(token.expose_secret())),
+            None => request.bearer_auth(token.expose_secret()),
+        };
         match &call.payload {
             Payload::Empty => {}
             Payload::Json(b) => request = request.json(b),

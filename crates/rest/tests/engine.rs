@@ -212,3 +212,42 @@ async fn a_rate_limit_is_waited_out_and_counts_toward_the_sends() {
     assert!(matches!(e.kind(), ErrorKind::RateLimited { .. }), "{e}");
     assert_eq!(sends.len(), 5, "max_sends");
 }
+
+/// A token that is the password of Basic authentication (Zendesk's API tokens).
+struct Basic;
+
+#[async_trait]
+impl Credentials for Basic {
+    async fn token(&self) -> Result<SecretString> {
+        Ok(SecretString::from("api-token"))
+    }
+
+    async fn refresh(&self, _refused: &SecretString) -> Option<Result<SecretString>> {
+        None
+    }
+
+    fn basic_user(&self) -> Option<&str> {
+        Some("agent@acme.example/token")
+    }
+}
+
+#[tokio::test]
+async fn a_basic_credential_is_sent_as_basic_and_a_refusal_is_not_refreshed() {
+    let (vendor, url) = Vendor::start(&[200, 401]).await;
+    let mut e = engine().await;
+    e.credentials = Arc::new(Basic);
+    e.send(Call::new(Method::GET, url.clone(), Repeat::Safe))
+        .await
+        .unwrap();
+    // base64("agent@acme.example/token:api-token")
+    assert_eq!(
+        vendor.sends(),
+        ["Basic YWdlbnRAYWNtZS5leGFtcGxlL3Rva2VuOmFwaS10b2tlbg=="]
+    );
+    let err = e
+        .send(Call::new(Method::GET, url, Repeat::Safe))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("refused again"), "{err}");
+    assert_eq!(vendor.sends().len(), 2, "nothing to refresh: one send");
+}

@@ -1,0 +1,124 @@
+//! Zendesk's API as the connector calls it: paths joined to the account's URL, sent through the
+//! shared engine (`wa2crm_rest::engine`) under [`ZendeskRules`], within the account's per-minute
+//! budget (shared by every instance on the same queue database).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use wa2crm_core::{ConnectorContext, Error, Result};
+use wa2crm_rest::engine::{Call, Engine, Repeat};
+use wa2crm_rest::limit::RequestBudget;
+use wa2crm_rest::pause::PauseGate;
+
+use crate::auth::{self, Auth};
+use crate::config::{AuthConfig, ZendeskConfig};
+use crate::rules::ZendeskRules;
+
+pub use wa2crm_rest::engine::Answer;
+
+pub struct Api {
+    pub base: reqwest::Url,
+    pub auth: Arc<Auth>,
+    pub engine: Engine<ZendeskRules>,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> Result<reqwest::Url> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| Error::permanent(format!("Zendesk URL for {path}: {e}")))
+    }
+
+    /// A read, or a write that is safe to repeat (by external_id, or setting a field).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Answer> {
+        self.engine
+            .send(Call::new(method, self.url(path)?, repeat).json(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Answer> {
+        self.call(Method::GET, path, None, Repeat::Safe).await
+    }
+}
+
+/// The API client a configuration describes.
+pub async fn connect(
+    name: &str,
+    config: &ZendeskConfig,
+    context: &ConnectorContext,
+) -> Result<Api> {
+    if let Some((key, problem)) = config.validate().first() {
+        return Err(Error::permanent(format!(
+            "connectors.{name}.{key}: {problem}"
+        )));
+    }
+    let http = wa2crm_rest::client::http_client(config.timeout())?;
+    let base_url = config
+        .base_url()
+        .ok_or_else(|| Error::permanent(format!("connectors.{name}.subdomain: is missing")))?;
+    let base = reqwest::Url::parse(&format!("{base_url}/"))
+        .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
+    let account = config.account();
+    let auth = match config.auth() {
+        Some(AuthConfig::ApiToken { email, token }) => Auth::api_token(email, token.clone()),
+        Some(AuthConfig::OAuth {
+            client_id,
+            client_secret,
+            refresh_token,
+        }) => {
+            let token_url = base
+                .join("oauth/tokens")
+                .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
+            let grant = auth::RefreshGrant::load(
+                http.clone(),
+                token_url,
+                client_id,
+                client_secret.clone(),
+                refresh_token,
+                context.state.clone(),
+                name,
+            )
+            .await?;
+            Auth::OAuth(auth::oauth_cache(
+                grant,
+                context.state.clone(),
+                name,
+                &account,
+                context.check_only,
+            ))
+        }
+        None => {
+            return Err(Error::permanent(format!(
+                "connectors.{name}: no credentials"
+            )));
+        }
+    };
+    let auth = Arc::new(auth);
+    Ok(Api {
+        base,
+        auth: auth.clone(),
+        engine: Engine {
+            name: name.to_owned(),
+            rules: ZendeskRules {
+                oauth: auth.is_oauth(),
+            },
+            http,
+            credentials: auth,
+            pause: PauseGate::load(name, context.state.clone(), &account, !context.check_only)
+                .await?,
+            budget: Some(
+                RequestBudget::new(config.requests_per_minute, Duration::from_secs(60))
+                    .shared(context.state.clone(), name),
+            ),
+            slots: None,
+        },
+    })
+}
