@@ -5,7 +5,9 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod note;
 pub mod rules;
+pub mod tickets;
 
 pub use config::ZendeskConfig;
 pub use rules::ZendeskRules;
