@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod note;
+pub mod requester;
 pub mod rules;
 pub mod tickets;
 
