@@ -7,6 +7,7 @@
 //! [`salesforce`]: the Salesforce org: tokens, sessions, limits, queries, collections, composite.
 //! [`twilio`]: Twilio's media resources and storage redirects, and its signed webhooks.
 //! [`graph`] also plays 360dialog's proxy of the media API.
+//! [`zendesk`]: Zendesk Support's users, tickets and comments with its limits (in progress).
 //! [`catcher`]: a receiver for wa2crm's outgoing notification webhooks.
 
 pub mod catcher;
@@ -17,3 +18,4 @@ pub mod salesforce;
 pub mod samples;
 pub mod twilio;
 pub mod webhooks;
+pub mod zendesk;

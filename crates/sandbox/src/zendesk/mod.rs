@@ -1,0 +1,248 @@
+//! A Zendesk Support simulator (work in progress: auth, the per-minute limit, users, tickets and
+//! comments so far; uploads, redaction, ticket fields and OAuth follow). Sources are in
+//! docs/vendors/zendesk.md; where Zendesk's reference is unclear the least forgiving reading is
+//! taken and said so next to the behaviour.
+//!
+//! - Auth: HTTP Basic `{email}/token:{api_token}` for the configured agent; anything else answers
+//!   401 `{"error": "Couldn't authenticate you"}`.
+//! - Limits: every answer carries `X-Rate-Limit` and `X-Rate-Limit-Remaining` for a rolling minute
+//!   (the least forgiving reading of "per minute"); past it, 429 with a plain-text body and
+//!   `Retry-After` in seconds. A ticket takes at most 30 updates per 10 minutes from one user
+//!   (429 too).
+//! - Users: `POST /api/v2/users/create_or_update` matches `external_id`, then `email` (201 when
+//!   made, 200 when updated); `GET /api/v2/search?query=type:user phone:…` finds users only after
+//!   the search lag (new users are not indexed at once).
+//! - Tickets: `POST /api/v2/tickets` with its first comment; `PUT /api/v2/tickets/{id}` adds a
+//!   comment and `additional_tags`; a closed ticket answers 422 RecordInvalid;
+//!   `GET /api/v2/users/{id}/tickets/requested`; `GET /api/v2/tickets/{id}/comments`.
+
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct ZendeskSimConfig {
+    /// The agent the API token acts as.
+    pub email: String,
+    pub api_token: String,
+    /// The account's limit per minute (Team 200, Growth/Professional 400, Enterprise 700).
+    pub requests_per_minute: usize,
+    /// How long a new or changed user takes to be found by search.
+    pub search_lag: Duration,
+}
+
+impl ZendeskSimConfig {
+    pub fn new(email: &str, api_token: &str) -> Self {
+        ZendeskSimConfig {
+            email: email.into(),
+            api_token: api_token.into(),
+            requests_per_minute: 200,
+            search_lag: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the simulator was asked, for tests and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub api_calls: u64,
+    pub rate_limited: u64,
+    pub unauthenticated: u64,
+    pub ticket_updates: u64,
+    pub comments: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub external_id: Option<String>,
+    /// When search finds it (created or changed, plus the lag).
+    pub searchable_at: Instant,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub author_id: u64,
+    pub body: String,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: u64,
+    pub requester_id: u64,
+    pub subject: String,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub comments: Vec<Comment>,
+    pub updated_at: String,
+    /// When each update of the last ten minutes came (the per-ticket limit).
+    updates: VecDeque<Instant>,
+}
+
+pub(crate) struct Inner {
+    config: ZendeskSimConfig,
+    users: BTreeMap<u64, User>,
+    tickets: BTreeMap<u64, Ticket>,
+    /// When each call of the last minute came.
+    window: VecDeque<Instant>,
+    counts: Counts,
+    next_id: u64,
+    /// A logical clock for `updated_at` (RFC 3339, one second a step), so order is exact.
+    ticks: u64,
+    agent_id: u64,
+}
+
+impl Inner {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn now_text(&mut self) -> String {
+        self.ticks += 1;
+        let t = time::OffsetDateTime::UNIX_EPOCH
+            + time::Duration::seconds(1_790_000_000 + self.ticks as i64);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+}
+
+pub(crate) type Shared = Arc<Mutex<Inner>>;
+
+pub(crate) fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct ZendeskSim {
+    inner: Shared,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ZendeskSim {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl ZendeskSim {
+    pub async fn start(config: ZendeskSimConfig) -> std::io::Result<ZendeskSim> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr()?;
+        let mut inner = Inner {
+            config,
+            users: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            window: VecDeque::new(),
+            counts: Counts::default(),
+            next_id: 1000,
+            ticks: 0,
+            agent_id: 0,
+        };
+        let agent_id = inner.next_id();
+        let email = inner.config.email.clone();
+        let updated_at = inner.now_text();
+        inner.users.insert(
+            agent_id,
+            User {
+                id: agent_id,
+                name: "wa2crm integration".into(),
+                role: "admin".into(),
+                email: Some(email),
+                phone: None,
+                external_id: None,
+                searchable_at: Instant::now(),
+                updated_at,
+            },
+        );
+        inner.agent_id = agent_id;
+        let inner = Arc::new(Mutex::new(inner));
+        let app = routes::router(inner.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(ZendeskSim {
+            inner,
+            addr,
+            server,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn counts(&self) -> Counts {
+        lock(&self.inner).counts.clone()
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        lock(&self.inner).users.values().cloned().collect()
+    }
+
+    pub fn tickets(&self) -> Vec<Ticket> {
+        lock(&self.inner).tickets.values().cloned().collect()
+    }
+
+    /// An end user the account already has, searchable at once (made long ago).
+    pub fn add_user(&self, name: &str, phone: Option<&str>, external_id: Option<&str>) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        let updated_at = i.now_text();
+        i.users.insert(
+            id,
+            User {
+                id,
+                name: name.into(),
+                role: "end-user".into(),
+                email: None,
+                phone: phone.map(str::to_owned),
+                external_id: external_id.map(str::to_owned),
+                searchable_at: Instant::now(),
+                updated_at,
+            },
+        );
+        id
+    }
+
+    /// A ticket the account already has for `requester_id`.
+    pub fn add_ticket(&self, requester_id: u64, status: &str) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        let updated_at = i.now_text();
+        i.tickets.insert(
+            id,
+            Ticket {
+                id,
+                requester_id,
+                subject: "Existing ticket".into(),
+                status: status.into(),
+                tags: Vec::new(),
+                comments: Vec::new(),
+                updated_at,
+                updates: VecDeque::new(),
+            },
+        );
+        id
+    }
+
+    /// A user as the JSON Zendesk answers with.
+    pub(crate) fn user_json(u: &User) -> Value {
+        serde_json::json!({"id": u.id, "name": u.name, "role": u.role, "email": u.email,
+            "phone": u.phone, "external_id": u.external_id, "updated_at": u.updated_at})
+    }
+}
