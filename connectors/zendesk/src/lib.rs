@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod deliver;
 pub mod note;
 pub mod requester;
 pub mod rules;
@@ -12,3 +13,6 @@ pub mod tickets;
 
 pub use config::ZendeskConfig;
 pub use rules::ZendeskRules;
+
+#[cfg(test)]
+mod tests;

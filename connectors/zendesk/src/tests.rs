@@ -1,0 +1,203 @@
+//! The delivery against the Zendesk simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use wa2crm_core::{ConnectorContext, MediaKind, MediaRecord, MemoryStateStore, Phone, StateStore};
+use wa2crm_sandbox::zendesk::{ZendeskSim, ZendeskSimConfig};
+
+use crate::api::{Api, connect};
+use crate::config::ZendeskConfig;
+use crate::deliver::{Deliverer, by_sender};
+
+const EMAIL: &str = "agent@acme.example";
+const TOKEN: &str = "sim-zendesk-token-3e8a1b2c9d7f";
+
+struct World {
+    sim: ZendeskSim,
+    api: Api,
+    config: ZendeskConfig,
+    state: Arc<MemoryStateStore>,
+}
+
+async fn world() -> World {
+    let mut c = ZendeskSimConfig::new(EMAIL, TOKEN);
+    c.search_lag = std::time::Duration::from_secs(3600);
+    let sim = ZendeskSim::start(c).await.unwrap();
+    let config = ZendeskConfig::from_value(&json!({"type": "zendesk", "base_url": sim.url(),
+        "email": EMAIL, "api_token": TOKEN}))
+    .unwrap();
+    let state = Arc::new(MemoryStateStore::default());
+    let api = connect("zd", &config, &ConnectorContext::new(state.clone()))
+        .await
+        .unwrap();
+    World {
+        sim,
+        api,
+        config,
+        state,
+    }
+}
+
+impl World {
+    fn deliverer(&self) -> Deliverer<'_> {
+        Deliverer {
+            name: "zd",
+            config: &self.config,
+            api: &self.api,
+            state: self.state.clone(),
+            country: None,
+        }
+    }
+
+    async fn deliver(&self, batch: &[MediaRecord]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (sender, media) in by_sender(batch) {
+            for d in self
+                .deliverer()
+                .deliver_sender(sender, &media)
+                .await
+                .unwrap()
+            {
+                ids.push(d.crm_id);
+            }
+        }
+        ids
+    }
+}
+
+fn media(id: &str, sender: &str) -> MediaRecord {
+    MediaRecord {
+        message_id: id.into(),
+        file_url: format!("https://wa2crm.example.com/media/{id}"),
+        storage_uri: format!("file:///media/{id}.mp4"),
+        media_type: MediaKind::Video,
+        mime_type: "video/mp4".into(),
+        size_bytes: 2_000_000,
+        duration_seconds: Some(12.0),
+        tags: vec!["Product Issue".into()],
+        caption: None,
+        file_name: None,
+        sender: Phone::parse(sender).unwrap(),
+        sender_name: Some("Jürgen".into()),
+        received_at: time::OffsetDateTime::UNIX_EPOCH,
+        sha256: "ab".into(),
+        rendition_url: None,
+    }
+}
+
+#[tokio::test]
+async fn a_new_customer_gets_one_user_and_one_ticket_and_later_media_join_it() {
+    let w = world().await;
+    let first = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    assert_eq!(
+        w.sim
+            .users()
+            .iter()
+            .filter(|u| u.role == "end-user")
+            .count(),
+        1
+    );
+    let tickets = w.sim.tickets();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(first, [tickets[0].id.to_string()]);
+    assert_eq!(tickets[0].subject, "WhatsApp media from Jürgen");
+    assert!(!tickets[0].comments[0].public, "an internal note");
+    assert_eq!(tickets[0].tags, ["product_issue"]);
+
+    let before = w.sim.counts();
+    let second = w.deliver(&[media("wamid.2", "+4915112345678")]).await;
+    assert_eq!(second, first, "the open ticket takes it");
+    assert_eq!(w.sim.tickets()[0].comments.len(), 2);
+    assert_eq!(
+        w.sim
+            .users()
+            .iter()
+            .filter(|u| u.role == "end-user")
+            .count(),
+        1
+    );
+    assert_eq!(
+        w.sim.counts().api_calls - before.api_calls,
+        2,
+        "the requester remembered: their tickets, one update"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_customer_found_by_phone_gets_the_media_on_their_open_ticket() {
+    let w = world().await;
+    let user = w.sim.add_user("Jürgen Weiß", Some("+4915112345678"), None);
+    w.sim.add_ticket(user, "solved");
+    let open = w.sim.add_ticket(user, "open");
+    let ids = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    assert_eq!(ids, [open.to_string()]);
+    assert_eq!(
+        w.sim
+            .users()
+            .iter()
+            .filter(|u| u.role == "end-user")
+            .count(),
+        1,
+        "no second user"
+    );
+}
+
+#[tokio::test]
+async fn media_arriving_together_go_in_one_update() {
+    let w = world().await;
+    let user = w.sim.add_user("Jürgen", Some("+4915112345678"), None);
+    let open = w.sim.add_ticket(user, "open");
+    let before = w.sim.counts().ticket_updates;
+    w.deliver(&[
+        media("wamid.1", "+4915112345678"),
+        media("wamid.2", "+4915112345678"),
+        media("wamid.3", "+4915112345678"),
+    ])
+    .await;
+    assert_eq!(w.sim.counts().ticket_updates - before, 1);
+    let ticket = w.sim.tickets().into_iter().find(|t| t.id == open).unwrap();
+    let note = &ticket.comments[0].body;
+    for id in ["wamid.1", "wamid.2", "wamid.3"] {
+        assert!(crate::note::is_note_of(note, id), "{id} in {note}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_a_lost_answer_does_not_post_the_note_twice() {
+    let w = world().await;
+    let user = w.sim.add_user("Jürgen", Some("+4915112345678"), None);
+    let open = w.sim.add_ticket(user, "open");
+    let batch = [media("wamid.1", "+4915112345678")];
+    w.deliver(&batch).await;
+    // The answer was lost: the job runs again with the same media.
+    let again = w.deliver(&batch).await;
+    assert_eq!(again, [open.to_string()]);
+    let ticket = w.sim.tickets().into_iter().find(|t| t.id == open).unwrap();
+    assert_eq!(ticket.comments.len(), 1, "one note for one media");
+    // A media recorded as being written but not there (the write failed) is posted.
+    w.state
+        .put_state("zd", "writing:wamid.9", &open.to_string())
+        .await
+        .unwrap();
+    w.deliver(&[media("wamid.9", "+4915112345678")]).await;
+    let ticket = w.sim.tickets().into_iter().find(|t| t.id == open).unwrap();
+    assert_eq!(ticket.comments.len(), 2);
+}
+
+#[tokio::test]
+async fn a_new_ticket_whose_answer_was_lost_is_not_made_twice() {
+    let w = world().await;
+    let batch = [media("wamid.1", "+4915112345678")];
+    let first = w.deliver(&batch).await;
+    // The answer of the ticket's creation was lost: only "a new ticket" was recorded.
+    w.state
+        .put_state("zd", "writing:wamid.1", "new")
+        .await
+        .unwrap();
+    let again = w.deliver(&batch).await;
+    assert_eq!(again, first);
+    assert_eq!(w.sim.tickets().len(), 1, "no second ticket");
+    assert_eq!(w.sim.tickets()[0].comments.len(), 1);
+}
