@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 use wa2crm_core::{ConnectorContext, Error, Result};
-use wa2crm_rest::engine::{Call, Engine, Repeat};
+use wa2crm_rest::engine::{BodyBuilder, Call, Engine, Payload, Repeat};
 use wa2crm_rest::limit::RequestBudget;
 use wa2crm_rest::pause::PauseGate;
 
@@ -46,6 +46,21 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> Result<Answer> {
         self.call(Method::GET, path, None, Repeat::Safe).await
+    }
+
+    /// `POST /api/v2/uploads?filename=`: the raw file, built afresh for every send. Safe to
+    /// repeat: an upload no comment names is deleted when its token expires.
+    pub async fn upload<'a>(
+        &self,
+        file_name: &str,
+        content_type: &'a str,
+        make: &'a BodyBuilder<'a>,
+    ) -> Result<Answer> {
+        let mut url = self.url("/api/v2/uploads")?;
+        url.query_pairs_mut().append_pair("filename", file_name);
+        let mut call = Call::new(Method::POST, url, Repeat::Safe);
+        call.payload = Payload::Raw { content_type, make };
+        self.engine.send(call).await
     }
 }
 

@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wa2crm_core::matching::Several;
 use wa2crm_core::phone_match::{DefaultCountry, whatsapp_forms};
-use wa2crm_core::{Delivered, Error, MediaRecord, Phone, Result, StateStore};
+use wa2crm_core::{Delivered, Error, MediaRecord, MediaSource, Phone, Result, StateStore};
 use wa2crm_rest::engine::Repeat;
 
 use crate::api::{Answer, Api};
@@ -35,6 +35,14 @@ pub struct Deliverer<'a> {
     pub api: &'a Api,
     pub state: Arc<dyn StateStore>,
     pub country: Option<DefaultCountry>,
+    /// The stored files, for `upload = true`.
+    pub media: Option<Arc<dyn MediaSource>>,
+}
+
+enum Upload {
+    Token(String),
+    TooLarge,
+    Off,
 }
 
 /// What `writing:{message_id}` holds while a new ticket is being made for the media.
@@ -88,11 +96,20 @@ impl Deliverer<'_> {
         if pending.is_empty() {
             return Ok(done);
         }
-        let body = pending
-            .iter()
-            .map(|m| note::body(m, false, false))
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let mut uploads: Vec<String> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        for m in &pending {
+            let (uploaded, too_large) = match self.upload(m).await? {
+                Upload::Token(token) => {
+                    uploads.push(token);
+                    (true, false)
+                }
+                Upload::TooLarge => (false, true),
+                Upload::Off => (false, false),
+            };
+            notes.push(note::body(m, uploaded, too_large));
+        }
+        let body = notes.join("\n\n");
         let tags: Vec<String> = pending
             .iter()
             .flat_map(|m| m.tags.iter())
@@ -107,7 +124,7 @@ impl Deliverer<'_> {
                         Method::PUT,
                         &format!("/api/v2/tickets/{id}"),
                         Some(&json!({"ticket": {
-                            "comment": {"body": body, "public": false},
+                            "comment": {"body": body, "public": false, "uploads": uploads},
                             "additional_tags": tags,
                         }})),
                         // A lost answer is looked for by its markers before a second post.
@@ -127,7 +144,7 @@ impl Deliverer<'_> {
                 let mut ticket = json!({
                     "requester_id": requester,
                     "subject": self.config.subject.replace("{name}", &name),
-                    "comment": {"body": body, "public": false},
+                    "comment": {"body": body, "public": false, "uploads": uploads},
                     "tags": tags,
                 });
                 for (key, value) in [
@@ -164,6 +181,45 @@ impl Deliverer<'_> {
             created: matches!(choice, TicketChoice::New),
         }));
         Ok(done)
+    }
+
+    /// The file into Zendesk, when `upload = true` and it fits the attachment limit.
+    async fn upload(&self, m: &MediaRecord) -> Result<Upload> {
+        if !self.config.upload {
+            return Ok(Upload::Off);
+        }
+        if m.size_bytes > self.config.max_upload_bytes {
+            return Ok(Upload::TooLarge);
+        }
+        let media = self.media.clone().ok_or_else(|| {
+            Error::permanent(
+                "upload = true, but this process has no storage to read the files from",
+            )
+        })?;
+        let make = || {
+            let media = media.clone();
+            Box::pin(async move {
+                let body = media.open(m).await?;
+                Ok(reqwest::Body::wrap_stream(body.stream))
+            })
+                as std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<reqwest::Body>> + Send + '_>,
+                >
+        };
+        let a = self
+            .api
+            .upload(m.stored_file_name(), &m.mime_type, &make)
+            .await?;
+        if !a.status.is_success() {
+            return Err(refused(
+                &format!("the upload of {}", m.stored_file_name()),
+                &a,
+            ));
+        }
+        a.body["upload"]["token"]
+            .as_str()
+            .map(|t| Upload::Token(t.to_owned()))
+            .ok_or_else(|| Error::transient("Zendesk answered an upload without its token"))
     }
 
     /// The requester's user id.

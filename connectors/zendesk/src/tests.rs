@@ -11,6 +11,20 @@ use crate::api::{Api, connect};
 use crate::config::ZendeskConfig;
 use crate::deliver::{Deliverer, by_sender};
 
+/// Every stored file is the same ten bytes.
+struct Bytes10;
+
+#[async_trait::async_trait]
+impl wa2crm_core::MediaSource for Bytes10 {
+    async fn open(&self, _record: &MediaRecord) -> wa2crm_core::Result<wa2crm_core::MediaBody> {
+        let chunk: std::io::Result<bytes::Bytes> = Ok(bytes::Bytes::from_static(b"0123456789"));
+        Ok(wa2crm_core::MediaBody {
+            size: 10,
+            stream: Box::pin(futures_util::stream::iter([chunk])),
+        })
+    }
+}
+
 const EMAIL: &str = "agent@acme.example";
 const TOKEN: &str = "sim-zendesk-token-3e8a1b2c9d7f";
 
@@ -22,12 +36,19 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(json!({})).await
+}
+
+async fn world_with(extra: serde_json::Value) -> World {
     let mut c = ZendeskSimConfig::new(EMAIL, TOKEN);
     c.search_lag = std::time::Duration::from_secs(3600);
     let sim = ZendeskSim::start(c).await.unwrap();
-    let config = ZendeskConfig::from_value(&json!({"type": "zendesk", "base_url": sim.url(),
-        "email": EMAIL, "api_token": TOKEN}))
-    .unwrap();
+    let mut table =
+        json!({"type": "zendesk", "base_url": sim.url(), "email": EMAIL, "api_token": TOKEN});
+    for (k, v) in extra.as_object().unwrap() {
+        table[k] = v.clone();
+    }
+    let config = ZendeskConfig::from_value(&table).unwrap();
     let state = Arc::new(MemoryStateStore::default());
     let api = connect("zd", &config, &ConnectorContext::new(state.clone()))
         .await
@@ -48,6 +69,7 @@ impl World {
             api: &self.api,
             state: self.state.clone(),
             country: None,
+            media: Some(Arc::new(Bytes10)),
         }
     }
 
@@ -200,4 +222,24 @@ async fn a_new_ticket_whose_answer_was_lost_is_not_made_twice() {
     assert_eq!(again, first);
     assert_eq!(w.sim.tickets().len(), 1, "no second ticket");
     assert_eq!(w.sim.tickets()[0].comments.len(), 1);
+}
+
+#[tokio::test]
+async fn with_upload_the_file_is_attached_to_its_note_unless_it_is_over_the_limit() {
+    let w = world_with(json!({"upload": true, "max_upload_bytes": 5_000_000})).await;
+    let mut big = media("wamid.big", "+4915112345678");
+    big.size_bytes = 6_000_000;
+    w.deliver(&[media("wamid.1", "+4915112345678"), big]).await;
+    let ticket = &w.sim.tickets()[0];
+    let comment = &ticket.comments[0];
+    assert_eq!(comment.attachments.len(), 1, "the small file only");
+    assert_eq!(comment.attachments[0].file_name, "wamid.1.mp4");
+    assert_eq!(comment.attachments[0].content_type, "video/mp4");
+    assert!(comment.body.contains("The file is attached."));
+    assert!(
+        comment
+            .body
+            .contains("larger than this account's attachment limit")
+    );
+    assert_eq!(w.sim.counts().uploads, 1);
 }

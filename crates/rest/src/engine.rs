@@ -56,7 +56,16 @@ pub enum Payload<'a> {
     Empty,
     Json(&'a Value),
     Multipart(&'a FormBuilder<'a>),
+    /// A raw body of this content type (a file upload), built afresh for every send.
+    Raw {
+        content_type: &'a str,
+        make: &'a BodyBuilder<'a>,
+    },
 }
+
+/// Builds a raw body; called once per send (a stream is read once).
+pub type BodyBuilder<'a> =
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<reqwest::Body>> + Send + 'a>> + Send + Sync + 'a;
 
 /// Whether sending a call twice does no harm. The vendor may have done the work of a call whose
 /// answer was lost (a timeout, a 502 from a proxy behind which the work went on), so only an
@@ -301,6 +310,11 @@ impl<R: Rules> Engine<R> {
             Payload::Empty => {}
             Payload::Json(b) => request = request.json(b),
             Payload::Multipart(make) => request = request.multipart(make().await?),
+            Payload::Raw { content_type, make } => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(make().await?)
+            }
         }
         let response = request
             .send()

@@ -12,6 +12,10 @@
 //! - Users: `POST /api/v2/users/create_or_update` matches `external_id`, then `email` (201 when
 //!   made, 200 when updated); `GET /api/v2/search?query=type:user phone:…` finds users only after
 //!   the search lag (new users are not indexed at once).
+//! - Uploads: `POST /api/v2/uploads?filename=…` with the raw file; the token attaches it to one
+//!   comment (`uploads`) within an hour; an unknown or expired token makes the comment 422
+//!   (strict: Zendesk deletes unattached uploads and does not say what a late token gets); a file
+//!   over `attachment_limit` is 413 (strict: the answer's shape is not documented).
 //! - Tickets: `POST /api/v2/tickets` with its first comment; `PUT /api/v2/tickets/{id}` adds a
 //!   comment and `additional_tags`; a closed ticket answers 422 RecordInvalid;
 //!   `GET /api/v2/users/{id}/tickets/requested`; `GET /api/v2/tickets/{id}/comments`.
@@ -36,6 +40,8 @@ pub struct ZendeskSimConfig {
     pub requests_per_minute: usize,
     /// How long a new or changed user takes to be found by search.
     pub search_lag: Duration,
+    /// The largest file an upload takes (50 MB; Zendesk does not raise it for any plan).
+    pub attachment_limit: u64,
 }
 
 impl ZendeskSimConfig {
@@ -45,6 +51,7 @@ impl ZendeskSimConfig {
             api_token: api_token.into(),
             requests_per_minute: 200,
             search_lag: Duration::from_secs(10),
+            attachment_limit: 50 * 1024 * 1024,
         }
     }
 }
@@ -57,6 +64,7 @@ pub struct Counts {
     pub unauthenticated: u64,
     pub ticket_updates: u64,
     pub comments: u64,
+    pub uploads: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +86,22 @@ pub struct Comment {
     pub author_id: u64,
     pub body: String,
     pub public: bool,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: u64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A file uploaded and not yet attached: its token dies after an hour.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub attachment: Attachment,
+    pub expires: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +121,7 @@ pub(crate) struct Inner {
     config: ZendeskSimConfig,
     users: BTreeMap<u64, User>,
     tickets: BTreeMap<u64, Ticket>,
+    uploads: BTreeMap<String, Upload>,
     /// When each call of the last minute came.
     window: VecDeque<Instant>,
     counts: Counts,
@@ -147,6 +172,7 @@ impl ZendeskSim {
             config,
             users: BTreeMap::new(),
             tickets: BTreeMap::new(),
+            uploads: BTreeMap::new(),
             window: VecDeque::new(),
             counts: Counts::default(),
             next_id: 1000,

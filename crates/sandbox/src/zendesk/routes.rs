@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{Comment, Shared, Ticket, User, ZendeskSim, lock};
+use super::{Attachment, Comment, Shared, Ticket, Upload, User, ZendeskSim, lock};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// "30 updates per 10 minutes per user per ticket".
@@ -27,6 +27,10 @@ pub(super) fn router(s: Shared) -> Router {
         .route("/api/v2/tickets", post(create_ticket))
         .route("/api/v2/tickets/{id}", get(show_ticket).put(update_ticket))
         .route("/api/v2/tickets/{id}/comments", get(comments))
+        .route(
+            "/api/v2/uploads",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
         .with_state(s)
 }
 
@@ -285,14 +289,81 @@ async fn requested(
 
 /// A comment as the ticket's update or creation gives it: `body` required, `public` by default
 /// true (Zendesk's default: an API comment is public unless said otherwise).
-fn comment_of(i: &mut super::Inner, c: &Value) -> Option<Comment> {
+/// `Err` names an upload token that is unknown or expired.
+fn comment_of(i: &mut super::Inner, c: &Value) -> Option<Result<Comment, String>> {
     let body = c.get("body").and_then(Value::as_str)?.to_owned();
-    Some(Comment {
+    let now = Instant::now();
+    let mut attachments = Vec::new();
+    for token in c
+        .get("uploads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        match i.uploads.remove(token) {
+            Some(u) if u.expires > now => attachments.push(u.attachment),
+            _ => return Some(Err(token.to_owned())),
+        }
+    }
+    Some(Ok(Comment {
         id: i.next_id(),
         author_id: i.agent_id,
         body,
         public: c.get("public").and_then(Value::as_bool).unwrap_or(true),
-    })
+        attachments,
+    }))
+}
+
+async fn upload(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let limit = match admit(&s, &headers) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let Some(file_name) = q.get("filename").filter(|f| !f.is_empty()).cloned() else {
+        return invalid(limit, "filename", "Filename: cannot be blank");
+    };
+    let mut i = lock(&s);
+    if body.len() as u64 > i.config.attachment_limit {
+        drop(i);
+        return answer(
+            limit,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "AttachmentTooLarge", "description": "The file is too large"}),
+        );
+    }
+    let attachment = Attachment {
+        id: i.next_id(),
+        file_name,
+        content_type: headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+        size: body.len() as u64,
+    };
+    let token = format!("sim-upload-{:016x}", fastrand::u64(..));
+    i.uploads.insert(
+        token.clone(),
+        Upload {
+            attachment: attachment.clone(),
+            expires: Instant::now() + Duration::from_secs(3600),
+        },
+    );
+    i.counts.uploads += 1;
+    drop(i);
+    answer(
+        limit,
+        StatusCode::CREATED,
+        json!({"upload": {"token": token, "attachment": {"id": attachment.id,
+            "file_name": attachment.file_name, "content_type": attachment.content_type,
+            "size": attachment.size}}}),
+    )
 }
 
 fn tags_of(v: &Value) -> Vec<String> {
@@ -326,9 +397,20 @@ async fn create_ticket(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
         drop(i);
         return invalid(limit, "requester", "Requester: is invalid");
     };
-    let Some(comment) = t.get("comment").and_then(|c| comment_of(&mut i, c)) else {
-        drop(i);
-        return invalid(limit, "base", "Description: cannot be blank");
+    let comment = match t.get("comment").and_then(|c| comment_of(&mut i, c)) {
+        Some(Ok(c)) => c,
+        Some(Err(token)) => {
+            drop(i);
+            return invalid(
+                limit,
+                "uploads",
+                &format!("Uploads: {token} is not a valid upload token"),
+            );
+        }
+        None => {
+            drop(i);
+            return invalid(limit, "base", "Description: cannot be blank");
+        }
     };
     let id = i.next_id();
     let updated_at = i.now_text();
@@ -431,7 +513,18 @@ async fn update_ticket(
             return r;
         }
     }
-    let comment = t.get("comment").and_then(|c| comment_of(&mut i, c));
+    let comment = match t.get("comment").and_then(|c| comment_of(&mut i, c)) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(token)) => {
+            drop(i);
+            return invalid(
+                limit,
+                "uploads",
+                &format!("Uploads: {token} is not a valid upload token"),
+            );
+        }
+        None => None,
+    };
     let updated_at = i.now_text();
     i.counts.ticket_updates += 1;
     if comment.is_some() {
@@ -474,7 +567,18 @@ async fn comments(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<St
             let list: Vec<Value> = t
                 .comments
                 .iter()
-                .map(|c| json!({"id": c.id, "author_id": c.author_id, "body": c.body, "public": c.public}))
+                .map(|c| {
+                    let attachments: Vec<Value> = c
+                        .attachments
+                        .iter()
+                        .map(|a| {
+                            json!({"id": a.id, "file_name": a.file_name,
+                            "content_type": a.content_type, "size": a.size})
+                        })
+                        .collect();
+                    json!({"id": c.id, "author_id": c.author_id, "body": c.body,
+                        "public": c.public, "attachments": attachments})
+                })
                 .collect();
             drop(i);
             answer(

@@ -179,3 +179,41 @@ async fn tickets_take_comments_until_closed_and_30_updates_in_ten_minutes() {
         2
     );
 }
+
+#[tokio::test]
+async fn an_upload_attaches_once_to_one_comment_and_a_file_over_the_limit_is_refused() {
+    let mut c = ZendeskSimConfig::new(EMAIL, TOKEN);
+    c.attachment_limit = 10;
+    let sim = ZendeskSim::start(c).await.unwrap();
+    let up = |bytes: &'static [u8]| {
+        reqwest::Client::new()
+            .post(format!("{}/api/v2/uploads?filename=clip.mp4", sim.url()))
+            .basic_auth(format!("{EMAIL}/token"), Some(TOKEN))
+            .header("content-type", "video/mp4")
+            .body(bytes)
+            .send()
+    };
+    let a = up(b"0123456789").await.unwrap();
+    assert_eq!(a.status(), 201);
+    let token = a.json::<Value>().await.unwrap()["upload"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(up(b"0123456789A").await.unwrap().status(), 413);
+    let requester = sim.add_user("Jürgen", None, None);
+    let ticket = json!({"ticket": {"requester_id": requester, "subject": "s",
+        "comment": {"body": "see the clip", "public": false, "uploads": [token]}}});
+    let (s, _, body) = call(
+        &sim,
+        reqwest::Method::POST,
+        "/api/v2/tickets",
+        Some(ticket.clone()),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let t = &sim.tickets()[0];
+    assert_eq!(t.comments[0].attachments[0].file_name, "clip.mp4");
+    assert_eq!(t.comments[0].attachments[0].size, 10);
+    let (s, _, body) = call(&sim, reqwest::Method::POST, "/api/v2/tickets", Some(ticket)).await;
+    assert_eq!(s, 422, "a token attaches once: {body}");
+}
