@@ -34,13 +34,32 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a daemon the test starts on it later.
+///
+/// Taken below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), which every
+/// `bind(…:0)` (the simulators, other tests' helpers) and every outgoing connection draw from:
+/// a port from there could be handed to someone else between this check and the daemon's bind,
+/// and the daemon would fail to start by chance. Each test process walks its own stretch, so
+/// concurrent tests never pick the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (20_000u32, ephemeral_low.max(20_001));
+    let span = high - low;
+    let start = (std::process::id() % 64) * (span / 64);
+    for _ in 0..span {
+        let port = low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if let Ok(p) = u16::try_from(port)
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no free port below the ephemeral range {low}..{high}")
 }
 
 /// Where no Graph API answers: jobs of daemons configured with it retry and stay in the queue.

@@ -49,6 +49,18 @@ pub async fn run(
     stop: CancellationToken,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    run_on(validated, None, stop, on_listening).await
+}
+
+/// [`run`] on a listener bound already (`None`: `server.listen` is bound here). The sandbox
+/// binds first because its configuration must name the port: binding again later would race
+/// any other process for that port.
+pub async fn run_on(
+    validated: Validated,
+    bound: Option<std::net::TcpListener>,
+    stop: CancellationToken,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let store = super::open_queue(&validated.config.queue.url).await?;
     let metrics = crate::metrics::install();
     let wake = Arc::new(Notify::new());
@@ -83,9 +95,15 @@ pub async fn run(
         storage: pipeline.media.storage.clone(),
         links: pipeline.media.links.clone(),
     };
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
+    let listener = match bound {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)?
+        }
+        None => TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (server.listen)"))?,
+    };
     let addr = listener.local_addr()?;
     let state = AppState {
         store: store.clone(),

@@ -61,13 +61,11 @@ pub async fn main(
     let graph = GraphSim::start(SANDBOX_ACCESS_TOKEN).await?;
     let d360 = GraphSim::start_d360(SANDBOX_D360_KEY).await?;
     let twilio = TwilioSim::start(SANDBOX_TWILIO_ACCOUNT, SANDBOX_TWILIO_TOKEN).await?;
-    // The port must be known before the config is written: public_url contains it.
-    let addr = if listen.port() == 0 {
-        let probe = std::net::TcpListener::bind(listen)?;
-        probe.local_addr()?
-    } else {
-        listen
-    };
+    // The port must be known before the config is written (public_url contains it); the
+    // listener is kept and handed to the daemon, so no other process can take the port between.
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
     // As an operator sets it at 360dialog, so that `check` finds it right.
     d360.set_webhook_url(&format!("http://{addr}/webhooks/d360"));
     let tag_names: Vec<String> = base.tags.iter().map(|t| t.name.clone()).collect();
@@ -104,9 +102,14 @@ pub async fn main(
     let queue_url = validated.config.queue.url.clone();
     let stop = CancellationToken::new();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let daemon = tokio::spawn(super::run::run(validated, stop.clone(), move |a| {
-        let _ = bound_tx.send(a);
-    }));
+    let daemon = tokio::spawn(super::run::run_on(
+        validated,
+        Some(listener),
+        stop.clone(),
+        move |a| {
+            let _ = bound_tx.send(a);
+        },
+    ));
     let bound = bound_rx.await.context("the sandbox daemon did not start")?;
     println!(
         "wa2crm sandbox: daemon on http://{bound}, Graph API simulator on {}, files under {}",
