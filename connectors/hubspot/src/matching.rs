@@ -204,23 +204,8 @@ impl HubSpot {
 
 /// Senders in groups whose numbers fit one `IN` each.
 fn chunks(senders: &[Phone]) -> Vec<&[Phone]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut values = 0;
-    for (i, s) in senders.iter().enumerate() {
-        // Each form as E.164 and as digits: the larger of the two lists.
-        let n = whatsapp_forms(s).len() * 2;
-        if values + n > MAX_IN_VALUES && i > start {
-            out.push(&senders[start..i]);
-            start = i;
-            values = 0;
-        }
-        values += n;
-    }
-    if start < senders.len() {
-        out.push(&senders[start..]);
-    }
-    out
+    // Each form as E.164 and as digits: the larger of the two lists.
+    wa2crm_core::matching::chunks_by(senders, MAX_IN_VALUES, |s| whatsapp_forms(s).len() * 2)
 }
 
 fn dedup(values: impl Iterator<Item = String>) -> Vec<String> {

@@ -210,22 +210,9 @@ fn terms(senders: &[Phone]) -> Vec<String> {
 
 /// Senders in groups whose terms fit one search query.
 fn chunks(senders: &[Phone]) -> Vec<&[Phone]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut length = 0;
-    for (i, s) in senders.iter().enumerate() {
-        let n: usize = search_digits(s).iter().map(|d| d.len() + 4).sum();
-        if length + n > MAX_QUERY && i > start {
-            out.push(&senders[start..i]);
-            start = i;
-            length = 0;
-        }
-        length += n;
-    }
-    if start < senders.len() {
-        out.push(&senders[start..]);
-    }
-    out
+    wa2crm_core::matching::chunks_by(senders, MAX_QUERY, |s| {
+        search_digits(s).iter().map(|d| d.len() + 4).sum()
+    })
 }
 
 #[cfg(test)]

@@ -101,6 +101,27 @@ pub fn choose(
     }
 }
 
+/// `items` in consecutive groups whose summed `cost` stays within `budget` (a search query's
+/// length, an `IN`'s values); an item costlier than the budget goes alone.
+pub fn chunks_by<T>(items: &[T], budget: usize, cost: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut spent = 0;
+    for (i, item) in items.iter().enumerate() {
+        let n = cost(item);
+        if spent + n > budget && i > start {
+            out.push(&items[start..i]);
+            start = i;
+            spent = 0;
+        }
+        spent += n;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +134,14 @@ mod tests {
             owned,
             modified: modified.into(),
         }
+    }
+
+    #[test]
+    fn chunks_stay_within_the_budget_and_keep_the_order() {
+        let items = [3usize, 4, 2, 9, 1, 1];
+        let groups = chunks_by(&items, 7, |n| *n);
+        assert_eq!(groups, vec![&[3, 4][..], &[2][..], &[9][..], &[1, 1][..]]);
+        assert!(chunks_by(&[] as &[usize], 7, |n| *n).is_empty());
     }
 
     fn objects() -> Vec<String> {

@@ -504,15 +504,10 @@ mod tests {
         assert!(batches.iter().all(|b| b.len() == 100));
     }
 
-    /// While the connector waits on its rate limit, a partial batch keeps filling instead of
-    /// spending calls on a few records.
-    #[tokio::test(start_paused = true)]
-    async fn a_rate_bound_connector_gets_full_batches() {
-        let bound = recorder(4, true);
-        let batcher = Batcher::spawn(bound.clone(), None);
+    /// Records trickle in, as jobs finish their media steps: 6 every 20 ms, 300 in all, from 150
+    /// senders (no sender twice in a batch in flight); returns when all are delivered.
+    async fn trickle(batcher: &Batcher) {
         let mut tasks = Vec::new();
-        // Records trickle in, as jobs finish their media steps: 6 every 20 ms, 300 in all,
-        // from 150 senders (no sender twice in a batch in flight).
         for i in 0..300usize {
             if i % 6 == 0 && i > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -526,6 +521,15 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
+    }
+
+    /// While the connector waits on its rate limit, a partial batch keeps filling instead of
+    /// spending calls on a few records.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_bound_connector_gets_full_batches() {
+        let bound = recorder(4, true);
+        let batcher = Batcher::spawn(bound.clone(), None);
+        trickle(&batcher).await;
         let sizes: Vec<usize> = bound.batches.lock().unwrap().iter().map(Vec::len).collect();
         // The first batch goes after its linger (nothing in flight yet); the others wait while
         // it is in flight and go full, or when the calls are done.
@@ -533,20 +537,7 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 300);
         let unbound = recorder(4, false);
         let batcher = Batcher::spawn(unbound.clone(), None);
-        let mut tasks = Vec::new();
-        for i in 0..300usize {
-            if i % 6 == 0 && i > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let b = batcher.clone();
-            tasks.push(tokio::spawn(async move {
-                b.deliver(i as i64, record(&format!("m{i}"), (i % 150) as u32))
-                    .await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
+        trickle(&batcher).await;
         assert!(
             unbound.batches.lock().unwrap().len() > sizes.len(),
             "without the rate limit, batches go at their linger"
