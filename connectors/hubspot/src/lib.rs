@@ -85,23 +85,22 @@ impl HubSpot {
                 let token_url = base
                     .join("oauth/v3/token")
                     .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
-                let grant = auth::RefreshGrant::load(
-                    http.clone(),
-                    token_url,
-                    client_id,
-                    client_secret.clone(),
-                    refresh_token,
-                    context.state.clone(),
-                    name,
-                )
-                .await?;
-                auth::Auth::OAuth(auth::oauth_cache(
-                    grant,
+                let cache = wa2crm_rest::oauth::refresh_cache(
+                    wa2crm_rest::oauth::RefreshClient {
+                        http: http.clone(),
+                        token_url,
+                        client_id,
+                        client_secret,
+                        refresh_token,
+                    },
+                    auth::REFRESH,
                     context.state.clone(),
                     name,
                     &account,
                     context.check_only,
-                ))
+                )
+                .await?;
+                auth::Auth::OAuth(cache)
             }
             None => {
                 return Err(Error::permanent(format!(

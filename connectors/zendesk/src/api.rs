@@ -92,23 +92,23 @@ pub async fn connect(
             let token_url = base
                 .join("oauth/tokens")
                 .map_err(|e| Error::permanent(format!("connectors.{name}.base_url: {e}")))?;
-            let grant = auth::RefreshGrant::load(
-                http.clone(),
-                token_url,
-                client_id,
-                client_secret.clone(),
-                refresh_token,
-                context.state.clone(),
-                name,
+            Auth::OAuth(
+                wa2crm_rest::oauth::refresh_cache(
+                    wa2crm_rest::oauth::RefreshClient {
+                        http: http.clone(),
+                        token_url,
+                        client_id,
+                        client_secret,
+                        refresh_token,
+                    },
+                    auth::REFRESH,
+                    context.state.clone(),
+                    name,
+                    &account,
+                    context.check_only,
+                )
+                .await?,
             )
-            .await?;
-            Auth::OAuth(auth::oauth_cache(
-                grant,
-                context.state.clone(),
-                name,
-                &account,
-                context.check_only,
-            ))
         }
         None => {
             return Err(Error::permanent(format!(

@@ -21,9 +21,13 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use wa2crm_core::{Error, Result};
+use std::sync::Arc;
+
+use wa2crm_core::{Error, Result, StateStore};
 
 use crate::classify;
+use crate::refresh::RotatingRefreshToken;
+use crate::token::{AccessToken, SharedTokenSource, TokenCache, TokenSource};
 
 pub use oauth2::ExtraTokenFields;
 
@@ -222,6 +226,98 @@ async fn send(http: reqwest::Client, what: String, request: HttpRequest) -> Resu
 
 /// No extra fields (HubSpot's `hub_id` and the like are not needed).
 pub type NoExtra = oauth2::EmptyExtraTokenFields;
+
+/// An OAuth client's refresh-token grant, as the configuration gives it.
+pub struct RefreshClient<'a> {
+    pub http: reqwest::Client,
+    pub token_url: reqwest::Url,
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+    /// The configured refresh token; a rotated one stored since is preferred (see
+    /// [`crate::refresh`]).
+    pub refresh_token: &'a SecretString,
+}
+
+/// What differs between vendors in a refresh: how it is named, how a refusal is told to the
+/// admin, how long a token lives when the answer does not say (`None`: it does not expire).
+#[derive(Clone, Copy)]
+pub struct RefreshVendor {
+    /// "HubSpot token refresh"
+    pub what: &'static str,
+    pub refused: fn(&Refusal) -> String,
+    pub silent_lifetime: Option<Duration>,
+}
+
+/// Access tokens from a refresh-token grant: refreshed a minute before expiry (or at 80 % of a
+/// short lifetime), one refresh at a time across every instance on the same state store, the
+/// rotated refresh token stored before the access token that came with it is used. `account`
+/// names the credentials ([`crate::token::account_fingerprint`]); with `fresh` (a `check`) no
+/// stored token is taken.
+pub async fn refresh_cache(
+    client: RefreshClient<'_>,
+    vendor: RefreshVendor,
+    state: Arc<dyn StateStore>,
+    scope: &str,
+    account: &str,
+    fresh: bool,
+) -> Result<TokenCache> {
+    let grant = RefreshGrant {
+        refresh_token: RotatingRefreshToken::load(state.clone(), scope, client.refresh_token)
+            .await?,
+        http: client.http,
+        token_url: client.token_url,
+        client_id: client.client_id.to_owned(),
+        client_secret: client.client_secret.clone(),
+        vendor,
+    };
+    let mut shared = SharedTokenSource::new(Box::new(grant), state, scope, account);
+    if fresh {
+        shared = shared.fresh();
+    }
+    Ok(TokenCache::new(
+        Box::new(shared),
+        Duration::from_secs(60),
+        None,
+    ))
+}
+
+struct RefreshGrant {
+    http: reqwest::Client,
+    token_url: reqwest::Url,
+    client_id: String,
+    client_secret: SecretString,
+    refresh_token: RotatingRefreshToken,
+    vendor: RefreshVendor,
+}
+
+#[async_trait::async_trait]
+impl TokenSource for RefreshGrant {
+    async fn fetch(&self) -> Result<AccessToken> {
+        let refresh = self.refresh_token.get().await;
+        let endpoint = Endpoint {
+            http: &self.http,
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            what: self.vendor.what,
+        };
+        let answer = match endpoint.refresh::<NoExtra>(&refresh).await? {
+            Exchanged::Granted(g) => g,
+            Exchanged::Refused(r) => return Err(Error::permanent((self.vendor.refused)(&r))),
+        };
+        // Durable before use: if storing fails, the new access token is not used either.
+        self.refresh_token
+            .rotated(answer.refresh_token.map(|t| t.expose_secret().to_owned()))
+            .await?;
+        Ok(AccessToken {
+            secret: answer.access_token,
+            expires_at: answer
+                .expires_in
+                .or(self.vendor.silent_lifetime)
+                .map(|d| tokio::time::Instant::now() + d),
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
