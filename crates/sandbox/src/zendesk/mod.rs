@@ -18,7 +18,8 @@
 //!   over `attachment_limit` is 413 (strict: the answer's shape is not documented).
 //! - Tickets: `POST /api/v2/tickets` with its first comment; `PUT /api/v2/tickets/{id}` adds a
 //!   comment and `additional_tags`; a closed ticket answers 422 RecordInvalid;
-//!   `GET /api/v2/users/{id}/tickets/requested`; `GET /api/v2/tickets/{id}/comments`.
+//!   `GET /api/v2/users/{id}/tickets/requested`; `GET /api/v2/tickets/{id}/comments`. Tags are
+//!   lowercased and split at spaces (strict: Zendesk tags hold no spaces).
 
 mod routes;
 #[cfg(test)]

@@ -95,6 +95,23 @@ fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
     })
 }
 
+/// [`admit`], then the body as JSON: one that is not JSON is 400.
+fn admit_json(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Limit, Value), Box<Response>> {
+    let limit = admit(s, headers)?;
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Ok((limit, v)),
+        Err(_) => Err(Box::new(answer(
+            limit,
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Unprocessable Entity"}),
+        ))),
+    }
+}
+
 struct Limit {
     max: usize,
     remaining: usize,
@@ -131,17 +148,18 @@ fn invalid(limit: Limit, field: &str, description: &str) -> Response {
     )
 }
 
+fn bad_token(limit: Limit, token: &str) -> Response {
+    invalid(
+        limit,
+        "uploads",
+        &format!("Uploads: {token} is not a valid upload token"),
+    )
+}
+
 async fn create_or_update(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let limit = match admit(&s, &headers) {
-        Ok(l) => l,
+    let (limit, body) = match admit_json(&s, &headers, &body) {
+        Ok(ok) => ok,
         Err(r) => return *r,
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return answer(
-            limit,
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Unprocessable Entity"}),
-        );
     };
     let u = &body["user"];
     let text = |k: &str| u.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -371,21 +389,19 @@ fn tags_of(v: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|t| t.to_lowercase().replace(' ', "_"))
+        // A space separates tags: "Product Issue" is two tags (strict reading; see README).
+        .flat_map(|t| {
+            t.split_whitespace()
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
 async fn create_ticket(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let limit = match admit(&s, &headers) {
-        Ok(l) => l,
+    let (limit, body) = match admit_json(&s, &headers, &body) {
+        Ok(ok) => ok,
         Err(r) => return *r,
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return answer(
-            limit,
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Unprocessable Entity"}),
-        );
     };
     let t = &body["ticket"];
     let mut i = lock(&s);
@@ -401,11 +417,7 @@ async fn create_ticket(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
         Some(Ok(c)) => c,
         Some(Err(token)) => {
             drop(i);
-            return invalid(
-                limit,
-                "uploads",
-                &format!("Uploads: {token} is not a valid upload token"),
-            );
+            return bad_token(limit, &token);
         }
         None => {
             drop(i);
@@ -465,16 +477,9 @@ async fn update_ticket(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let limit = match admit(&s, &headers) {
-        Ok(l) => l,
+    let (limit, body) = match admit_json(&s, &headers, &body) {
+        Ok(ok) => ok,
         Err(r) => return *r,
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return answer(
-            limit,
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Unprocessable Entity"}),
-        );
     };
     let t = &body["ticket"];
     let mut i = lock(&s);
@@ -517,11 +522,7 @@ async fn update_ticket(
         Some(Ok(c)) => Some(c),
         Some(Err(token)) => {
             drop(i);
-            return invalid(
-                limit,
-                "uploads",
-                &format!("Uploads: {token} is not a valid upload token"),
-            );
+            return bad_token(limit, &token);
         }
         None => None,
     };

@@ -151,7 +151,11 @@ async fn tickets_take_comments_until_closed_and_30_updates_in_ten_minutes() {
     let t = &sim.tickets()[0];
     assert_eq!(t.comments.len(), 31);
     assert!(t.comments.iter().all(|c| !c.public));
-    assert_eq!(t.tags, ["product_issue", "voice-note"]);
+    assert_eq!(
+        t.tags,
+        ["product", "issue", "voice-note"],
+        "a space separates tags"
+    );
 
     let closed = sim.add_ticket(requester, "closed");
     let (s, _, body) = call(
