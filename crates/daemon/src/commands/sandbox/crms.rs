@@ -2,7 +2,6 @@
 //! would (the mapping provisioned), and the report of what landed in each.
 
 use anyhow::Context;
-use wa2crm_core::ConnectorFactory;
 use wa2crm_hubspot::HubSpotConfig;
 use wa2crm_queue::JobInfo;
 use wa2crm_salesforce::SalesforceConfig;
@@ -66,8 +65,8 @@ impl Crms {
                 }
                 t["match"]["default_country"] = "DE".into();
             }
-            let sim = match table["type"].as_str() {
-                Some("hubspot") => {
+            let sim = match crate::connectors::type_of(table) {
+                "hubspot" => {
                     let sim =
                         HubSpotSim::start(HubSpotSimConfig::private_app(SANDBOX_HUBSPOT_TOKEN))
                             .await?;
@@ -83,7 +82,7 @@ impl Crms {
                         .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
                     Sim::HubSpot(sim, Box::new(config))
                 }
-                Some("salesforce") => {
+                "salesforce" => {
                     let sim_config = SalesforceSimConfig::new(SANDBOX_SF_CLIENT, SANDBOX_SF_USER);
                     let permission_set = sim_config.permission_set.clone();
                     let sim = SalesforceSim::start(sim_config).await?;
@@ -210,10 +209,13 @@ async fn provision(
         wa2crm_core::MemoryStateStore::default(),
     ))
     .with_tag_names(tag_names.to_vec());
-    let factory: &dyn ConnectorFactory = match table["type"].as_str() {
-        Some("hubspot") => &wa2crm_hubspot::HubSpotFactory,
-        _ => &wa2crm_salesforce::SalesforceFactory,
-    };
+    let registry = crate::connectors::registry();
+    let factory = crate::connectors::factory_of(&registry, table).ok_or_else(|| {
+        anyhow::anyhow!(
+            "connectors.{name}: no connector of type {:?}",
+            crate::connectors::type_of(table)
+        )
+    })?;
     let connector = factory
         .build(name, table, &context)
         .await
