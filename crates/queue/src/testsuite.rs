@@ -898,3 +898,57 @@ pub async fn a_job_whose_process_died_every_time_is_dead_lettered(
     assert_eq!(dead[0].reason, "the process handling it died 3 times");
     assert!(store.claim("w", LEASE, 1).await.unwrap().is_empty());
 }
+
+/// The migrations of `backend` (`sqlite`, `postgres`) before the queue kept its own columns
+/// (0001–0004), copied into `dir`: to make a database as older versions left it.
+pub fn migrations_before_real_columns(backend: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let older = dir.join(format!("older-migrations-{backend}"));
+    std::fs::create_dir_all(&older).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(entry.path(), older.join(&name)).unwrap();
+        }
+    }
+    older
+}
+
+/// Done jobs as an older version wrote them: (message id, event JSON, checkpoints JSON).
+pub fn older_rows() -> Vec<(&'static str, String, &'static str)> {
+    [
+        (
+            "wamid.stored",
+            r#"{"store": {"key": "2026/11/22/abc.ogg"}}"#,
+        ),
+        (
+            "wamid.refused",
+            r#"{"consent": {"given": false, "by": "allowlist"}}"#,
+        ),
+        (
+            "wamid.given",
+            r#"{"consent": {"given": true, "by": "allowlist"}}"#,
+        ),
+        ("wamid.none", "{}"),
+    ]
+    .into_iter()
+    .map(|(id, checkpoints)| {
+        let event = serde_json::to_string(&event(Source::Meta, id)).unwrap();
+        (id, event, checkpoints)
+    })
+    .collect()
+}
+
+/// Once migrated, the [`older_rows`] have their columns: erasure finds the stored object's
+/// holders, and `status` counts the job consent turned away.
+pub async fn assert_older_columns_filled(store: &dyn JobStore) {
+    let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
+    assert_eq!(
+        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
+        vec![stored.id]
+    );
+    assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
+}

@@ -109,43 +109,17 @@ async fn leases_are_judged_by_the_servers_clock() {
 #[tokio::test]
 async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
     let options = own_schema().await;
-    let older = tempfile::tempdir().unwrap();
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name.as_str() < "0005" {
-            std::fs::copy(entry.path(), older.path().join(&name)).unwrap();
-        }
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let older = wa2crm_queue::testsuite::migrations_before_real_columns("postgres", dir.path());
     {
         let pool = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
-        sqlx::migrate::Migrator::new(older.path())
+        sqlx::migrate::Migrator::new(older.as_path())
             .await
             .unwrap()
             .run(&pool)
             .await
             .unwrap();
-        for (message_id, checkpoints) in [
-            (
-                "wamid.stored",
-                r#"{"store": {"key": "2026/11/22/abc.ogg"}}"#,
-            ),
-            (
-                "wamid.refused",
-                r#"{"consent": {"given": false, "by": "allowlist"}}"#,
-            ),
-            (
-                "wamid.given",
-                r#"{"consent": {"given": true, "by": "allowlist"}}"#,
-            ),
-            ("wamid.none", r#"{}"#),
-        ] {
-            let event = serde_json::to_string(&wa2crm_queue::testsuite::event(
-                wa2crm_core::Source::Meta,
-                message_id,
-            ))
-            .unwrap();
+        for (message_id, event, checkpoints) in wa2crm_queue::testsuite::older_rows() {
             sqlx::query(
                 "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
                  checkpoints, created_at, updated_at) \
@@ -162,10 +136,5 @@ async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
     }
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     let store = PgJobStore::open_with(options, clock).await.unwrap();
-    let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
-    assert_eq!(
-        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
-        vec![stored.id]
-    );
-    assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
+    wa2crm_queue::testsuite::assert_older_columns_filled(&store).await;
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use wa2crm_core::Source;
-use wa2crm_queue::testsuite::event;
+use wa2crm_queue::testsuite::{self, event};
 use wa2crm_queue::{Clock, Enqueued, JobStore, ManualClock, SqliteJobStore};
 
 async fn fresh() -> (Arc<dyn JobStore>, Arc<ManualClock>) {
@@ -61,16 +61,7 @@ async fn a_bad_url_names_the_problem() {
 async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/queue.db", dir.path().display());
-    let older = dir.path().join("older-migrations");
-    std::fs::create_dir(&older).unwrap();
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name.as_str() < "0005" {
-            std::fs::copy(entry.path(), older.join(&name)).unwrap();
-        }
-    }
+    let older = testsuite::migrations_before_real_columns("sqlite", dir.path());
     {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
             .unwrap()
@@ -82,21 +73,7 @@ async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
             .run(&pool)
             .await
             .unwrap();
-        for (message_id, checkpoints) in [
-            (
-                "wamid.stored",
-                r#"{"store": {"key": "2026/11/22/abc.ogg"}}"#,
-            ),
-            (
-                "wamid.refused",
-                r#"{"consent": {"given": false, "by": "allowlist"}}"#,
-            ),
-            (
-                "wamid.given",
-                r#"{"consent": {"given": true, "by": "allowlist"}}"#,
-            ),
-        ] {
-            let event = serde_json::to_string(&event(Source::Meta, message_id)).unwrap();
+        for (message_id, event, checkpoints) in testsuite::older_rows() {
             sqlx::query(
                 "INSERT INTO jobs (source, message_id, event, state, attempts, next_attempt_at, \
                  checkpoints, created_at, updated_at) VALUES ('meta', $1, $2, 'done', 1, 0, $3, 0, 0)",
@@ -112,10 +89,5 @@ async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
     }
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
     let store = SqliteJobStore::open(&url, clock).await.unwrap();
-    let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
-    assert_eq!(
-        store.holders_of("2026/11/22/abc.ogg").await.unwrap(),
-        vec![stored.id]
-    );
-    assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
+    testsuite::assert_older_columns_filled(&store).await;
 }
