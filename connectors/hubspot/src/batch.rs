@@ -29,11 +29,6 @@ pub struct Upserted {
     pub created: bool,
 }
 
-/// A copy for each item a batch-wide failure applies to.
-pub fn copy(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
-}
-
 fn item_failure(object: &str, error: &Value) -> Error {
     let category = error.get("category").and_then(Value::as_str).unwrap_or("");
     let message = format!("HubSpot refused the {object} record: {}", describe(error));
@@ -74,7 +69,7 @@ pub fn upsert<'a>(
             .await
         {
             Ok(a) => a,
-            Err(e) => return inputs.iter().map(|_| Err(copy(&e))).collect(),
+            Err(e) => return inputs.iter().map(|_| Err(e.for_another())).collect(),
         };
         match answer.status {
             StatusCode::OK | StatusCode::CREATED | StatusCode::MULTI_STATUS => {
@@ -99,7 +94,7 @@ pub fn upsert<'a>(
                     "HubSpot refused the {object} upsert ({status}): {}",
                     answer.message()
                 ));
-                inputs.iter().map(|_| Err(copy(&e))).collect()
+                inputs.iter().map(|_| Err(e.for_another())).collect()
             }
         }
     })
@@ -211,7 +206,7 @@ pub async fn associate(
         let answer = match api.post(&path, &json!({"inputs": inputs})).await {
             Ok(a) => a,
             Err(e) => {
-                out.extend(chunk.iter().map(|_| Err(copy(&e))));
+                out.extend(chunk.iter().map(|_| Err(e.for_another())));
                 continue;
             }
         };
@@ -226,7 +221,7 @@ pub async fn associate(
                 "HubSpot refused to associate {from} with {to}: {}",
                 answer.message()
             ));
-            out.extend(chunk.iter().map(|_| Err(copy(&e))));
+            out.extend(chunk.iter().map(|_| Err(e.for_another())));
             continue;
         }
         let failed: Vec<(String, String)> = answer

@@ -10,7 +10,7 @@ use wa2crm_core::{CanonicalAttribute, Delivered, Error, MediaRecord, Result};
 
 use crate::HubSpot;
 use crate::api::AnswerExt;
-use crate::batch::{self, Input, Upserted, copy};
+use crate::batch::{self, Input, Upserted};
 use crate::values;
 
 type Slots = Vec<Option<Result<Delivered>>>;
@@ -30,10 +30,10 @@ fn unmatched(sender: &str, config: &crate::config::HubSpotConfig) -> Error {
 impl HubSpot {
     pub(crate) async fn deliver_batch(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
         if let Err(e) = self.api.engine.pause.check() {
-            return batch.iter().map(|_| Err(copy(&e))).collect();
+            return batch.iter().map(|_| Err(e.for_another())).collect();
         }
         if let Err(e) = self.ensure_tag_options(batch).await {
-            return batch.iter().map(|_| Err(copy(&e))).collect();
+            return batch.iter().map(|_| Err(e.for_another())).collect();
         }
         let mut slots: Slots = batch.iter().map(|_| None).collect();
         let contacts = self.upsert_contacts(batch).await;
@@ -90,7 +90,7 @@ impl HubSpot {
         let senders: Vec<&str> = by_sender.keys().copied().collect();
         let existing = match self.read_by("contacts", key, &senders, &wanted).await {
             Ok(e) => e,
-            Err(e) => return batch.iter().map(|_| Err(copy(&e))).collect(),
+            Err(e) => return batch.iter().map(|_| Err(e.for_another())).collect(),
         };
         let unkeyed: Vec<&str> = senders
             .iter()
@@ -104,7 +104,7 @@ impl HubSpot {
                 Ok(m) => m,
                 Err(e) => {
                     for s in &unkeyed {
-                        refused.insert(s, copy(&e));
+                        refused.insert(s, e.for_another());
                     }
                     HashMap::new()
                 }
@@ -190,7 +190,7 @@ impl HubSpot {
             for i in indices {
                 out[*i] = Some(match result {
                     Ok(u) => Ok(u.clone()),
-                    Err(e) if e.message().starts_with("unmatched:") => Err(copy(e)),
+                    Err(e) if e.message().starts_with("unmatched:") => Err(e.for_another()),
                     Err(e) => Err(Error::new(
                         e.kind(),
                         format!("contact {}: {}", batch[*i].sender, e.message()),
@@ -382,7 +382,7 @@ impl HubSpot {
             Ok(o) => o,
             Err(e) => {
                 for (i, _) in &live {
-                    slots[*i] = Some(Err(copy(&e)));
+                    slots[*i] = Some(Err(e.for_another()));
                 }
                 return;
             }

@@ -73,10 +73,6 @@ fn percent(text: &str) -> String {
         .collect()
 }
 
-fn copy(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
-}
-
 /// One record's result in a Collections answer.
 fn save_result(object: &str, r: &Value) -> Result<(String, bool)> {
     if r.get("success").and_then(Value::as_bool) == Some(true) {
@@ -110,7 +106,7 @@ fn save_result(object: &str, r: &Value) -> Result<(String, bool)> {
 impl Salesforce {
     pub async fn deliver_batch(&self, batch: &[MediaRecord]) -> Vec<Result<Delivered>> {
         if let Err(e) = self.api.engine.pause.check() {
-            return batch.iter().map(|_| Err(copy(&e))).collect();
+            return batch.iter().map(|_| Err(e.for_another())).collect();
         }
         let mut out: Vec<Result<Delivered>> = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(MAX_RECORDS) {
@@ -191,7 +187,7 @@ impl Salesforce {
             .collect();
         let [contacts, media] = match self.composite([lookup, self.media_upsert(records)]).await {
             Ok(parts) => parts,
-            Err(e) => return chunk.iter().map(|_| Err(copy(&e))).collect(),
+            Err(e) => return chunk.iter().map(|_| Err(e.for_another())).collect(),
         };
         let mut results = save_results(&self.config.object, chunk.len(), &media);
         let failed: Vec<usize> = (0..chunk.len()).filter(|i| results[*i].is_err()).collect();
@@ -211,7 +207,7 @@ impl Salesforce {
                 .collect(),
             Err(e) => {
                 for i in failed {
-                    results[i] = Err(copy(&e));
+                    results[i] = Err(e.for_another());
                 }
                 return results;
             }
@@ -261,7 +257,7 @@ impl Salesforce {
         let matched = if m.enabled {
             match self.match_senders(&senders).await {
                 Ok(found) => found,
-                Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
+                Err(e) => return records.iter().map(|_| Err(e.for_another())).collect(),
             }
         } else {
             HashMap::new()
@@ -320,7 +316,7 @@ impl Salesforce {
         } else {
             match self.composite_all(subrequests).await {
                 Ok(a) => a,
-                Err(e) => return records.iter().map(|_| Err(copy(&e))).collect(),
+                Err(e) => return records.iter().map(|_| Err(e.for_another())).collect(),
             }
         };
         let mut answers = answers.into_iter();
@@ -367,14 +363,14 @@ impl Salesforce {
             .map(|r| {
                 let sender = r.sender.as_str();
                 if let Some(e) = refused.get(sender) {
-                    return Err(copy(e));
+                    return Err(e.for_another());
                 }
                 let result = media
                     .next()
                     .unwrap_or_else(|| Err(Error::transient("no result for this record")));
                 match failed.get(sender) {
                     // The Contact's own error says more than the lookup that failed because of it.
-                    Some(e) if result.is_err() => Err(copy(e)),
+                    Some(e) if result.is_err() => Err(e.for_another()),
                     _ => result,
                 }
             })
@@ -463,7 +459,7 @@ fn new_contact(key: &str, phone: &str, name: Option<&str>) -> Value {
 fn save_results(object: &str, n: usize, answer: &SubAnswer) -> Vec<Result<(String, bool)>> {
     let results = match answer.check(&format!("the {object} upsert")) {
         Ok(body) => body.as_array().cloned().unwrap_or_default(),
-        Err(e) => return (0..n).map(|_| Err(copy(&e))).collect(),
+        Err(e) => return (0..n).map(|_| Err(e.for_another())).collect(),
     };
     (0..n)
         .map(|i| match results.get(i) {

@@ -54,8 +54,14 @@ pub struct ZendeskConfig {
     pub upload: bool,
     #[serde(default = "default_max_upload_bytes")]
     pub max_upload_bytes: u64,
-    /// The requester's boolean user field that says they consented.
+    /// The key of the requester's checkbox user field that says they consented.
     pub consent_field: Option<String>,
+    /// The key of a text user field the WhatsApp number (+E164) is written to, when a requester
+    /// is made or found (`provision` creates it).
+    pub number_field: Option<String>,
+    /// How senders are found among the account's end users (`[connectors.NAME.match]`).
+    #[serde(rename = "match", default)]
+    pub matching: MatchConfig,
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
     #[serde(default = "default_timeout_seconds")]
@@ -63,6 +69,18 @@ pub struct ZendeskConfig {
     /// Canonical attribute = the title of a custom ticket field.
     #[serde(default)]
     pub fields: FieldMapping,
+}
+
+/// `[connectors.NAME.match]`: every WhatsApp form of the sender's number is searched among the
+/// end users' phone numbers and verified locally.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// The country a number written without one is read in (`0151 …` in `DE`).
+    pub default_country: Option<String>,
+    /// Several end users hold the number: `most_recent` or `skip` (a new requester is made).
+    #[serde(default)]
+    pub several: wa2crm_core::matching::Several,
 }
 
 fn default_requests_per_minute() -> u32 {
@@ -158,6 +176,10 @@ impl ZendeskConfig {
         }
     }
 
+    pub fn country(&self) -> Option<wa2crm_core::phone_match::DefaultCountry> {
+        self.matching.default_country.as_deref()?.parse().ok()
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds)
     }
@@ -232,6 +254,27 @@ impl ZendeskConfig {
                     self.requests_per_minute
                 ),
             );
+        }
+        if let Some(country) = &self.matching.default_country
+            && let Err(e) = country.parse::<wa2crm_core::phone_match::DefaultCountry>()
+        {
+            add("match.default_country", e);
+        }
+        for (key, value) in [
+            ("consent_field", &self.consent_field),
+            ("number_field", &self.number_field),
+        ] {
+            if let Some(v) = value
+                && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                add(
+                    key,
+                    format!(
+                        "{v:?} is not a user field key (letters, digits and _; Admin Center → \
+                         People → Configuration → User fields shows each field's key)"
+                    ),
+                );
+            }
         }
         if self.subject.trim().is_empty() {
             add("subject", "is empty".into());

@@ -18,13 +18,13 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use wa2crm_core::matching::Several;
 use wa2crm_core::phone_match::{DefaultCountry, whatsapp_forms};
 use wa2crm_core::{Delivered, Error, MediaRecord, MediaSource, Phone, Result, StateStore};
 use wa2crm_rest::engine::Repeat;
 
 use crate::api::{Answer, Api};
-use crate::config::ZendeskConfig;
+use crate::config::{TicketPolicy, ZendeskConfig};
+use crate::fields::CustomField;
 use crate::note;
 use crate::rules::describe;
 use crate::tickets::{self, TicketChoice, TicketSummary};
@@ -37,6 +37,8 @@ pub struct Deliverer<'a> {
     pub country: Option<DefaultCountry>,
     /// The stored files, for `upload = true`.
     pub media: Option<Arc<dyn MediaSource>>,
+    /// The account's custom ticket fields (for the mapped ones' ids and types).
+    pub fields: &'a [CustomField],
 }
 
 enum Upload {
@@ -56,26 +58,44 @@ fn refused(what: &str, a: &Answer) -> Error {
     ))
 }
 
+/// The requester, and whether this delivery made them (then they have no tickets yet).
+struct Requester {
+    id: u64,
+    made: bool,
+}
+
+/// The ticket a write went to, remembered per requester as `ticket:{id}` = `{ticket} {updated_at}`:
+/// the next media goes there with a safe update, which Zendesk refuses (409) if anyone changed
+/// the ticket since — then the requester's tickets are read and the choice made afresh.
+struct Remembered {
+    id: u64,
+    stamp: String,
+}
+
 impl Deliverer<'_> {
-    /// One sender's media, in one update of their ticket (or one new ticket).
+    /// One sender's media, in one update of their ticket (or one new ticket); one result per
+    /// media, in order.
     pub async fn deliver_sender(
         &self,
         sender: &Phone,
         media: &[&MediaRecord],
     ) -> Result<Vec<Delivered>> {
         let requester = self.requester(sender, media).await?;
-        let caption = media.iter().find_map(|m| m.caption.as_deref());
-        let theirs = self.tickets_of(requester).await?;
-        let choice = tickets::choose(self.config.ticket_policy, caption, &theirs);
+        let mut listed: Option<Vec<TicketSummary>> = None;
         // A media already on a ticket (an attempt whose answer was lost) is not posted again.
+        let mut done: BTreeMap<&str, Delivered> = BTreeMap::new();
         let mut pending: Vec<&MediaRecord> = Vec::new();
-        let mut done: Vec<Delivered> = Vec::new();
         for m in media {
             // Where an earlier attempt was writing it: a ticket, or a new ticket (whose id the
             // lost answer would have told): then any of the requester's tickets may hold it.
             let candidates: Vec<u64> = match self.earlier_ticket(m).await?.as_deref() {
                 None => Vec::new(),
-                Some(NEW_TICKET) => theirs.iter().map(|t| t.id).collect(),
+                Some(NEW_TICKET) => self
+                    .listed(requester.id, &mut listed)
+                    .await?
+                    .iter()
+                    .map(|t| t.id)
+                    .collect(),
                 Some(id) => id.parse().into_iter().collect(),
             };
             let mut found = None;
@@ -86,19 +106,51 @@ impl Deliverer<'_> {
                 }
             }
             match found {
-                Some(ticket) => done.push(Delivered {
-                    crm_id: ticket.to_string(),
-                    created: false,
-                }),
+                Some(ticket) => {
+                    done.insert(
+                        &m.message_id,
+                        Delivered {
+                            crm_id: ticket.to_string(),
+                            created: false,
+                        },
+                    );
+                }
                 None => pending.push(m),
             }
         }
-        if pending.is_empty() {
-            return Ok(done);
+        if !pending.is_empty() {
+            let (ticket, created) = self.write(sender, &requester, &pending, listed).await?;
+            for m in &pending {
+                done.insert(
+                    &m.message_id,
+                    Delivered {
+                        crm_id: ticket.to_string(),
+                        created,
+                    },
+                );
+            }
         }
+        media
+            .iter()
+            .map(|m| {
+                done.remove(m.message_id.as_str())
+                    .ok_or_else(|| Error::transient("a media of the batch was not written"))
+            })
+            .collect()
+    }
+
+    /// The pending media as one comment on the ticket `ticket_policy` picks: the ticket's id and
+    /// whether it was made.
+    async fn write(
+        &self,
+        sender: &Phone,
+        requester: &Requester,
+        pending: &[&MediaRecord],
+        mut listed: Option<Vec<TicketSummary>>,
+    ) -> Result<(u64, bool)> {
         let mut uploads: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        for m in &pending {
+        for m in pending {
             let (uploaded, too_large) = match self.upload(m).await? {
                 Upload::Token(token) => {
                     uploads.push(token);
@@ -109,32 +161,65 @@ impl Deliverer<'_> {
             };
             notes.push(note::body(m, uploaded, too_large));
         }
-        let body = notes.join("\n\n");
+        let comment = json!({"body": notes.join("\n\n"), "public": false, "uploads": uploads});
         let tags: Vec<String> = pending
             .iter()
             .flat_map(|m| m.tags.iter())
             .filter_map(|t| note::zendesk_tag(t))
             .collect();
-        let ticket = match choice {
+        // The latest media's values (the batch is in arrival order).
+        let latest = pending[pending.len() - 1];
+        let custom_fields = crate::fields::entries(latest, &self.config.fields, self.fields)
+            .map_err(|e| Error::permanent(format!("fields: {e}")))?;
+        let caption = pending.iter().find_map(|m| m.caption.as_deref());
+        let policy = self.config.ticket_policy;
+        let update = json!({"ticket": {
+            "comment": comment,
+            "additional_tags": tags,
+            "custom_fields": custom_fields,
+            "safe_update": true,
+        }});
+
+        // The ticket the last media went to, if the policy would pick it without a listing.
+        if let Some(last) = self.remembered(requester.id).await?
+            && match policy {
+                TicketPolicy::OpenOrNew => true,
+                TicketPolicy::TicketIdFromCaption => caption
+                    .and_then(tickets::ticket_id_in_caption)
+                    .is_none_or(|id| id == last.id),
+                TicketPolicy::NewPerMedia => false,
+            }
+            && let Some(id) = self
+                .update(pending, requester, last.id, &last.stamp, &update)
+                .await?
+        {
+            return Ok((id, false));
+        }
+
+        let choice = match policy {
+            TicketPolicy::NewPerMedia => TicketChoice::New,
+            // Made just now: no tickets yet.
+            _ if requester.made && listed.is_none() => TicketChoice::New,
+            _ => tickets::choose(
+                policy,
+                caption,
+                self.listed(requester.id, &mut listed).await?,
+            ),
+        };
+        match choice {
             TicketChoice::Existing(id) => {
-                self.writing(&pending, id).await?;
-                let a = self
-                    .api
-                    .call(
-                        Method::PUT,
-                        &format!("/api/v2/tickets/{id}"),
-                        Some(&json!({"ticket": {
-                            "comment": {"body": body, "public": false, "uploads": uploads},
-                            "additional_tags": tags,
-                        }})),
-                        // A lost answer is looked for by its markers before a second post.
-                        Repeat::Once,
-                    )
-                    .await?;
-                if !a.status.is_success() {
-                    return Err(refused(&format!("the update of ticket {id}"), &a));
+                let stamp = listed
+                    .iter()
+                    .flatten()
+                    .find(|t| t.id == id)
+                    .map(|t| t.updated_at.clone())
+                    .unwrap_or_default();
+                match self.update(pending, requester, id, &stamp, &update).await? {
+                    Some(id) => Ok((id, false)),
+                    None => Err(Error::transient(format!(
+                        "ticket {id} changed while its media were being added; tried again"
+                    ))),
                 }
-                id
             }
             TicketChoice::New => {
                 let name = pending[0]
@@ -142,10 +227,11 @@ impl Deliverer<'_> {
                     .clone()
                     .unwrap_or_else(|| sender.to_string());
                 let mut ticket = json!({
-                    "requester_id": requester,
+                    "requester_id": requester.id,
                     "subject": self.config.subject.replace("{name}", &name),
-                    "comment": {"body": body, "public": false, "uploads": uploads},
-                    "tags": tags,
+                    "comment": update["ticket"]["comment"],
+                    "tags": update["ticket"]["additional_tags"],
+                    "custom_fields": update["ticket"]["custom_fields"],
                 });
                 for (key, value) in [
                     ("group_id", self.config.group_id),
@@ -156,31 +242,105 @@ impl Deliverer<'_> {
                         ticket[key] = v.into();
                     }
                 }
-                self.writing_to(&pending, NEW_TICKET).await?;
+                self.writing_to(pending, NEW_TICKET).await?;
                 let a = self
                     .api
                     .call(
                         Method::POST,
                         "/api/v2/tickets",
                         Some(&json!({"ticket": ticket})),
+                        // A lost answer is looked for by its markers before a second post.
                         Repeat::Once,
                     )
                     .await?;
                 if !a.status.is_success() {
                     return Err(refused("the new ticket", &a));
                 }
-                let id = a.body["ticket"]["id"].as_u64().ok_or_else(|| {
-                    Error::transient("Zendesk answered a new ticket without its id")
-                })?;
-                self.writing(&pending, id).await?;
-                id
+                let id = self.wrote(requester, pending, &a).await?;
+                Ok((id, true))
             }
-        };
-        done.extend(pending.iter().map(|_| Delivered {
-            crm_id: ticket.to_string(),
-            created: matches!(choice, TicketChoice::New),
-        }));
-        Ok(done)
+        }
+    }
+
+    /// A safe update of ticket `id` as it was at `stamp`: `None` when it changed since (or was
+    /// closed), so the caller chooses again.
+    async fn update(
+        &self,
+        pending: &[&MediaRecord],
+        requester: &Requester,
+        id: u64,
+        stamp: &str,
+        update: &Value,
+    ) -> Result<Option<u64>> {
+        let mut update = update.clone();
+        update["ticket"]["updated_stamp"] = stamp.into();
+        self.writing(pending, id).await?;
+        let a = self
+            .api
+            .call(
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}"),
+                Some(&update),
+                // A lost answer is looked for by its markers before a second post.
+                Repeat::Once,
+            )
+            .await?;
+        match a.status.as_u16() {
+            s if (200..300).contains(&s) => Ok(Some(self.wrote(requester, pending, &a).await?)),
+            // Changed since (409 UpdateConflict), closed (422), or gone (404): choose again.
+            409 | 404 => Ok(None),
+            422 if describe(&a.body).contains("losed") => Ok(None),
+            _ => Err(refused(&format!("the update of ticket {id}"), &a)),
+        }
+    }
+
+    /// After a write: the ticket's id, remembered for the requester's next media with the
+    /// `updated_at` the answer gave.
+    async fn wrote(
+        &self,
+        requester: &Requester,
+        pending: &[&MediaRecord],
+        a: &Answer,
+    ) -> Result<u64> {
+        let id = a.body["ticket"]["id"]
+            .as_u64()
+            .ok_or_else(|| Error::transient("Zendesk answered a ticket write without its id"))?;
+        self.writing(pending, id).await?;
+        let stamp = a.body["ticket"]["updated_at"].as_str().unwrap_or_default();
+        self.state
+            .put_state(
+                self.name,
+                &format!("ticket:{}", requester.id),
+                &format!("{id} {stamp}"),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    async fn remembered(&self, requester: u64) -> Result<Option<Remembered>> {
+        Ok(self
+            .state
+            .get_state(self.name, &format!("ticket:{requester}"))
+            .await?
+            .and_then(|v| {
+                let (id, stamp) = v.split_once(' ')?;
+                Some(Remembered {
+                    id: id.parse().ok()?,
+                    stamp: stamp.to_owned(),
+                })
+            }))
+    }
+
+    /// The requester's tickets, read once per delivery.
+    async fn listed<'l>(
+        &self,
+        requester: u64,
+        listed: &'l mut Option<Vec<TicketSummary>>,
+    ) -> Result<&'l [TicketSummary]> {
+        if listed.is_none() {
+            *listed = Some(self.tickets_of(requester).await?);
+        }
+        Ok(listed.as_deref().unwrap_or_default())
     }
 
     /// The file into Zendesk, when `upload = true` and it fits the attachment limit.
@@ -222,8 +382,8 @@ impl Deliverer<'_> {
             .ok_or_else(|| Error::transient("Zendesk answered an upload without its token"))
     }
 
-    /// The requester's user id.
-    async fn requester(&self, sender: &Phone, media: &[&MediaRecord]) -> Result<u64> {
+    /// The requester: remembered, found by phone, or made.
+    async fn requester(&self, sender: &Phone, media: &[&MediaRecord]) -> Result<Requester> {
         let key = format!("requester:{sender}");
         if let Some(id) = self
             .state
@@ -231,67 +391,90 @@ impl Deliverer<'_> {
             .await?
             .and_then(|v| v.parse().ok())
         {
-            return Ok(id);
+            return Ok(Requester { id, made: false });
         }
-        let mut users: Vec<Value> = Vec::new();
-        for form in whatsapp_forms(sender) {
-            let query = format!("type:user phone:\"{form}\"");
-            let mut url = self.api.url("/api/v2/search")?;
-            url.query_pairs_mut().append_pair("query", &query);
-            let a = self
-                .api
-                .engine
-                .send(wa2crm_rest::engine::Call::new(
-                    Method::GET,
-                    url,
-                    Repeat::Safe,
-                ))
-                .await?;
-            if !a.status.is_success() {
-                return Err(refused("the user search", &a));
-            }
-            users.extend(a.body["results"].as_array().into_iter().flatten().cloned());
-        }
-        let id = match crate::requester::choose(sender, &users, self.country, Several::MostRecent)
-            .record()
-        {
-            Some(c) => {
-                c.id.parse()
-                    .map_err(|_| Error::transient("Zendesk answered a user without a numeric id"))?
-            }
-            None => {
-                let name = media
-                    .iter()
-                    .find_map(|m| m.sender_name.clone())
-                    .unwrap_or_else(|| sender.to_string());
-                let a = self
-                    .api
-                    .call(
-                        Method::POST,
-                        "/api/v2/users/create_or_update",
-                        Some(
-                            &json!({"user": {"name": name, "external_id": sender.as_str(),
-                            "phone": sender.as_str(), "role": "end-user"}}),
-                        ),
-                        // Keyed by external_id: sent twice, it finds the user it made.
-                        Repeat::Safe,
-                    )
-                    .await?;
-                if !a.status.is_success() {
-                    return Err(refused("the requester", &a));
+        let users = self.users_by_phone(sender).await?;
+        let several = self.config.matching.several;
+        let requester =
+            match crate::requester::choose(sender, &users, self.country, several).record() {
+                Some(c) => Requester {
+                    id: c.id.parse().map_err(|_| {
+                        Error::transient("Zendesk answered a user without a numeric id")
+                    })?,
+                    made: false,
+                },
+                None => {
+                    let name = media
+                        .iter()
+                        .find_map(|m| m.sender_name.clone())
+                        .unwrap_or_else(|| sender.to_string());
+                    let mut user = json!({"name": name, "external_id": sender.as_str(),
+                    "phone": sender.as_str(), "role": "end-user"});
+                    if let Some(key) = &self.config.number_field {
+                        user["user_fields"] = json!({key: sender.as_str()});
+                    }
+                    let a = self
+                        .api
+                        .call(
+                            Method::POST,
+                            "/api/v2/users/create_or_update",
+                            Some(&json!({"user": user})),
+                            // Keyed by external_id: sent twice, it finds the user it made.
+                            Repeat::Safe,
+                        )
+                        .await?;
+                    if !a.status.is_success() {
+                        return Err(refused("the requester", &a));
+                    }
+                    Requester {
+                        id: a.body["user"]["id"].as_u64().ok_or_else(|| {
+                            Error::transient("Zendesk answered a user without its id")
+                        })?,
+                        // 201: made now; 200: an earlier attempt (or someone) made it, and it may
+                        // have tickets.
+                        made: a.status.as_u16() == 201,
+                    }
                 }
-                a.body["user"]["id"]
-                    .as_u64()
-                    .ok_or_else(|| Error::transient("Zendesk answered a user without its id"))?
-            }
-        };
+            };
         self.state
-            .put_state(self.name, &key, &id.to_string())
+            .put_state(self.name, &key, &requester.id.to_string())
             .await?;
-        Ok(id)
+        Ok(requester)
     }
 
-    async fn tickets_of(&self, requester: u64) -> Result<Vec<TicketSummary>> {
+    /// The users search finds by any WhatsApp form of the number, with and without `+`
+    /// (verified by the caller: search matches loosely, and only end users count).
+    pub async fn users_by_phone(&self, sender: &Phone) -> Result<Vec<Value>> {
+        let mut users: Vec<Value> = Vec::new();
+        for form in whatsapp_forms(sender) {
+            for written in [form.as_str(), form.digits()] {
+                let query = format!("type:user phone:\"{written}\"");
+                let mut url = self.api.url("/api/v2/search")?;
+                url.query_pairs_mut().append_pair("query", &query);
+                let a = self
+                    .api
+                    .engine
+                    .send(wa2crm_rest::engine::Call::new(
+                        Method::GET,
+                        url,
+                        Repeat::Safe,
+                    ))
+                    .await?;
+                if !a.status.is_success() {
+                    return Err(refused("the user search", &a));
+                }
+                for user in a.body["results"].as_array().into_iter().flatten() {
+                    // Both forms may find the same user: once is one candidate.
+                    if !users.iter().any(|u| u["id"] == user["id"]) {
+                        users.push(user.clone());
+                    }
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    pub async fn tickets_of(&self, requester: u64) -> Result<Vec<TicketSummary>> {
         let a = self
             .api
             .get(&format!("/api/v2/users/{requester}/tickets/requested"))

@@ -48,6 +48,10 @@ impl Rules for ZendeskRules {
                 "refused: {} (the agent the credentials act as lacks the permission)",
                 details()
             )),
+            // A safe update of a ticket that changed since it was read: the caller reads the
+            // ticket again and decides afresh (developer.zendesk.com tickets, "Protecting against
+            // ticket update collisions").
+            409 if reply.body.json()["error"] == "UpdateConflict" => Verdict::Answer,
             // Another update of the same record was going on: sent again, it applies.
             409 => Verdict::Transient(format!("Zendesk answered 409 ({})", details())),
             // The body may be plain text; Retry-After is in seconds.
@@ -168,6 +172,10 @@ mod tests {
             ),
             (Reply::json(403, json!({"error": "Forbidden"})), "permanent"),
             (Reply::json(409, json!({"error": "Conflict"})), "transient"),
+            (
+                Reply::json(409, json!({"error": "UpdateConflict"})),
+                "answer",
+            ),
             (
                 Reply::new(
                     429,

@@ -92,6 +92,17 @@ impl Error {
         self.kind
     }
 
+    /// The same failure for another item of a batch: kind, message and wait (the source cannot
+    /// be cloned and stays with the first).
+    pub fn for_another(&self) -> Error {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            retry_in: self.retry_in,
+            source: None,
+        }
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

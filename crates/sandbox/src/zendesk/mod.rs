@@ -1,5 +1,4 @@
-//! A Zendesk Support simulator (work in progress: auth, the per-minute limit, users, tickets and
-//! comments so far; uploads, redaction, ticket fields and OAuth follow). Sources are in
+//! A Zendesk Support simulator. Sources are in
 //! docs/vendors/zendesk.md; where Zendesk's reference is unclear the least forgiving reading is
 //! taken and said so next to the behaviour.
 //!
@@ -19,8 +18,18 @@
 //! - Tickets: `POST /api/v2/tickets` with its first comment; `PUT /api/v2/tickets/{id}` adds a
 //!   comment and `additional_tags`; a closed ticket answers 422 RecordInvalid;
 //!   `GET /api/v2/users/{id}/tickets/requested`; `GET /api/v2/tickets/{id}/comments`. Tags are
-//!   lowercased and split at spaces (strict: Zendesk tags hold no spaces).
+//!   lowercased and split at spaces (strict: Zendesk tags hold no spaces). `safe_update` with an
+//!   `updated_stamp` that is not the ticket's `updated_at` is 409 `UpdateConflict`.
+//! - Custom fields (admin.rs): `ticket_fields` and `user_fields`, listed and created; a ticket's
+//!   `custom_fields` and a user's `user_fields` must name existing fields and hold values of their
+//!   type, else 422 (strict: Zendesk documents the types, not what a mismatch gets).
+//! - Redaction (redact.rs): `PUT /api/v2/comment_redactions/{id}` with the comment's `html_body`
+//!   whose parts to remove are wrapped in `<redact>`; the html_body without the tags must be the
+//!   comment's (strict); redacted characters become ▇ in `body` and `html_body`. An attachment's
+//!   redaction replaces it with an empty `redacted.txt`.
 
+mod admin;
+mod redact;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -79,6 +88,8 @@ pub struct User {
     /// When search finds it (created or changed, plus the lag).
     pub searchable_at: Instant,
     pub updated_at: String,
+    /// Custom user field key → value.
+    pub user_fields: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +97,8 @@ pub struct Comment {
     pub id: u64,
     pub author_id: u64,
     pub body: String,
+    /// The body as Zendesk renders it (what redaction edits).
+    pub html_body: String,
     pub public: bool,
     pub attachments: Vec<Attachment>,
 }
@@ -114,13 +127,32 @@ pub struct Ticket {
     pub tags: Vec<String>,
     pub comments: Vec<Comment>,
     pub updated_at: String,
+    /// Custom ticket field id → value.
+    pub custom_fields: BTreeMap<u64, Value>,
     /// When each update of the last ten minutes came (the per-ticket limit).
     updates: VecDeque<Instant>,
+}
+
+/// A custom ticket or user field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomField {
+    pub id: u64,
+    /// `text`, `textarea`, `integer`, `decimal`, `checkbox`, `date`, …
+    pub field_type: String,
+    pub title: String,
+    /// User fields only: the key `user_fields` are written under.
+    pub key: Option<String>,
 }
 
 pub(crate) struct Inner {
     config: ZendeskSimConfig,
     users: BTreeMap<u64, User>,
+    ticket_fields: Vec<CustomField>,
+    user_fields: Vec<CustomField>,
+    /// Ids of the account's groups, brands and ticket forms.
+    groups: Vec<u64>,
+    brands: Vec<u64>,
+    forms: Vec<u64>,
     tickets: BTreeMap<u64, Ticket>,
     uploads: BTreeMap<String, Upload>,
     /// When each call of the last minute came.
@@ -172,6 +204,11 @@ impl ZendeskSim {
         let mut inner = Inner {
             config,
             users: BTreeMap::new(),
+            ticket_fields: Vec::new(),
+            user_fields: Vec::new(),
+            groups: Vec::new(),
+            brands: Vec::new(),
+            forms: Vec::new(),
             tickets: BTreeMap::new(),
             uploads: BTreeMap::new(),
             window: VecDeque::new(),
@@ -194,6 +231,7 @@ impl ZendeskSim {
                 external_id: None,
                 searchable_at: Instant::now(),
                 updated_at,
+                user_fields: BTreeMap::new(),
             },
         );
         inner.agent_id = agent_id;
@@ -241,6 +279,7 @@ impl ZendeskSim {
                 external_id: external_id.map(str::to_owned),
                 searchable_at: Instant::now(),
                 updated_at,
+                user_fields: BTreeMap::new(),
             },
         );
         id
@@ -261,6 +300,7 @@ impl ZendeskSim {
                 tags: Vec::new(),
                 comments: Vec::new(),
                 updated_at,
+                custom_fields: BTreeMap::new(),
                 updates: VecDeque::new(),
             },
         );
@@ -270,6 +310,80 @@ impl ZendeskSim {
     /// A user as the JSON Zendesk answers with.
     pub(crate) fn user_json(u: &User) -> Value {
         serde_json::json!({"id": u.id, "name": u.name, "role": u.role, "email": u.email,
-            "phone": u.phone, "external_id": u.external_id, "updated_at": u.updated_at})
+            "phone": u.phone, "external_id": u.external_id, "updated_at": u.updated_at,
+            "user_fields": u.user_fields})
+    }
+
+    /// A group, brand and ticket form the account has (admins make them in Admin Center).
+    pub fn add_group(&self) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        i.groups.push(id);
+        id
+    }
+
+    pub fn add_brand(&self) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        i.brands.push(id);
+        id
+    }
+
+    pub fn add_form(&self) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        i.forms.push(id);
+        id
+    }
+
+    /// A custom ticket field an admin made by hand.
+    pub fn add_ticket_field(&self, title: &str, field_type: &str) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        i.ticket_fields.push(CustomField {
+            id,
+            field_type: field_type.into(),
+            title: title.into(),
+            key: None,
+        });
+        id
+    }
+
+    /// A custom user field an admin made by hand.
+    pub fn add_user_field(&self, key: &str, field_type: &str) -> u64 {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        i.user_fields.push(CustomField {
+            id,
+            field_type: field_type.into(),
+            title: key.into(),
+            key: Some(key.into()),
+        });
+        id
+    }
+
+    pub fn ticket_fields(&self) -> Vec<CustomField> {
+        lock(&self.inner).ticket_fields.clone()
+    }
+
+    pub fn user_fields(&self) -> Vec<CustomField> {
+        lock(&self.inner).user_fields.clone()
+    }
+
+    /// Sets a user field as an agent would (a consent checkbox ticked).
+    pub fn set_user_field(&self, user: u64, key: &str, value: Value) {
+        if let Some(u) = lock(&self.inner).users.get_mut(&user) {
+            u.user_fields.insert(key.into(), value);
+        }
+    }
+
+    /// An agent changes the ticket (solves it, say): its `updated_at` moves on.
+    pub fn set_status(&self, ticket: u64, status: &str) {
+        let mut i = lock(&self.inner);
+        let now = i.now_text();
+        if let Some(t) = i.tickets.get_mut(&ticket) {
+            t.status = status.into();
+            t.updated_at = now;
+        }
     }
 }

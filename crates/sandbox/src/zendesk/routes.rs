@@ -31,11 +31,13 @@ pub(super) fn router(s: Shared) -> Router {
             "/api/v2/uploads",
             post(upload).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
         )
+        .merge(super::admin::router())
+        .merge(super::redact::router())
         .with_state(s)
 }
 
 /// Auth and the per-minute limit, before any route's own work: `Err` is the answer to give.
-fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
+pub(super) fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
     let mut i = lock(s);
     let expected = format!("{}/token:{}", i.config.email, i.config.api_token);
     let given = headers
@@ -96,7 +98,7 @@ fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
 }
 
 /// [`admit`], then the body as JSON: one that is not JSON is 400.
-fn admit_json(
+pub(super) fn admit_json(
     s: &Shared,
     headers: &HeaderMap,
     body: &[u8],
@@ -112,7 +114,7 @@ fn admit_json(
     }
 }
 
-struct Limit {
+pub(super) struct Limit {
     max: usize,
     remaining: usize,
 }
@@ -125,13 +127,13 @@ fn put_limit(r: &mut Response, max: usize, remaining: usize) {
     }
 }
 
-fn answer(limit: Limit, status: StatusCode, body: Value) -> Response {
+pub(super) fn answer(limit: Limit, status: StatusCode, body: Value) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
     put_limit(&mut r, limit.max, limit.remaining);
     r
 }
 
-fn not_found(limit: Limit) -> Response {
+pub(super) fn not_found(limit: Limit) -> Response {
     answer(
         limit,
         StatusCode::NOT_FOUND,
@@ -139,7 +141,7 @@ fn not_found(limit: Limit) -> Response {
     )
 }
 
-fn invalid(limit: Limit, field: &str, description: &str) -> Response {
+pub(super) fn invalid(limit: Limit, field: &str, description: &str) -> Response {
     answer(
         limit,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -168,6 +170,13 @@ async fn create_or_update(State(s): State<Shared>, headers: HeaderMap, body: Byt
         return invalid(limit, "name", "Name:  is too short (minimum one character)");
     };
     let mut i = lock(&s);
+    let user_fields = match super::admin::user_fields_of(&i, &u["user_fields"]) {
+        Ok(f) => f,
+        Err(e) => {
+            drop(i);
+            return invalid(limit, "user_fields", &e);
+        }
+    };
     let lag = i.config.search_lag;
     let found = i
         .users
@@ -193,7 +202,9 @@ async fn create_or_update(State(s): State<Shared>, headers: HeaderMap, body: Byt
         external_id: None,
         searchable_at: Instant::now(),
         updated_at: updated_at.clone(),
+        user_fields: Default::default(),
     });
+    user.user_fields.extend(user_fields);
     user.name = name;
     if external_id.is_some() {
         user.external_id = external_id;
@@ -273,8 +284,13 @@ async fn search(
 }
 
 fn ticket_json(t: &Ticket) -> Value {
+    let custom_fields: Vec<Value> = t
+        .custom_fields
+        .iter()
+        .map(|(id, value)| json!({"id": id, "value": value}))
+        .collect();
     json!({"id": t.id, "requester_id": t.requester_id, "subject": t.subject, "status": t.status,
-        "tags": t.tags, "updated_at": t.updated_at})
+        "tags": t.tags, "updated_at": t.updated_at, "custom_fields": custom_fields})
 }
 
 async fn requested(
@@ -327,6 +343,7 @@ fn comment_of(i: &mut super::Inner, c: &Value) -> Option<Result<Comment, String>
     Some(Ok(Comment {
         id: i.next_id(),
         author_id: i.agent_id,
+        html_body: super::redact::html_of(&body),
         body,
         public: c.get("public").and_then(Value::as_bool).unwrap_or(true),
         attachments,
@@ -413,6 +430,13 @@ async fn create_ticket(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
         drop(i);
         return invalid(limit, "requester", "Requester: is invalid");
     };
+    let custom_fields = match super::admin::custom_fields_of(&i, &t["custom_fields"]) {
+        Ok(f) => f,
+        Err(e) => {
+            drop(i);
+            return invalid(limit, "custom_fields", &e);
+        }
+    };
     let comment = match t.get("comment").and_then(|c| comment_of(&mut i, c)) {
         Some(Ok(c)) => c,
         Some(Err(token)) => {
@@ -438,6 +462,7 @@ async fn create_ticket(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
         tags: tags_of(&t["tags"]),
         comments: vec![comment.clone()],
         updated_at,
+        custom_fields,
         updates: Default::default(),
     };
     i.counts.comments += 1;
@@ -505,6 +530,18 @@ async fn update_ticket(
             drop(i);
             return invalid(limit, "status", "Status: closed prevents ticket update");
         }
+        // Protecting against update collisions: the ticket changed since the stamp given.
+        if t.get("safe_update").and_then(Value::as_bool) == Some(true)
+            && t.get("updated_stamp").and_then(Value::as_str) != Some(ticket.updated_at.as_str())
+        {
+            drop(i);
+            return answer(
+                limit,
+                StatusCode::CONFLICT,
+                json!({"error": "UpdateConflict",
+                    "description": "Safe Update prevented the update due to outdated ticket data. Please fetch the latest ticket data and try again."}),
+            );
+        }
         if ticket.updates.len() >= TICKET_UPDATES {
             drop(i);
             let mut r = (
@@ -518,6 +555,13 @@ async fn update_ticket(
             return r;
         }
     }
+    let custom_fields = match super::admin::custom_fields_of(&i, &t["custom_fields"]) {
+        Ok(f) => f,
+        Err(e) => {
+            drop(i);
+            return invalid(limit, "custom_fields", &e);
+        }
+    };
     let comment = match t.get("comment").and_then(|c| comment_of(&mut i, c)) {
         Some(Ok(c)) => Some(c),
         Some(Err(token)) => {
@@ -547,6 +591,7 @@ async fn update_ticket(
             ticket.tags.push(tag);
         }
     }
+    ticket.custom_fields.extend(custom_fields);
     ticket.updated_at = updated_at;
     let json = ticket_json(ticket);
     drop(i);
@@ -578,7 +623,7 @@ async fn comments(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<St
                         })
                         .collect();
                     json!({"id": c.id, "author_id": c.author_id, "body": c.body,
-                        "public": c.public, "attachments": attachments})
+                        "html_body": c.html_body, "public": c.public, "attachments": attachments})
                 })
                 .collect();
             drop(i);

@@ -11,8 +11,10 @@ use crate::api::{Api, connect};
 use crate::config::ZendeskConfig;
 use crate::deliver::{Deliverer, by_sender};
 
+mod account;
+
 /// Every stored file is the same ten bytes.
-struct Bytes10;
+pub(super) struct Bytes10;
 
 #[async_trait::async_trait]
 impl wa2crm_core::MediaSource for Bytes10 {
@@ -25,8 +27,8 @@ impl wa2crm_core::MediaSource for Bytes10 {
     }
 }
 
-const EMAIL: &str = "agent@acme.example";
-const TOKEN: &str = "sim-zendesk-token-3e8a1b2c9d7f";
+pub(super) const EMAIL: &str = "agent@acme.example";
+pub(super) const TOKEN: &str = "sim-zendesk-token-3e8a1b2c9d7f";
 
 struct World {
     sim: ZendeskSim,
@@ -42,9 +44,11 @@ async fn world() -> World {
 async fn world_with(extra: serde_json::Value) -> World {
     let mut c = ZendeskSimConfig::new(EMAIL, TOKEN);
     c.search_lag = std::time::Duration::from_secs(3600);
+    // The highest plan's pace: these tests are about what is written, not how fast.
+    c.requests_per_minute = 2500;
     let sim = ZendeskSim::start(c).await.unwrap();
-    let mut table =
-        json!({"type": "zendesk", "base_url": sim.url(), "email": EMAIL, "api_token": TOKEN});
+    let mut table = json!({"type": "zendesk", "base_url": sim.url(), "email": EMAIL,
+        "api_token": TOKEN, "requests_per_minute": 2500});
     for (k, v) in extra.as_object().unwrap() {
         table[k] = v.clone();
     }
@@ -70,6 +74,7 @@ impl World {
             state: self.state.clone(),
             country: None,
             media: Some(Arc::new(Bytes10)),
+            fields: &[],
         }
     }
 
@@ -89,7 +94,7 @@ impl World {
     }
 }
 
-fn media(id: &str, sender: &str) -> MediaRecord {
+pub(super) fn media(id: &str, sender: &str) -> MediaRecord {
     MediaRecord {
         message_id: id.into(),
         file_url: format!("https://wa2crm.example.com/media/{id}"),
@@ -142,9 +147,84 @@ async fn a_new_customer_gets_one_user_and_one_ticket_and_later_media_join_it() {
     );
     assert_eq!(
         w.sim.counts().api_calls - before.api_calls,
-        2,
-        "the requester remembered: their tickets, one update"
+        1,
+        "the requester and their ticket remembered: one safe update"
     );
+}
+
+#[tokio::test]
+async fn a_ticket_an_agent_solved_meanwhile_does_not_take_the_next_media() {
+    let w = world().await;
+    let first = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    let solved: u64 = first[0].parse().unwrap();
+    w.sim.set_status(solved, "solved");
+    let second = w.deliver(&[media("wamid.2", "+4915112345678")]).await;
+    assert_ne!(second, first, "a new ticket");
+    let tickets = w.sim.tickets();
+    let old = tickets.iter().find(|t| t.id == solved).unwrap();
+    assert_eq!(old.status, "solved", "not reopened");
+    assert_eq!(old.comments.len(), 1);
+    // An agent's comment on the open ticket: the safe update notices, the ticket still takes it.
+    let open: u64 = second[0].parse().unwrap();
+    w.sim.set_status(open, "pending");
+    let third = w.deliver(&[media("wamid.3", "+4915112345678")]).await;
+    assert_eq!(third, second);
+}
+
+#[tokio::test]
+async fn new_per_media_opens_a_ticket_for_each_without_reading_the_others() {
+    let w = world_with(json!({"ticket_policy": "new_per_media"})).await;
+    let a = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    let before = w.sim.counts().api_calls;
+    let b = w.deliver(&[media("wamid.2", "+4915112345678")]).await;
+    assert_ne!(a, b);
+    assert_eq!(
+        w.sim.counts().api_calls - before,
+        1,
+        "one new ticket, nothing read"
+    );
+}
+
+#[tokio::test]
+async fn a_caption_names_the_customers_own_ticket_only() {
+    let w = world_with(json!({"ticket_policy": "ticket_id_from_caption"})).await;
+    let user = w.sim.add_user("Jürgen", Some("+4915112345678"), None);
+    let own_old = w.sim.add_ticket(user, "pending");
+    let own_latest = w.sim.add_ticket(user, "open");
+    let stranger = w.sim.add_user("Someone else", Some("+4917000000000"), None);
+    let strangers = w.sim.add_ticket(stranger, "open");
+    let mut m = media("wamid.1", "+4915112345678");
+    m.caption = Some(format!("see #{strangers}"));
+    assert_eq!(
+        w.deliver(&[m]).await,
+        [own_latest.to_string()],
+        "another requester's ticket: the default"
+    );
+    let mut m = media("wamid.2", "+4915112345678");
+    m.caption = Some(format!("same fault as #{own_old}"));
+    assert_eq!(w.deliver(&[m]).await, [own_old.to_string()]);
+    let t = w
+        .sim
+        .tickets()
+        .into_iter()
+        .find(|t| t.id == strangers)
+        .unwrap();
+    assert!(t.comments.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_requester_gets_the_whatsapp_number_in_the_mapped_user_field() {
+    let w = world_with(json!({"number_field": "whatsapp_number"})).await;
+    w.sim.add_user_field("whatsapp_number", "text");
+    w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    let user = w
+        .sim
+        .users()
+        .into_iter()
+        .find(|u| u.role == "end-user")
+        .unwrap();
+    assert_eq!(user.user_fields["whatsapp_number"], "+4915112345678");
+    assert_eq!(user.external_id.as_deref(), Some("+4915112345678"));
 }
 
 #[tokio::test]
