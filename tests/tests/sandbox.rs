@@ -107,6 +107,36 @@ fn sandbox_stores_every_sample_with_its_metadata_and_link() {
         ),
         "{stdout}"
     );
+    // The example's Zendesk mapping: the existing customers' media on their tickets, the new
+    // sender with a requester and ticket of their own, one internal note line per media.
+    assert!(
+        stdout.contains("  zendesk (Zendesk): 3 requesters, 3 tickets, "),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("\"Existing ticket\" (open) · requester Jürgen Weiß +4915123456789 · tags: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("WhatsApp media type          = "),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("      wa2crm: "))
+            .count(),
+        15,
+        "{stdout}"
+    );
+    for line in [
+        "  +4915123456789 (13 media): 13 on tickets of the existing end user ",
+        "  +551187654321 (1 media): 1 on tickets of the existing end user ",
+        "  +14155550199 (a new sender): a new end user ",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
     assert!(
         stdout.contains("Next: `wa2crm sandbox --serve`"),
         "{stdout}"
@@ -243,6 +273,17 @@ contact_key = "Acme_WA__c"
 [connectors.sales.fields]
 file_url = "Acme_Link__c"
 tags = "Acme_Tags__c"
+
+[connectors.helpdesk]
+type = "zendesk"
+subdomain = "acme"
+email = "api@acme.example"
+api_token = "real-zendesk-token-acme-0123"
+ticket_policy = "new_per_media"
+group_id = 360000111222
+consent_field = "acme_consent"
+[connectors.helpdesk.fields]
+file_url = "Acme media link"
 "#,
     )
     .unwrap();
@@ -276,6 +317,19 @@ tags = "Acme_Tags__c"
         "{stdout}"
     );
     assert!(stdout.contains("Acme_Media__c a01"), "{stdout}");
+    // The Zendesk mapping: a ticket per media (new_per_media) in the group, the field set.
+    assert!(
+        stdout.contains("helpdesk (Zendesk simulator at"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"WhatsApp media from Jürgen Weiß\" (new) · requester "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Acme media link              = http://127.0.0.1:"),
+        "{stdout}"
+    );
     // Three voice notes (two via Meta, one via 360dialog) announced to a stand-in receiver.
     assert!(
         stdout.contains("notifications.webhook (a receiver at http://127.0.0.1:"),
@@ -284,7 +338,9 @@ tags = "Acme_Tags__c"
     assert!(stdout.contains(": 3 signed POST(s)"), "{stdout}");
     // Nothing reached the real services: their credentials were swapped out.
     assert!(
-        !stdout.contains("pat-real-acme") && !stdout.contains("hooks.acme.example"),
+        !stdout.contains("pat-real-acme")
+            && !stdout.contains("hooks.acme.example")
+            && !stdout.contains("real-zendesk-token-acme"),
         "{stdout}"
     );
 }

@@ -16,6 +16,7 @@ pub fn registry() -> ConnectorRegistry {
     let mut r = ConnectorRegistry::new();
     r.register(Arc::new(wa2crm_hubspot::HubSpotFactory));
     r.register(Arc::new(wa2crm_salesforce::SalesforceFactory));
+    r.register(Arc::new(wa2crm_zendesk::ZendeskFactory));
     r
 }
 

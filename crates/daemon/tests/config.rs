@@ -42,7 +42,7 @@ fn keys(errors: &[ConfigError]) -> Vec<&str> {
 
 /// Every secret of the example, as an admin would provide them (variables here; files work
 /// the same way).
-const REAL_SECRETS: [(&str, &str); 9] = [
+const REAL_SECRETS: [(&str, &str); 10] = [
     ("WA2CRM__STORAGE__LINK_SECRET", "k3y-0f-at-least-16-chars"),
     ("WA2CRM__SOURCES__META__APP_SECRET", "4f0c9a1b2e"),
     ("WA2CRM__SOURCES__META__VERIFY_TOKEN", "verify-7d1e"),
@@ -51,6 +51,10 @@ const REAL_SECRETS: [(&str, &str); 9] = [
     ("WA2CRM__SOURCES__D360__WEBHOOK_HEADER_VALUE", "hdr-v4lue"),
     ("WA2CRM__SOURCES__TWILIO__AUTH_TOKEN", "tw1l10-t0ken"),
     ("WA2CRM__CONNECTORS__HUBSPOT__TOKEN", "pat-na1-3f0c1e2d"),
+    (
+        "WA2CRM__CONNECTORS__ZENDESK__API_TOKEN",
+        "6wiIBWbGkBMo1mRDMuVwkw1EPsNkeUj95PIz2akv",
+    ),
     (
         "WA2CRM__CONNECTORS__SALESFORCE__CLIENT_ID",
         "3MVG9x.consumer-key",
@@ -65,7 +69,7 @@ fn the_example_parses_and_its_placeholder_secrets_are_refused() {
     assert_eq!(c.routes.len(), 2);
     assert_eq!(c.routes[1].number, "*");
     assert_eq!(c.tags[0].name, "product-issue");
-    assert_eq!(c.connectors.len(), 2);
+    assert_eq!(c.connectors.len(), 3);
     assert_eq!(c.connectors["salesforce"]["fields"]["sha256"], "Sha256__c");
     let errors = config::validate(c).unwrap_err().0;
     // Copying the example blindly must not give anyone a guessable link secret, nor start with
@@ -77,6 +81,7 @@ fn the_example_parses_and_its_placeholder_secrets_are_refused() {
         vec![
             "connectors.hubspot.token",
             "connectors.salesforce.client_id",
+            "connectors.zendesk.api_token",
             "sources.d360.api_key",
             "sources.d360.webhook_header_value",
             "sources.meta.access_token",
@@ -355,7 +360,7 @@ storage_uri = "url"
         .to_string();
     assert_eq!(
         text,
-        "connectors.crm.type: unknown connector type \"pipedrive\"; expected one of hubspot, salesforce"
+        "connectors.crm.type: unknown connector type \"pipedrive\"; expected one of hubspot, salesforce, zendesk"
     );
 }
 
@@ -552,11 +557,15 @@ fn consent_in_the_crm_needs_each_connectors_consent_field() {
         with(&[]),
         [
             "connectors.hubspot.consent_field",
-            "connectors.salesforce.consent_field"
+            "connectors.salesforce.consent_field",
+            "connectors.zendesk.consent_field"
         ]
     );
     assert_eq!(
         with(&[("WA2CRM__CONNECTORS__HUBSPOT__CONSENT_FIELD", "wa_consent")]),
-        ["connectors.salesforce.consent_field"]
+        [
+            "connectors.salesforce.consent_field",
+            "connectors.zendesk.consent_field"
+        ]
     );
 }

@@ -47,6 +47,7 @@ fn connector_keys(kind: &str, sub: Option<&str>) -> BTreeSet<String> {
     };
     let e = match kind {
         "hubspot" => wa2crm_hubspot::HubSpotConfig::from_value(&probe).err(),
+        "zendesk" => wa2crm_zendesk::ZendeskConfig::from_value(&probe).err(),
         _ => wa2crm_salesforce::SalesforceConfig::from_value(&probe).err(),
     }
     .expect("the probe key must be refused");
@@ -88,13 +89,15 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
         section_keys(&format!("[sources]\n{PROBE} = 1\n")),
     );
     out.insert("top".into(), section_keys(&format!("{PROBE} = 1\n")));
-    for kind in ["hubspot", "salesforce"] {
+    for (kind, subs) in [
+        ("hubspot", &["task", "match"][..]),
+        ("salesforce", &["task", "match"]),
+        ("zendesk", &["match"]),
+    ] {
         out.insert(format!("{kind} "), connector_keys(kind, None));
-        out.insert(format!("{kind} task."), connector_keys(kind, Some("task")));
-        out.insert(
-            format!("{kind} match."),
-            connector_keys(kind, Some("match")),
-        );
+        for sub in subs {
+            out.insert(format!("{kind} {sub}."), connector_keys(kind, Some(sub)));
+        }
     }
     out
 }
@@ -183,7 +186,7 @@ fn every_key_the_reference_names_exists() {
     let mut stale = Vec::new();
     for row in reference_rows() {
         let cell = key_cell(row);
-        if let Some(kind) = ["hubspot", "salesforce"]
+        if let Some(kind) = ["hubspot", "salesforce", "zendesk"]
             .into_iter()
             .find(|k| cell.starts_with(k))
         {

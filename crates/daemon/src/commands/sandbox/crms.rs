@@ -7,10 +7,14 @@ use wa2crm_queue::JobInfo;
 use wa2crm_salesforce::SalesforceConfig;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
 use wa2crm_sandbox::salesforce::{self, SalesforceSim, SalesforceSimConfig};
+use wa2crm_sandbox::zendesk::{ZendeskSim, ZendeskSimConfig};
+use wa2crm_zendesk::ZendeskConfig;
 
 const SANDBOX_HUBSPOT_TOKEN: &str = "pat-sandbox-hubspot";
 const SANDBOX_SF_CLIENT: &str = "3MVG9sandbox";
 const SANDBOX_SF_USER: &str = "integration@sandbox.example.com";
+const SANDBOX_ZENDESK_AGENT: &str = "integration@sandbox.example.com";
+const SANDBOX_ZENDESK_TOKEN: &str = "sandbox-zendesk-api-token-7f3a9c";
 
 /// The example configuration, whose CRM mappings the sandbox runs.
 const EXAMPLE_CONFIG: &str = include_str!("../../../../../deploy/wa2crm.example.toml");
@@ -20,6 +24,7 @@ const EXAMPLE_CONFIG: &str = include_str!("../../../../../deploy/wa2crm.example.
 enum Sim {
     HubSpot(HubSpotSim, Box<HubSpotConfig>),
     Salesforce(SalesforceSim, Box<SalesforceConfig>),
+    Zendesk(ZendeskSim, Box<ZendeskConfig>),
 }
 
 pub struct Crms {
@@ -100,6 +105,34 @@ impl Crms {
                         .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
                     Sim::Salesforce(sim, Box::new(config))
                 }
+                "zendesk" => {
+                    let sim = ZendeskSim::start(ZendeskSimConfig::new(
+                        SANDBOX_ZENDESK_AGENT,
+                        SANDBOX_ZENDESK_TOKEN,
+                    ))
+                    .await?;
+                    // The one-time steps README describes: the group new tickets go to exists.
+                    if t.get("group_id").is_some() {
+                        t["group_id"] = sim.add_group().into();
+                    }
+                    drop_keys(
+                        &mut t,
+                        &[
+                            "subdomain",
+                            "client_id",
+                            "client_secret",
+                            "refresh_token",
+                            "brand_id",
+                            "ticket_form_id",
+                        ],
+                    );
+                    t["base_url"] = sim.url().into();
+                    t["email"] = SANDBOX_ZENDESK_AGENT.into();
+                    t["api_token"] = SANDBOX_ZENDESK_TOKEN.into();
+                    let config = ZendeskConfig::from_value(&t)
+                        .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
+                    Sim::Zendesk(sim, Box::new(config))
+                }
                 other => anyhow::bail!(
                     "connectors.{name}: the sandbox has no simulator for type {other:?}"
                 ),
@@ -125,6 +158,7 @@ impl Crms {
             .map(|(_, sim, _)| match sim {
                 Sim::HubSpot(sim, _) => super::customers::seed_hubspot(sim),
                 Sim::Salesforce(sim, _) => super::customers::seed_salesforce(sim),
+                Sim::Zendesk(sim, _) => super::customers::seed_zendesk(sim),
             })
             .collect();
         Ok(Crms {
@@ -150,6 +184,7 @@ impl Crms {
                 Sim::Salesforce(sim, config) => {
                     super::customers::report_salesforce(name, sim, config, seeded, jobs)
                 }
+                Sim::Zendesk(sim, _) => super::customers::report_zendesk(name, sim, seeded, jobs),
             });
         }
         out
@@ -182,6 +217,21 @@ impl Crms {
                     ];
                     format!("{name} (Salesforce): {}", parts.join(", "))
                 }
+                Sim::Zendesk(sim, _) => {
+                    let tickets = sim.tickets();
+                    let notes: usize = tickets
+                        .iter()
+                        .flat_map(|t| &t.comments)
+                        .filter(|c| c.body.contains("\nwa2crm: "))
+                        .count();
+                    let requesters = sim.users().iter().filter(|u| u.role == "end-user").count();
+                    format!(
+                        "{name} (Zendesk): {}, {}, {}",
+                        count(requesters, "requester"),
+                        count(tickets.len(), "ticket"),
+                        count(notes, "internal note")
+                    )
+                }
             })
             .collect()
     }
@@ -194,6 +244,7 @@ impl Crms {
                 Sim::Salesforce(sim, config) => {
                     out.push_str(&render_salesforce(name, sim, config, jobs))
                 }
+                Sim::Zendesk(sim, config) => out.push_str(&render_zendesk(name, sim, config)),
             }
         }
         out
@@ -418,6 +469,60 @@ fn render_hubspot(
                     p("hs_task_status"),
                     p("hs_task_subject")
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// What landed in Zendesk: each ticket with media, its tags and mapped fields, and its notes.
+fn render_zendesk(name: &str, sim: &ZendeskSim, config: &ZendeskConfig) -> String {
+    let mut out = format!("\n{name} (Zendesk simulator at {}):\n", sim.url());
+    let users = sim.users();
+    let fields = sim.ticket_fields();
+    for ticket in sim.tickets() {
+        let notes: Vec<_> = ticket
+            .comments
+            .iter()
+            .filter(|c| c.body.contains("\nwa2crm: "))
+            .collect();
+        if notes.is_empty() {
+            continue;
+        }
+        let requester = users
+            .iter()
+            .find(|u| u.id == ticket.requester_id)
+            .map(|u| format!("{} {}", u.name, u.phone.as_deref().unwrap_or("")))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  ticket #{} {:?} ({}) · requester {requester} · tags: {}\n",
+            ticket.id,
+            ticket.subject,
+            ticket.status,
+            ticket.tags.join(" ")
+        ));
+        for (attribute, title) in config.fields.iter() {
+            let value = fields
+                .iter()
+                .find(|f| &f.title == title)
+                .and_then(|f| ticket.custom_fields.get(&f.id))
+                .map_or("-".to_owned(), |v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                });
+            out.push_str(&format!("    {title:<28} = {value:<40}  ({attribute})\n"));
+        }
+        for note in notes {
+            out.push_str(&format!(
+                "    internal note {}{}:\n",
+                note.id,
+                match note.attachments.len() {
+                    0 => String::new(),
+                    n => format!(" with {n} attached file(s)"),
+                }
+            ));
+            for line in note.body.lines() {
+                out.push_str(&format!("      {line}\n"));
             }
         }
     }

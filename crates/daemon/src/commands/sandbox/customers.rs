@@ -8,6 +8,7 @@ use wa2crm_queue::JobInfo;
 use wa2crm_sandbox::hubspot::HubSpotSim;
 use wa2crm_sandbox::salesforce::SalesforceSim;
 use wa2crm_sandbox::webhooks;
+use wa2crm_sandbox::zendesk::ZendeskSim;
 
 /// Sends every sample; an existing customer, typed nationally in HubSpot (`0151 …`, read in
 /// the default country) and a Lead in Salesforce.
@@ -93,6 +94,69 @@ pub fn seed_salesforce(sim: &SalesforceSim) -> Vec<Seeded> {
             object: "Contact",
         },
     ]
+}
+
+/// Zendesk keeps end users' numbers in E.164 (its phone identities are validated); Jürgen has a
+/// ticket open, Ana's number has the ninth digit her WhatsApp id lacks.
+pub fn seed_zendesk(sim: &ZendeskSim) -> Vec<Seeded> {
+    let juergen = sim.add_user("Jürgen Weiß", Some(&format!("+{JUERGEN}")), None);
+    sim.add_ticket(juergen, "open");
+    let ana = sim.add_user(ANA_NAME, Some("+5511987654321"), None);
+    vec![
+        Seeded {
+            sender: format!("+{JUERGEN}"),
+            typed: format!("+{JUERGEN}"),
+            id: juergen.to_string(),
+            object: "end user",
+        },
+        Seeded {
+            sender: format!("+{ANA}"),
+            typed: "+5511987654321".into(),
+            id: ana.to_string(),
+            object: "end user",
+        },
+    ]
+}
+
+/// The same for Zendesk: whose tickets each customer's media went on.
+pub fn report_zendesk(name: &str, sim: &ZendeskSim, seeded: &[Seeded], jobs: &[JobInfo]) -> String {
+    let mut out = format!("{name}: who the media went to\n");
+    let tickets = sim.tickets();
+    let requester_of = |message_id: &str| {
+        tickets
+            .iter()
+            .find(|t| {
+                t.comments
+                    .iter()
+                    .any(|c| c.body.lines().any(|l| l == format!("wa2crm: {message_id}")))
+            })
+            .map(|t| (t.id, t.requester_id.to_string()))
+    };
+    for seed in seeded {
+        let theirs: Vec<&JobInfo> = jobs
+            .iter()
+            .filter(|j| j.event.sender.as_str() == seed.sender)
+            .collect();
+        let on_it = theirs
+            .iter()
+            .filter(|j| requester_of(&j.event.message_id).is_some_and(|(_, r)| r == seed.id))
+            .count();
+        out.push_str(&format!(
+            "  {} ({} media): {on_it} on tickets of the existing end user {} (number {:?})\n",
+            seed.sender,
+            theirs.len(),
+            seed.id,
+            seed.typed
+        ));
+    }
+    if let Some(job) = jobs.iter().find(|j| j.event.sender.as_str() == SAM)
+        && let Some((ticket, requester)) = requester_of(&job.event.message_id)
+    {
+        out.push_str(&format!(
+            "  {SAM} (a new sender): a new end user {requester}, ticket #{ticket}\n"
+        ));
+    }
+    out
 }
 
 /// A line per seeded customer and one for the stranger: where the HubSpot media went.
