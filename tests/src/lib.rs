@@ -122,6 +122,55 @@ received_at = "wa_media_received_at"
     )
 }
 
+/// The Zendesk simulator's agent and API token.
+pub const ZD_EMAIL: &str = "integration@e2e.example.com";
+pub const ZD_TOKEN: &str = "e2e-zendesk-api-token-5b8d2f9a";
+
+/// `[connectors.zendesk]` for a Zendesk simulator at `url` (API token), at the High Volume
+/// add-on's pace (the simulator must be started with it too): each media an internal note on
+/// the requester's open ticket, with the file attached and two mapped ticket fields.
+pub fn zendesk_section(url: &str) -> String {
+    format!(
+        r#"
+[connectors.zendesk]
+type = "zendesk"
+base_url = "{url}"
+email = "{ZD_EMAIL}"
+api_token = "{ZD_TOKEN}"
+requests_per_minute = 2500
+upload = true
+linger_ms = 100
+[connectors.zendesk.fields]
+file_url = "WhatsApp media link"
+media_type = "WhatsApp media type"
+"#
+    )
+}
+
+/// The Zendesk simulator for [`zendesk_section`].
+pub async fn zendesk_account() -> wa2crm_sandbox::zendesk::ZendeskSim {
+    let mut c = wa2crm_sandbox::zendesk::ZendeskSimConfig::new(ZD_EMAIL, ZD_TOKEN);
+    c.requests_per_minute = 2500;
+    wa2crm_sandbox::zendesk::ZendeskSim::start(c)
+        .await
+        .expect("the Zendesk simulator starts")
+}
+
+/// The message ids of every wa2crm note in the account, once per note block (a media written
+/// twice appears twice).
+pub fn zendesk_note_ids(sim: &wa2crm_sandbox::zendesk::ZendeskSim) -> Vec<String> {
+    sim.tickets()
+        .iter()
+        .flat_map(|t| t.comments.iter())
+        .flat_map(|c| {
+            c.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("wa2crm: ").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The Salesforce simulator's connected app and integration user.
 pub const SF_CLIENT: &str = "3MVG9e2e";
 pub const SF_USER: &str = "integration@e2e.example.com";

@@ -3,9 +3,12 @@
 //! URLs, dropped connections, slow bodies, no answer at all), 10 % of HubSpot calls fail (502,
 //! 503, SECONDLY 429s, expired tokens, the write done and no answer ever), 10 % of Salesforce
 //! calls fail (503 before the write, 503 after it with the answer lost, no answer after the write,
-//! sessions ending) — unanswered calls are abandoned by 2 s timeouts — HubSpot's OAuth tokens live 3 s, and the daemon is SIGKILLed at
+//! sessions ending), 10 % of Zendesk calls fail (502, 503, plain-text 429s, 500 after the write,
+//! no answer after the write) — unanswered calls are abandoned by 2 s timeouts — HubSpot's OAuth
+//! tokens live 3 s, and the daemon is SIGKILLed at
 //! random moments and restarted while webhooks keep coming (a refused or unanswered webhook is
-//! sent again, as Meta does). Afterwards every event is delivered exactly once to each connector,
+//! sent again, as Meta does). Afterwards every event is delivered exactly once to each connector
+//! (one Zendesk note per media, one end user per sender),
 //! each file is stored once, no spool file is left and nothing is dead-lettered (every fault here
 //! is transient).
 //!
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use wa2crm_e2e::twilio::{TWILIO_ACCOUNT, TWILIO_TOKEN, twilio_source};
 use wa2crm_e2e::{
     ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
-    salesforce_org, sign,
+    salesforce_org, sign, zendesk_account, zendesk_note_ids, zendesk_section,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
@@ -120,6 +123,7 @@ async fn faults_and_kills_lose_and_double_nothing() {
     twilio.set_propagation_delay(Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
     let (sf, salesforce) = salesforce_org(dir.path()).await;
+    let zd = zendesk_account().await;
     let port = free_port();
     let auth = "client_id = \"chaos-client\"\nclient_secret = \"chaos-secret\"\nrefresh_token = \"chaos-refresh-0\"";
     // Calls the simulators never answer are abandoned after 2 s and retried.
@@ -127,10 +131,11 @@ async fn faults_and_kills_lose_and_double_nothing() {
         section.replace("linger_ms = 100", "linger_ms = 100\ntimeout_seconds = 2")
     };
     let crms = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         twilio_source(port, &twilio, ""),
         short(hubspot_section(&hs.url(), auth)),
-        short(salesforce)
+        short(salesforce),
+        short(zendesk_section(&zd.url()))
     );
     let config = config_toml(dir.path(), port, &graph.url(), &crms)
         .replace("[media]\n", "[media]\nread_timeout_seconds = 2\n");
@@ -138,6 +143,7 @@ async fn faults_and_kills_lose_and_double_nothing() {
     graph.set_fault_rate(0.1);
     hs.set_fault_rate(0.1);
     sf.set_fault_rate(0.1);
+    zd.set_fault_rate(0.1);
 
     // Every event's webhook, signed; each file distinct, so storage must hold exactly `events`.
     let twilio_url = d.url("/webhooks/twilio");
@@ -258,12 +264,29 @@ async fn faults_and_kills_lose_and_double_nothing() {
         events.min(50),
         "seed {seed}: one Contact per sender"
     );
+    let mut notes = zendesk_note_ids(&zd);
+    notes.sort();
+    let distinct: BTreeSet<&String> = notes.iter().collect();
+    assert_eq!(
+        (notes.len(), distinct.len()),
+        (events, events),
+        "seed {seed}: a Zendesk note missing or doubled"
+    );
+    assert_eq!(
+        zd.users().iter().filter(|u| u.role == "end-user").count(),
+        events.min(50),
+        "seed {seed}: one Zendesk end user per sender"
+    );
+    assert!(
+        zd.counts().faults > 0,
+        "seed {seed}: no Zendesk call failed"
+    );
     assert!(
         twilio.not_yet_answered() > 0,
         "seed {seed}: no Twilio media was asked for while it propagated"
     );
     assert_eq!(twilio.counts().credentials_on_storage, 0);
-    let hung = graph.counts().hung + hs.counts().hung + sf.counts().hung;
+    let hung = graph.counts().hung + hs.counts().hung + sf.counts().hung + zd.counts().hung;
     assert!(
         hung > 0,
         "seed {seed}: no call was left unanswered, so timeouts went untested"
@@ -273,11 +296,12 @@ async fn faults_and_kills_lose_and_double_nothing() {
     assert_eq!(counts.failed_refreshes, 0, "{counts:?}");
     assert_eq!(counts.max_concurrent_refreshes, 1, "{counts:?}");
     println!(
-        "chaos: {} HubSpot calls, {} refreshes, {} 429s; Salesforce {:?}; Graph {:?}",
+        "chaos: {} HubSpot calls, {} refreshes, {} 429s; Salesforce {:?}; Zendesk {:?}; Graph {:?}",
         counts.total_calls(),
         counts.refreshes,
         counts.too_many_requests,
         sf.counts(),
+        zd.counts(),
         graph.counts()
     );
 }

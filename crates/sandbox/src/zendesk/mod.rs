@@ -23,12 +23,15 @@
 //! - Custom fields (admin.rs): `ticket_fields` and `user_fields`, listed and created; a ticket's
 //!   `custom_fields` and a user's `user_fields` must name existing fields and hold values of their
 //!   type, else 422 (strict: Zendesk documents the types, not what a mismatch gets).
+//! - Faults (faults.rs), for chaos tests: a share of calls refused before the work, or done and
+//!   then answered 500 or never answered.
 //! - Redaction (redact.rs): `PUT /api/v2/comment_redactions/{id}` with the comment's `html_body`
 //!   whose parts to remove are wrapped in `<redact>`; the html_body without the tags must be the
 //!   comment's (strict); redacted characters become ▇ in `body` and `html_body`. An attachment's
 //!   redaction replaces it with an empty `redacted.txt`.
 
 mod admin;
+mod faults;
 mod redact;
 mod routes;
 #[cfg(test)]
@@ -75,6 +78,9 @@ pub struct Counts {
     pub ticket_updates: u64,
     pub comments: u64,
     pub uploads: u64,
+    /// Calls failed at random (`set_fault_rate`), and of those, done but never answered.
+    pub faults: u64,
+    pub hung: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +164,8 @@ pub(crate) struct Inner {
     /// When each call of the last minute came.
     window: VecDeque<Instant>,
     counts: Counts,
+    /// The share of calls that fail at random (chaos tests).
+    fault_rate: f64,
     next_id: u64,
     /// A logical clock for `updated_at` (RFC 3339, one second a step), so order is exact.
     ticks: u64,
@@ -213,6 +221,7 @@ impl ZendeskSim {
             uploads: BTreeMap::new(),
             window: VecDeque::new(),
             counts: Counts::default(),
+            fault_rate: 0.0,
             next_id: 1000,
             ticks: 0,
             agent_id: 0,
@@ -249,6 +258,11 @@ impl ZendeskSim {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// From now on, this share of calls fails at random (see faults.rs).
+    pub fn set_fault_rate(&self, rate: f64) {
+        lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
     }
 
     pub fn counts(&self) -> Counts {

@@ -33,6 +33,11 @@ pub(super) fn router(s: Shared) -> Router {
         )
         .merge(super::admin::router())
         .merge(super::redact::router())
+        .layer(axum::middleware::from_fn_with_state(
+            s.clone(),
+            super::faults::inject,
+        ))
+        .layer(axum::middleware::map_response(crate::hang::hold_marked))
         .with_state(s)
 }
 
