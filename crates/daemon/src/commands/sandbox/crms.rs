@@ -504,7 +504,7 @@ fn render_zendesk(name: &str, sim: &ZendeskSim, config: &ZendeskConfig) -> Strin
         for (attribute, title) in config.fields.iter() {
             let value = fields
                 .iter()
-                .find(|f| &f.title == title)
+                .find(|f| f.title == title)
                 .and_then(|f| ticket.custom_fields.get(&f.id))
                 .map_or("-".to_owned(), |v| match v {
                     serde_json::Value::String(s) => s.clone(),
