@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use wa2crm::pipeline::Batcher;
 use wa2crm_core::{
-    Connector, ConnectorContext, ConnectorFactory, MediaBody, MediaKind, MediaRecord,
-    MediaSource, MemoryStateStore, Phone,
+    Connector, ConnectorContext, ConnectorFactory, MediaBody, MediaKind, MediaRecord, MediaSource,
+    MemoryStateStore, Phone,
 };
 use wa2crm_sandbox::zendesk::{ZendeskSim, ZendeskSimConfig};
 
@@ -44,7 +44,9 @@ impl MediaSource for Files {
 
 #[tokio::main]
 async fn main() {
-    println!("| run | media | calls | calls per media | target | 429s after the first minute | completion | bound ÷ completion |");
+    println!(
+        "| run | media | calls | calls per media | target | 429s after the first minute | completion | bound ÷ completion |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     run("bursts, link only", false, bursts, "≤ 1.2").await;
     run("bursts, upload = true", true, bursts, "≤ 2.2").await;

@@ -64,6 +64,69 @@ impl Api {
     }
 }
 
+/// A ticket comment as read back (exactly-once checks, erasure, retention).
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+    pub html_body: String,
+    /// (attachment id, file name); redacted ones (`redacted.txt`) left out.
+    pub attachments: Vec<(u64, String)>,
+}
+
+impl Api {
+    /// A ticket's comments, newest first: the first page (the 100 newest, where a note just
+    /// written is), or with `all` every page. `None`: no such ticket (deleted).
+    pub async fn comments(&self, ticket: u64, all: bool) -> Result<Option<Vec<Comment>>> {
+        let mut url = self.url(&format!("/api/v2/tickets/{ticket}/comments"))?;
+        url.query_pairs_mut().append_pair("sort_order", "desc");
+        let mut out = Vec::new();
+        loop {
+            let a = self
+                .engine
+                .send(Call::new(Method::GET, url.clone(), Repeat::Safe))
+                .await?;
+            if a.status.as_u16() == 404 {
+                return Ok(None);
+            }
+            if !a.status.is_success() {
+                return Err(Error::permanent(format!(
+                    "Zendesk refused the comments of ticket {ticket}: {} ({})",
+                    crate::rules::describe(&a.body),
+                    a.status
+                )));
+            }
+            out.extend(
+                a.body["comments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(comment),
+            );
+            // Only pages of this account are followed.
+            match a.body["next_page"].as_str().map(reqwest::Url::parse) {
+                Some(Ok(next)) if all && next.origin() == self.base.origin() => url = next,
+                _ => return Ok(Some(out)),
+            }
+        }
+    }
+}
+
+fn comment(c: &Value) -> Option<Comment> {
+    Some(Comment {
+        id: c["id"].as_u64()?,
+        body: c["body"].as_str()?.to_owned(),
+        html_body: c["html_body"].as_str().unwrap_or_default().to_owned(),
+        attachments: c["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["file_name"] != "redacted.txt")
+            .filter_map(|a| Some((a["id"].as_u64()?, a["file_name"].as_str()?.to_owned())))
+            .collect(),
+    })
+}
+
 /// The API client a configuration describes.
 pub async fn connect(
     name: &str,

@@ -50,7 +50,7 @@ enum Upload {
 /// What `writing:{message_id}` holds while a new ticket is being made for the media.
 const NEW_TICKET: &str = "new";
 
-fn refused(what: &str, a: &Answer) -> Error {
+pub(crate) fn refused(what: &str, a: &Answer) -> Error {
     Error::permanent(format!(
         "Zendesk refused {what}: {} ({})",
         describe(&a.body),
@@ -517,19 +517,13 @@ impl Deliverer<'_> {
     }
 
     async fn note_exists(&self, ticket: u64, message_id: &str) -> Result<bool> {
-        let a = self
+        Ok(self
             .api
-            .get(&format!("/api/v2/tickets/{ticket}/comments"))
-            .await?;
-        if !a.status.is_success() {
-            return Err(refused(&format!("the comments of ticket {ticket}"), &a));
-        }
-        Ok(a.body["comments"]
-            .as_array()
+            .comments(ticket, false)
+            .await?
             .into_iter()
             .flatten()
-            .filter_map(|c| c["body"].as_str())
-            .any(|b| note::is_note_of(b, message_id)))
+            .any(|c| note::is_note_of(&c.body, message_id)))
     }
 }
 

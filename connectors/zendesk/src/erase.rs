@@ -5,64 +5,18 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use wa2crm_core::{EraseReport, Error, MediaRecord, Phone, Result};
+use wa2crm_core::{EraseReport, MediaRecord, Phone, Result};
 use wa2crm_rest::engine::Repeat;
 
 use crate::Zendesk;
+use crate::api::Comment;
+use crate::deliver::refused;
 use crate::note;
 use crate::redaction;
-use crate::rules::describe;
-
-/// A comment as read back: what erasure and retention work on.
-struct Note {
-    id: u64,
-    body: String,
-    html_body: String,
-    /// (attachment id, file name), redacted ones left out.
-    attachments: Vec<(u64, String)>,
-}
-
-fn refused(what: &str, a: &wa2crm_rest::engine::Answer) -> Error {
-    Error::permanent(format!(
-        "Zendesk refused {what}: {} ({})",
-        describe(&a.body),
-        a.status
-    ))
-}
 
 impl Zendesk {
-    async fn notes_on(&self, ticket: u64) -> Result<Vec<Note>> {
-        let a = self
-            .api
-            .get(&format!("/api/v2/tickets/{ticket}/comments"))
-            .await?;
-        if a.status.as_u16() == 404 {
-            return Ok(Vec::new());
-        }
-        if !a.status.is_success() {
-            return Err(refused(&format!("the comments of ticket {ticket}"), &a));
-        }
-        Ok(a.body["comments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| {
-                Some(Note {
-                    id: c["id"].as_u64()?,
-                    body: c["body"].as_str()?.to_owned(),
-                    html_body: c["html_body"].as_str()?.to_owned(),
-                    attachments: c["attachments"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|a| a["file_name"] != "redacted.txt")
-                        .filter_map(|a| {
-                            Some((a["id"].as_u64()?, a["file_name"].as_str()?.to_owned()))
-                        })
-                        .collect(),
-                })
-            })
-            .collect())
+    async fn notes_on(&self, ticket: u64) -> Result<Vec<Comment>> {
+        Ok(self.api.comments(ticket, true).await?.unwrap_or_default())
     }
 
     async fn redact_text(&self, ticket: u64, comment: u64, html_body: String) -> Result<()> {

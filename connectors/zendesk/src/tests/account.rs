@@ -157,6 +157,27 @@ async fn erasure_redacts_the_persons_notes_and_files_and_keeps_user_and_tickets(
 }
 
 #[tokio::test]
+async fn a_note_pages_back_in_a_long_conversation_is_still_found_and_erased() {
+    let (sim, zd) = connector(json!({})).await;
+    zd.provision(false).await.unwrap();
+    let first = zd.deliver(&[media("wamid.old", SENDER)]).await;
+    let ticket: u64 = first[0].as_ref().unwrap().crm_id.parse().unwrap();
+    for n in 0..150 {
+        sim.add_comment(ticket, &format!("reply {n}"));
+    }
+    let out = zd.deliver(&[media("wamid.new", SENDER)]).await;
+    assert_eq!(out[0].as_ref().unwrap().crm_id, ticket.to_string());
+    let removed = zd.erase(&sender(), false).await.unwrap().removed;
+    assert_eq!(
+        removed.len(),
+        2,
+        "both notes, one past the first page: {removed:?}"
+    );
+    let t = sim.tickets().into_iter().find(|t| t.id == ticket).unwrap();
+    assert!(t.comments.iter().all(|c| !c.body.contains("wa2crm: ")));
+}
+
+#[tokio::test]
 async fn retention_takes_the_link_or_the_whole_block_of_one_media() {
     let (sim, zd) = connector(json!({})).await;
     zd.provision(false).await.unwrap();

@@ -391,6 +391,25 @@ impl ZendeskSim {
         }
     }
 
+    /// An agent's public reply on the ticket.
+    pub fn add_comment(&self, ticket: u64, body: &str) {
+        let mut i = lock(&self.inner);
+        let id = i.next_id();
+        let author_id = i.agent_id;
+        let now = i.now_text();
+        if let Some(t) = i.tickets.get_mut(&ticket) {
+            t.comments.push(Comment {
+                id,
+                author_id,
+                body: body.into(),
+                html_body: redact::html_of(body),
+                public: true,
+                attachments: Vec::new(),
+            });
+            t.updated_at = now;
+        }
+    }
+
     /// An agent changes the ticket (solves it, say): its `updated_at` moves on.
     pub fn set_status(&self, ticket: u64, status: &str) {
         let mut i = lock(&self.inner);

@@ -607,37 +607,68 @@ async fn update_ticket(
     )
 }
 
-async fn comments(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+/// Comments, 100 a page (`page`, `next_page` as a full URL), oldest first unless
+/// `sort_order=desc` (Ticket Comments API: "List Comments" sorts by creation, ascending by
+/// default; offset pagination's page size is 100).
+async fn comments(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    const PAGE: usize = 100;
     let limit = match admit(&s, &headers) {
         Ok(l) => l,
         Err(r) => return *r,
     };
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let desc = q.get("sort_order").map(String::as_str) == Some("desc");
     let i = lock(&s);
-    match id.parse::<u64>().ok().and_then(|id| i.tickets.get(&id)) {
-        Some(t) => {
-            let list: Vec<Value> = t
-                .comments
+    let Some(t) = id.parse::<u64>().ok().and_then(|id| i.tickets.get(&id)) else {
+        drop(i);
+        return not_found(limit);
+    };
+    let mut all: Vec<&Comment> = t.comments.iter().collect();
+    if desc {
+        all.reverse();
+    }
+    let list: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .map(|c| {
+            let attachments: Vec<Value> = c
+                .attachments
                 .iter()
-                .map(|c| {
-                    let attachments: Vec<Value> = c
-                        .attachments
-                        .iter()
-                        .map(|a| {
-                            json!({"id": a.id, "file_name": a.file_name,
-                            "content_type": a.content_type, "size": a.size})
-                        })
-                        .collect();
-                    json!({"id": c.id, "author_id": c.author_id, "body": c.body,
-                        "html_body": c.html_body, "public": c.public, "attachments": attachments})
+                .map(|a| {
+                    json!({"id": a.id, "file_name": a.file_name,
+                    "content_type": a.content_type, "size": a.size})
                 })
                 .collect();
-            drop(i);
-            answer(
-                limit,
-                StatusCode::OK,
-                json!({"comments": list, "next_page": null}),
-            )
-        }
-        None => not_found(limit),
-    }
+            json!({"id": c.id, "author_id": c.author_id, "body": c.body,
+                "html_body": c.html_body, "public": c.public, "attachments": attachments})
+        })
+        .collect();
+    let next_page = (all.len() > page * PAGE).then(|| {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        format!(
+            "http://{host}/api/v2/tickets/{id}/comments?page={}{}",
+            page + 1,
+            if desc { "&sort_order=desc" } else { "" }
+        )
+    });
+    let count = all.len();
+    drop(i);
+    answer(
+        limit,
+        StatusCode::OK,
+        json!({"comments": list, "next_page": next_page, "count": count}),
+    )
 }
