@@ -238,3 +238,51 @@ async fn consent_is_the_requesters_checkbox() {
     sim.set_user_field(user, "whatsapp_consent", json!(true));
     assert_eq!(zd.consent(&sender()).await.unwrap(), Some(true));
 }
+
+#[tokio::test]
+async fn oauth_refresh_tokens_rotate_and_the_stored_one_outlives_a_restart() {
+    use wa2crm_sandbox::zendesk::OAuthClient;
+    let mut c = ZendeskSimConfig::new(EMAIL, TOKEN);
+    c.search_lag = std::time::Duration::from_secs(3600);
+    c.requests_per_minute = 2500;
+    c.oauth = Some(OAuthClient {
+        client_id: "wa2crm".into(),
+        client_secret: "zd-oauth-secret-3e8a1b2c9d7f".into(),
+        refresh_token: "zd-refresh-initial-6b1f0c2e".into(),
+        token_ttl: std::time::Duration::from_secs(1800),
+    });
+    let sim = ZendeskSim::start(c).await.unwrap();
+    let config = ZendeskConfig::from_value(&json!({"type": "zendesk", "base_url": sim.url(),
+        "client_id": "wa2crm", "client_secret": "zd-oauth-secret-3e8a1b2c9d7f",
+        "refresh_token": "zd-refresh-initial-6b1f0c2e", "requests_per_minute": 2500}))
+    .unwrap();
+    let state = Arc::new(MemoryStateStore::default());
+    let build = |state: Arc<MemoryStateStore>| {
+        let config = config.clone();
+        async move {
+            Zendesk::new("zd", config, &ConnectorContext::new(state))
+                .await
+                .unwrap()
+        }
+    };
+    let first = build(state.clone()).await;
+    assert!(first.deliver(&[media("wamid.1", SENDER)]).await[0].is_ok());
+    assert_eq!(sim.counts().refreshes, 1);
+    drop(first);
+    // The configured refresh token was rotated away; a restart uses the one stored.
+    let again = build(state.clone()).await;
+    assert!(again.deliver(&[media("wamid.2", SENDER)]).await[0].is_ok());
+    assert_eq!(sim.counts().failed_refreshes, 0, "{:?}", sim.counts());
+    // A process without the stored one is refused, and says what to do.
+    let lost = build(Arc::new(MemoryStateStore::default())).await;
+    let e = lost
+        .deliver(&[media("wamid.3", SENDER)])
+        .await
+        .remove(0)
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("Authorize wa2crm's OAuth client again"),
+        "{e}"
+    );
+}

@@ -23,6 +23,9 @@
 //! - Custom fields (admin.rs): `ticket_fields` and `user_fields`, listed and created; a ticket's
 //!   `custom_fields` and a user's `user_fields` must name existing fields and hold values of their
 //!   type, else 422 (strict: Zendesk documents the types, not what a mismatch gets).
+//! - OAuth (oauth.rs): `POST /oauth/tokens` with `grant_type=refresh_token` answers a new access
+//!   token and a new refresh token and deletes the previous ones (rotation); a Bearer token that
+//!   is unknown, deleted or expired is 401 like a wrong API token.
 //! - Faults (faults.rs), for chaos tests: a share of calls refused before the work, or done and
 //!   then answered 500 or never answered.
 //! - Redaction (redact.rs): `PUT /api/v2/comment_redactions/{id}` with the comment's `html_body`
@@ -32,6 +35,7 @@
 
 mod admin;
 mod faults;
+mod oauth;
 mod redact;
 mod routes;
 #[cfg(test)]
@@ -55,6 +59,18 @@ pub struct ZendeskSimConfig {
     pub search_lag: Duration,
     /// The largest file an upload takes (50 MB; Zendesk does not raise it for any plan).
     pub attachment_limit: u64,
+    /// An OAuth client whose refresh token `POST /oauth/tokens` takes (oauth.rs).
+    pub oauth: Option<OAuthClient>,
+}
+
+/// An OAuth client of the account and the refresh token it was given.
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// How long an access token lives (`expires_in`).
+    pub token_ttl: Duration,
 }
 
 impl ZendeskSimConfig {
@@ -65,6 +81,7 @@ impl ZendeskSimConfig {
             requests_per_minute: 200,
             search_lag: Duration::from_secs(10),
             attachment_limit: 50 * 1024 * 1024,
+            oauth: None,
         }
     }
 }
@@ -81,6 +98,8 @@ pub struct Counts {
     /// Calls failed at random (`set_fault_rate`), and of those, done but never answered.
     pub faults: u64,
     pub hung: u64,
+    pub refreshes: u64,
+    pub failed_refreshes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +185,9 @@ pub(crate) struct Inner {
     counts: Counts,
     /// The share of calls that fail at random (chaos tests).
     fault_rate: f64,
+    /// OAuth: the refresh token that works now, and the live access tokens with their ends.
+    refresh_token: Option<String>,
+    access_tokens: BTreeMap<String, Instant>,
     next_id: u64,
     /// A logical clock for `updated_at` (RFC 3339, one second a step), so order is exact.
     ticks: u64,
@@ -222,10 +244,13 @@ impl ZendeskSim {
             window: VecDeque::new(),
             counts: Counts::default(),
             fault_rate: 0.0,
+            refresh_token: None,
+            access_tokens: BTreeMap::new(),
             next_id: 1000,
             ticks: 0,
             agent_id: 0,
         };
+        inner.refresh_token = inner.config.oauth.as_ref().map(|o| o.refresh_token.clone());
         let agent_id = inner.next_id();
         let email = inner.config.email.clone();
         let updated_at = inner.now_text();

@@ -33,6 +33,7 @@ pub(super) fn router(s: Shared) -> Router {
         )
         .merge(super::admin::router())
         .merge(super::redact::router())
+        .merge(super::oauth::router())
         .layer(axum::middleware::from_fn_with_state(
             s.clone(),
             super::faults::inject,
@@ -64,7 +65,12 @@ pub(super) fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Respon
         i.window.pop_front();
     }
     let max = i.config.requests_per_minute;
-    if given.as_deref() != Some(expected.as_str()) {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| i.access_tokens.get(t.trim()).is_some_and(|end| *end > now));
+    if !bearer && given.as_deref() != Some(expected.as_str()) {
         i.counts.unauthenticated += 1;
         return Err(Box::new(
             (
