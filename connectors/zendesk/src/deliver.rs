@@ -190,7 +190,7 @@ impl Deliverer<'_> {
                 TicketPolicy::NewPerMedia => false,
             }
             && let Some(id) = self
-                .update(pending, requester, last.id, &last.stamp, &update)
+                .update(pending, requester, last.id, &last.stamp, &update, true)
                 .await?
         {
             return Ok((id, false));
@@ -214,7 +214,10 @@ impl Deliverer<'_> {
                     .find(|t| t.id == id)
                     .map(|t| t.updated_at.clone())
                     .unwrap_or_default();
-                match self.update(pending, requester, id, &stamp, &update).await? {
+                match self
+                    .update(pending, requester, id, &stamp, &update, false)
+                    .await?
+                {
                     Some(id) => Ok((id, false)),
                     None => Err(Error::transient(format!(
                         "ticket {id} changed while its media were being added; tried again"
@@ -262,8 +265,10 @@ impl Deliverer<'_> {
         }
     }
 
-    /// A safe update of ticket `id` as it was at `stamp`: `None` when it changed since (or was
-    /// closed), so the caller chooses again.
+    /// A safe update of ticket `id` as it was at `stamp`: `None` when it changed since, so the
+    /// caller chooses again. A `remembered` ticket may also have been closed (422) or deleted
+    /// (404) since; a ticket just listed that refuses the update (422) names what is wrong with
+    /// it (a field value), for the admin.
     async fn update(
         &self,
         pending: &[&MediaRecord],
@@ -271,6 +276,7 @@ impl Deliverer<'_> {
         id: u64,
         stamp: &str,
         update: &Value,
+        remembered: bool,
     ) -> Result<Option<u64>> {
         let mut update = update.clone();
         update["ticket"]["updated_stamp"] = stamp.into();
@@ -287,9 +293,8 @@ impl Deliverer<'_> {
             .await?;
         match a.status.as_u16() {
             s if (200..300).contains(&s) => Ok(Some(self.wrote(requester, pending, &a).await?)),
-            // Changed since (409 UpdateConflict), closed (422), or gone (404): choose again.
             409 | 404 => Ok(None),
-            422 if describe(&a.body).contains("losed") => Ok(None),
+            422 if remembered => Ok(None),
             _ => Err(refused(&format!("the update of ticket {id}"), &a)),
         }
     }

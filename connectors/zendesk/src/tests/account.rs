@@ -117,6 +117,21 @@ async fn mapped_fields_show_the_latest_media_and_a_missing_field_is_the_admins_t
 }
 
 #[tokio::test]
+async fn a_value_zendesk_refuses_fails_its_media_with_the_field_named() {
+    let (sim, zd) = connector(json!({})).await;
+    sim.add_ticket_field("Size", "checkbox");
+    zd.provision(false).await.unwrap();
+    let out = zd.deliver(&[media("wamid.1", SENDER)]).await;
+    let e = out[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), wa2crm_core::ErrorKind::Permanent, "{e}");
+    assert!(
+        e.message()
+            .contains("Size: \"2000000\" is not a valid checkbox value"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn erasure_redacts_the_persons_notes_and_files_and_keeps_user_and_tickets() {
     let (sim, zd) = connector(json!({})).await;
     zd.provision(false).await.unwrap();

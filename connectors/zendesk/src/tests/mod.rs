@@ -172,6 +172,23 @@ async fn a_ticket_an_agent_solved_meanwhile_does_not_take_the_next_media() {
 }
 
 #[tokio::test]
+async fn a_closed_ticket_is_left_alone_and_a_new_one_opened() {
+    let w = world().await;
+    let first = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+    let closed: u64 = first[0].parse().unwrap();
+    w.sim.set_status(closed, "closed");
+    let second = w.deliver(&[media("wamid.2", "+4915112345678")]).await;
+    assert_ne!(second, first);
+    let old = w
+        .sim
+        .tickets()
+        .into_iter()
+        .find(|t| t.id == closed)
+        .unwrap();
+    assert_eq!(old.comments.len(), 1);
+}
+
+#[tokio::test]
 async fn new_per_media_opens_a_ticket_for_each_without_reading_the_others() {
     let w = world_with(json!({"ticket_policy": "new_per_media"})).await;
     let a = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
