@@ -62,6 +62,8 @@ pub(crate) fn refused(what: &str, a: &Answer) -> Error {
 struct Requester {
     id: u64,
     made: bool,
+    /// Where it is remembered (`requester:{sender}`).
+    key: String,
 }
 
 /// The ticket a write went to, remembered per requester as `ticket:{id}` = `{ticket} {updated_at}`:
@@ -91,7 +93,7 @@ impl Deliverer<'_> {
             let candidates: Vec<u64> = match self.earlier_ticket(m).await?.as_deref() {
                 None => Vec::new(),
                 Some(NEW_TICKET) => self
-                    .listed(requester.id, &mut listed)
+                    .listed(&requester, &mut listed)
                     .await?
                     .iter()
                     .map(|t| t.id)
@@ -200,11 +202,7 @@ impl Deliverer<'_> {
             TicketPolicy::NewPerMedia => TicketChoice::New,
             // Made just now: no tickets yet.
             _ if requester.made && listed.is_none() => TicketChoice::New,
-            _ => tickets::choose(
-                policy,
-                caption,
-                self.listed(requester.id, &mut listed).await?,
-            ),
+            _ => tickets::choose(policy, caption, self.listed(&requester, &mut listed).await?),
         };
         match choice {
             TicketChoice::Existing(id) => {
@@ -256,6 +254,9 @@ impl Deliverer<'_> {
                         Repeat::Once,
                     )
                     .await?;
+                if a.status.as_u16() == 422 && describe(&a.body).contains("requester") {
+                    return Err(self.forget(requester).await);
+                }
                 if !a.status.is_success() {
                     return Err(refused("the new ticket", &a));
                 }
@@ -339,13 +340,30 @@ impl Deliverer<'_> {
     /// The requester's tickets, read once per delivery.
     async fn listed<'l>(
         &self,
-        requester: u64,
+        requester: &Requester,
         listed: &'l mut Option<Vec<TicketSummary>>,
     ) -> Result<&'l [TicketSummary]> {
         if listed.is_none() {
-            *listed = Some(self.tickets_of(requester).await?);
+            match self.tickets_of(requester.id).await? {
+                Some(tickets) => *listed = Some(tickets),
+                None => return Err(self.forget(requester).await),
+            }
         }
         Ok(listed.as_deref().unwrap_or_default())
+    }
+
+    /// A remembered requester Zendesk no longer has (deleted, or merged into another user): it is
+    /// forgotten, and the next attempt finds or makes the requester again.
+    async fn forget(&self, requester: &Requester) -> Error {
+        for key in [requester.key.clone(), format!("ticket:{}", requester.id)] {
+            if let Err(e) = self.state.delete_state(self.name, &key).await {
+                return e;
+            }
+        }
+        Error::transient(format!(
+            "Zendesk no longer has user {} (deleted or merged); the requester is looked up again",
+            requester.id
+        ))
     }
 
     /// The file into Zendesk, when `upload = true` and it fits the attachment limit.
@@ -396,7 +414,11 @@ impl Deliverer<'_> {
             .await?
             .and_then(|v| v.parse().ok())
         {
-            return Ok(Requester { id, made: false });
+            return Ok(Requester {
+                id,
+                made: false,
+                key,
+            });
         }
         let users = self.users_by_phone(sender).await?;
         let several = self.config.matching.several;
@@ -407,6 +429,7 @@ impl Deliverer<'_> {
                         Error::transient("Zendesk answered a user without a numeric id")
                     })?,
                     made: false,
+                    key: key.clone(),
                 },
                 None => {
                     let name = media
@@ -438,6 +461,7 @@ impl Deliverer<'_> {
                         // 201: made now; 200: an earlier attempt (or someone) made it, and it may
                         // have tickets.
                         made: a.status.as_u16() == 201,
+                        key: key.clone(),
                     }
                 }
             };
@@ -479,26 +503,32 @@ impl Deliverer<'_> {
         Ok(users)
     }
 
-    pub async fn tickets_of(&self, requester: u64) -> Result<Vec<TicketSummary>> {
+    /// The tickets `requester` requested; `None` when Zendesk has no such user.
+    pub async fn tickets_of(&self, requester: u64) -> Result<Option<Vec<TicketSummary>>> {
         let a = self
             .api
             .get(&format!("/api/v2/users/{requester}/tickets/requested"))
             .await?;
+        if a.status.as_u16() == 404 {
+            return Ok(None);
+        }
         if !a.status.is_success() {
             return Err(refused("the requester's tickets", &a));
         }
-        Ok(a.body["tickets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| {
-                Some(TicketSummary {
-                    id: t["id"].as_u64()?,
-                    status: t["status"].as_str()?.to_owned(),
-                    updated_at: t["updated_at"].as_str().unwrap_or_default().to_owned(),
+        Ok(Some(
+            a.body["tickets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    Some(TicketSummary {
+                        id: t["id"].as_u64()?,
+                        status: t["status"].as_str()?.to_owned(),
+                        updated_at: t["updated_at"].as_str().unwrap_or_default().to_owned(),
+                    })
                 })
-            })
-            .collect())
+                .collect(),
+        ))
     }
 
     /// Records, before the write, which ticket the media are being written to.

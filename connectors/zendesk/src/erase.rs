@@ -123,7 +123,11 @@ impl Zendesk {
     pub(crate) async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         let mut report = EraseReport::default();
         for person in self.people(subject).await? {
-            let tickets = self.deliverer(&[]).tickets_of(person).await?;
+            let tickets = self
+                .deliverer(&[])
+                .tickets_of(person)
+                .await?
+                .unwrap_or_default();
             for ticket in tickets {
                 let mut touched = false;
                 for n in self.notes_on(ticket.id).await? {

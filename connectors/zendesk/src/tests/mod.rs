@@ -189,6 +189,51 @@ async fn a_closed_ticket_is_left_alone_and_a_new_one_opened() {
 }
 
 #[tokio::test]
+async fn a_requester_deleted_in_zendesk_is_found_again_not_dead_lettered() {
+    for policy in ["new_per_media", "open_or_new"] {
+        let w = world_with(json!({"ticket_policy": policy})).await;
+        w.deliver(&[media("wamid.1", "+4915112345678")]).await;
+        let old = w
+            .sim
+            .users()
+            .into_iter()
+            .find(|u| u.role == "end-user")
+            .unwrap();
+        w.sim.delete_user(old.id);
+        // Without a remembered ticket: the requester's tickets are read (open_or_new), or a
+        // ticket is made for them (new_per_media); Zendesk answers 404 or 422 either way.
+        w.state
+            .delete_state("zd", &format!("ticket:{}", old.id))
+            .await
+            .unwrap();
+        let sender = Phone::parse("+4915112345678").unwrap();
+        let m = media("wamid.2", "+4915112345678");
+        let e = w
+            .deliverer()
+            .deliver_sender(&sender, &[&m])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), wa2crm_core::ErrorKind::Transient, "{policy}: {e}");
+        // The retry makes the requester anew and delivers.
+        let ids = w.deliver(&[m]).await;
+        let new = w
+            .sim
+            .users()
+            .into_iter()
+            .find(|u| u.role == "end-user")
+            .unwrap();
+        assert_ne!(new.id, old.id, "{policy}");
+        let t = w
+            .sim
+            .tickets()
+            .into_iter()
+            .find(|t| t.id.to_string() == ids[0])
+            .unwrap();
+        assert_eq!(t.requester_id, new.id, "{policy}");
+    }
+}
+
+#[tokio::test]
 async fn new_per_media_opens_a_ticket_for_each_without_reading_the_others() {
     let w = world_with(json!({"ticket_policy": "new_per_media"})).await;
     let a = w.deliver(&[media("wamid.1", "+4915112345678")]).await;

@@ -416,6 +416,11 @@ impl ZendeskSim {
         }
     }
 
+    /// An admin deletes the user (their tickets stay, as Zendesk keeps a deleted requester's).
+    pub fn delete_user(&self, user: u64) {
+        lock(&self.inner).users.remove(&user);
+    }
+
     /// An agent's public reply on the ticket.
     pub fn add_comment(&self, ticket: u64, body: &str) {
         let mut i = lock(&self.inner);
