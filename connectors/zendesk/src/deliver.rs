@@ -202,7 +202,7 @@ impl Deliverer<'_> {
             TicketPolicy::NewPerMedia => TicketChoice::New,
             // Made just now: no tickets yet.
             _ if requester.made && listed.is_none() => TicketChoice::New,
-            _ => tickets::choose(policy, caption, self.listed(&requester, &mut listed).await?),
+            _ => tickets::choose(policy, caption, self.listed(requester, &mut listed).await?),
         };
         match choice {
             TicketChoice::Existing(id) => {
