@@ -66,6 +66,15 @@ async fn world_with(extra: serde_json::Value) -> World {
 }
 
 impl World {
+    /// The account's end users (the agent the token acts as is a user too).
+    fn end_users(&self) -> Vec<wa2crm_sandbox::zendesk::User> {
+        self.sim
+            .users()
+            .into_iter()
+            .filter(|u| u.role == "end-user")
+            .collect()
+    }
+
     fn deliverer(&self) -> Deliverer<'_> {
         Deliverer {
             name: "zd",
@@ -118,14 +127,7 @@ pub(super) fn media(id: &str, sender: &str) -> MediaRecord {
 async fn a_new_customer_gets_one_user_and_one_ticket_and_later_media_join_it() {
     let w = world().await;
     let first = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
-    assert_eq!(
-        w.sim
-            .users()
-            .iter()
-            .filter(|u| u.role == "end-user")
-            .count(),
-        1
-    );
+    assert_eq!(w.end_users().len(), 1);
     let tickets = w.sim.tickets();
     assert_eq!(tickets.len(), 1);
     assert_eq!(first, [tickets[0].id.to_string()]);
@@ -137,14 +139,7 @@ async fn a_new_customer_gets_one_user_and_one_ticket_and_later_media_join_it() {
     let second = w.deliver(&[media("wamid.2", "+4915112345678")]).await;
     assert_eq!(second, first, "the open ticket takes it");
     assert_eq!(w.sim.tickets()[0].comments.len(), 2);
-    assert_eq!(
-        w.sim
-            .users()
-            .iter()
-            .filter(|u| u.role == "end-user")
-            .count(),
-        1
-    );
+    assert_eq!(w.end_users().len(), 1);
     assert_eq!(
         w.sim.counts().api_calls - before.api_calls,
         1,
@@ -193,12 +188,7 @@ async fn a_requester_deleted_in_zendesk_is_found_again_not_dead_lettered() {
     for policy in ["new_per_media", "open_or_new"] {
         let w = world_with(json!({"ticket_policy": policy})).await;
         w.deliver(&[media("wamid.1", "+4915112345678")]).await;
-        let old = w
-            .sim
-            .users()
-            .into_iter()
-            .find(|u| u.role == "end-user")
-            .unwrap();
+        let old = w.end_users().remove(0);
         w.sim.delete_user(old.id);
         // Without a remembered ticket: the requester's tickets are read (open_or_new), or a
         // ticket is made for them (new_per_media); Zendesk answers 404 or 422 either way.
@@ -216,12 +206,7 @@ async fn a_requester_deleted_in_zendesk_is_found_again_not_dead_lettered() {
         assert_eq!(e.kind(), wa2crm_core::ErrorKind::Transient, "{policy}: {e}");
         // The retry makes the requester anew and delivers.
         let ids = w.deliver(&[m]).await;
-        let new = w
-            .sim
-            .users()
-            .into_iter()
-            .find(|u| u.role == "end-user")
-            .unwrap();
+        let new = w.end_users().remove(0);
         assert_ne!(new.id, old.id, "{policy}");
         let t = w
             .sim
@@ -279,12 +264,7 @@ async fn a_new_requester_gets_the_whatsapp_number_in_the_mapped_user_field() {
     let w = world_with(json!({"number_field": "whatsapp_number"})).await;
     w.sim.add_user_field("whatsapp_number", "text");
     w.deliver(&[media("wamid.1", "+4915112345678")]).await;
-    let user = w
-        .sim
-        .users()
-        .into_iter()
-        .find(|u| u.role == "end-user")
-        .unwrap();
+    let user = w.end_users().remove(0);
     assert_eq!(user.user_fields["whatsapp_number"], "+4915112345678");
     assert_eq!(user.external_id.as_deref(), Some("+4915112345678"));
 }
@@ -297,15 +277,7 @@ async fn an_existing_customer_found_by_phone_gets_the_media_on_their_open_ticket
     let open = w.sim.add_ticket(user, "open");
     let ids = w.deliver(&[media("wamid.1", "+4915112345678")]).await;
     assert_eq!(ids, [open.to_string()]);
-    assert_eq!(
-        w.sim
-            .users()
-            .iter()
-            .filter(|u| u.role == "end-user")
-            .count(),
-        1,
-        "no second user"
-    );
+    assert_eq!(w.end_users().len(), 1, "no second user");
 }
 
 #[tokio::test]

@@ -44,28 +44,17 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
     };
     let text = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default();
     // The client may also authenticate with HTTP Basic (RFC 6749 §2.3.1).
-    let basic = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|b| {
-            let (id, secret) = b.split_once(':')?;
-            Some((
-                form_urlencoded::parse(id.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect::<String>(),
-                form_urlencoded::parse(secret.as_bytes())
-                    .map(|(k, _)| k.into_owned())
-                    .collect::<String>(),
-            ))
-        });
+    let basic = super::routes::basic_credentials(&headers).and_then(|b| {
+        let (id, secret) = b.split_once(':')?;
+        Some((
+            form_urlencoded::parse(id.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect::<String>(),
+            form_urlencoded::parse(secret.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect::<String>(),
+        ))
+    });
     let (client_id, client_secret) = match basic {
         Some((id, secret)) => (id, secret),
         None => (

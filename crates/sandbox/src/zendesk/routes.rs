@@ -43,10 +43,9 @@ pub(super) fn router(s: Shared) -> Router {
 }
 
 /// Auth and the per-minute limit, before any route's own work: `Err` is the answer to give.
-pub(super) fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
-    let mut i = lock(s);
-    let expected = format!("{}/token:{}", i.config.email, i.config.api_token);
-    let given = headers
+/// The `user:password` of an HTTP Basic `Authorization` header.
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<String> {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
@@ -55,7 +54,13 @@ pub(super) fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Respon
                 .decode(b.trim())
                 .ok()
         })
-        .and_then(|b| String::from_utf8(b).ok());
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+pub(super) fn admit(s: &Shared, headers: &HeaderMap) -> Result<Limit, Box<Response>> {
+    let mut i = lock(s);
+    let expected = format!("{}/token:{}", i.config.email, i.config.api_token);
+    let given = basic_credentials(headers);
     let now = Instant::now();
     while i
         .window
