@@ -2,7 +2,8 @@
 //! ticket and user fields, groups, brands and ticket forms. Sources: developer.zendesk.com
 //! ticket_fields and user_fields references (the field types, the `{ticket_field: …}` and
 //! `{user_field: …}` envelopes, `key` for user fields), users "Show the Currently Authenticated
-//! User" (`/api/v2/users/me`).
+//! User" (`/api/v2/users/me`), and the groups, brands and ticket forms references (`GET
+//! /api/v2/groups/{id}` etc., 404 `RecordNotFound` for an id the account does not have).
 
 use std::collections::BTreeMap;
 
