@@ -113,7 +113,7 @@ fn a_missing_key_is_shown_at_its_table_with_where_a_secret_may_go() {
 #[test]
 fn what_cannot_work_is_refused_with_the_fix() {
     let e = problems(&format!(
-        "{VALID}[queue]\nurl = \"sqlite://var/lib/wa2crm/queue.db\"\n\
+        "{VALID}[queue]\nurl = \"sqlite://var/lib/wa2crm/queue.db\"\nretry_max_seconds = 1\n\
          [sources.twilio]\naccount_sid = \"AC0123\"\nauth_token = \"...\"\n\
          webhook_url = \"wa2crm.example.com/webhooks/twilio\"\n\
          [[routes]]\nsource = \"twilio\"\nnumber = \"0151 2345678\"\nconnectors = []\n\
@@ -143,7 +143,13 @@ fn what_cannot_work_is_refused_with_the_fix() {
     );
     let meta = find(&e, "routes[1].number");
     assert!(meta.problem.contains("phone_number_id"), "{meta:?}");
-    assert_eq!(meta.line, Some(22));
+    assert_eq!(meta.line, Some(23));
+    assert!(
+        find(&e, "queue.retry_max_seconds")
+            .problem
+            .contains("the first wait is 5 s"),
+        "{e:#?}"
+    );
     let http = problems(&VALID.replace("https://wa2crm", "http://wa2crm"));
     assert!(
         find(&http, "server.public_url")

@@ -201,6 +201,7 @@ pub fn build_pipeline(
             clock: Arc::new(SystemClock),
             retry: RetryPolicy {
                 max_attempts: config.queue.max_attempts,
+                max: Duration::from_secs(config.queue.retry_max_seconds),
                 ..RetryPolicy::default()
             },
             lease: Duration::from_secs(config.queue.lease_seconds),

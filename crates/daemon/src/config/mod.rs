@@ -152,6 +152,10 @@ pub struct QueueConfig {
     pub workers: u32,
     /// A job failing transiently this many times is dead-lettered with its last error.
     pub max_attempts: u32,
+    /// The longest wait between two attempts of a failing job (the wait starts at 5 s and
+    /// doubles): a shorter one finds a recovered CRM sooner, at the price of more calls to a
+    /// dead one.
+    pub retry_max_seconds: u64,
     /// How long a worker's claim on a job lasts without a heartbeat: after a crash, the job is
     /// taken over this long after the last heartbeat.
     pub lease_seconds: u64,
@@ -166,6 +170,7 @@ impl Default for QueueConfig {
             url: "sqlite:///var/lib/wa2crm/queue.db".into(),
             workers: 8,
             max_attempts: 30,
+            retry_max_seconds: 3600,
             lease_seconds: 60,
             backlog_warning_seconds: 600,
         }

@@ -135,6 +135,15 @@ pub(super) fn queue(p: &mut Problems, config: &Config) {
             format!("{} is outside 1 ..= 1000", config.queue.max_attempts),
         );
     }
+    if !(5..=86_400).contains(&config.queue.retry_max_seconds) {
+        p.add(
+            "queue.retry_max_seconds",
+            format!(
+                "{} is outside 5 ..= 86400 (the first wait is 5 s)",
+                config.queue.retry_max_seconds
+            ),
+        );
+    }
     if !(2..=3600).contains(&config.queue.lease_seconds) {
         p.add(
             "queue.lease_seconds",
