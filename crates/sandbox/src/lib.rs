@@ -7,7 +7,8 @@
 //! [`salesforce`]: the Salesforce org: tokens, sessions, limits, queries, collections, composite.
 //! [`twilio`]: Twilio's media resources and storage redirects, and its signed webhooks.
 //! [`graph`] also plays 360dialog's proxy of the media API.
-//! [`zendesk`]: Zendesk Support's users, tickets and comments with its limits (in progress).
+//! [`zendesk`]: Zendesk Support's users, tickets and comments with its limits.
+//! [`zoho`]: Zoho CRM's accounts server and API domain: tokens, credits, records, COQL, fields.
 //! [`catcher`]: a receiver for wa2crm's outgoing notification webhooks.
 
 pub mod catcher;
@@ -19,3 +20,4 @@ pub mod samples;
 pub mod twilio;
 pub mod webhooks;
 pub mod zendesk;
+pub mod zoho;
