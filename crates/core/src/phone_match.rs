@@ -150,6 +150,29 @@ pub fn search_digits(sender: &Phone) -> Vec<String> {
     out
 }
 
+/// How people write the sender's number, as text a CRM compares exactly (Zoho's COQL `in`):
+/// for every WhatsApp form, E.164 (`+4915112345678`), its digits, the international form
+/// (`+49 151 2345678`), the national form (`0151 2345678`) and its digits.
+pub fn written_forms(sender: &Phone) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: String| {
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    for form in whatsapp_forms(sender) {
+        add(form.as_str().to_owned());
+        add(form.digits().to_owned());
+        if let Ok(n) = phonenumber::parse(None, form.as_str()) {
+            add(n.format().mode(Mode::International).to_string());
+            let national = n.format().mode(Mode::National).to_string();
+            add(national.chars().filter(char::is_ascii_digit).collect());
+            add(national);
+        }
+    }
+    out
+}
+
 /// The national significant number of `sender`'s WhatsApp forms: what HubSpot's calculated
 /// searchable phone properties hold.
 pub fn national_numbers(sender: &Phone) -> Vec<String> {
@@ -182,6 +205,25 @@ mod tests {
 
     fn de() -> Option<DefaultCountry> {
         Some("DE".parse().unwrap())
+    }
+
+    #[test]
+    fn written_forms_are_how_people_write_the_number() {
+        let forms = written_forms(&p("+4915112345678"));
+        for f in [
+            "+4915112345678",
+            "4915112345678",
+            "+49 1511 2345678",
+            "01511 2345678",
+            "015112345678",
+        ] {
+            assert!(forms.iter().any(|x| x == f), "{f} not in {forms:?}");
+        }
+        assert!(
+            forms
+                .iter()
+                .all(|f| same_person(&p("+4915112345678"), f, de()))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub fn registry() -> ConnectorRegistry {
     r.register(Arc::new(wa2crm_hubspot::HubSpotFactory));
     r.register(Arc::new(wa2crm_salesforce::SalesforceFactory));
     r.register(Arc::new(wa2crm_zendesk::ZendeskFactory));
+    r.register(Arc::new(wa2crm_zoho::ZohoFactory));
     r
 }
 

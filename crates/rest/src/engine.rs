@@ -35,6 +35,11 @@ pub trait Credentials: Send + Sync {
     fn basic_user(&self) -> Option<&str> {
         None
     }
+    /// The `Authorization` scheme of a token that is not Basic's password: `Bearer` (RFC 6750),
+    /// or a vendor's own (Zoho's `Zoho-oauthtoken`).
+    fn scheme(&self) -> &str {
+        "Bearer"
+    }
 }
 
 #[async_trait]
@@ -304,7 +309,18 @@ impl<R: Rules> Engine<R> {
         let request = self.http.request(call.method.clone(), call.url.clone());
         let mut request = match self.credentials.basic_user() {
             Some(user) => request.basic_auth(user, Some(token.expose_secret())),
-            None => request.bearer_auth(token.expose_secret()),
+            None => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "{} {}",
+                    self.credentials.scheme(),
+                    token.expose_secret()
+                ))
+                .map_err(|_| {
+                    Error::permanent(format!("{what}: the token is not a header value"))
+                })?;
+                value.set_sensitive(true);
+                request.header(reqwest::header::AUTHORIZATION, value)
+            }
         };
         match &call.payload {
             Payload::Empty => {}
