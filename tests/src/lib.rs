@@ -171,6 +171,45 @@ pub fn zendesk_note_ids(sim: &wa2crm_sandbox::zendesk::ZendeskSim) -> Vec<String
         .collect()
 }
 
+/// The Zoho simulator's OAuth client and refresh token.
+pub const ZOHO_CLIENT: &str = "1000.E2EWA2CRM";
+pub const ZOHO_SECRET: &str = "e2e-zoho-client-secret-7c1d9e3b";
+pub const ZOHO_REFRESH: &str = "1000.e2e0c44298fc1c149afbf4c8996fb924.27ae41e4649b934c";
+
+/// `[connectors.zoho]` for a Zoho simulator whose accounts server is at `accounts`: a media
+/// record per media with two mapped fields, a Note on the Contact and the file attached.
+pub fn zoho_section(accounts: &str) -> String {
+    format!(
+        r#"
+[connectors.zoho]
+type = "zoho"
+accounts_url = "{accounts}"
+client_id = "{ZOHO_CLIENT}"
+client_secret = "{ZOHO_SECRET}"
+refresh_token = "{ZOHO_REFRESH}"
+note = true
+attach = true
+linger_ms = 100
+[connectors.zoho.match]
+default_country = "DE"
+[connectors.zoho.fields]
+file_url = "WA_Link"
+media_type = "WA_Type"
+"#
+    )
+}
+
+/// A Zoho org for [`zoho_section`], with the media module an admin made (its fields are
+/// `provision`'s), at the Ultimate edition's concurrency.
+pub async fn zoho_org() -> wa2crm_sandbox::zoho::ZohoSim {
+    let mut c = wa2crm_sandbox::zoho::ZohoSimConfig::new(ZOHO_CLIENT, ZOHO_SECRET, ZOHO_REFRESH);
+    c.max_concurrent = 25;
+    c.credits_per_day = 5_000_000;
+    wa2crm_sandbox::zoho::ZohoSim::start(c)
+        .await
+        .expect("the Zoho simulator starts")
+}
+
 /// The Salesforce simulator's connected app and integration user.
 pub const SF_CLIENT: &str = "3MVG9e2e";
 pub const SF_USER: &str = "integration@e2e.example.com";

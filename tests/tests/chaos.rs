@@ -4,11 +4,13 @@
 //! 503, SECONDLY 429s, expired tokens, the write done and no answer ever), 10 % of Salesforce
 //! calls fail (503 before the write, 503 after it with the answer lost, no answer after the write,
 //! sessions ending), 10 % of Zendesk calls fail (502, 503, plain-text 429s, 500 after the write,
-//! no answer after the write) — unanswered calls are abandoned by 2 s timeouts — HubSpot's OAuth
+//! no answer after the write), 10 % of Zoho calls fail (502, 503, 500 after the write, no answer
+//! after the write) — unanswered calls are abandoned by 2 s timeouts — HubSpot's OAuth
 //! tokens live 3 s, and the daemon is SIGKILLed at
 //! random moments and restarted while webhooks keep coming (a refused or unanswered webhook is
 //! sent again, as Meta does). Afterwards every event is delivered exactly once to each connector
-//! (one Zendesk note per media, one end user per sender),
+//! (one Zendesk note per media, one end user per sender; one Zoho record, Note and attachment
+//! per media, one Contact per sender),
 //! each file is stored once, no spool file is left and nothing is dead-lettered (every fault here
 //! is transient).
 //!
@@ -25,7 +27,8 @@ use std::time::{Duration, Instant};
 use wa2crm_e2e::twilio::{TWILIO_ACCOUNT, TWILIO_TOKEN, twilio_source};
 use wa2crm_e2e::{
     ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, hubspot_section,
-    salesforce_org, sign, zendesk_account, zendesk_note_ids, zendesk_section,
+    salesforce_org, sign, zendesk_account, zendesk_note_ids, zendesk_section, zoho_org,
+    zoho_section,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig, OAuthApp};
@@ -124,6 +127,8 @@ async fn faults_and_kills_lose_and_double_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (sf, salesforce) = salesforce_org(dir.path()).await;
     let zd = zendesk_account().await;
+    let zoho = zoho_org().await;
+    zoho.add_module("WhatsApp_Media");
     let port = free_port();
     let auth = "client_id = \"chaos-client\"\nclient_secret = \"chaos-secret\"\nrefresh_token = \"chaos-refresh-0\"";
     // Calls the simulators never answer are abandoned after 2 s and retried.
@@ -131,11 +136,12 @@ async fn faults_and_kills_lose_and_double_nothing() {
         section.replace("linger_ms = 100", "linger_ms = 100\ntimeout_seconds = 2")
     };
     let crms = format!(
-        "{}{}{}{}",
+        "{}{}{}{}{}",
         twilio_source(port, &twilio, ""),
         short(hubspot_section(&hs.url(), auth)),
         short(salesforce),
-        short(zendesk_section(&zd.url()))
+        short(zendesk_section(&zd.url())),
+        short(zoho_section(&zoho.accounts_url()))
     );
     // A job can fail several times running here (faults at every vendor, kills mid-attempt);
     // the queue's backoff, doubling from 5 s, would then wait minutes before its next attempt.
@@ -148,6 +154,7 @@ async fn faults_and_kills_lose_and_double_nothing() {
     hs.set_fault_rate(0.1);
     sf.set_fault_rate(0.1);
     zd.set_fault_rate(0.1);
+    zoho.set_fault_rate(0.1);
 
     // Every event's webhook, signed; each file distinct, so storage must hold exactly `events`.
     let twilio_url = d.url("/webhooks/twilio");
@@ -285,12 +292,52 @@ async fn faults_and_kills_lose_and_double_nothing() {
         zd.counts().faults > 0,
         "seed {seed}: no Zendesk call failed"
     );
+    let zoho_ids: BTreeSet<String> = zoho
+        .records("WhatsApp_Media")
+        .iter()
+        .filter_map(|r| r.values["WA_Message_Id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        (zoho.records("WhatsApp_Media").len(), zoho_ids.len()),
+        (events, events),
+        "seed {seed}: a Zoho media record missing or doubled"
+    );
+    let titles: BTreeSet<String> = zoho
+        .records("Notes")
+        .iter()
+        .filter_map(|r| r.values["Note_Title"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        (zoho.records("Notes").len(), titles.len()),
+        (events, events),
+        "seed {seed}: a Zoho Note missing or doubled"
+    );
+    let files: BTreeSet<String> = zoho
+        .attachments()
+        .iter()
+        .map(|a| a.parent_id.clone())
+        .collect();
+    assert_eq!(
+        (zoho.attachments().len(), files.len()),
+        (events, events),
+        "seed {seed}: a Zoho attachment missing or doubled"
+    );
+    assert_eq!(
+        zoho.records("Contacts").len(),
+        events.min(50),
+        "seed {seed}: one Zoho Contact per sender"
+    );
+    assert!(zoho.counts().faults > 0, "seed {seed}: no Zoho call failed");
     assert!(
         twilio.not_yet_answered() > 0,
         "seed {seed}: no Twilio media was asked for while it propagated"
     );
     assert_eq!(twilio.counts().credentials_on_storage, 0);
-    let hung = graph.counts().hung + hs.counts().hung + sf.counts().hung + zd.counts().hung;
+    let hung = graph.counts().hung
+        + hs.counts().hung
+        + sf.counts().hung
+        + zd.counts().hung
+        + zoho.counts().hung;
     assert!(
         hung > 0,
         "seed {seed}: no call was left unanswered, so timeouts went untested"
