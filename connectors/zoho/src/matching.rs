@@ -1,5 +1,5 @@
 //! Which Contact (or Lead) a sender's media goes to. A sender seen before is remembered (state
-//! `sender:+E164`); the others are looked for together: one COQL query per module for up to 50
+//! `sender:+E164`); the others are looked for together: one COQL query per module for about 30
 //! senders, every way their number is written (`phone_match::written_forms`) against Phone and
 //! Mobile, each hit verified here (`matching::choose`, Contacts before Leads). Without a match a
 //! Contact is made — upserted on `contact_key`, so a retry after a lost answer finds it instead
@@ -45,9 +45,9 @@ pub fn sender_key(sender: &Phone) -> String {
     format!("sender:{}", sender.as_str())
 }
 
-/// Values compared per query and field: 10 `in` lists of 50, so two fields stay within COQL's
+/// Values compared per query and field: 12 `in` lists of 50, so two fields stay within COQL's
 /// 25 criteria.
-const VALUES_PER_QUERY: usize = 500;
+const VALUES_PER_QUERY: usize = 600;
 
 impl Zoho {
     /// Each sender of `batch`, by +E164, with where its media goes (or why it cannot go).

@@ -151,8 +151,9 @@ pub fn search_digits(sender: &Phone) -> Vec<String> {
 }
 
 /// How people write the sender's number, as text a CRM compares exactly (Zoho's COQL `in`):
-/// for every WhatsApp form, E.164 (`+4915112345678`), its digits, the international form
-/// (`+49 151 2345678`), the national form (`0151 2345678`) and its digits.
+/// for every WhatsApp form, E.164 (`+4915112345678`), its digits, the international and national
+/// forms as libphonenumber groups them, the national digits, and the code split from the rest
+/// the ways people type it. A number written otherwise (`0151 234 567 89`) is not among them.
 pub fn written_forms(sender: &Phone) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |s: String| {
@@ -166,8 +167,26 @@ pub fn written_forms(sender: &Phone) -> Vec<String> {
         if let Ok(n) = phonenumber::parse(None, form.as_str()) {
             add(n.format().mode(Mode::International).to_string());
             let national = n.format().mode(Mode::National).to_string();
-            add(national.chars().filter(char::is_ascii_digit).collect());
+            let national_digits: String = national.chars().filter(char::is_ascii_digit).collect();
             add(national);
+            // People group a number their own way: the area or carrier code apart from the
+            // rest, after 3, 4 or 5 digits (`0151 23456789`, `0151/23456789`, `+49 151 23456789`).
+            let code = n.code().value().to_string();
+            let significant = national_significant(&n);
+            add(format!("+{code} {significant}"));
+            for k in 2..=5 {
+                if k < national_digits.len() {
+                    let (a, b) = national_digits.split_at(k);
+                    add(format!("{a} {b}"));
+                    add(format!("{a}/{b}"));
+                    add(format!("{a}-{b}"));
+                }
+                if k < significant.len() {
+                    let (a, b) = significant.split_at(k);
+                    add(format!("+{code} {a} {b}"));
+                }
+            }
+            add(national_digits);
         }
     }
     out
@@ -216,6 +235,10 @@ mod tests {
             "+49 1511 2345678",
             "01511 2345678",
             "015112345678",
+            "0151 12345678",
+            "0151/12345678",
+            "+49 151 12345678",
+            "+49 15112345678",
         ] {
             assert!(forms.iter().any(|x| x == f), "{f} not in {forms:?}");
         }

@@ -48,6 +48,7 @@ fn connector_keys(kind: &str, sub: Option<&str>) -> BTreeSet<String> {
     let e = match kind {
         "hubspot" => wa2crm_hubspot::HubSpotConfig::from_value(&probe).err(),
         "zendesk" => wa2crm_zendesk::ZendeskConfig::from_value(&probe).err(),
+        "zoho" => wa2crm_zoho::ZohoConfig::from_value(&probe).err(),
         _ => wa2crm_salesforce::SalesforceConfig::from_value(&probe).err(),
     }
     .expect("the probe key must be refused");
@@ -93,6 +94,7 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
         ("hubspot", &["task", "match"][..]),
         ("salesforce", &["task", "match"]),
         ("zendesk", &["match"]),
+        ("zoho", &["match"]),
     ] {
         out.insert(format!("{kind} "), connector_keys(kind, None));
         for sub in subs {
@@ -186,7 +188,7 @@ fn every_key_the_reference_names_exists() {
     let mut stale = Vec::new();
     for row in reference_rows() {
         let cell = key_cell(row);
-        if let Some(kind) = ["hubspot", "salesforce", "zendesk"]
+        if let Some(kind) = ["hubspot", "salesforce", "zendesk", "zoho"]
             .into_iter()
             .find(|k| cell.starts_with(k))
         {

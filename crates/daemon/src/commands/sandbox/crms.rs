@@ -25,6 +25,7 @@ enum Sim {
     HubSpot(HubSpotSim, Box<HubSpotConfig>),
     Salesforce(SalesforceSim, Box<SalesforceConfig>),
     Zendesk(ZendeskSim, Box<ZendeskConfig>),
+    Zoho(wa2crm_sandbox::zoho::ZohoSim, Box<wa2crm_zoho::ZohoConfig>),
 }
 
 pub struct Crms {
@@ -137,6 +138,10 @@ impl Crms {
                         .map_err(|e| anyhow::anyhow!("connectors.{name}: {e}"))?;
                     Sim::Zendesk(sim, Box::new(config))
                 }
+                "zoho" => {
+                    let (sim, config) = super::zoho::start(name, &mut t).await?;
+                    Sim::Zoho(sim, Box::new(config))
+                }
                 other => anyhow::bail!(
                     "connectors.{name}: the sandbox has no simulator for type {other:?}"
                 ),
@@ -163,6 +168,7 @@ impl Crms {
                 Sim::HubSpot(sim, _) => super::customers::seed_hubspot(sim),
                 Sim::Salesforce(sim, _) => super::customers::seed_salesforce(sim),
                 Sim::Zendesk(sim, _) => super::customers::seed_zendesk(sim),
+                Sim::Zoho(sim, _) => super::zoho::seed(sim),
             })
             .collect();
         Ok(Crms {
@@ -189,6 +195,7 @@ impl Crms {
                     super::customers::report_salesforce(name, sim, config, seeded, jobs)
                 }
                 Sim::Zendesk(sim, _) => super::customers::report_zendesk(name, sim, seeded, jobs),
+                Sim::Zoho(sim, config) => super::zoho::report(name, sim, config, seeded, jobs),
             });
         }
         out
@@ -236,6 +243,7 @@ impl Crms {
                         count(notes, "internal note")
                     )
                 }
+                Sim::Zoho(sim, config) => super::zoho::summary(name, sim, config),
             })
             .collect()
     }
@@ -249,6 +257,9 @@ impl Crms {
                     out.push_str(&render_salesforce(name, sim, config, jobs))
                 }
                 Sim::Zendesk(sim, config) => out.push_str(&render_zendesk(name, sim, config)),
+                Sim::Zoho(sim, config) => {
+                    out.push_str(&super::zoho::render(name, sim, config, jobs))
+                }
             }
         }
         out

@@ -3,7 +3,7 @@
 //! one each through 360dialog and Twilio.
 //!
 //! Everything that runs is the production code (`run`, the intake, the workers, the storage, the
-//! HubSpot, Salesforce and Zendesk connectors); only WhatsApp and the CRMs are simulated. The CRM mappings,
+//! HubSpot, Salesforce, Zendesk and Zoho connectors); only WhatsApp and the CRMs are simulated. The CRM mappings,
 //! tag rules, consent policy and notifications are the admin's (`--config`) or the example
 //! configuration's (deploy/wa2crm.example.toml); the mappings are provisioned into one simulator
 //! per connector first ([`crms`]); the report shows, per mapped field, what landed.
@@ -13,6 +13,7 @@ mod crms;
 mod customers;
 mod feed;
 mod watch;
+mod zoho;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
