@@ -157,32 +157,69 @@ impl Zoho {
     pub(crate) async fn check_org(&self) -> Result<CheckReport> {
         let name = &self.name;
         let mut report = CheckReport::default();
+        // The first call also proves the credentials: without them nothing else can be asked.
         let me = self.api.get("/users?type=CurrentUser").await?;
-        let org = self.api.get("/org").await?;
-        if !me.status.is_success() || !org.status.is_success() {
-            report.problems.push(format!(
-                "connectors.{name}: Zoho refused to say who the credentials act as: {}",
-                describe(if me.status.is_success() {
-                    &org.body
-                } else {
-                    &me.body
-                })
-            ));
+        let org = self.api.get("/org").await;
+        let refused = |what: &str, a: &crate::api::Answer| {
+            format!(
+                "connectors.{name}: Zoho refused to say {what} ({}: {})",
+                a.status,
+                describe(&a.body)
+            )
+        };
+        if !me.status.is_success() {
+            report
+                .problems
+                .push(refused("who the credentials act as", &me));
             return Ok(report);
         }
+        let company = match &org {
+            Ok(a) if a.status.is_success() => format!(
+                "{} {:?}",
+                a.body["org"][0]["id"].as_str().unwrap_or("?"),
+                a.body["org"][0]["company_name"].as_str().unwrap_or("?")
+            ),
+            Ok(a) => {
+                report.problems.push(refused("which org this is", a));
+                "?".into()
+            }
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("connectors.{name}: {}", e.message()));
+                "?".into()
+            }
+        };
         let user = &me.body["users"][0];
         report.reached = Some(format!(
-            "Zoho CRM org {} {:?} as {} ({})",
-            org.body["org"][0]["id"].as_str().unwrap_or("?"),
-            org.body["org"][0]["company_name"].as_str().unwrap_or("?"),
+            "Zoho CRM org {company} as {} ({})",
             user["email"].as_str().unwrap_or("?"),
             user["profile"]["name"].as_str().unwrap_or("?"),
         ));
+        // Finding senders needs COQL on Contacts (and Leads): its scope is tried here.
+        if let Err(e) = self
+            .api
+            .coql("select id from Contacts where id is not null limit 1")
+            .await
+        {
+            report.problems.push(format!(
+                "connectors.{name}: looking senders up failed: {}",
+                e.message()
+            ));
+        }
         let mut modules: Vec<(String, Option<Vec<ModuleField>>)> = Vec::new();
         for w in self.wanted_fields() {
-            if !modules.iter().any(|(m, _)| *m == w.module) {
-                let fields = self.fields_of(&w.module).await?;
-                modules.push((w.module.clone(), fields));
+            if modules.iter().any(|(m, _)| *m == w.module) {
+                continue;
+            }
+            match self.fields_of(&w.module).await {
+                Ok(fields) => modules.push((w.module.clone(), fields)),
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("connectors.{name}: {}", e.message()));
+                    return Ok(report);
+                }
             }
         }
         for (module, fields) in &modules {

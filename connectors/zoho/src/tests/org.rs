@@ -245,3 +245,19 @@ async fn consent_is_the_contacts_checkbox() {
     let nobody = Phone::parse("+4915100000000").unwrap();
     assert_eq!(w.zoho.consent(&nobody).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn check_names_a_missing_scope() {
+    let mut c = ZohoSimConfig::new(CLIENT, SECRET, REFRESH);
+    c.scopes.retain(|s| s != "ZohoCRM.coql.READ");
+    let w = world_on(org_with(c).await, json!({})).await;
+    let report = w.zoho.check().await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("OAUTH_SCOPE_MISMATCH") && p.contains("ZohoCRM.coql.READ")),
+        "{report:#?}"
+    );
+    assert!(report.reached.is_some(), "the credentials themselves work");
+}
