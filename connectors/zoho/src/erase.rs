@@ -49,6 +49,33 @@ impl Zoho {
         Ok(deleted)
     }
 
+    /// The media module's lookup fields, as a COQL select list (the Lead one only when Leads are
+    /// matched: `provision` makes it only then).
+    fn lookup_fields(&self) -> String {
+        let c = &self.config;
+        if c.matching.leads {
+            format!("{}, {}", c.contact_lookup, c.lead_lookup)
+        } else {
+            c.contact_lookup.clone()
+        }
+    }
+
+    /// The Contacts and Leads media `rows` look up, each once.
+    fn parents_of(&self, rows: &[Value]) -> Vec<String> {
+        let c = &self.config;
+        let mut parents: Vec<String> = Vec::new();
+        for r in rows {
+            for l in [&c.contact_lookup, &c.lead_lookup] {
+                if let Some(id) = r[l.as_str()]["id"].as_str()
+                    && !parents.iter().any(|p| p == id)
+                {
+                    parents.push(id.to_owned());
+                }
+            }
+        }
+        parents
+    }
+
     /// wa2crm's Notes among those of `parents`, by the message ids their titles end with.
     async fn notes_of(
         &self,
@@ -78,11 +105,7 @@ impl Zoho {
 
     pub(crate) async fn erase_person(&self, subject: &Phone, dry_run: bool) -> Result<EraseReport> {
         let c = &self.config;
-        let lookups = if c.matching.leads {
-            format!("{}, {}", c.contact_lookup, c.lead_lookup)
-        } else {
-            c.contact_lookup.clone()
-        };
+        let lookups = self.lookup_fields();
         let rows = self
             .api
             .coql_all(&format!(
@@ -101,16 +124,7 @@ impl Zoho {
             .iter()
             .filter_map(|r| r[&c.message_id_field].as_str().map(str::to_owned))
             .collect();
-        let mut parents: Vec<String> = Vec::new();
-        for r in &rows {
-            for l in [&c.contact_lookup, &c.lead_lookup] {
-                if let Some(id) = r[l.as_str()]["id"].as_str()
-                    && !parents.iter().any(|p| p == id)
-                {
-                    parents.push(id.to_owned());
-                }
-            }
-        }
+        let parents = self.parents_of(&rows);
         let notes = self.notes_of(&parents, &message_ids).await?;
         let mut report = EraseReport::default();
         if dry_run {
@@ -150,24 +164,17 @@ impl Zoho {
         let rows = self
             .api
             .coql_all(&format!(
-                "select id, {}, {}, {} from {} where {criteria}",
-                c.message_id_field, c.contact_lookup, c.lead_lookup, c.module
+                "select id, {}, {} from {} where {criteria}",
+                c.message_id_field,
+                self.lookup_fields(),
+                c.module
             ))
             .await?;
         let ids: Vec<String> = rows
             .iter()
             .filter_map(|r| r["id"].as_str().map(str::to_owned))
             .collect();
-        let mut parents: Vec<String> = Vec::new();
-        for r in &rows {
-            for l in [&c.contact_lookup, &c.lead_lookup] {
-                if let Some(id) = r[l.as_str()]["id"].as_str()
-                    && !parents.iter().any(|p| p == id)
-                {
-                    parents.push(id.to_owned());
-                }
-            }
-        }
+        let parents = self.parents_of(&rows);
         let notes = self.notes_of(&parents, &wanted).await?;
         let mut report = EraseReport::default();
         let verb = if delete {
