@@ -7,10 +7,10 @@
 //! OAUTH_SCOPE_MISMATCH is the admin's to fix (a new refresh token with the scopes) and pauses the
 //! connector. 429 comes without `Retry-After`, for the org's calls in flight and for its credits
 //! alike: with credits left (as the last answer's `X-RATELIMIT-REMAINING` said) it is waited out;
-//! without, the connector pauses.
+//! without, the connector pauses; not knowing (no header), ten in a row pause it too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
@@ -28,10 +28,15 @@ pub const CONCURRENCY_WAIT: Duration = Duration::from_secs(2);
 
 /// Credits left as last announced; unknown until an answer carries the header.
 const UNKNOWN: i64 = -1;
+/// 429s in a row after which, the credits unknown, they are taken as used up: the concurrency
+/// limit frees within seconds, the credits only as the 24 hours roll on.
+const RUN_OF_429: u32 = 10;
 
 pub struct ZohoRules {
     pub daily_reserve: f64,
     pub credits_left: Arc<AtomicI64>,
+    /// 429s answered in a row (any other answer ends the run).
+    pub run_of_429: Arc<AtomicU32>,
 }
 
 impl ZohoRules {
@@ -39,6 +44,7 @@ impl ZohoRules {
         ZohoRules {
             daily_reserve,
             credits_left: Arc::new(AtomicI64::new(UNKNOWN)),
+            run_of_429: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -59,6 +65,9 @@ impl Rules for ZohoRules {
     fn classify(&self, reply: &Reply, now: SystemTime) -> Verdict {
         let body = reply.body.json();
         let details = || verdict::details(&reply.body, describe);
+        if reply.status.as_u16() != 429 {
+            self.run_of_429.store(0, Ordering::Release);
+        }
         match reply.status.as_u16() {
             200..=299 => verdict::success_not_json(reply, "Zoho").unwrap_or(Verdict::Answer),
             401 if code(body) == "OAUTH_SCOPE_MISMATCH" => Verdict::Pause(PauseOrder {
@@ -80,15 +89,32 @@ impl Rules for ZohoRules {
                     details()
                 ))),
             },
-            429 => match self.credits_left.load(Ordering::Acquire) {
-                0 => Verdict::Pause(self.quota_pause(
-                    "the org's Zoho API credits for the last 24 hours are used up (429); wa2crm \
-                     tries again every 15 minutes as the rolling 24 hours frees credits"
-                        .into(),
-                    now,
-                )),
-                _ => Verdict::Wait(Some(CONCURRENCY_WAIT)),
-            },
+            429 => {
+                let run = self.run_of_429.fetch_add(1, Ordering::AcqRel) + 1;
+                match self.credits_left.load(Ordering::Acquire) {
+                    0 => Verdict::Pause(
+                        self.quota_pause(
+                            "the org's Zoho API credits for the last 24 hours are used up (429); \
+                         wa2crm tries again every 15 minutes as the rolling 24 hours frees credits"
+                                .into(),
+                            now,
+                        ),
+                    ),
+                    UNKNOWN if run >= RUN_OF_429 => {
+                        self.run_of_429.store(0, Ordering::Release);
+                        Verdict::Pause(self.quota_pause(
+                            format!(
+                                "Zoho answered 429 to {run} calls in a row without saying how many \
+                                 credits are left: the org's credits for the last 24 hours are \
+                                 probably used up (or other integrations hold every concurrent \
+                                 call). wa2crm tries again every 15 minutes"
+                            ),
+                            now,
+                        ))
+                    }
+                    _ => Verdict::Wait(Some(CONCURRENCY_WAIT)),
+                }
+            }
             s if classify::is_transient(reply.status) => {
                 Verdict::Transient(format!("Zoho answered {s} ({})", details()))
             }
@@ -279,6 +305,29 @@ mod tests {
             Observed::default(),
             "no headers, nothing known"
         );
+    }
+
+    #[test]
+    fn a_run_of_429s_without_credit_headers_pauses() {
+        let rules = ZohoRules::new(0.2);
+        let too_many = Reply::json(429, err("TOO_MANY_REQUESTS"));
+        for _ in 1..RUN_OF_429 {
+            assert_eq!(
+                rules.classify(&too_many, SystemTime::UNIX_EPOCH).shape(),
+                "wait Some(2s)"
+            );
+        }
+        // Another answer ends the run.
+        rules.classify(&Reply::json(200, json!({})), SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            rules.classify(&too_many, SystemTime::UNIX_EPOCH).shape(),
+            "wait Some(2s)"
+        );
+        for _ in 1..RUN_OF_429 - 1 {
+            rules.classify(&too_many, SystemTime::UNIX_EPOCH);
+        }
+        let v = rules.classify(&too_many, SystemTime::UNIX_EPOCH);
+        assert_eq!(v.shape(), "pause Quota");
     }
 
     #[test]
