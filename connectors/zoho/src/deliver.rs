@@ -73,9 +73,9 @@ pub fn title(r: &MediaRecord) -> String {
     let who = r
         .sender_name
         .as_deref()
-        .map(str::trim)
+        .map(crate::notes::inert)
         .filter(|n| !n.is_empty())
-        .unwrap_or(r.sender.as_str());
+        .unwrap_or_else(|| r.sender.as_str().to_owned());
     // A record's name holds 120 characters.
     format!("WhatsApp {kind} from {who}")
         .chars()

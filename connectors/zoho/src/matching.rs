@@ -258,7 +258,7 @@ impl Zoho {
                 let name = r
                     .sender_name
                     .as_deref()
-                    .map(str::trim)
+                    .map(crate::notes::inert)
                     .filter(|n| !n.is_empty())
                     .map(|n| n.chars().take(80).collect::<String>())
                     .unwrap_or_else(|| r.sender.as_str().to_owned());

@@ -19,10 +19,20 @@ pub fn note_title(r: &MediaRecord) -> String {
     format!("WhatsApp {} · {}", r.media_type.as_str(), r.message_id)
 }
 
+/// Customer text (a caption, a file name, a profile name) as Zoho shows it: on one line, and
+/// with no `<` or `>`, so no screen that renders a note or a name as HTML can take it for markup.
+pub fn inert(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('<', "‹")
+        .replace('>', "›")
+}
+
 /// The Note's text: the link first, then what sales staff want to know before they play it.
 /// Customer text (caption, file name) stays on its own line.
 pub fn note_content(r: &MediaRecord) -> String {
-    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line = inert;
     let mut lines = vec![
         r.rendition_url
             .clone()

@@ -333,6 +333,29 @@ async fn notes_and_attachments_are_made_once_even_when_an_answer_was_lost() {
 }
 
 #[tokio::test]
+async fn customer_text_is_inert_in_names_and_notes() {
+    let w = world_on(org().await, json!({"note": true})).await;
+    let mut m = media("wamid.1", "+4915112345678");
+    m.sender_name = Some("<img src=x onerror=alert(1)>\nBob".into());
+    m.caption = Some("<script>alert(1)</script>".into());
+    ids(w.zoho.deliver(&[m]).await);
+    let contact = &w.sim.records("Contacts")[0];
+    let record = &w.sim.records("WhatsApp_Media")[0];
+    let note = &w.sim.records("Notes")[0];
+    for text in [
+        contact.values["Last_Name"].as_str().unwrap(),
+        record.values["Name"].as_str().unwrap(),
+        note.values["Note_Content"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    }
+    assert_eq!(
+        contact.values["Last_Name"],
+        "‹img src=x onerror=alert(1)› Bob"
+    );
+}
+
+#[tokio::test]
 async fn a_file_over_the_limit_keeps_its_link_only() {
     let w = world_on(
         org().await,

@@ -261,3 +261,36 @@ async fn check_names_a_missing_scope() {
     );
     assert!(report.reached.is_some(), "the credentials themselves work");
 }
+
+#[tokio::test]
+async fn without_leads_the_module_needs_no_lead_lookup() {
+    let sim = ZohoSim::start(ZohoSimConfig::new(CLIENT, SECRET, REFRESH))
+        .await
+        .unwrap();
+    sim.add_module("WhatsApp_Media");
+    let w = world_on(sim, json!({"match": {"leads": false}, "note": true})).await;
+    w.zoho.provision(false).await.unwrap();
+    assert!(
+        w.sim
+            .module("WhatsApp_Media")
+            .unwrap()
+            .field("Lead")
+            .is_none()
+    );
+    let report = w.zoho.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{report:#?}");
+    let (a, b) = (
+        media("wamid.1", "+4915112345678"),
+        media("wamid.2", "+4915112345678"),
+    );
+    let got = w.zoho.deliver(&[a.clone(), b.clone()]).await;
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    w.zoho
+        .expire(std::slice::from_ref(&a), true, false)
+        .await
+        .unwrap();
+    assert_eq!(w.sim.records("WhatsApp_Media").len(), 1);
+    w.zoho.erase(&b.sender, false).await.unwrap();
+    assert!(w.sim.records("WhatsApp_Media").is_empty());
+    assert!(w.sim.records("Notes").is_empty());
+}
