@@ -42,7 +42,7 @@ fn keys(errors: &[ConfigError]) -> Vec<&str> {
 
 /// Every secret of the example, as an admin would provide them (variables here; files work
 /// the same way).
-const REAL_SECRETS: [(&str, &str); 10] = [
+const REAL_SECRETS: [(&str, &str); 12] = [
     ("WA2CRM__STORAGE__LINK_SECRET", "k3y-0f-at-least-16-chars"),
     ("WA2CRM__SOURCES__META__APP_SECRET", "4f0c9a1b2e"),
     ("WA2CRM__SOURCES__META__VERIFY_TOKEN", "verify-7d1e"),
@@ -59,6 +59,14 @@ const REAL_SECRETS: [(&str, &str); 10] = [
         "WA2CRM__CONNECTORS__SALESFORCE__CLIENT_ID",
         "3MVG9x.consumer-key",
     ),
+    (
+        "WA2CRM__CONNECTORS__ZOHO__CLIENT_SECRET",
+        "7c1d9e3b5a2f4e6d8c0b1a2f3e4d5c6b",
+    ),
+    (
+        "WA2CRM__CONNECTORS__ZOHO__REFRESH_TOKEN",
+        "1000.9f8e7d6c5b4a39281706f5e4d3c2b1a0.1a2b3c4d5e6f7a8b",
+    ),
 ];
 
 #[test]
@@ -69,7 +77,7 @@ fn the_example_parses_and_its_placeholder_secrets_are_refused() {
     assert_eq!(c.routes.len(), 2);
     assert_eq!(c.routes[1].number, "*");
     assert_eq!(c.tags[0].name, "product-issue");
-    assert_eq!(c.connectors.len(), 3);
+    assert_eq!(c.connectors.len(), 4);
     assert_eq!(c.connectors["salesforce"]["fields"]["sha256"], "Sha256__c");
     let errors = config::validate(c).unwrap_err().0;
     // Copying the example blindly must not give anyone a guessable link secret, nor start with
@@ -82,6 +90,8 @@ fn the_example_parses_and_its_placeholder_secrets_are_refused() {
             "connectors.hubspot.token",
             "connectors.salesforce.client_id",
             "connectors.zendesk.api_token",
+            "connectors.zoho.client_secret",
+            "connectors.zoho.refresh_token",
             "sources.d360.api_key",
             "sources.d360.webhook_header_value",
             "sources.meta.access_token",
@@ -360,7 +370,7 @@ storage_uri = "url"
         .to_string();
     assert_eq!(
         text,
-        "connectors.crm.type: unknown connector type \"pipedrive\"; expected one of hubspot, salesforce, zendesk"
+        "connectors.crm.type: unknown connector type \"pipedrive\"; expected one of hubspot, salesforce, zendesk, zoho"
     );
 }
 
@@ -558,14 +568,16 @@ fn consent_in_the_crm_needs_each_connectors_consent_field() {
         [
             "connectors.hubspot.consent_field",
             "connectors.salesforce.consent_field",
-            "connectors.zendesk.consent_field"
+            "connectors.zendesk.consent_field",
+            "connectors.zoho.consent_field"
         ]
     );
     assert_eq!(
         with(&[("WA2CRM__CONNECTORS__HUBSPOT__CONSENT_FIELD", "wa_consent")]),
         [
             "connectors.salesforce.consent_field",
-            "connectors.zendesk.consent_field"
+            "connectors.zendesk.consent_field",
+            "connectors.zoho.consent_field"
         ]
     );
 }
