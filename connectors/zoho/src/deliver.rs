@@ -22,6 +22,8 @@ pub struct ModuleField {
     pub unique: bool,
     /// A lookup's module.
     pub lookup: Option<String>,
+    /// The longest text it holds, when Zoho says.
+    pub length: Option<usize>,
 }
 
 pub fn module_field(f: &Value) -> Option<ModuleField> {
@@ -33,6 +35,7 @@ pub fn module_field(f: &Value) -> Option<ModuleField> {
             .pointer("/lookup/module/api_name")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        length: f["length"].as_u64().map(|n| n as usize),
     })
 }
 
@@ -64,6 +67,19 @@ pub fn value(v: &AttributeValue<'_>, data_type: &str) -> Value {
         AttributeValue::List(items) if data_type == "multiselectpicklist" => json!(items),
         AttributeValue::List(items) => json!(items.join("; ")),
         AttributeValue::DateTime(t) => json!(datetime(*t)),
+    }
+}
+
+/// Text cut to a field's length, so a long caption shortens instead of failing the media: what
+/// is cut ends with `…`.
+pub fn fit(v: Value, max_chars: Option<usize>) -> Value {
+    match (v, max_chars) {
+        (Value::String(s), Some(max)) if max > 0 && s.chars().count() > max => {
+            let mut cut: String = s.chars().take(max - 1).collect();
+            cut.push('…');
+            Value::String(cut)
+        }
+        (v, _) => v,
     }
 }
 
@@ -152,14 +168,12 @@ impl Zoho {
         };
         o.insert(lookup.clone(), json!({"id": parent.id}));
         for (attribute, field) in c.fields.iter() {
-            let data_type = fields
-                .iter()
-                .find(|f| f.api_name == field)
-                .map_or("text", |f| f.data_type.as_str());
+            let meta = fields.iter().find(|f| f.api_name == field);
+            let data_type = meta.map_or("text", |f| f.data_type.as_str());
             let v = r
                 .attribute(attribute)
                 .map_or(Value::Null, |v| value(&v, data_type));
-            o.insert(field.to_owned(), v);
+            o.insert(field.to_owned(), fit(v, meta.and_then(|f| f.length)));
         }
         Value::Object(o)
     }

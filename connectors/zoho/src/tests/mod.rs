@@ -356,6 +356,26 @@ async fn customer_text_is_inert_in_names_and_notes() {
 }
 
 #[tokio::test]
+async fn a_long_caption_is_cut_to_its_field_not_refused() {
+    let w = world_on(org().await, json!({"fields": {"caption": "WA_Caption"}})).await;
+    // A text field of 255 characters, as an admin may make it.
+    w.sim.add_field(
+        "WhatsApp_Media",
+        wa2crm_sandbox::zoho::Field::new("WA_Caption", "text"),
+    );
+    let mut m = media("wamid.1", "+4915112345678");
+    m.caption = Some("ä".repeat(1000));
+    let got = w.zoho.deliver(&[m]).await;
+    assert!(got[0].is_ok(), "{got:?}");
+    let caption = w.sim.records("WhatsApp_Media")[0].values["WA_Caption"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(caption.chars().count(), 255);
+    assert!(caption.ends_with('…'));
+}
+
+#[tokio::test]
 async fn a_file_over_the_limit_keeps_its_link_only() {
     let w = world_on(
         org().await,
