@@ -132,7 +132,9 @@ async fn admit(State(s): State<Shared>, request: Request, next: Next) -> Respons
             );
             return with_credit_headers(r, &mut i);
         }
-        if i.in_flight >= i.config.max_concurrent {
+        let taken = i.slots_taken_for > 0;
+        i.slots_taken_for = i.slots_taken_for.saturating_sub(1);
+        if taken || i.in_flight >= i.config.max_concurrent {
             i.counts.too_many_requests += 1;
             i.counts.over_concurrency += 1;
             let r = error(

@@ -184,6 +184,8 @@ pub(crate) struct Inner {
     in_flight: usize,
     counts: Counts,
     fault_rate: f64,
+    /// Calls still to be refused as if other integrations held every concurrent slot.
+    slots_taken_for: u64,
     next_id: u64,
     /// A logical clock for `Modified_Time`, so order is exact.
     ticks: u64,
@@ -298,6 +300,7 @@ impl ZohoSim {
             in_flight: 0,
             counts: Counts::default(),
             fault_rate: 0.0,
+            slots_taken_for: 0,
             next_id: 0,
             ticks: 0,
             api_url: format!("http://{api_addr}"),
@@ -332,6 +335,12 @@ impl ZohoSim {
 
     pub fn set_fault_rate(&self, rate: f64) {
         lock(&self.inner).fault_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// The next `calls` calls are refused with the concurrency 429, as when the org's other
+    /// integrations hold every slot (an instrument: a test need not race calls to see it).
+    pub fn take_slots_for(&self, calls: u64) {
+        lock(&self.inner).slots_taken_for = calls;
     }
 
     pub fn counts(&self) -> Counts {
