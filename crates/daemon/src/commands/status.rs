@@ -31,10 +31,27 @@ pub async fn main(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut connectors = Vec::new();
     for name in &config.connectors {
-        let state = store
-            .scan_state(name)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The keys status shows, each read by itself: a connector's scope also holds a row per
+        // sender or media (matches, exactly-once marks), which a scan would read every time.
+        let mut state = std::collections::BTreeMap::new();
+        for key in [
+            keys::PAUSE_REASON,
+            keys::PAUSED_UNTIL_MS,
+            keys::LAST_SUCCESS_MS,
+            keys::LAST_ERROR,
+            keys::LAST_ERROR_MS,
+            keys::MATCHED,
+            keys::MATCHED_AMONG_SEVERAL,
+            keys::LAST_SEVERAL,
+        ] {
+            let value = store
+                .get_state(name, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(v) = value {
+                state.insert(key, v);
+            }
+        }
         let ms = |key: &str| state.get(key).and_then(|v| v.parse::<i64>().ok());
         connectors.push(ConnectorStatus {
             name: name.clone(),
