@@ -6,9 +6,91 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use wa2crm_core::state::keys;
-use wa2crm_queue::{DeadLetter, StateCounts};
+use wa2crm_queue::{DeadLetter, DoneBreakdown, JobStore, StateCounts};
 
 use crate::heartbeat::Daemons;
+
+/// What `status` shows, gathered from the queue database alone (the console shows the same).
+pub struct Report {
+    /// The queue's URL, its password masked.
+    pub queue: String,
+    pub counts: StateCounts,
+    pub done: DoneBreakdown,
+    /// The newest dead letters, up to the limit asked.
+    pub dead: Vec<DeadLetter>,
+    pub daemons: Daemons,
+    pub connectors: Vec<ConnectorStatus>,
+    /// When it was gathered (ms since the epoch).
+    pub now: i64,
+}
+
+/// Reads the queue's counts, its newest `limit` dead letters, the daemons' heartbeats and what
+/// each of `connectors` recorded (pauses, the last success and error, matches).
+pub async fn gather(
+    store: &dyn JobStore,
+    queue_url: &str,
+    connectors: &[String],
+    limit: usize,
+) -> anyhow::Result<Report> {
+    let counts = store.counts().await?;
+    let done = store.done_breakdown().await?;
+    let dead = store.dead_letters(limit).await?;
+    let now = wa2crm_core::state::now_ms();
+    let daemons = crate::heartbeat::read(store, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = Vec::new();
+    for name in connectors {
+        out.push(connector_status(store, name).await?);
+    }
+    Ok(Report {
+        queue: super::redact_url(queue_url),
+        counts,
+        done,
+        dead,
+        daemons,
+        connectors: out,
+        now,
+    })
+}
+
+/// The keys status shows, each read by itself: a connector's scope also holds a row per sender
+/// or media (matches, exactly-once marks), which a scan would read every time.
+async fn connector_status(store: &dyn JobStore, name: &str) -> anyhow::Result<ConnectorStatus> {
+    let mut state = std::collections::BTreeMap::new();
+    for key in [
+        keys::PAUSE_REASON,
+        keys::PAUSED_UNTIL_MS,
+        keys::LAST_SUCCESS_MS,
+        keys::LAST_ERROR,
+        keys::LAST_ERROR_MS,
+        keys::MATCHED,
+        keys::MATCHED_AMONG_SEVERAL,
+        keys::LAST_SEVERAL,
+    ] {
+        let value = store
+            .get_state(name, key)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(v) = value {
+            state.insert(key, v);
+        }
+    }
+    let ms = |key: &str| state.get(key).and_then(|v| v.parse::<i64>().ok());
+    Ok(ConnectorStatus {
+        name: name.to_owned(),
+        pause_reason: state.get(keys::PAUSE_REASON).cloned(),
+        paused_until_ms: ms(keys::PAUSED_UNTIL_MS),
+        last_success_ms: ms(keys::LAST_SUCCESS_MS),
+        last_error: state
+            .get(keys::LAST_ERROR)
+            .cloned()
+            .map(|e| (ms(keys::LAST_ERROR_MS).unwrap_or_default(), e)),
+        matched: ms(keys::MATCHED).unwrap_or(0),
+        matched_among_several: ms(keys::MATCHED_AMONG_SEVERAL).unwrap_or(0),
+        last_several: state.get(keys::LAST_SEVERAL).cloned(),
+    })
+}
 
 pub async fn main(
     location: &crate::config::ConfigLocation,
@@ -21,104 +103,64 @@ pub async fn main(
         .load_queue_view()
         .map_err(|e| anyhow::anyhow!(location.report(&e)))?;
     let store = super::open_queue(&config.queue.url).await?;
-    let counts = store.counts().await?;
-    let done = store.done_breakdown().await?;
-    let dead = store.dead_letters(limit).await?;
-    let queue = super::redact_url(&config.queue.url);
-    let now = wa2crm_core::state::now_ms();
-    let daemons = crate::heartbeat::read(store.as_ref(), now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut connectors = Vec::new();
-    for name in &config.connectors {
-        // The keys status shows, each read by itself: a connector's scope also holds a row per
-        // sender or media (matches, exactly-once marks), which a scan would read every time.
-        let mut state = std::collections::BTreeMap::new();
-        for key in [
-            keys::PAUSE_REASON,
-            keys::PAUSED_UNTIL_MS,
-            keys::LAST_SUCCESS_MS,
-            keys::LAST_ERROR,
-            keys::LAST_ERROR_MS,
-            keys::MATCHED,
-            keys::MATCHED_AMONG_SEVERAL,
-            keys::LAST_SEVERAL,
-        ] {
-            let value = store
-                .get_state(name, key)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if let Some(v) = value {
-                state.insert(key, v);
-            }
-        }
-        let ms = |key: &str| state.get(key).and_then(|v| v.parse::<i64>().ok());
-        connectors.push(ConnectorStatus {
-            name: name.clone(),
-            pause_reason: state.get(keys::PAUSE_REASON).cloned(),
-            paused_until_ms: ms(keys::PAUSED_UNTIL_MS),
-            last_success_ms: ms(keys::LAST_SUCCESS_MS),
-            last_error: state
-                .get(keys::LAST_ERROR)
-                .cloned()
-                .map(|e| (ms(keys::LAST_ERROR_MS).unwrap_or_default(), e)),
-            matched: ms(keys::MATCHED).unwrap_or(0),
-            matched_among_several: ms(keys::MATCHED_AMONG_SEVERAL).unwrap_or(0),
-            last_several: state.get(keys::LAST_SEVERAL).cloned(),
-        });
-    }
+    let r = gather(store.as_ref(), &config.queue.url, &config.connectors, limit).await?;
     if json_out {
-        let doc = json!({
-            "queue": {
-                "url": queue,
-                "counts": counts,
-                "done_not_taken": done.not_taken,
-                "done_media_removed": done.removed,
-                "oldest_waiting": counts.oldest_waiting_ms.map(rfc3339),
-                "backlog_seconds": backlog_seconds(&counts),
-            },
-            "daemon": daemon_json(&daemons),
-            "connectors": connectors.iter().map(|c| {
-                let state = c.state(daemons.is_running(), now);
-                json!({
-                    "name": c.name,
-                    "state": state.word(),
-                    "paused": matches!(state, ConnectorState::Paused),
-                    "pause_reason": c.pause_reason,
-                    "paused_until": c.paused_until_ms.map(rfc3339),
-                    "last_success": c.last_success_ms.map(rfc3339),
-                    "last_error": c.last_error.as_ref().map(|(_, e)| e),
-                    "last_error_at": c.last_error.as_ref().map(|(t, _)| rfc3339(*t)),
-                    "matched": c.matched,
-                    "matched_among_several": c.matched_among_several,
-                    "last_several": c.last_several,
-                })
-            }).collect::<Vec<_>>(),
-            "dead_letters": dead.iter().map(|d| json!({
-                "id": d.id,
-                "source": d.source,
-                "message_id": d.message_id,
-                "reason": d.reason,
-                "attempts": d.attempts,
-                "dead_since": rfc3339(d.dead_since_ms),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(&to_json(&r))?);
     } else {
-        print!("{}", render_daemons(&daemons, now));
-        print!("{}", render(&queue, &counts, &dead));
-        if done.not_taken > 0 || done.removed > 0 {
+        print!("{}", render_daemons(&r.daemons, r.now));
+        print!("{}", render(&r.queue, &r.counts, &r.dead));
+        if r.done.not_taken > 0 || r.done.removed > 0 {
             println!(
                 "of the done jobs: {} not taken (no consent), {} with their media removed (retention, erasure)",
-                done.not_taken, done.removed
+                r.done.not_taken, r.done.removed
             );
         }
         print!(
             "{}",
-            render_connectors(&connectors, daemons.is_running(), now)
+            render_connectors(&r.connectors, r.daemons.is_running(), r.now)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status --json`'s document.
+pub fn to_json(r: &Report) -> serde_json::Value {
+    let (counts, done, daemons, now) = (&r.counts, &r.done, &r.daemons, r.now);
+    json!({
+        "queue": {
+            "url": r.queue,
+            "counts": counts,
+            "done_not_taken": done.not_taken,
+            "done_media_removed": done.removed,
+            "oldest_waiting": counts.oldest_waiting_ms.map(rfc3339),
+            "backlog_seconds": backlog_seconds(counts),
+        },
+        "daemon": daemon_json(daemons),
+        "connectors": r.connectors.iter().map(|c| {
+            let state = c.state(daemons.is_running(), now);
+            json!({
+                "name": c.name,
+                "state": state.word(),
+                "paused": matches!(state, ConnectorState::Paused),
+                "pause_reason": c.pause_reason,
+                "paused_until": c.paused_until_ms.map(rfc3339),
+                "last_success": c.last_success_ms.map(rfc3339),
+                "last_error": c.last_error.as_ref().map(|(_, e)| e),
+                "last_error_at": c.last_error.as_ref().map(|(t, _)| rfc3339(*t)),
+                "matched": c.matched,
+                "matched_among_several": c.matched_among_several,
+                "last_several": c.last_several,
+            })
+        }).collect::<Vec<_>>(),
+        "dead_letters": r.dead.iter().map(|d| json!({
+            "id": d.id,
+            "source": d.source,
+            "message_id": d.message_id,
+            "reason": d.reason,
+            "attempts": d.attempts,
+            "dead_since": rfc3339(d.dead_since_ms),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn rfc3339(ms: i64) -> String {
