@@ -171,6 +171,23 @@ pub fn zendesk_note_ids(sim: &wa2crm_sandbox::zendesk::ZendeskSim) -> Vec<String
         .collect()
 }
 
+/// Sends `n` distinct signed image webhooks through Meta (`wamid.{tag}.{i}`), the i-th from
+/// `senders[i % senders.len()]`; each must be answered 200.
+pub async fn post_distinct_images(
+    d: &Daemon,
+    graph: &wa2crm_sandbox::graph::GraphSim,
+    tag: &str,
+    n: usize,
+    senders: &[&str],
+) {
+    let client = reqwest::Client::new();
+    for i in 0..n {
+        let body = distinct_image_webhook(graph, tag, i, senders[i % senders.len()]);
+        let status = post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await;
+        assert_eq!(status, 200);
+    }
+}
+
 /// The Zoho simulator's OAuth client and refresh token.
 pub const ZOHO_CLIENT: &str = "1000.E2EWA2CRM";
 pub const ZOHO_SECRET: &str = "e2e-zoho-client-secret-7c1d9e3b";
@@ -432,6 +449,21 @@ impl Daemon {
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stderr));
             (out.status.success(), text)
+        }
+    }
+
+    /// Polls `status` until `n` jobs are done (60 s at most); a dead letter or the deadline
+    /// fails the test with the status and the log.
+    pub async fn wait_done(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = self.status()["queue"]["counts"].clone();
+            if c["done"] == n as u64 {
+                return;
+            }
+            assert!(c["dead"] == 0, "{}\n{}", self.status(), self.log());
+            assert!(std::time::Instant::now() < deadline, "{c}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -66,16 +66,7 @@ async fn voice_notes_become_media_records_looked_up_to_their_contacts_across_end
         let status = post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await;
         assert_eq!(status, 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = d.status()["queue"]["counts"].clone();
-        if c["done"] == n as u64 {
-            break;
-        }
-        assert!(c["dead"] == 0, "{}\n{}", d.status(), d.log());
-        assert!(Instant::now() < deadline, "{c}\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    d.wait_done(n).await;
     assert_eq!(sf.records("WhatsApp_Media__c").len(), n);
     assert_eq!(sf.records("Contact").len(), 5);
     let contact = sf

@@ -4,11 +4,9 @@
 //! person's notes and files and keeps the user and the ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, post_webhook, sign,
-    zendesk_account, zendesk_note_ids, zendesk_section,
+    ACCESS_TOKEN, Daemon, config_toml, free_port, post_distinct_images, zendesk_account,
+    zendesk_note_ids, zendesk_section,
 };
 use wa2crm_sandbox::graph::GraphSim;
 
@@ -44,24 +42,10 @@ async fn customers_videos_land_on_their_tickets_and_erasure_redacts_them() {
     assert!(ok, "{out}");
     d.restart().await;
 
-    let client = reqwest::Client::new();
     let senders = ["+4915112345678", "+14155550101", "+14155550102"];
     let n = 12;
-    for i in 0..n {
-        let body = distinct_image_webhook(&graph, "zd", i, senders[i % senders.len()]);
-        let status = post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await;
-        assert_eq!(status, 200);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = d.status()["queue"]["counts"].clone();
-        if c["done"] == n as u64 {
-            break;
-        }
-        assert!(c["dead"] == 0, "{}\n{}", d.status(), d.log());
-        assert!(Instant::now() < deadline, "{c}\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    post_distinct_images(&d, &graph, "zd", n, &senders).await;
+    d.wait_done(n).await;
     let mut ids = zendesk_note_ids(&zd);
     ids.sort();
     let mut expected: Vec<String> = (0..n).map(|i| format!("wamid.zd.{i}")).collect();

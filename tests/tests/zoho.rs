@@ -5,12 +5,9 @@
 //! and keeps their Contact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, distinct_image_webhook, free_port, post_webhook, sign,
-    zoho_org, zoho_section,
+    ACCESS_TOKEN, Daemon, config_toml, free_port, post_distinct_images, zoho_org, zoho_section,
 };
 use wa2crm_sandbox::graph::GraphSim;
 
@@ -53,24 +50,10 @@ async fn customers_media_land_on_their_contacts_and_erasure_removes_them() {
     assert!(ok, "{out}");
     d.restart().await;
 
-    let client = reqwest::Client::new();
     let senders = ["+4915112345678", "+14155550101", "+14155550102"];
     let n = 12;
-    for i in 0..n {
-        let body = distinct_image_webhook(&graph, "zo", i, senders[i % senders.len()]);
-        let status = post_webhook(&client, &d.url("/webhooks/whatsapp"), &body, sign(&body)).await;
-        assert_eq!(status, 200);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = d.status()["queue"]["counts"].clone();
-        if c["done"] == n as u64 {
-            break;
-        }
-        assert!(c["dead"] == 0, "{}\n{}", d.status(), d.log());
-        assert!(Instant::now() < deadline, "{c}\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    post_distinct_images(&d, &graph, "zo", n, &senders).await;
+    d.wait_done(n).await;
     let records = zoho.records("WhatsApp_Media");
     let mut ids: Vec<&str> = records
         .iter()
