@@ -50,7 +50,7 @@ macro_rules! impl_job_store {
 
             async fn select_jobs(
                 &self,
-                condition: &'static str,
+                condition: &str,
                 bind: impl FnOnce(
                     sqlx::query::QueryAs<
                         '_,
@@ -408,6 +408,124 @@ macro_rules! impl_job_store {
                     not_taken: not_taken.max(0) as u64,
                     removed: removed.max(0) as u64,
                 })
+            }
+
+            async fn media_jobs(
+                &self,
+                filter: &crate::MediaFilter,
+                limit: usize,
+            ) -> crate::Result<Vec<crate::JobInfo>> {
+                let (condition, values) =
+                    crate::media_condition(filter, concat!("checkpoints", $text));
+                let at = values.len() + 1;
+                let jobs = self
+                    .select_jobs(&format!("{condition} ORDER BY id DESC LIMIT ${at}"), |q| {
+                        crate::bind_all(q, values).bind(crate::sql_limit(limit))
+                    })
+                    .await?;
+                Ok(match &filter.tag {
+                    Some(tag) => jobs.into_iter().filter(|j| crate::has_tag(j, tag)).collect(),
+                    None => jobs,
+                })
+            }
+
+            async fn dead_letters_where(
+                &self,
+                filter: &crate::DeadFilter,
+                limit: usize,
+            ) -> crate::Result<Vec<crate::DeadLetter>> {
+                let (condition, values) = crate::dead_condition(filter);
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT id, source, message_id, dead_reason, attempts, updated_at FROM jobs \
+                     WHERE {condition} ORDER BY updated_at DESC, id DESC LIMIT ${}",
+                    values.len() + 1
+                ));
+                let rows: Vec<crate::DeadRow> =
+                    crate::bind_all(sqlx::query_as(sql), values)
+                        .bind(crate::sql_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn replay_dead_where(
+                &self,
+                filter: &crate::DeadFilter,
+            ) -> crate::Result<Vec<crate::JobId>> {
+                let (condition, values) = crate::dead_condition(filter);
+                let now = values.len() + 1;
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ${now}, \
+                     dead_reason = NULL, updated_at = ${now} WHERE {condition} RETURNING id"
+                ));
+                let ids: Vec<(i64,)> = crate::bind_all(sqlx::query_as(sql), values)
+                    .bind(self.clock.now_ms())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(ids.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn finished_since(&self, since_ms: i64) -> crate::Result<Vec<(i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT created_at, updated_at FROM jobs WHERE state = 'done' \
+                     AND updated_at >= $1 AND removed_at IS NULL",
+                )
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn audit(&self, entry: &crate::AuditEntry) -> crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, who, action, subject, detail) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(entry.at_ms)
+                .bind(&entry.who)
+                .bind(&entry.action)
+                .bind(&entry.subject)
+                .bind(&entry.detail)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_log(
+                &self,
+                subject: Option<&str>,
+                limit: usize,
+            ) -> crate::Result<Vec<crate::AuditEntry>> {
+                let rows: Vec<(i64, String, String, String, String)> = match subject {
+                    Some(subject) => {
+                        sqlx::query_as(
+                            "SELECT at, who, action, subject, detail FROM audit_log \
+                             WHERE subject = $1 ORDER BY id DESC LIMIT $2",
+                        )
+                        .bind(subject)
+                        .bind(crate::sql_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    None => {
+                        sqlx::query_as(
+                            "SELECT at, who, action, subject, detail FROM audit_log \
+                             ORDER BY id DESC LIMIT $1",
+                        )
+                        .bind(crate::sql_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                Ok(rows
+                    .into_iter()
+                    .map(|(at_ms, who, action, subject, detail)| crate::AuditEntry {
+                        at_ms,
+                        who,
+                        action,
+                        subject,
+                        detail,
+                    })
+                    .collect())
             }
 
             async fn ping(&self) -> crate::Result<()> {

@@ -157,6 +157,44 @@ pub struct DeadLetter {
     pub dead_since_ms: i64,
 }
 
+/// Which media jobs the console lists: every field narrows the list; the newest come first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaFilter {
+    /// The sender, +E164.
+    pub sender: Option<String>,
+    pub kind: Option<MediaKind>,
+    /// A tag the media was given (exact).
+    pub tag: Option<String>,
+    /// Arrived at or after / before these times (ms since the epoch).
+    pub from_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only ids below this one: the next page.
+    pub before_id: Option<JobId>,
+}
+
+/// Which dead letters the console lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadFilter {
+    /// Dead for this connector: its reason starts with `NAME: ` (how delivery names them).
+    pub connector: Option<String>,
+    /// Text the reason contains (case-insensitive for ASCII).
+    pub reason: Option<String>,
+}
+
+/// One replay or erasure: who did it, when, to what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    /// The console user, or `cli:USER` for a command.
+    pub who: String,
+    /// `replay`, `replay_all` or `erase`.
+    pub action: String,
+    /// A job id, or a masked phone number (`+49151…789`): the log outlives an erasure, and the
+    /// number itself must not.
+    pub subject: String,
+    pub detail: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The lease ran out and someone else may hold the job now: the caller must stop working on it.
@@ -255,6 +293,23 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     async fn done_breakdown(&self) -> Result<DoneBreakdown>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
+    /// Media jobs (any state) that `filter` lets through, newest first, at most `limit`.
+    async fn media_jobs(&self, filter: &MediaFilter, limit: usize) -> Result<Vec<JobInfo>>;
+    /// Dead letters that `filter` lets through, newest first, at most `limit`.
+    async fn dead_letters_where(
+        &self,
+        filter: &DeadFilter,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>>;
+    /// Replays the dead jobs `filter` lets through; returns their ids.
+    async fn replay_dead_where(&self, filter: &DeadFilter) -> Result<Vec<JobId>>;
+    /// (arrived, finished) of the jobs done since `since_ms` whose media was not removed since,
+    /// ms since the epoch: throughput and latency over a window.
+    async fn finished_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>>;
+    /// Appends to the audit log (kept in this database, with the jobs it speaks of).
+    async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The newest audit entries, of one subject if given, at most `limit`.
+    async fn audit_log(&self, subject: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
 /// Where the store's "now" comes from; tests use [`ManualClock`] to move time without sleeping.
@@ -345,6 +400,109 @@ pub fn redact_url(url: &str) -> String {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
     u.to_string()
+}
+
+/// `text` as a LIKE pattern matching itself literally (with `ESCAPE` backslash), between `before`
+/// and `after` wildcards.
+fn like_pattern(before: &str, text: &str, after: &str) -> String {
+    let mut p = String::from(before);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push_str(after);
+    p
+}
+
+/// A bound value of a query put together at run time.
+enum Bound {
+    Text(String),
+    Int(i64),
+}
+
+/// Binds `values` in order (`$1`, `$2`, …).
+fn bind_all<'q, DB, O>(
+    mut q: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>,
+    values: Vec<Bound>,
+) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for v in values {
+        q = match v {
+            Bound::Text(s) => q.bind(s),
+            Bound::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
+/// The WHERE clause and its values for a [`DeadFilter`] (`$1`… numbered).
+fn dead_condition(filter: &DeadFilter) -> (String, Vec<Bound>) {
+    let mut sql = String::from("state = 'dead'");
+    let mut values = Vec::new();
+    if let Some(c) = &filter.connector {
+        values.push(Bound::Text(like_pattern("", c, ": %")));
+        sql.push_str(&format!(
+            " AND dead_reason LIKE ${} ESCAPE '\\'",
+            values.len()
+        ));
+    }
+    if let Some(r) = &filter.reason {
+        values.push(Bound::Text(like_pattern("%", &r.to_ascii_lowercase(), "%")));
+        sql.push_str(&format!(
+            " AND LOWER(dead_reason) LIKE ${} ESCAPE '\\'",
+            values.len()
+        ));
+    }
+    (sql, values)
+}
+
+/// The WHERE clause and values for a [`MediaFilter`]; `checkpoints_text` is how the dialect
+/// reads the checkpoints as text. The tag is only narrowed by text here: callers keep the jobs
+/// whose tags really hold it ([`has_tag`]).
+fn media_condition(filter: &MediaFilter, checkpoints_text: &str) -> (String, Vec<Bound>) {
+    let mut sql = String::from("removed_at IS NULL");
+    let mut values = Vec::new();
+    if let Some(s) = &filter.sender {
+        values.push(Bound::Text(s.clone()));
+        sql.push_str(&format!(" AND sender = ${}", values.len()));
+    }
+    if let Some(k) = filter.kind {
+        values.push(Bound::Text(k.as_str().to_owned()));
+        sql.push_str(&format!(" AND kind = ${}", values.len()));
+    }
+    if let Some(t) = &filter.tag {
+        let quoted = serde_json::to_string(t).unwrap_or_default();
+        values.push(Bound::Text(like_pattern("%", &quoted, "%")));
+        sql.push_str(&format!(
+            " AND {checkpoints_text} LIKE ${} ESCAPE '\\'",
+            values.len()
+        ));
+    }
+    for (bound, op) in [(filter.from_ms, ">="), (filter.until_ms, "<")] {
+        if let Some(t) = bound {
+            values.push(Bound::Int(t));
+            sql.push_str(&format!(" AND created_at {op} ${}", values.len()));
+        }
+    }
+    if let Some(id) = filter.before_id {
+        values.push(Bound::Int(id));
+        sql.push_str(&format!(" AND id < ${}", values.len()));
+    }
+    (sql, values)
+}
+
+/// Whether the job's `tags` checkpoint holds `tag`.
+fn has_tag(job: &JobInfo, tag: &str) -> bool {
+    Step::Tags
+        .of(&job.checkpoints)
+        .and_then(|v| v.as_array())
+        .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
 }
 
 /// A `LIMIT` as SQL takes it.

@@ -12,6 +12,9 @@ use wa2crm_core::{MediaEvent, MediaKind, MediaRef, Phone, Source};
 
 use crate::{Checkpoint, Clock, Enqueued, JobState, JobStore, ManualClock, QueueError, Step};
 
+mod console;
+pub use console::*;
+
 const LEASE: Duration = Duration::from_secs(30);
 
 /// Generates one `#[tokio::test]` per suite case; `$factory` is an async fn returning
@@ -38,7 +41,10 @@ macro_rules! job_store_suite {
             jobs_are_found_by_sender_and_by_age_until_removed,
             a_worker_taking_back_its_own_job_cannot_use_the_old_lease,
             fenced_jobs_are_claimed_by_nobody_and_their_holder_lets_go,
-            a_job_whose_process_died_every_time_is_dead_lettered
+            a_job_whose_process_died_every_time_is_dead_lettered,
+            dead_letters_are_listed_and_replayed_by_connector_and_reason,
+            media_jobs_are_filtered_and_paged_newest_first,
+            finished_jobs_and_the_audit_log_are_read_back
         );
     };
     (@cases $factory:path; $($case:ident),*) => {
