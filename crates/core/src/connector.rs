@@ -165,6 +165,11 @@ pub trait Connector: Send + Sync {
     async fn consent(&self, _subject: &Phone) -> Result<Option<bool>> {
         Ok(None)
     }
+    /// Where a user opens the record `crm_id` (what [`Delivered::crm_id`] names) in the CRM's
+    /// web app, for the console's deep links; `None` when the connector cannot tell.
+    fn record_url(&self, _crm_id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Builds connectors of one `type` from their config table.

@@ -75,6 +75,12 @@ impl Phone {
         Logged(self)
     }
 
+    /// Always masked (`+49151…789`), whatever logs show: for records that outlive the person's
+    /// data, such as the audit log of an erasure.
+    pub fn masked(&self) -> String {
+        masked(&self.0)
+    }
+
     /// Normalizes a sender or configured number to E.164.
     ///
     /// Accepted: an optional `whatsapp:` prefix, an optional `+` or international `00` prefix, and

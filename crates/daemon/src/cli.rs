@@ -106,6 +106,9 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Read a password from standard input and print its argon2 hash for `[console] users`
+    /// (the password itself is never written anywhere).
+    HashPassword,
     /// Try wa2crm against simulators of WhatsApp and the CRMs: signed sample webhooks of every
     /// media kind, the jobs they became, and per CRM field what was written.
     Sandbox {
@@ -168,6 +171,7 @@ pub fn main() -> ExitCode {
             Command::Retention { dry_run, config } => {
                 commands::retention::main(&config.location(), dry_run).await
             }
+            Command::HashPassword => commands::hash_password(),
             Command::Sandbox {
                 serve,
                 listen,

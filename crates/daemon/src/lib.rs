@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod heartbeat;
 pub mod media_source;
 pub mod metrics;

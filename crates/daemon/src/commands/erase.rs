@@ -23,16 +23,29 @@ use crate::removal;
 /// How many times erasure looks again for jobs that arrived while it ran.
 const PASSES: usize = 3;
 
+/// What erasure reaches: the places a person's media went.
+pub struct Places<'a> {
+    pub store: Arc<dyn JobStore>,
+    pub storage: Arc<Storage>,
+    pub connectors: &'a std::collections::BTreeMap<String, Arc<dyn Connector>>,
+    /// `queue.lease_seconds`: how long a worker may still hold a fenced job.
+    pub lease: Duration,
+    /// `storage.link_secret`: keys the pseudonym the number becomes in the queue's rows.
+    pub link_secret: Vec<u8>,
+}
+
 struct Erasure<'a> {
     phone: Phone,
     dry_run: bool,
     store: Arc<dyn JobStore>,
-    storage: Storage,
+    storage: &'a Storage,
     connectors: &'a std::collections::BTreeMap<String, Arc<dyn Connector>>,
     /// How long a worker may still hold a fenced job: its lease, and a little more.
     lease: Duration,
     /// What the number becomes in the queue's scrubbed rows.
     pseudonym: Phone,
+    /// Where each line of the report goes (the terminal, or the console's page).
+    say: &'a (dyn Fn(String) + Sync),
 }
 
 pub async fn main(
@@ -44,35 +57,97 @@ pub async fn main(
     let validated = super::load_config(location)?;
     let config = &validated.config;
     let store = super::open_queue(&config.queue.url).await?;
-    let storage = Storage::open(&config.storage.url, &config.storage.options)?;
+    let storage = Arc::new(Storage::open(&config.storage.url, &config.storage.options)?);
     let connectors = crate::connectors::build_all(config, store.clone(), None).await?;
-    println!(
+    let places = Places {
+        store,
+        storage,
+        connectors: &connectors,
+        lease: Duration::from_secs(config.queue.lease_seconds),
+        link_secret: link_secret(config),
+    };
+    let failed = erase(&places, &phone, dry_run, &|line| println!("{line}")).await?;
+    if !dry_run {
+        audit(places.store.as_ref(), &cli_user(), &phone, failed).await;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The bytes of `storage.link_secret` (empty when unset: validation refuses that for `run`).
+pub fn link_secret(config: &crate::config::Config) -> Vec<u8> {
+    config
+        .storage
+        .link_secret
+        .as_ref()
+        .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+/// Who ran a command, for the audit log: `cli:` and the login name.
+pub fn cli_user() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Writes the erasure to the audit log with the number masked: the log outlives the erasure,
+/// the number must not. A failure to write is logged, never undoes the erasure.
+pub async fn audit(store: &dyn JobStore, who: &str, phone: &Phone, failed: bool) {
+    let entry = wa2crm_queue::AuditEntry {
+        at_ms: wa2crm_core::state::now_ms(),
+        who: who.to_owned(),
+        action: "erase".into(),
+        subject: phone.masked(),
+        detail: if failed {
+            "erasure ran; a place failed (run it again to finish)".into()
+        } else {
+            "erased from every CRM, the storage and the queue".into()
+        },
+    };
+    if let Err(e) = store.audit(&entry).await {
+        tracing::warn!("Could not write the erasure to the audit log: {e}");
+    }
+}
+
+/// Erases (or, with `dry_run`, describes) one person's media in every place; each line of the
+/// report goes to `say`. True when a place failed: running it again finishes the job.
+pub async fn erase(
+    places: &Places<'_>,
+    phone: &Phone,
+    dry_run: bool,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<bool> {
+    say(format!(
         "Erasing the media of {phone}{}",
         if dry_run {
             " (dry run: nothing is changed)"
         } else {
             ""
         }
-    );
-    let secret = config
-        .storage
-        .link_secret
-        .as_ref()
-        .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec())
-        .unwrap_or_default();
-    let pseudonym = removal::pseudonym(&phone, &secret);
-    let erased_before = store.jobs_of_sender(pseudonym.as_str()).await?.len();
+    ));
+    let pseudonym = removal::pseudonym(phone, &places.link_secret);
+    let erased_before = places.store.jobs_of_sender(pseudonym.as_str()).await?.len();
     if erased_before > 0 {
-        println!("queue: {erased_before} job(s) of this number were erased before");
+        say(format!(
+            "queue: {erased_before} job(s) of this number were erased before"
+        ));
     }
     let e = Erasure {
         pseudonym,
-        phone,
+        phone: phone.clone(),
         dry_run,
-        store,
-        storage,
-        connectors: &connectors,
-        lease: Duration::from_secs(config.queue.lease_seconds) + Duration::from_secs(5),
+        store: places.store.clone(),
+        storage: &places.storage,
+        connectors: places.connectors,
+        lease: places.lease + Duration::from_secs(5),
+        say,
     };
     let mut failed = false;
     for pass in 0..PASSES {
@@ -81,11 +156,11 @@ pub async fn main(
             break;
         }
         if pass > 0 {
-            println!(
+            say(format!(
                 "Looking again: {} more job(s) of {} came in meanwhile",
                 jobs.len(),
                 e.phone
-            );
+            ));
         }
         let jobs = e.fence(jobs).await?;
         failed |= e.erase(&jobs).await?;
@@ -94,11 +169,7 @@ pub async fn main(
         }
     }
     tracing::info!(phone = %e.phone.logged(), dry_run, failed, "Erasure run.");
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(failed)
 }
 
 impl Erasure<'_> {
@@ -154,46 +225,46 @@ impl Erasure<'_> {
         let mut failed = false;
         for (name, connector) in self.connectors {
             match connector.erase(&self.phone, self.dry_run).await {
-                Ok(r) if r.removed.is_empty() => println!("connectors.{name}: nothing found"),
+                Ok(r) if r.removed.is_empty() => (self.say)(format!("connectors.{name}: nothing found")),
                 Ok(r) => {
                     for line in r.removed {
-                        println!("connectors.{name}: {would}{line}");
+                        (self.say)(format!("connectors.{name}: {would}{line}"));
                     }
                 }
                 Err(e) => {
                     failed = true;
-                    println!("connectors.{name}: FAILED: {e}");
+                    (self.say)(format!("connectors.{name}: FAILED: {e}"));
                 }
             }
         }
 
         let objects = removal::objects_of(self.store.as_ref(), jobs).await?;
         if objects.delete.is_empty() {
-            println!("storage: nothing found");
+            (self.say)(format!("storage: nothing found"));
         } else if self.dry_run {
-            println!("storage: {did} {} object(s)", objects.delete.len());
+            (self.say)(format!("storage: {did} {} object(s)", objects.delete.len()));
         } else {
-            match removal::delete_objects(&self.storage, &objects.delete).await {
-                Ok(n) => println!("storage: {did} {n} object(s)"),
+            match removal::delete_objects(self.storage, &objects.delete).await {
+                Ok(n) => (self.say)(format!("storage: {did} {n} object(s)")),
                 Err(e) => {
                     failed = true;
-                    println!("storage: FAILED: {e:#}");
+                    (self.say)(format!("storage: FAILED: {e:#}"));
                 }
             }
         }
         for key in &objects.delete {
-            println!("storage:   {}", self.storage.uri(key));
+            (self.say)(format!("storage:   {}", self.storage.uri(key)));
         }
         if !objects.keep.is_empty() {
-            println!(
+            (self.say)(format!(
                 "storage: kept {} object(s) that other people's messages hold too (the same file \
                  sent by someone else); their links in this person's records are gone with the records",
                 objects.keep.len()
-            );
+            ));
         }
 
         if jobs.is_empty() {
-            println!("queue: nothing found");
+            (self.say)(format!("queue: nothing found"));
         } else if self.dry_run || failed {
             // After a failure the jobs stay fenced and findable, so running the command again
             // finishes it.
@@ -202,7 +273,7 @@ impl Erasure<'_> {
             } else {
                 "not scrubbed yet"
             };
-            println!("queue: {verb} {} job(s)", jobs.len());
+            (self.say)(format!("queue: {verb} {} job(s)", jobs.len()));
         } else {
             for job in jobs {
                 removal::mark_removed(self.store.as_ref(), job, "erasure", Some(&self.pseudonym))
@@ -210,7 +281,7 @@ impl Erasure<'_> {
             }
             self.store.purge_removed().await?;
             crate::metrics::media_removed("erasure", objects.delete.len() as u64);
-            println!(
+            (self.say)(format!(
                 "queue: scrubbed {} job(s) (ids {}): name, number, caption, file name and results \
                  removed; the number is kept only as a keyed hash, and the message ids stay, so \
                  WhatsApp's redeliveries are not taken in again",
@@ -219,7 +290,7 @@ impl Erasure<'_> {
                     .map(|j| j.id.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ));
         }
         Ok(failed)
     }

@@ -17,7 +17,8 @@ use wa2crm_queue::{JobStore, SystemClock};
 use wa2crm_whatsapp::media::GraphMedia;
 use wa2crm_whatsapp::twilio::TwilioMedia;
 
-use crate::config::{Config, Consent, Validated};
+use crate::config::{Config, Consent, ConsoleListener, Validated};
+use crate::console::Console;
 use crate::pipeline::{
     self, Allowlist, ConsentPolicy, Delivery, Jobs, MediaSources, MediaSteps, Notifier, Pipeline,
     RetryPolicy,
@@ -69,6 +70,7 @@ pub async fn run_on(
     let files = Arc::new(crate::media_source::StoredMedia(storage.clone()));
     let connectors = crate::connectors::build_all(config, store.clone(), Some(files)).await?;
     let delivery = Delivery::new(&connectors, &config.routes, store.clone());
+    let console_connectors = connectors.clone();
     if let Some(policy) = validated.retention.clone() {
         retention::spawn_schedule(
             policy,
@@ -87,9 +89,11 @@ pub async fn run_on(
         meta,
         d360,
         twilio,
+        console,
         config,
         ..
     } = validated;
+    let config = Arc::new(config);
     let pipeline = Arc::new(pipeline);
     let media = MediaAccess {
         storage: pipeline.media.storage.clone(),
@@ -105,6 +109,36 @@ pub async fn run_on(
             .with_context(|| format!("cannot listen on {listen} (server.listen)"))?,
     };
     let addr = listener.local_addr()?;
+    let admin_listener = match admin_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (server.admin_listen)"))?,
+        ),
+        None => None,
+    };
+    let console = match console {
+        None => None,
+        Some(settings) => {
+            let address = match (settings.on, &admin_listener) {
+                (ConsoleListener::Admin, Some(a)) => a.local_addr()?,
+                _ => addr,
+            };
+            let console = Console::new(
+                settings,
+                store.clone(),
+                media.storage.clone(),
+                media.links.clone(),
+                console_connectors,
+                config.clone(),
+                wake.clone(),
+                address,
+            );
+            console.spawn_refresh(stop.clone());
+            tracing::info!(url = %format!("http://{address}/console"), "The console is served here.");
+            Some(console)
+        }
+    };
     let state = AppState {
         store: store.clone(),
         meta,
@@ -115,20 +149,28 @@ pub async fn run_on(
         media: Some(media),
         readiness: Default::default(),
     };
-    let router = server::router(
+    let mut router = server::router(
         state.clone(),
         max_body_bytes,
         &limits,
         admin_listen.is_none(),
     );
-    let admin = match admin_listen {
-        Some(at) => {
-            let admin = TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} (server.admin_listen)"))?;
+    let mut admin_console = None;
+    if let Some(c) = console {
+        if c.settings.on == ConsoleListener::Main {
+            router = router.merge(crate::console::router(c));
+        } else {
+            admin_console = Some(crate::console::router(c));
+        }
+    }
+    let admin = match admin_listener {
+        Some(admin) => {
             tracing::info!(addr = %admin.local_addr()?, "Metrics and readiness are served here.");
             let shutdown = stop.clone();
-            let router = server::admin_router(state, &limits);
+            let mut router = server::admin_router(state, &limits);
+            if let Some(c) = admin_console {
+                router = router.merge(c);
+            }
             Some(tokio::spawn(async move {
                 server::serve(
                     admin,

@@ -97,9 +97,48 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Connector instances by name; each table's `type` picks the connector crate that reads it.
     #[serde(default)]
     pub connectors: BTreeMap<String, serde_json::Value>,
+}
+
+/// `[console]`: the operators' web pages (daemon/src/console).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    /// Which listener serves `/console`.
+    pub on: ConsoleListener,
+    /// Who may log in: user name → argon2 hash (PHC string, `wa2crm hash-password` makes one).
+    pub users: BTreeMap<String, SecretString>,
+    /// How long a login lasts without use.
+    pub session_minutes: u64,
+    /// The country a number typed nationally in a search is read in (ISO 3166, `DE`); unset:
+    /// the first connector's `match.default_country`.
+    pub default_country: Option<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: false,
+            on: ConsoleListener::Admin,
+            users: BTreeMap::new(),
+            session_minutes: 8 * 60,
+            default_country: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleListener {
+    /// `server.admin_listen`, with `/metrics` and `/readyz`.
+    Admin,
+    /// `server.listen`, with the webhooks: only behind a reverse proxy that guards it.
+    Main,
 }
 
 /// What logs may say of the people whose media passes through.

@@ -94,7 +94,17 @@ pub async fn get_media(
             }
         },
     };
-    let storage = &media.storage;
+    serve_object(&media.storage, &key, request).await
+}
+
+/// One stored object as a browser gets it (see the module's description): also what the
+/// console's player reads, behind its login.
+pub async fn serve_object(
+    storage: &wa2crm_media::store::Storage,
+    key: &str,
+    request: Request,
+) -> Response {
+    let key = key.to_owned();
     match storage.exists(&key).await {
         Ok(true) => {}
         Ok(false) => return not_found(),

@@ -6,7 +6,7 @@
 
 mod health;
 pub mod limits;
-mod media;
+pub(crate) mod media;
 mod providers;
 mod webhooks;
 

@@ -14,20 +14,28 @@ use wa2crm_media::store::Storage;
 /// How long one connector's whole check may take once its host answered.
 const CONNECTOR_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The lines printed so far and how many were problems.
+/// The findings so far, in order, each `true` when fine; printed as they come with `echo`.
 #[derive(Default)]
 pub struct Report {
-    problems: usize,
+    pub problems: usize,
+    pub lines: Vec<(bool, String)>,
+    echo: bool,
 }
 
 impl Report {
     fn ok(&mut self, line: String) {
-        println!("ok   {line}");
+        if self.echo {
+            println!("ok   {line}");
+        }
+        self.lines.push((true, line));
     }
 
     fn fail(&mut self, line: String) {
         self.problems += 1;
-        println!("FAIL {line}");
+        if self.echo {
+            println!("FAIL {line}");
+        }
+        self.lines.push((false, line));
     }
 }
 
@@ -39,9 +47,28 @@ pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<Ex
             return Ok(ExitCode::FAILURE);
         }
     };
-    let config = &validated.config;
-    let mut report = Report::default();
-    report.ok(format!("configuration {}", location.file.display()));
+    let report = run(
+        &validated.config,
+        &location.file.display().to_string(),
+        true,
+    )
+    .await?;
+    if report.problems == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} problem(s)", report.problems);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Every check of `config` (which the file or daemon `described_as` holds), in order: what
+/// `wa2crm check` prints and the console's Configuration page shows.
+pub async fn run(config: &crate::config::Config, described_as: &str, echo: bool) -> anyhow::Result<Report> {
+    let mut report = Report {
+        echo,
+        ..Report::default()
+    };
+    report.ok(format!("configuration {described_as}"));
     let store = match super::open_queue(&config.queue.url).await {
         Ok(s) => {
             report.ok(format!("queue {}", super::redact_url(&config.queue.url)));
@@ -49,7 +76,7 @@ pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<Ex
         }
         Err(e) => {
             report.fail(format!("queue.url: {e:#}"));
-            return Ok(ExitCode::FAILURE);
+            return Ok(report);
         }
     };
     match Storage::open(&config.storage.url, &config.storage.options) {
@@ -76,12 +103,7 @@ pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<Ex
     }
     sources::check(config, &mut report).await?;
     connectors(config, store, &mut report).await?;
-    if report.problems == 0 {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("{} problem(s)", report.problems);
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(report)
 }
 
 /// Each connector: its host first (named within five seconds if it does not answer), then its

@@ -27,6 +27,8 @@ pub struct Endpoints {
     pub twilio: String,
     /// The receiver of `[notifications.webhook]`, when the admin's configuration has one.
     pub notifications: Option<String>,
+    /// The argon2 hash of the console's one-time password (user `sandbox`).
+    pub console_hash: String,
 }
 
 /// The parts of the admin's configuration the sandbox keeps, in the file's form.
@@ -93,7 +95,12 @@ account_sid = "{SANDBOX_TWILIO_ACCOUNT}"
 auth_token = "{SANDBOX_TWILIO_TOKEN}"
 webhook_url = "http://{addr}/webhooks/twilio"
 api_url = "{twilio}"
+[console]
+enabled = true
+on = "main"
+users = {{ sandbox = "{console_hash}" }}
 "#,
+        console_hash = at.console_hash,
         graph = at.graph,
         d360 = at.d360,
         twilio = at.twilio,

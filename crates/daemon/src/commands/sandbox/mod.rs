@@ -69,6 +69,8 @@ pub async fn main(
     let addr = listener.local_addr()?;
     // As an operator sets it at 360dialog, so that `check` finds it right.
     d360.set_webhook_url(&format!("http://{addr}/webhooks/d360"));
+    // The console's login for this run only: printed by --serve, gone with the sandbox.
+    let console_password = crate::console::one_time_password();
     let tag_names: Vec<String> = base.tags.iter().map(|t| t.name.clone()).collect();
     let crms = crms::Crms::start(&base.connectors, &tag_names, whose).await?;
     let catcher = match base.notifications {
@@ -92,6 +94,7 @@ pub async fn main(
             d360: d360.url(),
             twilio: twilio.api_url(),
             notifications: catcher.as_ref().map(WebhookCatcher::url),
+            console_hash: crate::console::hash_password(&console_password)?,
         },
         &base,
         crms.tables().map(|(n, t)| (n.clone(), t.clone())),
@@ -163,7 +166,7 @@ pub async fn main(
 
     if serve {
         let last_id = jobs.iter().map(|j| j.id).max().unwrap_or(0);
-        serve_on(&graph, bound, &config_path, store, last_id).await?;
+        serve_on(&graph, bound, &config_path, store, last_id, &console_password).await?;
     } else {
         println!(
             "\nNext: `wa2crm sandbox --serve` keeps this running with a ready configuration to \
@@ -184,6 +187,7 @@ async fn serve_on(
     config_path: &std::path::Path,
     store: std::sync::Arc<dyn wa2crm_queue::JobStore>,
     last_id: i64,
+    console_password: &str,
 ) -> anyhow::Result<()> {
     let url = format!("http://{bound}/webhooks/whatsapp");
     let dir = config_path.parent().unwrap_or(std::path::Path::new("."));
@@ -216,7 +220,9 @@ async fn serve_on(
          -H \"X-Hub-Signature-256: sha256=$SIG\" --data-binary \"$BODY\"\n\
          360dialog's format goes to http://{bound}/webhooks/d360 with the header \
          {SANDBOX_D360_HEADER}: {SANDBOX_D360_HEADER_VALUE}; Twilio's forms to \
-         http://{bound}/webhooks/twilio, signed with the auth token {SANDBOX_TWILIO_TOKEN}.\n",
+         http://{bound}/webhooks/twilio, signed with the auth token {SANDBOX_TWILIO_TOKEN}.\n\
+         The console: http://{bound}/console — user sandbox, one-time password \
+         {console_password} (made for this run; it ends with the sandbox).\n",
         d = dir.display()
     );
     watch::serve(store, last_id, stopped()).await

@@ -32,6 +32,8 @@ pub struct Validated {
     pub meta: Option<MetaIntake>,
     pub d360: Option<D360Intake>,
     pub twilio: Option<TwilioIntake>,
+    /// `[console]`; `None`: no console.
+    pub console: Option<crate::console::Settings>,
     pub config: Config,
 }
 
@@ -62,6 +64,7 @@ pub struct TwilioIntake {
 }
 
 mod connectors;
+mod console;
 mod policy;
 mod problems;
 mod server;
@@ -84,6 +87,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
     let tags = policy::tag_rules(&mut p, &config.tags);
     policy::consent(&mut p, &config);
     let retention = policy::retention(&mut p, &config);
+    let console = console::console(&mut p, &config, server.listen, server.admin_listen);
     for (name, table) in &config.connectors {
         connectors::validate_connector(&mut p, name, table);
     }
@@ -104,6 +108,7 @@ pub fn validate(config: Config) -> Result<Validated, ConfigErrors> {
         meta: intakes.meta,
         d360: intakes.d360,
         twilio: intakes.twilio,
+        console,
         config,
     })
 }

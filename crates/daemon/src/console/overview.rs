@@ -1,0 +1,341 @@
+//! The overview: is media flowing, how fast, what waits, which connector is held back.
+//!
+//! Its figures come from a snapshot the console refreshes in the background, never from the
+//! request: counting a queue of a million jobs, or reading a day of finished ones, costs far more
+//! than a page may take. The refresh waits at least [`MIN_REFRESH`] and ten times as long as the
+//! last one took, so a large queue is not read in a loop. Each page says how old its figures are.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use maud::{Markup, html};
+use tokio_util::sync::CancellationToken;
+use wa2crm_queue::StateCounts;
+
+use super::auth::Session;
+use super::page::{self, count, span, when};
+use super::Console;
+use crate::commands::status::{self, ConnectorState, ConnectorStatus};
+
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+const MINUTES: usize = 24 * 60;
+const HOURS: usize = 24;
+
+/// The figures of one look at the queue.
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub counts: StateCounts,
+    /// Media finished in each minute of the last 24 hours, oldest first.
+    pub per_minute: Vec<u32>,
+    /// Arrival to finish, seconds, p50 and p95 in each hour of the last 24 (oldest first).
+    pub latency: Vec<Option<(f64, f64)>>,
+    pub finished_24h: usize,
+    pub p50_p95_24h: Option<(f64, f64)>,
+    pub connectors: Vec<(ConnectorStatus, ConnectorState)>,
+    pub daemon_running: bool,
+    /// `None` when the storage answered; else what it said.
+    pub storage_problem: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Snapshots(RwLock<Option<Arc<Snapshot>>>);
+
+impl Snapshots {
+    fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.0.read().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn store(&self, snapshot: Snapshot) {
+        let mut slot = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(Arc::new(snapshot));
+    }
+}
+
+pub fn spawn_refresh(console: Arc<Console>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let started = Instant::now();
+            match take(&console).await {
+                Ok(s) => console.overview.store(s),
+                Err(e) => tracing::warn!("The console's overview could not be refreshed: {e:#}"),
+            }
+            let wait = MIN_REFRESH.max(started.elapsed() * 10);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
+/// Reads everything the overview shows.
+pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
+    let names: Vec<String> = console.connectors.keys().cloned().collect();
+    let report = status::gather(console.store.as_ref(), "", &names, 0).await?;
+    let now = report.now;
+    let finished = console
+        .store
+        .finished_since(now - (MINUTES as i64) * 60_000)
+        .await?;
+    let (per_minute, latency, p50_p95_24h) = bucket(&finished, now);
+    let storage_problem = match tokio::time::timeout(
+        Duration::from_secs(5),
+        console.storage.check(),
+    )
+    .await
+    {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("did not answer within 5 s".into()),
+    };
+    let daemon_running = report.daemons.is_running();
+    Ok(Snapshot {
+        at_ms: now,
+        counts: report.counts,
+        per_minute,
+        latency,
+        finished_24h: finished.len(),
+        p50_p95_24h,
+        connectors: report
+            .connectors
+            .into_iter()
+            .map(|c| {
+                let state = c.state(daemon_running, now);
+                (c, state)
+            })
+            .collect(),
+        daemon_running,
+        storage_problem,
+    })
+}
+
+type Buckets = (Vec<u32>, Vec<Option<(f64, f64)>>, Option<(f64, f64)>);
+
+/// (arrived, finished) pairs into per-minute counts and hourly latency percentiles.
+fn bucket(finished: &[(i64, i64)], now: i64) -> Buckets {
+    let start = now - (MINUTES as i64) * 60_000;
+    let mut per_minute = vec![0u32; MINUTES];
+    let mut hourly: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+    let mut all = Vec::with_capacity(finished.len());
+    for &(arrived, done) in finished {
+        let Ok(offset) = usize::try_from(done - start) else {
+            continue;
+        };
+        let minute = (offset / 60_000).min(MINUTES - 1);
+        per_minute[minute] += 1;
+        let secs = (done - arrived).max(0) as f64 / 1000.0;
+        hourly[minute / 60].push(secs);
+        all.push(secs);
+    }
+    let latency = hourly.iter_mut().map(|v| percentiles(v)).collect();
+    (per_minute, latency, percentiles(&mut all))
+}
+
+/// p50 and p95 (nearest rank).
+fn percentiles(v: &mut [f64]) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some((at(0.50), at(0.95)))
+}
+
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    let snapshot = match console.overview.latest() {
+        Some(s) => s,
+        // The first look after a start: taken now, once.
+        None => match take(&console).await {
+            Ok(s) => {
+                console.overview.store(s);
+                match console.overview.latest() {
+                    Some(s) => s,
+                    None => return page::failed(&console, &session, "/console", "the overview"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!("The console's overview failed: {e:#}");
+                return page::failed(&console, &session, "/console", "the overview");
+            }
+        },
+    };
+    page::frame(&console, &session, "/console", "Overview", body(&snapshot)).into_response()
+}
+
+fn body(s: &Snapshot) -> Markup {
+    let c = &s.counts;
+    let backlog = c.oldest_waiting_ms.map(|t| s.at_ms - t);
+    html! {
+        p class="muted" { "Figures as of " (when(s.at_ms)) " (refreshed every few seconds)." }
+        @if !s.daemon_running {
+            p class="error" role="alert" { "No daemon has reported in the last minute: nothing is being delivered." }
+        }
+        h2 { "Queue" }
+        div class="cards" {
+            @for (label, id, n) in [("Queued", "queued", c.queued), ("Running", "running", c.running), ("Done", "done", c.done), ("Dead", "dead", c.dead), ("Retrying", "retrying", c.retrying)] {
+                div class="card" {
+                    div class="label" id={"label-" (id)} { (label) }
+                    div class="figure" aria-labelledby={"label-" (id)} data-count=(id) { (count(n)) }
+                }
+            }
+            div class="card" {
+                div class="label" { "Backlog age" }
+                div class="figure" { @match backlog { Some(ms) => (span(ms)), None => "none" } }
+            }
+        }
+        @if c.dead > 0 {
+            p { a href="/console/dead" { (c.dead) " dead letter(s) need an admin" } }
+        }
+        h2 { "Media per minute, last 24 hours" }
+        p { (count(s.finished_24h as u64)) " finished"
+            @if let Some((p50, p95)) = s.p50_p95_24h { "; arrival to CRM: p50 " (secs(p50)) ", p95 " (secs(p95)) } }
+        figure class="chart" {
+            (page::trusted(throughput_svg(&s.per_minute)))
+            figcaption class="muted" { "Each bar is one minute; the right edge is now." }
+        }
+        h2 { "Delivery latency per hour (p50, p95)" }
+        figure class="chart" {
+            (page::trusted(latency_svg(&s.latency)))
+            figcaption class="muted" { "Seconds from the webhook to the last CRM write. Solid: p50; dashed: p95." }
+        }
+        h2 { "Connectors" }
+        @if s.connectors.is_empty() { p { "No connector is configured." } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "Connector" } th scope="col" { "State" } th scope="col" { "Why / until" } th scope="col" { "Last success" } th scope="col" { "Last error" } th scope="col" class="num" { "Matched to existing records" } } }
+                tbody {
+                    @for (c, state) in &s.connectors {
+                        tr {
+                            th scope="row" { (c.name) }
+                            td class=(state.word()) data-state=(state.word()) { (state.word()) }
+                            td {
+                                @if *state == ConnectorState::Paused {
+                                    (c.pause_reason.as_deref().unwrap_or_default())
+                                    @match c.paused_until_ms { Some(u) => { " — until " (when(u)) }, None => { " — until an admin acts" } }
+                                }
+                            }
+                            td { @match c.last_success_ms { Some(t) => (when(t)), None => "never" } }
+                            td { @if let Some((at, e)) = &c.last_error { (when(*at)) ": " (e) } }
+                            td class="num" { (c.matched) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Storage" }
+        @match &s.storage_problem {
+            None => p class="ok" data-storage="reachable" { "Reachable." },
+            Some(e) => p class="error" data-storage="unreachable" { "Not reachable: " (e) },
+        }
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s < 10.0 { format!("{s:.1} s") } else { format!("{s:.0} s") }
+}
+
+/// Bars, one per minute, scaled to the busiest minute. Built from numbers only.
+fn throughput_svg(per_minute: &[u32]) -> String {
+    let (w, h) = (720.0, 120.0);
+    let max = per_minute.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let bar = w / per_minute.len().max(1) as f64;
+    let mut out = format!(
+        "<svg viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Media per minute over the last 24 hours; busiest minute {max}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        h + 16.0
+    );
+    for (i, &n) in per_minute.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let bh = (n as f64 / max * h).max(1.0);
+        out.push_str(&format!(
+            "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{bh:.2}\" fill=\"#0b57d0\"/>",
+            i as f64 * bar,
+            h - bh,
+            bar.max(0.5)
+        ));
+    }
+    out.push_str(&format!(
+        "<text x=\"2\" y=\"12\" font-size=\"11\" fill=\"#4a5560\">{max}/min</text>\
+         <text x=\"2\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\">24 h ago</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\" text-anchor=\"end\">now</text></svg>",
+        h + 14.0,
+        w - 2.0,
+        h + 14.0
+    ));
+    out
+}
+
+/// Two lines over 24 hourly points: p50 solid, p95 dashed.
+fn latency_svg(latency: &[Option<(f64, f64)>]) -> String {
+    let (w, h) = (720.0, 120.0);
+    let max = latency
+        .iter()
+        .flatten()
+        .map(|(_, p95)| *p95)
+        .fold(1.0_f64, f64::max);
+    let step = w / (latency.len().max(2) - 1) as f64;
+    let line = |pick: fn(&(f64, f64)) -> f64| {
+        latency
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                v.as_ref()
+                    .map(|v| format!("{:.1},{:.1}", i as f64 * step, h - pick(v) / max * h))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "<svg viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Delivery latency per hour, p50 and p95, up to {max:.0} seconds\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <polyline points=\"{}\" fill=\"none\" stroke=\"#0b57d0\" stroke-width=\"2\"/>\
+         <polyline points=\"{}\" fill=\"none\" stroke=\"#a8071a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\
+         <text x=\"2\" y=\"12\" font-size=\"11\" fill=\"#4a5560\">{max:.0} s</text>\
+         <text x=\"2\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\">24 h ago</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\" text-anchor=\"end\">now</text></svg>",
+        h + 16.0,
+        line(|v| v.0),
+        line(|v| v.1),
+        h + 14.0,
+        w - 2.0,
+        h + 14.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_jobs_fall_into_their_minute_and_hour() {
+        let now = 100 * 86_400_000;
+        let finished = [
+            (now - 5_000, now - 1_000),             // the last minute, 4 s
+            (now - 70_000, now - 61_000),           // the minute before, 9 s
+            (now - 86_400_000, now - 86_399_000),   // the first minute, 1 s
+            (now - 90_000_000, now - 90_000_000),   // before the window: left out
+        ];
+        let (per_minute, latency, all) = bucket(&finished, now);
+        assert_eq!(per_minute.iter().sum::<u32>(), 3);
+        assert_eq!(per_minute[MINUTES - 1], 1);
+        assert_eq!(per_minute[MINUTES - 2], 1);
+        assert_eq!(per_minute[0], 1);
+        assert_eq!(latency[HOURS - 1], Some((4.0, 9.0)));
+        assert_eq!(latency[0], Some((1.0, 1.0)));
+        assert_eq!(latency[5], None);
+        assert_eq!(all, Some((4.0, 9.0)));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentiles(&mut v), Some((50.0, 95.0)));
+        assert_eq!(percentiles(&mut []), None);
+    }
+}
