@@ -225,7 +225,9 @@ impl Erasure<'_> {
         let mut failed = false;
         for (name, connector) in self.connectors {
             match connector.erase(&self.phone, self.dry_run).await {
-                Ok(r) if r.removed.is_empty() => (self.say)(format!("connectors.{name}: nothing found")),
+                Ok(r) if r.removed.is_empty() => {
+                    (self.say)(format!("connectors.{name}: nothing found"))
+                }
                 Ok(r) => {
                     for line in r.removed {
                         (self.say)(format!("connectors.{name}: {would}{line}"));

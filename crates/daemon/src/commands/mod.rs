@@ -77,7 +77,9 @@ mod tests {
 pub fn hash_password() -> anyhow::Result<std::process::ExitCode> {
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {
-        eprintln!("Type the password and press Enter (it is shown as you type; pipe it in to avoid that):");
+        eprintln!(
+            "Type the password and press Enter (it is shown as you type; pipe it in to avoid that):"
+        );
     }
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;

@@ -55,7 +55,12 @@ pub async fn main(
 }
 
 /// Writes a replay to the audit log; a failure to write is logged, the replay stands.
-pub async fn audit(store: &dyn wa2crm_queue::JobStore, action: &str, subject: &str, detail: String) {
+pub async fn audit(
+    store: &dyn wa2crm_queue::JobStore,
+    action: &str,
+    subject: &str,
+    detail: String,
+) {
     let entry = wa2crm_queue::AuditEntry {
         at_ms: wa2crm_core::state::now_ms(),
         who: super::erase::cli_user(),

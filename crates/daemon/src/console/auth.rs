@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -247,7 +247,12 @@ pub async fn require_session(
     request.extensions_mut().insert(session);
     let mut response = next.run(request).await;
     if let Some(token) = new_token {
-        set_cookie(&mut response, SESSION_COOKIE, &token, console.settings.session);
+        set_cookie(
+            &mut response,
+            SESSION_COOKIE,
+            &token,
+            console.settings.session,
+        );
     }
     response
 }
@@ -278,7 +283,12 @@ fn login_form(error: Option<&str>, status: StatusCode) -> Response {
         }
     };
     let mut response = (status, page::bare("Log in", body)).into_response();
-    set_cookie(&mut response, LOGIN_COOKIE, &token, Duration::from_secs(600));
+    set_cookie(
+        &mut response,
+        LOGIN_COOKIE,
+        &token,
+        Duration::from_secs(600),
+    );
     response
 }
 
@@ -329,7 +339,12 @@ pub async fn login(
     tracing::info!(user = %user, "Console login.");
     let (token, _) = console.sessions.create(&user);
     let mut response = Redirect::to("/console").into_response();
-    set_cookie(&mut response, SESSION_COOKIE, &token, console.settings.session);
+    set_cookie(
+        &mut response,
+        SESSION_COOKIE,
+        &token,
+        console.settings.session,
+    );
     set_cookie(&mut response, LOGIN_COOKIE, "", Duration::ZERO);
     response
 }

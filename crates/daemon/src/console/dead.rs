@@ -146,7 +146,10 @@ pub async fn replay(
             if replayed {
                 (format!("Job {id} is back in the queue."), vec![id])
             } else {
-                (format!("Job {id} was not dead-lettered: nothing to replay."), vec![])
+                (
+                    format!("Job {id} was not dead-lettered: nothing to replay."),
+                    vec![],
+                )
             }
         }),
         (None, true) => console
@@ -175,7 +178,9 @@ pub async fn replay(
             format!(
                 "{} job(s) put back in the queue (filter: {})",
                 ids.len(),
-                Some(filter.query()).filter(|q| q != "connector=&reason=").unwrap_or("none".into())
+                Some(filter.query())
+                    .filter(|q| q != "connector=&reason=")
+                    .unwrap_or("none".into())
             )
         };
         let entry = AuditEntry {

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use maud::{Markup, html};
 use serde::Deserialize;
 use time::{Date, OffsetDateTime, Time};
@@ -126,7 +126,11 @@ impl Search {
 }
 
 /// The newest jobs of every filter, merged, newest first.
-pub async fn find(console: &Console, filters: &[MediaFilter], limit: usize) -> anyhow::Result<Vec<JobInfo>> {
+pub async fn find(
+    console: &Console,
+    filters: &[MediaFilter],
+    limit: usize,
+) -> anyhow::Result<Vec<JobInfo>> {
     let mut jobs = Vec::new();
     for f in filters {
         jobs.extend(console.store.media_jobs(f, limit).await?);

@@ -8,16 +8,16 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use maud::{Markup, html};
 use tokio_util::sync::CancellationToken;
 use wa2crm_queue::StateCounts;
 
+use super::Console;
 use super::auth::Session;
 use super::page::{self, count, span, when};
-use super::Console;
 use crate::commands::status::{self, ConnectorState, ConnectorStatus};
 
 const MIN_REFRESH: Duration = Duration::from_secs(5);
@@ -45,11 +45,17 @@ pub struct Snapshots(RwLock<Option<Arc<Snapshot>>>);
 
 impl Snapshots {
     fn latest(&self) -> Option<Arc<Snapshot>> {
-        self.0.read().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.0
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     fn store(&self, snapshot: Snapshot) {
-        let mut slot = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *slot = Some(Arc::new(snapshot));
     }
 }
@@ -81,16 +87,12 @@ pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
         .finished_since(now - (MINUTES as i64) * 60_000)
         .await?;
     let (per_minute, latency, p50_p95_24h) = bucket(&finished, now);
-    let storage_problem = match tokio::time::timeout(
-        Duration::from_secs(5),
-        console.storage.check(),
-    )
-    .await
-    {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some("did not answer within 5 s".into()),
-    };
+    let storage_problem =
+        match tokio::time::timeout(Duration::from_secs(5), console.storage.check()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("did not answer within 5 s".into()),
+        };
     let daemon_running = report.daemons.is_running();
     Ok(Snapshot {
         at_ms: now,
@@ -237,7 +239,11 @@ fn body(s: &Snapshot) -> Markup {
 }
 
 fn secs(s: f64) -> String {
-    if s < 10.0 { format!("{s:.1} s") } else { format!("{s:.0} s") }
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
+    }
 }
 
 /// Bars, one per minute, scaled to the busiest minute. Built from numbers only.
@@ -316,10 +322,10 @@ mod tests {
     fn finished_jobs_fall_into_their_minute_and_hour() {
         let now = 100 * 86_400_000;
         let finished = [
-            (now - 5_000, now - 1_000),             // the last minute, 4 s
-            (now - 70_000, now - 61_000),           // the minute before, 9 s
-            (now - 86_400_000, now - 86_399_000),   // the first minute, 1 s
-            (now - 90_000_000, now - 90_000_000),   // before the window: left out
+            (now - 5_000, now - 1_000),           // the last minute, 4 s
+            (now - 70_000, now - 61_000),         // the minute before, 9 s
+            (now - 86_400_000, now - 86_399_000), // the first minute, 1 s
+            (now - 90_000_000, now - 90_000_000), // before the window: left out
         ];
         let (per_minute, latency, all) = bucket(&finished, now);
         assert_eq!(per_minute.iter().sum::<u32>(), 3);

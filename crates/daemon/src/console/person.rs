@@ -72,7 +72,10 @@ async fn view(
     let consent = jobs
         .iter()
         .find_map(|j| Step::Consent.read::<ConsentCheckpoint>(&j.checkpoints));
-    let present: Vec<JobInfo> = jobs.into_iter().filter(|j| j.removed_at_ms.is_none()).collect();
+    let present: Vec<JobInfo> = jobs
+        .into_iter()
+        .filter(|j| j.removed_at_ms.is_none())
+        .collect();
     let body = html! {
         (above)
         dl {
@@ -107,7 +110,13 @@ async fn view(
             }
         }
     };
-    Ok(page::frame(console, session, "/console/media", "Person", body))
+    Ok(page::frame(
+        console,
+        session,
+        "/console/media",
+        "Person",
+        body,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,7 +197,11 @@ async fn respond(console: &Console, session: &Session, phone: &Phone, above: Mar
 }
 
 /// The erasure (or its dry run), its report as lines; true when a place failed.
-async fn run(console: &Console, phone: &Phone, dry_run: bool) -> anyhow::Result<(Vec<String>, bool)> {
+async fn run(
+    console: &Console,
+    phone: &Phone,
+    dry_run: bool,
+) -> anyhow::Result<(Vec<String>, bool)> {
     let lines = Mutex::new(Vec::new());
     let places = erase::Places {
         store: console.store.clone(),
@@ -205,7 +218,9 @@ async fn run(console: &Console, phone: &Phone, dry_run: bool) -> anyhow::Result<
     };
     let failed = erase::erase(&places, phone, dry_run, &say).await?;
     Ok((
-        lines.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+        lines
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
         failed,
     ))
 }

@@ -117,17 +117,25 @@ pub async fn page(
             pre class="report" { (text) }
         }
     };
-    page::frame(&console, &session, "/console/settings", "Configuration", body).into_response()
+    page::frame(
+        &console,
+        &session,
+        "/console/settings",
+        "Configuration",
+        body,
+    )
+    .into_response()
 }
 
 pub async fn check(
     State(console): State<Arc<Console>>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    let findings = match crate::commands::check::run(&console.config, "of the running daemon", false).await {
-        Ok(report) => report.lines,
-        Err(e) => vec![(false, format!("the check stopped: {e:#}"))],
-    };
+    let findings =
+        match crate::commands::check::run(&console.config, "of the running daemon", false).await {
+            Ok(report) => report.lines,
+            Err(e) => vec![(false, format!("the check stopped: {e:#}"))],
+        };
     tracing::info!(user = %session.user, problems = findings.iter().filter(|(ok, _)| !ok).count(), "Check run from the console.");
     *console
         .last_check

@@ -63,7 +63,11 @@ pub async fn main(location: &crate::config::ConfigLocation) -> anyhow::Result<Ex
 
 /// Every check of `config` (which the file or daemon `described_as` holds), in order: what
 /// `wa2crm check` prints and the console's Configuration page shows.
-pub async fn run(config: &crate::config::Config, described_as: &str, echo: bool) -> anyhow::Result<Report> {
+pub async fn run(
+    config: &crate::config::Config,
+    described_as: &str,
+    echo: bool,
+) -> anyhow::Result<Report> {
     let mut report = Report {
         echo,
         ..Report::default()

@@ -166,7 +166,15 @@ pub async fn main(
 
     if serve {
         let last_id = jobs.iter().map(|j| j.id).max().unwrap_or(0);
-        serve_on(&graph, bound, &config_path, store, last_id, &console_password).await?;
+        serve_on(
+            &graph,
+            bound,
+            &config_path,
+            store,
+            last_id,
+            &console_password,
+        )
+        .await?;
     } else {
         println!(
             "\nNext: `wa2crm sandbox --serve` keeps this running with a ready configuration to \

@@ -68,7 +68,11 @@ pub(super) fn console(
             format!("{} is outside 5 ..= 10080", c.session_minutes),
         );
     }
-    let country = match c.default_country.as_deref().or_else(|| first_country(config)) {
+    let country = match c
+        .default_country
+        .as_deref()
+        .or_else(|| first_country(config))
+    {
         None => None,
         Some(text) => match text.parse() {
             Ok(country) => Some(country),
