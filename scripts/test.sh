@@ -64,6 +64,9 @@ ensure_system_tools() {
     # The sandbox's printed curl recipe is run as printed (tests/tests/sandbox.rs).
     command -v curl >/dev/null || missing+=(curl)
     command -v openssl >/dev/null || missing+=(openssl)
+    # The console's tests drive a real browser (tests/tests/console.rs).
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "test.sh: installing ${missing[*]} from Debian's packages"
         as_root apt-get update -qq

@@ -332,6 +332,18 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         .await
         .unwrap();
     until_counts(&d, "every dead letter delivered", |c| c["done"] == 2).await;
+    // Both replays are in the audit log, with who did them.
+    let audit = c
+        .find(Locator::Css("table[data-audit]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains("replay_all") && audit.contains(&format!("{USER} replay {voice_id}")),
+        "{audit}"
+    );
 
     // Media: found by the number typed nationally; the voice note plays in the page.
     c.goto(&format!("{base}/media")).await.unwrap();

@@ -132,6 +132,7 @@ impl HubSpot {
                         .shared(context.state.clone(), name),
                 ),
                 slots: None,
+                meter: Default::default(),
             },
             search_budget: RequestBudget::new(SEARCH_PER_SECOND, Duration::from_secs(1))
                 .shared(context.state.clone(), &format!("{name}/search")),
@@ -206,6 +207,10 @@ impl Connector for HubSpot {
 
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {
         self.consent_of(subject).await
+    }
+
+    fn usage(&self) -> Option<wa2crm_core::Usage> {
+        Some(self.api.engine.usage())
     }
 }
 

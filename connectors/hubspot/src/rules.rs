@@ -108,6 +108,8 @@ impl Rules for HubSpotRules {
             interval: num("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis),
             remaining: num("x-hubspot-ratelimit-remaining").map(|v| v as u32),
         };
+        let quota =
+            num("x-hubspot-ratelimit-daily-remaining").zip(num("x-hubspot-ratelimit-daily"));
         let pause = match (
             num("x-hubspot-ratelimit-daily"),
             num("x-hubspot-ratelimit-daily-remaining"),
@@ -132,6 +134,7 @@ impl Rules for HubSpotRules {
         Observed {
             window: Some(window),
             pause,
+            quota,
         }
     }
 

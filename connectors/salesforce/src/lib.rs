@@ -101,6 +101,7 @@ pub async fn connect(
             pause,
             budget: None,
             slots: Some(Semaphore::new(config.max_concurrent)),
+            meter: Default::default(),
         },
         sessions,
         instance_url,
@@ -163,6 +164,24 @@ impl Connector for Salesforce {
 
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {
         self.consent_of(subject).await
+    }
+
+    fn usage(&self) -> Option<wa2crm_core::Usage> {
+        Some(self.api.engine.usage())
+    }
+
+    /// The record in Lightning, on the instance the session opened (unknown before one did).
+    fn record_url(&self, crm_id: &str) -> Option<String> {
+        if !(crm_id.len() == 15 || crm_id.len() == 18)
+            || !crm_id.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        let instance = self.api.instance_url.read().ok()?.clone()?;
+        instance
+            .join(&format!("lightning/r/{crm_id}/view"))
+            .ok()
+            .map(String::from)
     }
 }
 

@@ -65,14 +65,14 @@ impl Rules for SalesforceRules {
     }
 
     fn observe(&self, headers: &HeaderMap, now: SystemTime) -> Observed {
-        let pause = headers
+        let usage = headers
             .get("sforce-limit-info")
             .and_then(|v| v.to_str().ok())
-            .and_then(api_usage)
-            .and_then(|(used, max)| self.usage_pause(used, max, now));
+            .and_then(api_usage);
         Observed {
             window: None,
-            pause,
+            pause: usage.and_then(|(used, max)| self.usage_pause(used, max, now)),
+            quota: usage.map(|(used, max)| (max.saturating_sub(used), max)),
         }
     }
 

@@ -197,6 +197,7 @@ pub async fn connect(
                     .shared(context.state.clone(), name),
             ),
             slots: None,
+            meter: Default::default(),
         },
     })
 }

@@ -194,6 +194,19 @@ impl Connector for Zendesk {
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {
         self.consent_of(subject).await
     }
+
+    fn usage(&self) -> Option<wa2crm_core::Usage> {
+        Some(self.api.engine.usage())
+    }
+
+    /// The ticket in Zendesk's agent workspace (`crm_id` is the ticket's id).
+    fn record_url(&self, crm_id: &str) -> Option<String> {
+        let id: u64 = crm_id.parse().ok()?;
+        self.api
+            .url(&format!("agent/tickets/{id}"))
+            .ok()
+            .map(String::from)
+    }
 }
 
 /// Builds `type = "zendesk"` connectors.

@@ -79,6 +79,7 @@ impl Rules for ZendeskRules {
                 remaining,
             }),
             pause: None,
+            quota: None,
         }
     }
 

@@ -66,6 +66,7 @@ pub async fn connect(name: &str, config: &ZohoConfig, context: &ConnectorContext
             pause,
             budget: None,
             slots: Some(Semaphore::new(config.max_concurrent)),
+            meter: Default::default(),
         },
         tokens,
         api_domain,

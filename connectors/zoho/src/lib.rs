@@ -112,6 +112,10 @@ impl Connector for Zoho {
     async fn consent(&self, subject: &Phone) -> Result<Option<bool>> {
         self.consent_of(subject).await
     }
+
+    fn usage(&self) -> Option<wa2crm_core::Usage> {
+        Some(self.api.engine.usage())
+    }
 }
 
 /// Builds `type = "zoho"` connectors.

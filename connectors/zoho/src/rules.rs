@@ -151,6 +151,7 @@ impl Rules for ZohoRules {
         Observed {
             window: None,
             pause,
+            quota: Some((left, limit)),
         }
     }
 

@@ -94,6 +94,20 @@ pub struct Delivered {
     pub created: bool,
 }
 
+/// How much of its request budget and of the vendor's quota a connector is using, as this
+/// process sees it (each instance paces its own calls).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Calls sent within the last `window`, and how many the budget allows in it (`None`: no
+    /// budget, only a limit on calls in flight).
+    pub sent: u64,
+    pub allowed: Option<u32>,
+    pub window: std::time::Duration,
+    /// The vendor's quota as its last answer told it: (left, of), per day (HubSpot,
+    /// Salesforce) or rolling 24 hours (Zoho). `None` until an answer said.
+    pub quota: Option<(u64, u64)>,
+}
+
 /// The result of comparing the configured mapping with the live CRM.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
@@ -168,6 +182,10 @@ pub trait Connector: Send + Sync {
     /// Where a user opens the record `crm_id` (what [`Delivered::crm_id`] names) in the CRM's
     /// web app, for the console's deep links; `None` when the connector cannot tell.
     fn record_url(&self, _crm_id: &str) -> Option<String> {
+        None
+    }
+    /// Its request budget and quota, for the console; `None` when it keeps no count.
+    fn usage(&self) -> Option<Usage> {
         None
     }
 }

@@ -23,7 +23,7 @@ pub mod timestamp;
 
 pub use connector::{
     CheckReport, Connector, ConnectorConfig, ConnectorContext, ConnectorFactory, ConnectorRegistry,
-    ConnectorSettings, Delivered, EraseReport, MediaRecord, Plan, TypedFactory,
+    ConnectorSettings, Delivered, EraseReport, MediaRecord, Plan, TypedFactory, Usage,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use event::{MediaEvent, MediaKind, MediaRef, Source};

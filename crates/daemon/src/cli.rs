@@ -171,7 +171,7 @@ pub fn main() -> ExitCode {
             Command::Retention { dry_run, config } => {
                 commands::retention::main(&config.location(), dry_run).await
             }
-            Command::HashPassword => commands::hash_password(),
+            Command::HashPassword => commands::hash_password::main(),
             Command::Sandbox {
                 serve,
                 listen,

@@ -140,6 +140,8 @@ pub struct Engine<R> {
     pub budget: Option<RequestBudget>,
     /// How many calls may be in flight at once (Salesforce's concurrent-request limit).
     pub slots: Option<Semaphore>,
+    /// Calls sent and the quota last seen, for the console ([`Engine::usage`]).
+    pub meter: crate::meter::Meter,
 }
 
 enum Next {
@@ -148,6 +150,12 @@ enum Next {
 }
 
 impl<R: Rules> Engine<R> {
+    /// This process's calls in the budget's window, and the quota the vendor last told.
+    pub fn usage(&self) -> wa2crm_core::Usage {
+        self.meter
+            .usage(self.budget.as_ref().map(RequestBudget::rate))
+    }
+
     pub async fn send(&self, call: Call<'_>) -> Result<Answer> {
         let vendor = self.rules.vendor();
         let what = format!("{vendor} {} {}", call.method, call.url.path());
@@ -180,10 +188,14 @@ impl<R: Rules> Engine<R> {
                 Ok(t) => t,
                 Err(e) => return Err(self.credentials_failed(e).await),
             };
+            self.meter.sent(self.budget.as_ref().map(|b| b.rate().1));
             let verdict = match self.exchange(&call, &token, &what).await {
                 Ok(reply) => {
                     let now = SystemTime::now();
                     let observed = self.rules.observe(&reply.headers, now);
+                    if let Some(q) = observed.quota {
+                        self.meter.quota(q);
+                    }
                     if let (Some(w), Some(b)) = (observed.window, &self.budget) {
                         b.observe(w);
                     }

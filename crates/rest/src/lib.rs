@@ -15,6 +15,7 @@ pub mod classify;
 pub mod client;
 pub mod engine;
 pub mod limit;
+pub mod meter;
 pub mod oauth;
 pub mod pause;
 pub mod refresh;

@@ -158,6 +158,8 @@ pub struct Observed {
     pub window: Option<WindowHeaders>,
     /// Stop before the account's last calls (the daily reserve).
     pub pause: Option<PauseOrder>,
+    /// The account's quota, (left, of), where the answer tells it: shown by the console.
+    pub quota: Option<(u64, u64)>,
 }
 
 /// How often and how patiently one call is sent.

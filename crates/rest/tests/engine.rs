@@ -131,6 +131,7 @@ async fn engine() -> Engine<TestRules> {
             .unwrap(),
         budget: None,
         slots: None,
+        meter: Default::default(),
     }
 }
 
@@ -146,9 +147,11 @@ async fn send(script: &[u16], repeat: Repeat) -> (Result<u16>, Vec<String>, Engi
 
 #[tokio::test]
 async fn a_call_safe_to_repeat_is_retried_through_transient_failures_up_to_the_policy() {
-    let (got, sends, _) = send(&[503, 502], Repeat::Safe).await;
+    let (got, sends, engine) = send(&[503, 502], Repeat::Safe).await;
     assert_eq!(got.unwrap(), 200);
     assert_eq!(sends.len(), 3);
+    // The console's count of calls is the calls that went out, retries included.
+    assert_eq!(engine.usage().sent, 3);
     let (got, sends, _) = send(&[503, 503, 503], Repeat::Safe).await;
     let e = got.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);

@@ -31,7 +31,7 @@ async fn a_task_per_new_voice_note_for_the_contacts_owner_never_twice() {
         "Contact",
         &contact_id,
         "OwnerId",
-        json!("005sim000000000042AAA"),
+        json!("005sim000000042AAA"),
     );
     let later = record("wamid.3", "+491701234567", Some("Ana"));
     for _ in 0..2 {
@@ -46,7 +46,7 @@ async fn a_task_per_new_voice_note_for_the_contacts_owner_never_twice() {
     assert_eq!(tasks.len(), 2, "voice notes only, once each: {tasks:?}");
     let first = sim.find("Task", "WA_Message_Id__c", "wamid.1").unwrap();
     assert_eq!(first["WhoId"], contact_id.as_str());
-    assert_eq!(first["OwnerId"], "005sim000000000001AAA", "the owner then");
+    assert_eq!(first["OwnerId"], "005sim000000001AAA", "the owner then");
     assert_eq!(
         first["Subject"],
         "WhatsApp voice note from Ana (+491701234567)"
@@ -63,7 +63,7 @@ async fn a_task_per_new_voice_note_for_the_contacts_owner_never_twice() {
             .ends_with(&ana.file_url)
     );
     let second = sim.find("Task", "WA_Message_Id__c", "wamid.3").unwrap();
-    assert_eq!(second["OwnerId"], "005sim000000000042AAA");
+    assert_eq!(second["OwnerId"], "005sim000000042AAA");
 
     let cleared = sf
         .expire_media(std::slice::from_ref(&ana), false, false)

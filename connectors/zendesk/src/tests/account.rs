@@ -182,6 +182,17 @@ async fn a_note_pages_back_in_a_long_conversation_is_still_found_and_erased() {
     }
     let out = zd.deliver(&[media("wamid.new", SENDER)]).await;
     assert_eq!(out[0].as_ref().unwrap().crm_id, ticket.to_string());
+    // The console's deep link opens the ticket in the agent workspace.
+    assert_eq!(
+        zd.record_url(&ticket.to_string()),
+        Some(format!(
+            "{}/agent/tickets/{ticket}",
+            sim.url().trim_end_matches('/')
+        ))
+    );
+    assert_eq!(zd.record_url("../admin"), None);
+    let usage = zd.usage().unwrap();
+    assert!(usage.sent > 0 && usage.allowed.is_some(), "{usage:?}");
     let removed = zd.erase(&sender(), false).await.unwrap().removed;
     assert_eq!(
         removed.len(),

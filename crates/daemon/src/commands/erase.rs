@@ -242,7 +242,7 @@ impl Erasure<'_> {
 
         let objects = removal::objects_of(self.store.as_ref(), jobs).await?;
         if objects.delete.is_empty() {
-            (self.say)(format!("storage: nothing found"));
+            (self.say)("storage: nothing found".into());
         } else if self.dry_run {
             (self.say)(format!("storage: {did} {} object(s)", objects.delete.len()));
         } else {
@@ -266,7 +266,7 @@ impl Erasure<'_> {
         }
 
         if jobs.is_empty() {
-            (self.say)(format!("queue: nothing found"));
+            (self.say)("queue: nothing found".into());
         } else if self.dry_run || failed {
             // After a failure the jobs stay fenced and findable, so running the command again
             // finishes it.

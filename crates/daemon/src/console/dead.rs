@@ -16,6 +16,8 @@ use super::page::{self, csrf, when};
 
 /// Dead letters listed on one page.
 const LIMIT: usize = 200;
+/// Audit entries listed under them.
+const AUDIT_ROWS: usize = 20;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
@@ -60,6 +62,13 @@ pub async fn page(
         Err(e) => {
             tracing::warn!("The console's dead letters failed: {e}");
             return page::failed(&console, &session, "/console/dead", "the dead letters");
+        }
+    };
+    let audit = match console.store.audit_log(None, AUDIT_ROWS).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("The console's audit log failed: {e}");
+            Vec::new()
         }
     };
     let body = html! {
@@ -113,6 +122,18 @@ pub async fn page(
                         }
                     }
                 }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        h2 { "Audit log" }
+        p class="muted" { "Every replay and erasure, from this console or the CLI, newest first." }
+        @if audit.is_empty() { p { "Nothing yet." } }
+        @else {
+            table data-audit {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Of" } th scope="col" { "Result" } } }
+                tbody { @for a in &audit { tr { td { (when(a.at_ms)) } td { (a.who) } td { (a.action) } td { (a.subject) } td { (a.detail) } } } }
             }
         }
     };

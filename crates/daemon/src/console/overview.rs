@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use tokio_util::sync::CancellationToken;
+use wa2crm_core::Usage;
 use wa2crm_queue::StateCounts;
 
 use super::Console;
@@ -34,7 +35,7 @@ pub struct Snapshot {
     pub latency: Vec<Option<(f64, f64)>>,
     pub finished_24h: usize,
     pub p50_p95_24h: Option<(f64, f64)>,
-    pub connectors: Vec<(ConnectorStatus, ConnectorState)>,
+    pub connectors: Vec<(ConnectorStatus, ConnectorState, Option<Usage>)>,
     pub daemon_running: bool,
     /// `None` when the storage answered; else what it said.
     pub storage_problem: Option<String>,
@@ -106,7 +107,8 @@ pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
             .into_iter()
             .map(|c| {
                 let state = c.state(daemon_running, now);
-                (c, state)
+                let usage = console.connectors.get(&c.name).and_then(|k| k.usage());
+                (c, state, usage)
             })
             .collect(),
         daemon_running,
@@ -199,7 +201,7 @@ fn body(s: &Snapshot) -> Markup {
             @if let Some((p50, p95)) = s.p50_p95_24h { "; arrival to CRM: p50 " (secs(p50)) ", p95 " (secs(p95)) } }
         figure class="chart" {
             (page::trusted(throughput_svg(&s.per_minute)))
-            figcaption class="muted" { "Each bar is one minute; the right edge is now." }
+            figcaption class="muted" { "Each bar is ten minutes, as high as its busiest minute; the right edge is now." }
         }
         h2 { "Delivery latency per hour (p50, p95)" }
         figure class="chart" {
@@ -210,9 +212,9 @@ fn body(s: &Snapshot) -> Markup {
         @if s.connectors.is_empty() { p { "No connector is configured." } }
         @else {
             table {
-                thead { tr { th scope="col" { "Connector" } th scope="col" { "State" } th scope="col" { "Why / until" } th scope="col" { "Last success" } th scope="col" { "Last error" } th scope="col" class="num" { "Matched to existing records" } } }
+                thead { tr { th scope="col" { "Connector" } th scope="col" { "State" } th scope="col" { "Why / until" } th scope="col" { "Last success" } th scope="col" { "Last error" } th scope="col" { "Request budget (this instance)" } th scope="col" { "Quota left" } th scope="col" class="num" { "Matched to existing records" } } }
                 tbody {
-                    @for (c, state) in &s.connectors {
+                    @for (c, state, usage) in &s.connectors {
                         tr {
                             th scope="row" { (c.name) }
                             td class=(state.word()) data-state=(state.word()) { (state.word()) }
@@ -224,6 +226,11 @@ fn body(s: &Snapshot) -> Markup {
                             }
                             td { @match c.last_success_ms { Some(t) => (when(t)), None => "never" } }
                             td { @if let Some((at, e)) = &c.last_error { (when(*at)) ": " (e) } }
+                            td data-budget { @if let Some(u) = usage { (budget(u)) } }
+                            td data-quota { @match usage.and_then(|u| u.quota) {
+                                Some((left, of)) => { (count(left)) " of " (count(of)) }
+                                None => span class="muted" { "not told yet" },
+                            } }
                             td class="num" { (c.matched) }
                         }
                     }
@@ -238,6 +245,19 @@ fn body(s: &Snapshot) -> Markup {
     }
 }
 
+/// `42 of 190 calls per 10 s (22 %)`, or `42 calls in the last 60 s` without a budget.
+fn budget(u: &Usage) -> String {
+    let window = span(u.window.as_millis() as i64);
+    match u.allowed {
+        Some(max) if max > 0 => format!(
+            "{} of {max} calls per {window} ({:.0} %)",
+            u.sent,
+            u.sent as f64 * 100.0 / f64::from(max)
+        ),
+        _ => format!("{} calls in the last {window}", u.sent),
+    }
+}
+
 fn secs(s: f64) -> String {
     if s < 10.0 {
         format!("{s:.1} s")
@@ -246,25 +266,33 @@ fn secs(s: f64) -> String {
     }
 }
 
-/// Bars, one per minute, scaled to the busiest minute. Built from numbers only.
+/// Minutes per bar: 144 bars of ten minutes each fit a page; a bar is the busiest minute in it.
+const MINUTES_PER_BAR: usize = 10;
+
+/// Bars of ten minutes, each as high as its busiest minute, scaled to the busiest minute of the
+/// day. Built from numbers only.
 fn throughput_svg(per_minute: &[u32]) -> String {
     let (w, h) = (720.0, 120.0);
-    let max = per_minute.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let bar = w / per_minute.len().max(1) as f64;
+    let bars: Vec<u32> = per_minute
+        .chunks(MINUTES_PER_BAR)
+        .map(|c| c.iter().copied().max().unwrap_or(0))
+        .collect();
+    let max = bars.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let bar = w / bars.len().max(1) as f64;
     let mut out = format!(
         "<svg viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Media per minute over the last 24 hours; busiest minute {max}\" xmlns=\"http://www.w3.org/2000/svg\">",
         h + 16.0
     );
-    for (i, &n) in per_minute.iter().enumerate() {
+    for (i, &n) in bars.iter().enumerate() {
         if n == 0 {
             continue;
         }
-        let bh = (n as f64 / max * h).max(1.0);
+        let bh = (n as f64 / max * (h - 16.0)).max(2.0);
         out.push_str(&format!(
-            "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{bh:.2}\" fill=\"#0b57d0\"/>",
-            i as f64 * bar,
+            "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{bh:.2}\" fill=\"#0b57d0\"><title>{n}/min</title></rect>",
+            i as f64 * bar + 0.5,
             h - bh,
-            bar.max(0.5)
+            (bar - 1.0).max(1.0)
         ));
     }
     out.push_str(&format!(
@@ -287,21 +315,38 @@ fn latency_svg(latency: &[Option<(f64, f64)>]) -> String {
         .map(|(_, p95)| *p95)
         .fold(1.0_f64, f64::max);
     let step = w / (latency.len().max(2) - 1) as f64;
-    let line = |pick: fn(&(f64, f64)) -> f64| {
+    let top = h - 16.0;
+    let points = |pick: fn(&(f64, f64)) -> f64| -> Vec<(f64, f64)> {
         latency
             .iter()
             .enumerate()
             .filter_map(|(i, v)| {
                 v.as_ref()
-                    .map(|v| format!("{:.1},{:.1}", i as f64 * step, h - pick(v) / max * h))
+                    .map(|v| (i as f64 * step, h - pick(v) / max * top))
             })
+            .collect()
+    };
+    let line = |pick: fn(&(f64, f64)) -> f64| {
+        points(pick)
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // A lone hour draws no line: each hour also gets a dot.
+    let dots: String = [(0usize, "#0b57d0"), (1, "#a8071a")]
+        .iter()
+        .flat_map(|&(which, colour)| {
+            let pick: fn(&(f64, f64)) -> f64 = if which == 0 { |v| v.0 } else { |v| v.1 };
+            points(pick).into_iter().map(move |(x, y)| {
+                format!("<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>")
+            })
+        })
+        .collect();
     format!(
         "<svg viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"Delivery latency per hour, p50 and p95, up to {max:.0} seconds\" xmlns=\"http://www.w3.org/2000/svg\">\
          <polyline points=\"{}\" fill=\"none\" stroke=\"#0b57d0\" stroke-width=\"2\"/>\
-         <polyline points=\"{}\" fill=\"none\" stroke=\"#a8071a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\
+         <polyline points=\"{}\" fill=\"none\" stroke=\"#a8071a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>{dots}\
          <text x=\"2\" y=\"12\" font-size=\"11\" fill=\"#4a5560\">{max:.0} s</text>\
          <text x=\"2\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\">24 h ago</text>\
          <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#4a5560\" text-anchor=\"end\">now</text></svg>",

@@ -153,7 +153,7 @@ pub fn now_iso() -> String {
 }
 
 /// Who owns what the integration user creates.
-pub const INTEGRATION_USER: &str = "005sim000000000001AAA";
+pub const INTEGRATION_USER: &str = "005sim000000001AAA";
 
 /// Whether a JSON value fits a field of this type.
 fn value_fits(kind: &str, v: &Value) -> bool {
@@ -344,9 +344,9 @@ impl Org {
         }
         // Every first version comes with the document that holds it, as in Salesforce.
         self.next += 1;
-        let document = format!("069sim{:012}AAA", self.next);
+        let document = format!("069sim{:09}AAA", self.next);
         self.next += 1;
-        let id = format!("068sim{:012}AAA", self.next);
+        let id = format!("068sim{:09}AAA", self.next);
         let title = entity.get("Title").cloned().unwrap_or(json!(path));
         if let Some(o) = self.objects.get_mut("ContentDocument") {
             let mut d = Map::new();
@@ -385,10 +385,12 @@ impl Org {
         }
     }
 
-    /// A fresh record Id of `object`'s key prefix.
+    /// A fresh record Id of `object`'s key prefix: 18 characters, as the REST API returns them
+    /// (the 15-character case-sensitive Id and its 3-character checksum suffix; Salesforce, "What
+    /// Is a Record ID?", help.salesforce.com/s/articleView?id=000385008).
     pub(crate) fn new_id(&mut self, object: &str) -> String {
         self.next += 1;
-        format!("{}sim{:012}AAA", Self::id_prefix(object), self.next)
+        format!("{}sim{:09}AAA", Self::id_prefix(object), self.next)
     }
 
     pub(crate) fn id_prefix(object: &str) -> &'static str {
