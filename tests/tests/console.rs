@@ -495,3 +495,73 @@ async fn page_text_any(c: &Client) -> String {
         .await
         .unwrap()
 }
+
+/// Without users the console is open, which only a loopback listener allows: it says so on every
+/// page, keeps CSRF tokens, and lives on the admin listener only (the webhooks' has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_console_on_the_admin_listener_says_so_and_still_checks_its_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let config = config_toml(
+        dir.path(),
+        port,
+        wa2crm_e2e::NO_GRAPH,
+        "\n[console]\nenabled = true\n",
+    )
+    .replacen(
+        "[server]\n",
+        &format!("[server]\nadmin_listen = \"127.0.0.1:{admin}\"\n"),
+        1,
+    );
+    let d = Daemon::start(dir.path(), &config, port).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let main = http.get(d.url("/console")).send().await.unwrap();
+    assert_eq!(main.status(), 404, "not on the webhooks' listener");
+    let page = http
+        .get(format!("http://127.0.0.1:{admin}/console"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("No login is configured"), "{html}");
+    assert!(html.contains(&format!("127.0.0.1:{admin}")), "{html}");
+    let refused = http
+        .post(format!("http://127.0.0.1:{admin}/console/dead/replay"))
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("all=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let accepted = http
+        .post(format!("http://127.0.0.1:{admin}/console/dead/replay"))
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("all=1&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 303, "{}", d.log());
+}

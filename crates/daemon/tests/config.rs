@@ -581,3 +581,54 @@ fn consent_in_the_crm_needs_each_connectors_consent_field() {
         ]
     );
 }
+
+/// A real argon2id hash (of "console-password-123"), as `wa2crm hash-password` prints.
+const CONSOLE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$S2LcPIuj8ajZXqPnjzBoww$rpj7MAauuCZd2upXoR3VhY6a4F0azbHsYP4frYeeyXE";
+
+#[test]
+fn the_console_needs_a_login_unless_it_is_served_on_loopback() {
+    // Off by default: nothing is served.
+    let v = config::validate(config::load_str(MINIMAL, HashMap::new(), None).unwrap()).unwrap();
+    assert!(v.console.is_none());
+
+    // On loopback without users: allowed (the pages say the console is open).
+    let open = format!("{MINIMAL}\n[console]\nenabled = true\non = \"main\"\n");
+    assert!(problems(&open).is_empty(), "{:?}", problems(&open));
+
+    // On another address without users: refused, with what to do.
+    let exposed = open.replace("[server]\n", "[server]\nlisten = \"0.0.0.0:8080\"\n");
+    let p = problems(&exposed);
+    assert_eq!(keys(&p), ["console.users"], "{p:?}");
+    assert!(p[0].problem.contains("hash-password"), "{}", p[0].problem);
+
+    // With a user whose hash is a real argon2 hash: fine anywhere.
+    let with_user = format!("{exposed}users = {{ alice = \"{CONSOLE_HASH}\" }}\n");
+    let v = config::validate(config::load_str(&with_user, HashMap::new(), None).unwrap()).unwrap();
+    let console = v.console.unwrap();
+    assert_eq!(console.users.keys().collect::<Vec<_>>(), ["alice"]);
+    assert_eq!(console.session, std::time::Duration::from_secs(8 * 3600));
+    // A password pasted where its hash belongs is refused, never kept.
+    let pasted = format!("{exposed}users = {{ alice = \"hunter2hunter2\" }}\n");
+    let p = problems(&pasted);
+    assert_eq!(keys(&p), ["console.users.alice"], "{p:?}");
+    assert!(!format!("{p:?}").contains("hunter2"), "{p:?}");
+}
+
+#[test]
+fn the_console_on_the_admin_listener_needs_one() {
+    let no_admin = format!("{MINIMAL}\n[console]\nenabled = true\n");
+    let p = problems(&no_admin);
+    assert_eq!(keys(&p), ["console.on"], "{p:?}");
+    let admin = no_admin.replace(
+        "[server]\n",
+        "[server]\nadmin_listen = \"127.0.0.1:9090\"\n",
+    );
+    assert!(problems(&admin).is_empty(), "{:?}", problems(&admin));
+    let bad = format!("{admin}session_minutes = 1\ndefault_country = \"Germany\"\n");
+    let mut k = keys(&problems(&bad))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    k.sort();
+    assert_eq!(k, ["console.default_country", "console.session_minutes"]);
+}

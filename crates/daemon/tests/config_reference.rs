@@ -69,6 +69,7 @@ fn accepted() -> BTreeMap<String, BTreeSet<String>> {
         "retention",
         "notifications",
         "logging",
+        "console",
         "notifications.webhook",
         "sources.meta",
         "sources.d360",

@@ -8,9 +8,9 @@ use std::fmt;
 use wa2crm_core::config_problem::{did_you_mean, explain_serde};
 
 use super::{
-    D360SourceConfig, LoggingConfig, MediaConfig, MetaSourceConfig, NotificationsConfig,
-    PolicyConfig, QueueConfig, RetentionConfig, RouteConfig, ServerConfig, StorageConfig,
-    TagRuleConfig, TwilioSourceConfig,
+    ConsoleConfig, D360SourceConfig, LoggingConfig, MediaConfig, MetaSourceConfig,
+    NotificationsConfig, PolicyConfig, QueueConfig, RetentionConfig, RouteConfig, ServerConfig,
+    StorageConfig, TagRuleConfig, TwilioSourceConfig,
 };
 
 /// One problem in the configuration.
@@ -134,6 +134,7 @@ pub(super) fn section_errors(c: &config::Config) -> Vec<ConfigError> {
     check::<RetentionConfig>(c, "retention", &mut out);
     check::<NotificationsConfig>(c, "notifications", &mut out);
     check::<LoggingConfig>(c, "logging", &mut out);
+    check::<ConsoleConfig>(c, "console", &mut out);
     check::<BTreeMap<String, serde_json::Value>>(c, "connectors", &mut out);
     // Keys at the top that are no section.
     if let Ok(top) = c
@@ -156,7 +157,7 @@ pub(super) fn section_errors(c: &config::Config) -> Vec<ConfigError> {
     out
 }
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "queue",
     "storage",
@@ -168,6 +169,7 @@ const SECTIONS: [&str; 12] = [
     "retention",
     "notifications",
     "logging",
+    "console",
     "connectors",
 ];
 
@@ -178,6 +180,7 @@ fn variants(type_name: &str) -> Option<&'static [&'static str]> {
         "Source" => &["meta", "d360", "twilio"],
         "Consent" => &["none", "allowlist", "crm_field"],
         "OnExpiry" => &["clear", "delete"],
+        "ConsoleListener" => &["admin", "main"],
         _ => return None,
     })
 }
