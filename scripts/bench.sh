@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks whose figures README records: `scripts/bench.sh` runs them all, or name one
-# (`ingest`, `media`, `hubspot`, `salesforce`, `zendesk`, `zoho`). Builds the release binary, starts the S3-API server the media benchmark
+# (`ingest`, `media`, `hubspot`, `salesforce`, `zendesk`, `zoho`, `console`). Builds the release binary, starts the S3-API server the media benchmark
 # needs, and prints markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ as_root() {
 . "$(dirname "$0")/s3-server.sh"
 start_s3_server
 cargo build --locked --release -p wa2crm
-for bench in "${@:-ingest media hubspot salesforce zendesk zoho}"; do
+for bench in "${@:-ingest media hubspot salesforce zendesk zoho console}"; do
     for b in $bench; do
         cargo bench --locked -p wa2crm-e2e --bench "$b"
     done

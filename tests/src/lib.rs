@@ -631,3 +631,41 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The argon2 hash of `password` for `console.users`, as the binary's `hash-password` prints it.
+pub fn console_password_hash(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(binary())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("hash-password starts");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password written");
+    let out = child.wait_with_output().expect("hash-password ends");
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
+}
+
+/// `name=value` of the cookie `name` an answer sets, for the next request's `Cookie` header.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the first hidden `csrf` field of a console page.
+pub fn csrf_field(html: &str) -> Option<&str> {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)?
+        .split('"')
+        .next()
+}

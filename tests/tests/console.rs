@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use wa2crm_e2e::{ACCESS_TOKEN, Daemon, binary, config_toml, free_port, post_webhook, sign};
+use wa2crm_e2e::{
+    ACCESS_TOKEN, Daemon, config_toml, console_password_hash, csrf_field, free_port, post_webhook,
+    set_cookie, sign,
+};
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
 use wa2crm_sandbox::{samples, webhooks};
@@ -99,20 +102,6 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(binary())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 fn webhook(graph: &GraphSim, file: &str, message_id: &str, sender: &str) -> Vec<u8> {
     let s = samples::all().into_iter().find(|s| s.file == file).unwrap();
     let media_id = format!("m-{message_id}");
@@ -186,7 +175,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     let port = free_port();
     let console = format!(
         "\n[console]\nenabled = true\non = \"main\"\ndefault_country = \"DE\"\n[console.users]\n{USER} = \"{}\"\n",
-        hash(PASSWORD)
+        console_password_hash(PASSWORD)
     );
     let hubspot = wa2crm_e2e::hubspot_section(&hs.url(), &format!("token = \"{HS_TOKEN}\""));
     let config = config_toml(
@@ -526,16 +515,7 @@ async fn an_open_console_on_the_admin_listener_says_so_and_still_checks_its_form
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&page, "__Host-wa2crm-session").unwrap();
     let html = page.text().await.unwrap();
     assert!(html.contains("No login is configured"), "{html}");
     assert!(html.contains(&format!("127.0.0.1:{admin}")), "{html}");
@@ -548,13 +528,7 @@ async fn an_open_console_on_the_admin_listener_says_so_and_still_checks_its_form
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let csrf = csrf_field(&html).unwrap();
     let accepted = http
         .post(format!("http://127.0.0.1:{admin}/console/dead/replay"))
         .header("Cookie", &cookie)

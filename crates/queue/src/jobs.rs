@@ -415,8 +415,36 @@ macro_rules! impl_job_store {
                 filter: &crate::MediaFilter,
                 limit: usize,
             ) -> crate::Result<Vec<crate::JobInfo>> {
+                // Ids follow arrival: the times become a span of ids (found by the index on
+                // created_at, with some slack), which the walk by id keeps to.
+                let mut ids = (None, None);
+                if let Some(from) = filter.from_ms {
+                    let first: Option<(i64,)> = sqlx::query_as(
+                        "SELECT id FROM jobs WHERE created_at >= $1 ORDER BY created_at LIMIT 1",
+                    )
+                    .bind(from - crate::ARRIVAL_SLACK_MS)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    match first {
+                        Some((id,)) => ids.0 = Some(id),
+                        None => return Ok(Vec::new()),
+                    }
+                }
+                if let Some(until) = filter.until_ms {
+                    let last: Option<(i64,)> = sqlx::query_as(
+                        "SELECT id FROM jobs WHERE created_at < $1 \
+                         ORDER BY created_at DESC LIMIT 1",
+                    )
+                    .bind(until + crate::ARRIVAL_SLACK_MS)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    match last {
+                        Some((id,)) => ids.1 = Some(id),
+                        None => return Ok(Vec::new()),
+                    }
+                }
                 let (condition, values) =
-                    crate::media_condition(filter, concat!("checkpoints", $text));
+                    crate::media_condition(filter, concat!("checkpoints", $text), ids);
                 let at = values.len() + 1;
                 let jobs = self
                     .select_jobs(&format!("{condition} ORDER BY id DESC LIMIT ${at}"), |q| {

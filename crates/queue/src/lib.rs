@@ -465,7 +465,11 @@ fn dead_condition(filter: &DeadFilter) -> (String, Vec<Bound>) {
 /// The WHERE clause and values for a [`MediaFilter`]; `checkpoints_text` is how the dialect
 /// reads the checkpoints as text. The tag is only narrowed by text here: callers keep the jobs
 /// whose tags really hold it ([`has_tag`]).
-fn media_condition(filter: &MediaFilter, checkpoints_text: &str) -> (String, Vec<Bound>) {
+fn media_condition(
+    filter: &MediaFilter,
+    checkpoints_text: &str,
+    ids: (Option<JobId>, Option<JobId>),
+) -> (String, Vec<Bound>) {
     let mut sql = String::from("removed_at IS NULL");
     let mut values = Vec::new();
     if let Some(s) = &filter.sender {
@@ -494,8 +498,19 @@ fn media_condition(filter: &MediaFilter, checkpoints_text: &str) -> (String, Vec
         values.push(Bound::Int(id));
         sql.push_str(&format!(" AND id < ${}", values.len()));
     }
+    // The span of ids the times fall in, so the newest-first walk by id starts and stops there.
+    for (bound, op) in [(ids.0, ">="), (ids.1, "<=")] {
+        if let Some(id) = bound {
+            values.push(Bound::Int(id));
+            sql.push_str(&format!(" AND id {op} ${}", values.len()));
+        }
+    }
     (sql, values)
 }
+
+/// How far apart in time ids may be handed out and their arrival written: concurrent enqueues
+/// interleave for moments, never for this long.
+const ARRIVAL_SLACK_MS: i64 = 60_000;
 
 /// Whether the job's `tags` checkpoint holds `tag`.
 fn has_tag(job: &JobInfo, tag: &str) -> bool {

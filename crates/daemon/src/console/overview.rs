@@ -384,6 +384,25 @@ mod tests {
     }
 
     #[test]
+    fn charts_draw_each_busy_stretch_and_each_hour() {
+        let mut per_minute = vec![0u32; MINUTES];
+        per_minute[3] = 4; // first bar
+        per_minute[MINUTES - 1] = 2; // last bar
+        let svg = throughput_svg(&per_minute);
+        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
+        assert!(svg.contains("4/min"));
+        let mut latency = vec![None; HOURS];
+        latency[HOURS - 1] = Some((1.0, 3.0));
+        let svg = latency_svg(&latency);
+        assert_eq!(
+            svg.matches("<circle").count(),
+            2,
+            "a lone hour is two dots: {svg}"
+        );
+        assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
     fn percentiles_are_nearest_rank() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentiles(&mut v), Some((50.0, 95.0)));

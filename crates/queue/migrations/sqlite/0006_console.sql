@@ -2,6 +2,10 @@
 -- without reading the rows of every other state: one small index per state it lists.
 CREATE INDEX jobs_done_at ON jobs (updated_at) WHERE state = 'done';
 CREATE INDEX jobs_dead_at ON jobs (updated_at) WHERE state = 'dead';
+-- Its media list goes newest first by id: of one kind, and within a span of arrival times (whose
+-- ends it finds as ids by this index, then reads by id).
+CREATE INDEX jobs_kind_id ON jobs (kind, id);
+CREATE INDEX jobs_created ON jobs (created_at);
 -- Who replayed or erased what, and when: every such act from the console or the CLI.
 CREATE TABLE audit_log (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,

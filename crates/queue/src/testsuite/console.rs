@@ -178,6 +178,17 @@ pub async fn media_jobs_are_filtered_and_paged_newest_first(
         ..Default::default()
     };
     assert_eq!(ids(window, 10).await, ["wamid.m2", "wamid.m1"]);
+    for (from_ms, until_ms) in [
+        (Some(start + 3_600_000), None),
+        (None, Some(start - 3_600_000)),
+    ] {
+        let outside = MediaFilter {
+            from_ms,
+            until_ms,
+            ..Default::default()
+        };
+        assert!(ids(outside, 10).await.is_empty());
+    }
 }
 
 pub async fn finished_jobs_and_the_audit_log_are_read_back(
