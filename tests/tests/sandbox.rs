@@ -404,6 +404,49 @@ fn sandbox_serve_is_a_place_to_practise() {
         }
         recipe.push(line);
     }
+    // The console, with the printed one-time password, shows the samples' jobs.
+    let console = until("the console's login", &|l| l.starts_with("The console: "));
+    let url = console
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let password = console
+        .split("one-time password ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let overview = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use wa2crm_e2e::{csrf_field, set_cookie};
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(format!("{url}/login")).send().await.unwrap();
+        let login = set_cookie(&page, "__Host-wa2crm-login").unwrap();
+        let html = page.text().await.unwrap();
+        let csrf = csrf_field(&html).unwrap().to_owned();
+        let r = http
+            .post(format!("{url}/login"))
+            .header("Cookie", login)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("user=sandbox&password={password}&csrf={csrf}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "the printed password logs in");
+        let session = set_cookie(&r, "__Host-wa2crm-session").unwrap();
+        let r = http.get(&url).header("Cookie", session).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    });
+    assert!(
+        overview.contains("data-count=\"done\"") && overview.contains("Signed in as"),
+        "{overview}"
+    );
     let cli = |args: &[&str]| {
         let out = Command::new(wa2crm_e2e::binary())
             .args(args)
