@@ -439,7 +439,12 @@ fn sandbox_serve_is_a_place_to_practise() {
             .unwrap();
         assert_eq!(r.status(), 303, "the printed password logs in");
         let session = set_cookie(&r, "__Host-wa2crm-session").unwrap();
-        let r = http.get(&url).header("Cookie", session).send().await.unwrap();
+        let r = http
+            .get(&url)
+            .header("Cookie", session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.text().await.unwrap()
     });
