@@ -78,6 +78,25 @@ pub fn parse_stored(value: &str, country: Option<DefaultCountry>) -> Option<Phon
     Phone::parse(&parsed.format().mode(Mode::E164).to_string()).ok()
 }
 
+/// A number a person typed to look someone up: international (`+49 151…`, `0049 151…`), national
+/// in `country` (`0151 2345 6789`) when libphonenumber finds it a valid number there, else the
+/// digits as WhatsApp writes its ids (`4915123456789`). `None` when it is none of these.
+pub fn parse_typed(text: &str, country: Option<DefaultCountry>) -> Option<Phone> {
+    let text = text.trim();
+    if text.starts_with('+') || text.starts_with("00") {
+        return parse_stored(text, None);
+    }
+    if let Some(country) = country {
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        if let Ok(parsed) = phonenumber::parse(Some(country.0), &digits)
+            && phonenumber::is_valid(&parsed)
+        {
+            return Phone::parse(&parsed.format().mode(Mode::E164).to_string()).ok();
+        }
+    }
+    Phone::parse(text).ok()
+}
+
 /// Every form WhatsApp's id for this person may take, the id's own first.
 pub fn whatsapp_forms(sender: &Phone) -> Vec<Phone> {
     let d = sender.digits();
@@ -224,6 +243,28 @@ mod tests {
 
     fn de() -> Option<DefaultCountry> {
         Some("DE".parse().unwrap())
+    }
+
+    #[test]
+    fn a_typed_number_is_read_nationally_internationally_or_as_whatsapp_writes_it() {
+        let us = Some("US".parse().unwrap());
+        for (typed, country, want) in [
+            ("0151 23456789", de(), Some("+4915123456789")),
+            ("+49 151 2345 6789", None, Some("+4915123456789")),
+            ("0049 151 2345 6789", us, Some("+4915123456789")),
+            // WhatsApp's own form: not a valid German national number, so international.
+            ("4915123456789", de(), Some("+4915123456789")),
+            ("(415) 555-0199", us, Some("+14155550199")),
+            ("4155550199", us, Some("+14155550199")),
+            ("0151 23456789", None, None),
+            ("not a number", de(), None),
+        ] {
+            assert_eq!(
+                parse_typed(typed, country).map(|p| p.as_str().to_owned()),
+                want.map(str::to_owned),
+                "{typed}"
+            );
+        }
     }
 
     #[test]

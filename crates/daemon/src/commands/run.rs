@@ -157,10 +157,17 @@ pub async fn run_on(
     );
     let mut admin_console = None;
     if let Some(c) = console {
-        if c.settings.on == ConsoleListener::Main {
-            router = router.merge(crate::console::router(c));
+        // A budget of its own: a busy console never takes the webhooks' or the scrapes' share.
+        let on = c.settings.on;
+        let pages = server::limits::bounded(
+            crate::console::router(c),
+            server::limits::Budget::new(crate::console::MAX_REQUESTS),
+            &limits,
+        );
+        if on == ConsoleListener::Main {
+            router = router.merge(pages);
         } else {
-            admin_console = Some(crate::console::router(c));
+            admin_console = Some(pages);
         }
     }
     let admin = match admin_listener {

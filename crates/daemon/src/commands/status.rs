@@ -56,7 +56,7 @@ pub async fn gather(
 
 /// The keys status shows, each read by itself: a connector's scope also holds a row per sender
 /// or media (matches, exactly-once marks), which a scan would read every time.
-async fn connector_status(store: &dyn JobStore, name: &str) -> anyhow::Result<ConnectorStatus> {
+pub async fn connector_status(store: &dyn JobStore, name: &str) -> anyhow::Result<ConnectorStatus> {
     let mut state = std::collections::BTreeMap::new();
     for key in [
         keys::PAUSE_REASON,

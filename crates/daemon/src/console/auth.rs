@@ -38,6 +38,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Failed logins of one user name before it is locked, and for how long.
 const MAX_FAILURES: u32 = 5;
 const LOCKOUT: Duration = Duration::from_secs(60);
+/// Password checks at once (see [`Sessions::checking`]).
+const MAX_CHECKS: usize = 2;
 /// Sessions kept at most; the oldest go first beyond.
 const MAX_SESSIONS: usize = 10_000;
 /// The user of a console without logins.
@@ -59,6 +61,9 @@ pub struct Sessions {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// What an unknown user's password is checked against, so that costs as much as a known one.
     decoy: String,
+    /// Password checks running at once: each takes argon2's 19 MiB and a core for a moment, so a
+    /// flood of logins waits here instead of exhausting the daemon.
+    checking: tokio::sync::Semaphore,
 }
 
 /// A new random token, 256 bits, hex.
@@ -104,6 +109,7 @@ impl Sessions {
             by_digest: Mutex::default(),
             failures: Mutex::default(),
             decoy: hash_password(&new_token()).unwrap_or_default(),
+            checking: tokio::sync::Semaphore::new(MAX_CHECKS),
         }
     }
 
@@ -327,6 +333,12 @@ pub async fn login(
     };
     let known = console.settings.users.contains_key(&user);
     let password = form.password;
+    let Ok(_turn) = console.sessions.checking.acquire().await else {
+        return login_form(
+            Some("The console is shutting down."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    };
     let matched = tokio::task::spawn_blocking(move || verify(&password, &hash))
         .await
         .unwrap_or(false);

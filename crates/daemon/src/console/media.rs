@@ -40,16 +40,11 @@ pub struct Search {
     pub before: Option<i64>,
 }
 
-/// A number as people type it, in E.164: international (`+`, `00`), or national in the
-/// console's country.
+/// A number as people type it, in E.164: international (`+`, `00`), national in the console's
+/// country, or the digits of WhatsApp's ids.
 pub fn read_number(console: &Console, text: &str) -> Result<Phone, String> {
     let text = text.trim();
-    if let Ok(p) = Phone::parse(text)
-        && (text.starts_with('+') || text.starts_with("00"))
-    {
-        return Ok(p);
-    }
-    match wa2crm_core::phone_match::parse_stored(text, console.settings.country) {
+    match wa2crm_core::phone_match::parse_typed(text, console.settings.country) {
         Some(p) => Ok(p),
         None if console.settings.country.is_none() => Err(format!(
             "{text:?} is not a number in international form (+49 151 …), and no country is set \

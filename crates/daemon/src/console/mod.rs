@@ -37,6 +37,10 @@ use crate::config::{Config, ConsoleListener};
 
 pub use auth::{hash_password, one_time_password};
 
+/// Console requests handled at once (a browser opens six connections; a media page loads up to
+/// fifty players); beyond, 503 with Retry-After.
+pub const MAX_REQUESTS: usize = 32;
+
 /// `[console]`, checked.
 #[derive(Debug)]
 pub struct Settings {

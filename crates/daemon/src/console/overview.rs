@@ -80,9 +80,17 @@ pub fn spawn_refresh(console: Arc<Console>, stop: CancellationToken) {
 
 /// Reads everything the overview shows.
 pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
-    let names: Vec<String> = console.connectors.keys().cloned().collect();
-    let report = status::gather(console.store.as_ref(), "", &names, 0).await?;
-    let now = report.now;
+    // What `status` reads, but not its breakdown of done jobs (a scan the overview does not show).
+    let store = console.store.as_ref();
+    let counts = store.counts().await?;
+    let now = wa2crm_core::state::now_ms();
+    let daemons = crate::heartbeat::read(store, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut connectors = Vec::new();
+    for name in console.connectors.keys() {
+        connectors.push(status::connector_status(store, name).await?);
+    }
     let finished = console
         .store
         .finished_since(now - (MINUTES as i64) * 60_000)
@@ -94,16 +102,15 @@ pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("did not answer within 5 s".into()),
         };
-    let daemon_running = report.daemons.is_running();
+    let daemon_running = daemons.is_running();
     Ok(Snapshot {
         at_ms: now,
-        counts: report.counts,
+        counts,
         per_minute,
         latency,
         finished_24h: finished.len(),
         p50_p95_24h,
-        connectors: report
-            .connectors
+        connectors: connectors
             .into_iter()
             .map(|c| {
                 let state = c.state(daemon_running, now);
