@@ -147,13 +147,46 @@ async fn shown(c: &Client, state: &str) -> u64 {
     text.replace(['\u{202f}', ' '], "").parse().unwrap()
 }
 
+/// Waits until the element `css` holds `text` (the page that shows it has loaded).
+async fn until_text(c: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && e.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never a {css} saying {text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks what submits a form or follows a link, and waits until the next page has loaded (a
+/// mark left on this page's window is gone), so nothing is read from the page before.
 async fn click(c: &Client, css: &str) {
+    c.execute("window.wa2crmBefore = true;", vec![])
+        .await
+        .unwrap();
     c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let loaded = c
+            .execute(
+                "return window.wa2crmBefore === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await;
+        if loaded.is_ok_and(|v| v == Value::Bool(true)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn page_text(c: &Client) -> String {
@@ -327,10 +360,8 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         "form[action=\"/console/dead/replay\"] input[name=all] ~ button",
     )
     .await;
-    c.wait()
-        .for_element(Locator::Css("p.ok[role=status]"))
-        .await
-        .unwrap();
+    // The page before also says something was replayed: wait for this replay's words.
+    until_text(&c, "p.ok[role=status]", "job(s) are back in the queue").await;
     until_counts(&d, "every dead letter delivered", |c| c["done"] == 2).await;
     // Both replays are in the audit log, with who did them.
     let audit = c
@@ -354,7 +385,13 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         .await
         .unwrap();
     click(&c, "form[role=search] button").await;
-    c.wait().for_element(Locator::Css("audio")).await.unwrap();
+    // The list before the search has the voice note too: wait for the search's own result.
+    c.wait()
+        .for_element(Locator::Css(&format!(
+            "[data-search-for=\"{VOICE_SENDER}\"]"
+        )))
+        .await
+        .unwrap();
     let rows = c.find_all(Locator::Css("tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 1, "only the voice note's sender");
     let text = page_text(&c).await;

@@ -176,7 +176,7 @@ pub async fn page(
         @else {
             @if !search.q.trim().is_empty() {
                 @if let Ok(phone) = read_number(&console, &search.q) {
-                    p { "Media of " a href={"/console/person/" (phone.as_str())} { (phone.as_str()) } " — open the person to see consent or erase." }
+                    p data-search-for=(phone.as_str()) { "Media of " a href={"/console/person/" (phone.as_str())} { (phone.as_str()) } " — open the person to see consent or erase." }
                 }
             }
             (table(&console, &jobs))
