@@ -25,9 +25,40 @@ pub struct Filter {
     connector: String,
     #[serde(default)]
     reason: String,
-    /// What the last action did, shown once.
+    /// What the last action did, shown once: numbers only, so a crafted link cannot put words
+    /// on the page.
     #[serde(default)]
-    done: String,
+    replayed: Option<i64>,
+    #[serde(default)]
+    not_dead: Option<i64>,
+    #[serde(default)]
+    replayed_all: Option<usize>,
+}
+
+/// The outcome of a replay, as the page after it says it (the query of the page after).
+#[derive(Debug, Default, serde::Serialize)]
+struct Done {
+    /// The one job replayed, or asked for and not dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replayed: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_dead: Option<i64>,
+    /// How many "replay all" put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replayed_all: Option<usize>,
+}
+
+impl Filter {
+    fn message(&self) -> Option<String> {
+        match (self.replayed, self.not_dead, self.replayed_all) {
+            (Some(id), _, _) => Some(format!("Job {id} is back in the queue.")),
+            (_, Some(id), _) => Some(format!(
+                "Job {id} was not dead-lettered: nothing to replay."
+            )),
+            (_, _, Some(n)) => Some(format!("{n} job(s) are back in the queue.")),
+            _ => None,
+        }
+    }
 }
 
 impl Filter {
@@ -72,7 +103,7 @@ pub async fn page(
         }
     };
     let body = html! {
-        @if !filter.done.is_empty() { p class="ok" role="status" { (filter.done) } }
+        @if let Some(done) = filter.message() { p class="ok" role="status" { (done) } }
         form class="filters" method="get" action="/console/dead" {
             div {
                 label for="connector" { "Connector" }
@@ -160,15 +191,24 @@ pub async fn replay(
     let filter = Filter {
         connector: form.connector,
         reason: form.reason,
-        done: String::new(),
+        ..Filter::default()
     };
     let result = match (form.id, form.all.is_some()) {
         (Some(id), _) => console.store.replay(id).await.map(|replayed| {
             if replayed {
-                (format!("Job {id} is back in the queue."), vec![id])
+                (
+                    Done {
+                        replayed: Some(id),
+                        ..Done::default()
+                    },
+                    vec![id],
+                )
             } else {
                 (
-                    format!("Job {id} was not dead-lettered: nothing to replay."),
+                    Done {
+                        not_dead: Some(id),
+                        ..Done::default()
+                    },
                     vec![],
                 )
             }
@@ -177,8 +217,16 @@ pub async fn replay(
             .store
             .replay_dead_where(&filter.to_queue())
             .await
-            .map(|ids| (format!("{} job(s) are back in the queue.", ids.len()), ids)),
-        (None, false) => Ok(("Say which job to replay.".to_owned(), vec![])),
+            .map(|ids| {
+                (
+                    Done {
+                        replayed_all: Some(ids.len()),
+                        ..Done::default()
+                    },
+                    ids,
+                )
+            }),
+        (None, false) => Ok((Done::default(), vec![])),
     };
     let (message, ids) = match result {
         Ok(r) => r,
@@ -219,7 +267,7 @@ pub async fn replay(
     let back = format!(
         "/console/dead?{}&{}",
         filter.query(),
-        serde_urlencoded::to_string([("done", message)]).unwrap_or_default()
+        serde_urlencoded::to_string(&message).unwrap_or_default()
     );
     Redirect::to(&back).into_response()
 }
