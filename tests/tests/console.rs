@@ -218,7 +218,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         &format!("{hubspot}{console}"),
     );
     // Not provisioned: HubSpot refuses the unknown properties and both media are dead letters.
-    let d = Daemon::start(dir.path(), &config, port).await;
+    let mut d = Daemon::start(dir.path(), &config, port).await;
     let client = reqwest::Client::new();
     for (file, id, sender) in [
         ("voice.ogg", "wamid.console.voice", VOICE_SENDER),
@@ -520,6 +520,32 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     // The overview after the work: media flowed.
     c.goto(&base).await.unwrap();
     shot(&c, "overview").await;
+
+    // The login outlives a restart (the queue database keeps it); Log out ends it everywhere.
+    let stopped = d.terminate();
+    assert!(stopped.success(), "{stopped:?}");
+    d.restart().await;
+    c.goto(&base).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("[data-count=\"done\"]"))
+        .await
+        .unwrap();
+    click(&c, "form.logout button").await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
+    c.goto(&base).await.unwrap();
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
     c.close().await.unwrap();
 }
 

@@ -4,8 +4,10 @@
 //!   thread: argon2 is slow on purpose). An unknown user costs the same check, so answers do not
 //!   tell which users exist; five failed logins of one user name lock it for a minute.
 //! - A session is a random 256-bit token in a `__Host-` cookie (`Secure`, `HttpOnly`,
-//!   `SameSite=Strict`, path `/`); the server keeps only its SHA-256, so a memory dump of
-//!   sessions opens none. It ends after `console.session_minutes` without use, or at logout.
+//!   `SameSite=Strict`, path `/`). The queue database keeps only its SHA-256 (so a copy of the
+//!   database opens no session), which lets a session outlive a restart and be known to every
+//!   instance sharing the queue. It ends after `console.session_minutes` without use, or at
+//!   logout.
 //! - Every POST carries the session's CSRF token in a hidden `csrf` field; [`require_session`]
 //!   checks it before any handler runs, so no handler can forget to. The login form has its own
 //!   token, in a short-lived cookie, checked the same way (a forged login is refused too).
@@ -15,6 +17,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use wa2crm_core::StateStore;
+use wa2crm_core::state::now_ms;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -45,19 +50,27 @@ const MAX_SESSIONS: usize = 10_000;
 /// The user of a console without logins.
 pub const LOCAL_USER: &str = "local";
 
-/// A logged-in user, as handlers see it.
-#[derive(Debug, Clone)]
+/// A logged-in user, as handlers see it, and as the queue database keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub user: String,
     /// What every form of this session carries in its `csrf` field.
     pub csrf: String,
-    expires: Instant,
+    /// When it ends unless used (ms since the epoch), and when that was last moved.
+    expires_ms: i64,
+    touched_ms: i64,
 }
 
-/// The live sessions and the failed logins.
+/// The state scope of the sessions (connector names hold no `:`).
+const SCOPE: &str = "console:sessions";
+/// A session's end is moved at most this often (a write to the database).
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// The live sessions, in the queue database (so a restart keeps them and every instance sharing
+/// the queue knows them), and the failed logins (this instance's).
 pub struct Sessions {
     ttl: Duration,
-    by_digest: Mutex<HashMap<[u8; 32], Session>>,
+    state: Arc<dyn StateStore>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// What an unknown user's password is checked against, so that costs as much as a known one.
     decoy: String,
@@ -80,8 +93,9 @@ pub fn one_time_password() -> String {
     hex::encode(bytes)
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The key a session is kept under: the token's SHA-256, hex.
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// An argon2id hash of `password` (PHC string), for `console.users`.
@@ -103,55 +117,85 @@ fn verify(password: &str, hash: &str) -> bool {
 }
 
 impl Sessions {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, state: Arc<dyn StateStore>) -> Self {
         Sessions {
             ttl,
-            by_digest: Mutex::default(),
+            state,
             failures: Mutex::default(),
             decoy: hash_password(&new_token()).unwrap_or_default(),
             checking: tokio::sync::Semaphore::new(MAX_CHECKS),
         }
     }
 
-    fn create(&self, user: &str) -> (String, Session) {
+    /// A new session of `user`, and its token (never stored: the database keeps its digest).
+    async fn create(&self, user: &str) -> anyhow::Result<(String, Session)> {
         let token = new_token();
+        let now = now_ms();
         let session = Session {
             user: user.to_owned(),
             csrf: new_token(),
-            expires: Instant::now() + self.ttl,
+            expires_ms: now + self.ttl_ms(),
+            touched_ms: now,
         };
-        let mut map = lock(&self.by_digest);
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
-        {
-            map.remove(&oldest);
+        self.forget_ended(now).await?;
+        self.state
+            .put_state(SCOPE, &digest(&token), &serde_json::to_string(&session)?)
+            .await?;
+        Ok((token, session))
+    }
+
+    /// Drops ended sessions; beyond [`MAX_SESSIONS`], the ones closest to their end.
+    async fn forget_ended(&self, now: i64) -> anyhow::Result<()> {
+        let all = self.state.scan_state(SCOPE).await?;
+        let mut live = Vec::new();
+        for (key, value) in all {
+            match serde_json::from_str::<Session>(&value) {
+                Ok(s) if s.expires_ms > now => live.push((s.expires_ms, key)),
+                _ => self.state.delete_state(SCOPE, &key).await?,
+            }
         }
-        map.insert(digest(&token), session.clone());
-        (token, session)
+        live.sort();
+        let over = (live.len() + 1).saturating_sub(MAX_SESSIONS);
+        for (_, key) in live.into_iter().take(over) {
+            self.state.delete_state(SCOPE, &key).await?;
+        }
+        Ok(())
     }
 
     /// The live session of `token`, its life extended by this use.
-    fn find(&self, token: &str) -> Option<Session> {
-        let mut map = lock(&self.by_digest);
+    async fn find(&self, token: &str) -> Option<Session> {
         let key = digest(token);
-        let now = Instant::now();
-        match map.get_mut(&key) {
-            Some(s) if s.expires > now => {
-                s.expires = now + self.ttl;
-                Some(s.clone())
+        let value = match self.state.get_state(SCOPE, &key).await {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::warn!("Console sessions cannot be read: {e}");
+                return None;
             }
-            Some(_) => {
-                map.remove(&key);
-                None
+        };
+        let mut session: Session = serde_json::from_str(&value).ok()?;
+        let now = now_ms();
+        if session.expires_ms <= now {
+            let _ = self.state.delete_state(SCOPE, &key).await;
+            return None;
+        }
+        if now - session.touched_ms >= TOUCH_EVERY_MS {
+            session.expires_ms = now + self.ttl_ms();
+            session.touched_ms = now;
+            if let Ok(v) = serde_json::to_string(&session) {
+                let _ = self.state.put_state(SCOPE, &key, &v).await;
             }
-            None => None,
+        }
+        Some(session)
+    }
+
+    async fn remove(&self, token: &str) {
+        if let Err(e) = self.state.delete_state(SCOPE, &digest(token)).await {
+            tracing::warn!("A console session could not be ended: {e}");
         }
     }
 
-    fn remove(&self, token: &str) {
-        lock(&self.by_digest).remove(&digest(token));
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
     /// Until when `user` is locked out, if it is.
@@ -211,6 +255,16 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// The sessions' database did not answer: said plainly, the reason to the journal.
+fn unavailable(e: &anyhow::Error) -> Response {
+    tracing::warn!("Console sessions cannot be written: {e:#}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The queue database, which keeps the console's sessions, did not answer: try again.\n",
+    )
+        .into_response()
+}
+
 fn forbidden(why: &str) -> Response {
     (StatusCode::FORBIDDEN, format!("{why}\n")).into_response()
 }
@@ -221,12 +275,17 @@ pub async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let found = cookie(request.headers(), SESSION_COOKIE).and_then(|t| console.sessions.find(t));
+    let found = match cookie(request.headers(), SESSION_COOKIE) {
+        Some(t) => console.sessions.find(t).await,
+        None => None,
+    };
     let (session, new_token) = match found {
         Some(s) => (s, None),
         None if console.is_open() && request.method() == Method::GET => {
-            let (token, s) = console.sessions.create(LOCAL_USER);
-            (s, Some(token))
+            match console.sessions.create(LOCAL_USER).await {
+                Ok((token, s)) => (s, Some(token)),
+                Err(e) => return unavailable(&e),
+            }
         }
         None if request.method() == Method::GET => {
             return Redirect::to("/console/login").into_response();
@@ -264,9 +323,11 @@ pub async fn require_session(
 }
 
 pub async fn login_page(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    if console.is_open()
-        || cookie(&headers, SESSION_COOKIE).is_some_and(|t| console.sessions.find(t).is_some())
-    {
+    let logged_in = match cookie(&headers, SESSION_COOKIE) {
+        Some(t) => console.sessions.find(t).await.is_some(),
+        None => false,
+    };
+    if console.is_open() || logged_in {
         return Redirect::to("/console").into_response();
     }
     login_form(None, StatusCode::OK)
@@ -349,7 +410,10 @@ pub async fn login(
     }
     console.sessions.succeeded(&user);
     tracing::info!(user = %user, "Console login.");
-    let (token, _) = console.sessions.create(&user);
+    let (token, _) = match console.sessions.create(&user).await {
+        Ok(created) => created,
+        Err(e) => return unavailable(&e),
+    };
     let mut response = Redirect::to("/console").into_response();
     set_cookie(
         &mut response,
@@ -363,7 +427,7 @@ pub async fn login(
 
 pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
     if let Some(t) = cookie(&headers, SESSION_COOKIE) {
-        console.sessions.remove(t);
+        console.sessions.remove(t).await;
     }
     let mut response = Redirect::to("/console/login").into_response();
     set_cookie(&mut response, SESSION_COOKIE, "", Duration::ZERO);
@@ -383,23 +447,33 @@ mod tests {
         assert!(!verify("correct horse", "not a hash"));
     }
 
-    #[test]
-    fn sessions_are_found_by_their_token_and_end() {
-        let s = Sessions::new(Duration::from_secs(60));
-        let (token, session) = s.create("alice");
-        assert_eq!(s.find(&token).map(|f| f.user), Some("alice".into()));
-        assert_eq!(s.find(&token).map(|f| f.csrf), Some(session.csrf));
-        assert!(s.find("0000").is_none());
-        s.remove(&token);
-        assert!(s.find(&token).is_none());
-        let short = Sessions::new(Duration::ZERO);
-        let (token, _) = short.create("bob");
-        assert!(short.find(&token).is_none(), "expired");
+    fn memory() -> Arc<dyn StateStore> {
+        Arc::new(wa2crm_core::MemoryStateStore::default())
+    }
+
+    #[tokio::test]
+    async fn sessions_are_found_by_their_token_by_any_instance_and_end() {
+        let state = memory();
+        let s = Sessions::new(Duration::from_secs(60), state.clone());
+        let (token, session) = s.create("alice").await.unwrap();
+        assert_eq!(s.find(&token).await.map(|f| f.user), Some("alice".into()));
+        // Another instance on the same queue (or this one after a restart) knows it.
+        let other = Sessions::new(Duration::from_secs(60), state.clone());
+        assert_eq!(other.find(&token).await.map(|f| f.csrf), Some(session.csrf));
+        // Only the token's digest is kept.
+        let kept = state.scan_state(SCOPE).await.unwrap();
+        assert!(!kept.keys().any(|k| k == &token) && !kept.values().any(|v| v.contains(&token)));
+        assert!(s.find("0000").await.is_none());
+        s.remove(&token).await;
+        assert!(other.find(&token).await.is_none());
+        let short = Sessions::new(Duration::ZERO, memory());
+        let (token, _) = short.create("bob").await.unwrap();
+        assert!(short.find(&token).await.is_none(), "expired");
     }
 
     #[test]
     fn five_failures_lock_a_user_name() {
-        let s = Sessions::new(Duration::from_secs(60));
+        let s = Sessions::new(Duration::from_secs(60), memory());
         for _ in 0..MAX_FAILURES - 1 {
             s.failed("alice");
         }

@@ -83,7 +83,7 @@ impl Console {
         address: SocketAddr,
     ) -> Arc<Console> {
         Arc::new(Console {
-            sessions: auth::Sessions::new(settings.session),
+            sessions: auth::Sessions::new(settings.session, store.clone()),
             settings,
             store,
             storage,
