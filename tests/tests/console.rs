@@ -161,6 +161,12 @@ async fn until_text(c: &Client, css: &str, text: &str) {
     }
 }
 
+/// The browser was sent to the login page.
+async fn assert_on_login(c: &Client) {
+    let at = c.current_url().await.unwrap();
+    assert!(at.path().ends_with("/console/login"), "at {at}");
+}
+
 /// Clicks what submits a form or follows a link, and waits until the next page has loaded (a
 /// mark left on this page's window is gone), so nothing is read from the page before.
 async fn click(c: &Client, css: &str) {
@@ -235,13 +241,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
 
     // Logging in: the console sends a stranger to its login.
     c.goto(&base).await.unwrap();
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/login")
-    );
+    assert_on_login(&c).await;
     shot(&c, "login").await;
     c.find(Locator::Id("user"))
         .await
@@ -531,21 +531,9 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         .await
         .unwrap();
     click(&c, "form.logout button").await;
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/login")
-    );
+    assert_on_login(&c).await;
     c.goto(&base).await.unwrap();
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/login")
-    );
+    assert_on_login(&c).await;
     c.close().await.unwrap();
 }
 
