@@ -385,9 +385,11 @@ impl Org {
         }
     }
 
-    /// A fresh record Id of `object`'s key prefix: 18 characters, as the REST API returns them
-    /// (the 15-character case-sensitive Id and its 3-character checksum suffix; Salesforce, "What
-    /// Is a Record ID?", help.salesforce.com/s/articleView?id=000385008).
+    /// A fresh record Id of `object`'s key prefix: 18 characters, as the API returns them (the
+    /// 15-character case-sensitive Id and a 3-character case-safe suffix). Sources: Salesforce
+    /// Object Reference, "Field Types", ID; Apex Developer Guide, "Using ConnectApi Input and
+    /// Output Classes" ("All Salesforce IDs in ConnectApi output objects are 18 character IDs").
+    /// A connector that checks an Id's length (deep links) must see the real length.
     pub(crate) fn new_id(&mut self, object: &str) -> String {
         self.next += 1;
         format!("{}sim{:09}AAA", Self::id_prefix(object), self.next)
