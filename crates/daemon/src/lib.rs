@@ -1,6 +1,7 @@
 //! The wa2crm daemon and CLI, as a library so tests can drive it in-process; `main.rs` only
 //! parses arguments and calls [`cli::main`].
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

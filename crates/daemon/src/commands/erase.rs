@@ -68,7 +68,13 @@ pub async fn main(
     };
     let failed = erase(&places, &phone, dry_run, &|line| println!("{line}")).await?;
     if !dry_run {
-        audit(places.store.as_ref(), &cli_user(), &phone, failed).await;
+        crate::audit::erasure(
+            places.store.as_ref(),
+            &crate::audit::cli_user(),
+            &phone,
+            failed,
+        )
+        .await;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -85,35 +91,6 @@ pub fn link_secret(config: &crate::config::Config) -> Vec<u8> {
         .as_ref()
         .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec())
         .unwrap_or_default()
-}
-
-/// Who ran a command, for the audit log: `cli:` and the login name.
-pub fn cli_user() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("SUDO_USER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into())
-    )
-}
-
-/// Writes the erasure to the audit log with the number masked: the log outlives the erasure,
-/// the number must not. A failure to write is logged, never undoes the erasure.
-pub async fn audit(store: &dyn JobStore, who: &str, phone: &Phone, failed: bool) {
-    let entry = wa2crm_queue::AuditEntry {
-        at_ms: wa2crm_core::state::now_ms(),
-        who: who.to_owned(),
-        action: "erase".into(),
-        subject: phone.masked(),
-        detail: if failed {
-            "erasure ran; a place failed (run it again to finish)".into()
-        } else {
-            "erased from every CRM, the storage and the queue".into()
-        },
-    };
-    if let Err(e) = store.audit(&entry).await {
-        tracing::warn!("Could not write the erasure to the audit log: {e}");
-    }
 }
 
 /// Erases (or, with `dry_run`, describes) one person's media in every place; each line of the

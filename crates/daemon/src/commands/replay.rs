@@ -20,8 +20,9 @@ pub async fn main(
     if all_dead {
         let n = store.replay_all_dead().await?;
         println!("{n} dead-lettered job(s) put back in the queue");
-        audit(
+        crate::audit::record(
             store.as_ref(),
+            &crate::audit::cli_user(),
             "replay_all",
             "all",
             format!("{n} dead job(s) put back in the queue"),
@@ -34,8 +35,9 @@ pub async fn main(
     };
     if store.replay(id).await? {
         println!("job {id} put back in the queue");
-        audit(
+        crate::audit::record(
             store.as_ref(),
+            &crate::audit::cli_user(),
             "replay",
             &id.to_string(),
             "put back in the queue".into(),
@@ -51,24 +53,5 @@ pub async fn main(
             ),
         }
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// Writes a replay to the audit log; a failure to write is logged, the replay stands.
-pub async fn audit(
-    store: &dyn wa2crm_queue::JobStore,
-    action: &str,
-    subject: &str,
-    detail: String,
-) {
-    let entry = wa2crm_queue::AuditEntry {
-        at_ms: wa2crm_core::state::now_ms(),
-        who: super::erase::cli_user(),
-        action: action.into(),
-        subject: subject.into(),
-        detail,
-    };
-    if let Err(e) = store.audit(&entry).await {
-        tracing::warn!("Could not write the replay to the audit log: {e}");
     }
 }

@@ -24,17 +24,22 @@ pub struct Report {
     pub now: i64,
 }
 
-/// Reads the queue's counts, its newest `limit` dead letters, the daemons' heartbeats and what
-/// each of `connectors` recorded (pauses, the last success and error, matches).
-pub async fn gather(
+/// What is going on now: the counts by state, the daemons' heartbeats, each connector's state.
+/// `status` and the console's overview both read it.
+pub struct Live {
+    pub counts: StateCounts,
+    pub daemons: Daemons,
+    pub connectors: Vec<ConnectorStatus>,
+    /// When it was read (ms since the epoch).
+    pub now: i64,
+}
+
+/// Reads [`Live`] for `connectors`.
+pub async fn live<'a>(
     store: &dyn JobStore,
-    queue_url: &str,
-    connectors: &[String],
-    limit: usize,
-) -> anyhow::Result<Report> {
+    connectors: impl IntoIterator<Item = &'a String>,
+) -> anyhow::Result<Live> {
     let counts = store.counts().await?;
-    let done = store.done_breakdown().await?;
-    let dead = store.dead_letters(limit).await?;
     let now = wa2crm_core::state::now_ms();
     let daemons = crate::heartbeat::read(store, now)
         .await
@@ -43,20 +48,38 @@ pub async fn gather(
     for name in connectors {
         out.push(connector_status(store, name).await?);
     }
-    Ok(Report {
-        queue: super::redact_url(queue_url),
+    Ok(Live {
         counts,
-        done,
-        dead,
         daemons,
         connectors: out,
         now,
     })
 }
 
+/// Reads [`Live`], the breakdown of done jobs (a scan) and the newest `limit` dead letters.
+pub async fn gather(
+    store: &dyn JobStore,
+    queue_url: &str,
+    connectors: &[String],
+    limit: usize,
+) -> anyhow::Result<Report> {
+    let live = live(store, connectors).await?;
+    let done = store.done_breakdown().await?;
+    let dead = store.dead_letters(limit).await?;
+    Ok(Report {
+        queue: super::redact_url(queue_url),
+        counts: live.counts,
+        done,
+        dead,
+        daemons: live.daemons,
+        connectors: live.connectors,
+        now: live.now,
+    })
+}
+
 /// The keys status shows, each read by itself: a connector's scope also holds a row per sender
 /// or media (matches, exactly-once marks), which a scan would read every time.
-pub async fn connector_status(store: &dyn JobStore, name: &str) -> anyhow::Result<ConnectorStatus> {
+async fn connector_status(store: &dyn JobStore, name: &str) -> anyhow::Result<ConnectorStatus> {
     let mut state = std::collections::BTreeMap::new();
     for key in [
         keys::PAUSE_REASON,

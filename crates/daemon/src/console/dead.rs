@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use maud::html;
 use serde::Deserialize;
-use wa2crm_queue::{AuditEntry, DeadFilter};
+use wa2crm_queue::DeadFilter;
 
 use super::Console;
 use super::auth::Session;
@@ -162,10 +162,7 @@ pub async fn page(
         p class="muted" { "Every replay and erasure, from this console or the CLI, newest first." }
         @if audit.is_empty() { p { "Nothing yet." } }
         @else {
-            table data-audit {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Of" } th scope="col" { "Result" } } }
-                tbody { @for a in &audit { tr { td { (when(a.at_ms)) } td { (a.who) } td { (a.action) } td { (a.subject) } td { (a.detail) } } } }
-            }
+            (page::audit_table(&audit))
         }
     };
     page::frame(&console, &session, "/console/dead", "Dead letters", body).into_response()
@@ -252,16 +249,14 @@ pub async fn replay(
                     .unwrap_or("none".into())
             )
         };
-        let entry = AuditEntry {
-            at_ms: wa2crm_core::state::now_ms(),
-            who: session.user.clone(),
-            action: action.into(),
-            subject,
+        crate::audit::record(
+            console.store.as_ref(),
+            &session.user,
+            action,
+            &subject,
             detail,
-        };
-        if let Err(e) = console.store.audit(&entry).await {
-            tracing::warn!("Could not write a replay to the audit log: {e}");
-        }
+        )
+        .await;
         tracing::info!(user = %session.user, jobs = ids.len(), "Replayed from the console.");
     }
     let back = format!(

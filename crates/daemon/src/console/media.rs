@@ -130,10 +130,16 @@ pub async fn find(
     for f in filters {
         jobs.extend(console.store.media_jobs(f, limit).await?);
     }
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-    jobs.dedup_by_key(|j| j.id);
+    let mut jobs = newest_first(jobs);
     jobs.truncate(limit);
     Ok(jobs)
+}
+
+/// Jobs found under several forms of a number, once each, newest first.
+pub fn newest_first(mut jobs: Vec<JobInfo>) -> Vec<JobInfo> {
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+    jobs.dedup_by_key(|j| j.id);
+    jobs
 }
 
 pub async fn page(

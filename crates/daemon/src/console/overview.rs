@@ -3,15 +3,21 @@
 //! Its figures come from a snapshot the console refreshes in the background, never from the
 //! request: counting a queue of a million jobs, or reading a day of finished ones, costs far more
 //! than a page may take. The refresh waits at least [`MIN_REFRESH`] and ten times as long as the
-//! last one took, so a large queue is not read in a loop. Each page says how old its figures are.
+//! last one took, so a large queue is not read in a loop, and stops [`IDLE_AFTER`] after the last
+//! look at the page, so a console nobody opens costs nothing. The first look after a start or an
+//! idle spell takes the snapshot in the request (figures older than [`STALE`] are not shown).
+//! Each page says how old its figures are.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
+use tokio::sync::Notify;
+// Tokio's clock, so tests can move it (`tokio::time::pause`).
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wa2crm_core::Usage;
 use wa2crm_queue::StateCounts;
@@ -22,6 +28,10 @@ use super::page::{self, count, span, when};
 use crate::commands::status::{self, ConnectorState, ConnectorStatus};
 
 const MIN_REFRESH: Duration = Duration::from_secs(5);
+/// After this long without a look at the overview, the snapshots stop until the next look.
+const IDLE_AFTER: Duration = Duration::from_secs(600);
+/// A snapshot older than this (the refresh was idle) is taken again before the page is shown.
+const STALE: Duration = Duration::from_secs(60);
 const MINUTES: usize = 24 * 60;
 const HOURS: usize = 24;
 
@@ -41,32 +51,67 @@ pub struct Snapshot {
     pub storage_problem: Option<String>,
 }
 
+/// The latest snapshot, when it was taken, and when the page was last looked at.
 #[derive(Default)]
-pub struct Snapshots(RwLock<Option<Arc<Snapshot>>>);
+pub struct Snapshots {
+    latest: RwLock<Option<(Instant, Arc<Snapshot>)>>,
+    viewed: Mutex<Option<Instant>>,
+    /// Rung by a look at the page, to wake an idle refresh.
+    looked: Notify,
+}
 
 impl Snapshots {
-    fn latest(&self) -> Option<Arc<Snapshot>> {
-        self.0
+    /// The latest snapshot, unless it is older than [`STALE`].
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let slot = self
+            .latest
             .read()
-            .map(|s| s.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.as_ref()
+            .filter(|(at, _)| at.elapsed() < STALE)
+            .map(|(_, s)| s.clone())
     }
 
-    fn store(&self, snapshot: Snapshot) {
-        let mut slot = self
-            .0
+    fn store(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let snapshot = Arc::new(snapshot);
+        *self
+            .latest
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *slot = Some(Arc::new(snapshot));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), snapshot.clone()));
+        snapshot
+    }
+
+    fn look(&self) {
+        *self
+            .viewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        self.looked.notify_one();
+    }
+
+    fn looked_at_lately(&self) -> bool {
+        self.viewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < IDLE_AFTER)
     }
 }
 
 pub fn spawn_refresh(console: Arc<Console>, stop: CancellationToken) {
     tokio::spawn(async move {
         loop {
+            if !console.overview.looked_at_lately() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = console.overview.looked.notified() => {}
+                }
+            }
             let started = Instant::now();
             match take(&console).await {
-                Ok(s) => console.overview.store(s),
+                Ok(s) => {
+                    console.overview.store(s);
+                }
                 Err(e) => tracing::warn!("The console's overview could not be refreshed: {e:#}"),
             }
             let wait = MIN_REFRESH.max(started.elapsed() * 10);
@@ -81,16 +126,12 @@ pub fn spawn_refresh(console: Arc<Console>, stop: CancellationToken) {
 /// Reads everything the overview shows.
 pub async fn take(console: &Console) -> anyhow::Result<Snapshot> {
     // What `status` reads, but not its breakdown of done jobs (a scan the overview does not show).
-    let store = console.store.as_ref();
-    let counts = store.counts().await?;
-    let now = wa2crm_core::state::now_ms();
-    let daemons = crate::heartbeat::read(store, now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut connectors = Vec::new();
-    for name in console.connectors.keys() {
-        connectors.push(status::connector_status(store, name).await?);
-    }
+    let status::Live {
+        counts,
+        daemons,
+        connectors,
+        now,
+    } = status::live(console.store.as_ref(), console.connectors.keys()).await?;
     let finished = console
         .store
         .finished_since(now - (MINUTES as i64) * 60_000)
@@ -159,17 +200,12 @@ pub async fn page(
     State(console): State<Arc<Console>>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    let snapshot = match console.overview.latest() {
+    console.overview.look();
+    let snapshot = match console.overview.fresh() {
         Some(s) => s,
-        // The first look after a start: taken now, once.
+        // The first look after a start or an idle spell: taken now.
         None => match take(&console).await {
-            Ok(s) => {
-                console.overview.store(s);
-                match console.overview.latest() {
-                    Some(s) => s,
-                    None => return page::failed(&console, &session, "/console", "the overview"),
-                }
-            }
+            Ok(s) => console.overview.store(s),
             Err(e) => {
                 tracing::warn!("The console's overview failed: {e:#}");
                 return page::failed(&console, &session, "/console", "the overview");
@@ -407,6 +443,38 @@ mod tests {
             "a lone hour is two dots: {svg}"
         );
         assert!(!svg.contains("NaN"));
+    }
+
+    fn empty() -> Snapshot {
+        Snapshot {
+            at_ms: 0,
+            counts: StateCounts::default(),
+            per_minute: vec![],
+            latency: vec![],
+            finished_24h: 0,
+            p50_p95_24h: None,
+            connectors: vec![],
+            daemon_running: false,
+            storage_problem: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshots_go_stale_and_the_refresh_idles_without_looks() {
+        let s = Snapshots::default();
+        assert!(s.fresh().is_none() && !s.looked_at_lately());
+        s.store(empty());
+        assert!(s.fresh().is_some());
+        tokio::time::advance(STALE).await;
+        assert!(s.fresh().is_none(), "older than STALE is taken again");
+        s.look();
+        assert!(s.looked_at_lately());
+        // The look left a permit: an idle refresh wakes at once.
+        tokio::time::timeout(Duration::from_millis(1), s.looked.notified())
+            .await
+            .expect("woken by the look");
+        tokio::time::advance(IDLE_AFTER).await;
+        assert!(!s.looked_at_lately());
     }
 
     #[test]

@@ -78,12 +78,7 @@ pub fn frame(
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · wa2crm" }
-                link rel="stylesheet" href="/console/style.css";
-            }
+            (head(title))
             body {
                 a class="skip" href="#main" { "Skip to content" }
                 header {
@@ -138,17 +133,23 @@ pub fn failed(console: &Console, session: &Session, current: &str, what: &str) -
         .into_response()
 }
 
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · wa2crm" }
+            link rel="stylesheet" href="/console/style.css";
+        }
+    }
+}
+
 /// A page without navigation (the login).
 pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · wa2crm" }
-                link rel="stylesheet" href="/console/style.css";
-            }
+            (head(title))
             body { (body) }
         }
     }
@@ -206,6 +207,16 @@ pub fn count(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The audit log's entries as a table (the dead letters' and a person's pages).
+pub fn audit_table(entries: &[wa2crm_queue::AuditEntry]) -> Markup {
+    html! {
+        table data-audit {
+            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Of" } th scope="col" { "Result" } } }
+            tbody { @for a in entries { tr { td { (when(a.at_ms)) } td { (a.who) } td { (a.action) } td { (a.subject) } td { (a.detail) } } } }
+        }
+    }
 }
 
 /// Trusted markup from this crate (an SVG chart built from numbers only).

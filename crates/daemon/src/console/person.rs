@@ -16,8 +16,8 @@ use wa2crm_queue::{JobInfo, Step};
 
 use super::Console;
 use super::auth::Session;
-use super::media::{read_number, table};
-use super::page::{self, csrf, when};
+use super::media::{newest_first, read_number, table};
+use super::page::{self, csrf};
 use crate::commands::erase;
 use crate::pipeline::ConsentCheckpoint;
 
@@ -30,9 +30,7 @@ async fn jobs_of(console: &Console, phone: &Phone) -> anyhow::Result<Vec<JobInfo
     for form in wa2crm_core::phone_match::whatsapp_forms(phone) {
         jobs.extend(console.store.jobs_of_sender(form.as_str()).await?);
     }
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-    jobs.dedup_by_key(|j| j.id);
-    Ok(jobs)
+    Ok(newest_first(jobs))
 }
 
 pub async fn page(
@@ -40,21 +38,19 @@ pub async fn page(
     Extension(session): Extension<Session>,
     Path(number): Path<String>,
 ) -> Response {
-    let phone = match read_number(&console, &number) {
+    let phone = match person(&console, &session, &number) {
         Ok(p) => p,
-        Err(e) => {
-            let body = html! { p class="error" role="alert" { (e) } };
-            return page::frame(&console, &session, "/console/media", "Person", body)
-                .into_response();
-        }
+        Err(page) => return page.into_response(),
     };
-    match view(&console, &session, &phone, html! {}).await {
-        Ok(page) => page.into_response(),
-        Err(e) => {
-            tracing::warn!("The console's person page failed: {e:#}");
-            page::failed(&console, &session, "/console/media", "this person's media")
-        }
-    }
+    respond(&console, &session, &phone, html! {}).await
+}
+
+/// The person a path names, or the page saying the number cannot be read.
+fn person(console: &Console, session: &Session, number: &str) -> Result<Phone, Markup> {
+    read_number(console, number).map_err(|e| {
+        let body = html! { p class="error" role="alert" { (e) } };
+        page::frame(console, session, "/console/media", "Person", body)
+    })
 }
 
 async fn view(
@@ -104,10 +100,7 @@ async fn view(
         h2 { "Audit log" }
         @if audit.is_empty() { p class="muted" { "Nothing was done to this person's data from the console or the CLI." } }
         @else {
-            table {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Result" } } }
-                tbody { @for a in &audit { tr { td { (when(a.at_ms)) } td { (a.who) } td { (a.action) } td { (a.detail) } } } }
-            }
+            (page::audit_table(&audit))
         }
     };
     Ok(page::frame(
@@ -133,13 +126,9 @@ pub async fn erase(
     Path(number): Path<String>,
     Form(form): Form<EraseForm>,
 ) -> Response {
-    let phone = match read_number(&console, &number) {
+    let phone = match person(&console, &session, &number) {
         Ok(p) => p,
-        Err(e) => {
-            let body = html! { p class="error" role="alert" { (e) } };
-            return page::frame(&console, &session, "/console/media", "Person", body)
-                .into_response();
-        }
+        Err(page) => return page.into_response(),
     };
     let confirmed = form.step == "erase";
     if confirmed && read_number(&console, &form.confirm).ok().as_ref() != Some(&phone) {
@@ -157,7 +146,7 @@ pub async fn erase(
         }
     };
     if confirmed {
-        erase::audit(console.store.as_ref(), &session.user, &phone, failed).await;
+        crate::audit::erasure(console.store.as_ref(), &session.user, &phone, failed).await;
         tracing::info!(user = %session.user, phone = %phone.logged(), failed, "Erased from the console.");
     }
     let report = html! { pre class="report" data-erase=(if confirmed { "done" } else { "dry_run" }) { @for l in &lines { (l) "\n" } } };
