@@ -566,6 +566,32 @@ pub async fn salesforce_org(dir: &Path) -> (wa2crm_sandbox::salesforce::Salesfor
     (sim, section)
 }
 
+/// A Cloud API webhook of one media message: `sample`'s file served by `graph` as
+/// `m-{message_id}`, from `sender` at `ts`, with `caption`.
+pub fn media_webhook(
+    graph: &wa2crm_sandbox::graph::GraphSim,
+    s: &wa2crm_sandbox::samples::SampleMedia,
+    message_id: &str,
+    sender: &str,
+    ts: i64,
+    caption: Option<&str>,
+) -> Vec<u8> {
+    use wa2crm_sandbox::webhooks;
+    let media_id = format!("m-{message_id}");
+    let digest = graph.add_media(&media_id, s.bytes, &s.mime_type);
+    let sample = webhooks::Sample {
+        kind: s.kind,
+        mime_type: s.mime_type.clone(),
+        caption: caption.map(str::to_owned),
+        file_name: None,
+    };
+    let mut m = webhooks::message_json(&sample, message_id, &media_id, ts);
+    m["from"] = sender.trim_start_matches('+').into();
+    let key = m["type"].as_str().expect("a message type").to_owned();
+    m[&key]["sha256"] = digest.into();
+    webhooks::webhook_body(vec![m])
+}
+
 /// The signed webhook of the `i`-th of a stream of distinct images (the bundled JPEG with a tag
 /// after its end, as cameras leave them) from `sender`; `graph` serves the file as `{tag}-{i}`,
 /// and the message id is `wamid.{tag}.{i}`.

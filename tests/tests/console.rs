@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use wa2crm_e2e::{
-    ACCESS_TOKEN, Daemon, config_toml, console_password_hash, csrf_field, free_port, post_webhook,
-    set_cookie, sign,
+    ACCESS_TOKEN, Daemon, config_toml, console_password_hash, csrf_field, eventually, free_port,
+    post_webhook, set_cookie, sign,
 };
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{HubSpotSim, HubSpotSimConfig};
-use wa2crm_sandbox::{samples, webhooks};
+use wa2crm_sandbox::samples;
 
 const HS_TOKEN: &str = "pat-na1-console-e2e";
 const USER: &str = "alice";
@@ -104,29 +104,18 @@ async fn shot(c: &Client, name: &str) {
 
 fn webhook(graph: &GraphSim, file: &str, message_id: &str, sender: &str) -> Vec<u8> {
     let s = samples::all().into_iter().find(|s| s.file == file).unwrap();
-    let media_id = format!("m-{message_id}");
-    let digest = graph.add_media(&media_id, s.bytes, &s.mime_type);
-    let sample = webhooks::Sample {
-        kind: s.kind,
-        mime_type: s.mime_type.clone(),
-        caption: Some("<script>alert(1)</script> Rückruf bitte".into()),
-        file_name: None,
-    };
-    let mut m = webhooks::message_json(&sample, message_id, &media_id, 1_790_000_000);
-    m["from"] = sender.trim_start_matches('+').into();
-    let key = m["type"].as_str().unwrap().to_owned();
-    m[&key]["sha256"] = digest.into();
-    webhooks::webhook_body(vec![m])
+    let caption = Some("<script>alert(1)</script> Rückruf bitte");
+    wa2crm_e2e::media_webhook(graph, &s, message_id, sender, 1_790_000_000, caption)
 }
 
-async fn counts(d: &Daemon) -> Value {
+fn counts(d: &Daemon) -> Value {
     d.status()["queue"]["counts"].clone()
 }
 
 async fn until_counts(d: &Daemon, what: &str, ok: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let c = counts(d).await;
+        let c = counts(d);
         if ok(&c) {
             return;
         }
@@ -145,20 +134,6 @@ async fn shown(c: &Client, state: &str) -> u64 {
         .await
         .unwrap();
     text.replace(['\u{202f}', ' '], "").parse().unwrap()
-}
-
-/// Waits until the element `css` holds `text` (the page that shows it has loaded).
-async fn until_text(c: &Client, css: &str, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(e) = c.find(Locator::Css(css)).await
-            && e.text().await.is_ok_and(|t| t.contains(text))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never a {css} saying {text:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The browser was sent to the login page.
@@ -196,12 +171,20 @@ async fn click(c: &Client, css: &str) {
 }
 
 async fn page_text(c: &Client) -> String {
-    c.find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text_of(c, "main").await
+}
+
+/// The text of the element `css` on the page shown (it must be there).
+async fn text_of(c: &Client, css: &str) -> String {
+    let found = c.find(Locator::Css(css)).await;
+    let element = found.unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+    element.text().await.unwrap()
+}
+
+/// Types `text` into the field with the id `id`.
+async fn type_in(c: &Client, id: &str, text: &str) {
+    let field = c.find(Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,67 +226,33 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     c.goto(&base).await.unwrap();
     assert_on_login(&c).await;
     shot(&c, "login").await;
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys(USER)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("wrong password")
-        .await
-        .unwrap();
+    type_in(&c, "user", USER).await;
+    type_in(&c, "password", "wrong password").await;
     click(&c, "form button[type=submit]").await;
-    let refused = c
-        .wait()
-        .for_element(Locator::Css("p.error[role=alert]"))
-        .await
-        .unwrap();
     assert!(
-        refused
-            .text()
+        text_of(&c, "p.error[role=alert]")
             .await
-            .unwrap()
             .contains("Wrong user or password")
     );
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys(USER)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
+    type_in(&c, "user", USER).await;
+    type_in(&c, "password", PASSWORD).await;
     click(&c, "form button[type=submit]").await;
-    c.wait()
-        .for_element(Locator::Css("[data-count=\"dead\"]"))
-        .await
-        .unwrap();
 
     // The overview's numbers are the queue's (its figures are refreshed every few seconds).
-    let status = counts(&d).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut same = true;
-        for state in ["queued", "running", "done", "dead"] {
-            same &= shown(&c, state).await == status[state].as_u64().unwrap();
-        }
-        if same {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the overview never showed {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        c.refresh().await.unwrap();
-    }
+    let status = counts(&d);
+    eventually(
+        Duration::from_secs(30),
+        "the overview showing the queue's numbers",
+        async || {
+            c.refresh().await.unwrap();
+            let mut same = true;
+            for state in ["queued", "running", "done", "dead"] {
+                same &= shown(&c, state).await == status[state].as_u64().unwrap();
+            }
+            same
+        },
+    )
+    .await;
     assert!(page_text(&c).await.contains("hubspot"));
     shot(&c, "overview-dead").await;
 
@@ -323,7 +272,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         assert_eq!(r.status(), 403);
         assert!(r.text().await.unwrap().contains("CSRF"));
     }
-    assert_eq!(counts(&d).await["dead"], 2);
+    assert_eq!(counts(&d)["dead"], 2);
 
     // Dead letters: the reason, filtered by connector; the admin fixes the cause, then replays.
     c.goto(&format!("{base}/dead?connector=hubspot"))
@@ -343,34 +292,19 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         .as_i64()
         .unwrap();
     click(&c, &format!("tr[data-job=\"{voice_id}\"] button")).await;
-    let done = c
-        .wait()
-        .for_element(Locator::Css("p.ok[role=status]"))
-        .await
-        .unwrap();
-    assert!(
-        done.text()
-            .await
-            .unwrap()
-            .contains(&format!("Job {voice_id} is back"))
-    );
+    let done = text_of(&c, "p.ok[role=status]").await;
+    assert!(done.contains(&format!("Job {voice_id} is back")), "{done}");
     until_counts(&d, "the replayed voice note delivered", |c| c["done"] == 1).await;
     click(
         &c,
         "form[action=\"/console/dead/replay\"] input[name=all] ~ button",
     )
     .await;
-    // The page before also says something was replayed: wait for this replay's words.
-    until_text(&c, "p.ok[role=status]", "job(s) are back in the queue").await;
+    let done = text_of(&c, "p.ok[role=status]").await;
+    assert!(done.contains("job(s) are back in the queue"), "{done}");
     until_counts(&d, "every dead letter delivered", |c| c["done"] == 2).await;
     // Both replays are in the audit log, with who did them.
-    let audit = c
-        .find(Locator::Css("table[data-audit]"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = text_of(&c, "table[data-audit]").await;
     assert!(
         audit.contains("replay_all") && audit.contains(&format!("{USER} replay {voice_id}")),
         "{audit}"
@@ -378,20 +312,9 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
 
     // Media: found by the number typed nationally; the voice note plays in the page.
     c.goto(&format!("{base}/media")).await.unwrap();
-    c.find(Locator::Id("q"))
-        .await
-        .unwrap()
-        .send_keys(NATIONAL)
-        .await
-        .unwrap();
+    type_in(&c, "q", NATIONAL).await;
     click(&c, "form[role=search] button").await;
-    // The list before the search has the voice note too: wait for the search's own result.
-    c.wait()
-        .for_element(Locator::Css(&format!(
-            "[data-search-for=\"{VOICE_SENDER}\"]"
-        )))
-        .await
-        .unwrap();
+    text_of(&c, &format!("[data-search-for=\"{VOICE_SENDER}\"]")).await;
     let rows = c.find_all(Locator::Css("tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 1, "only the voice note's sender");
     let text = page_text(&c).await;
@@ -414,21 +337,18 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = c
-            .execute("return document.querySelector('audio').readyState", vec![])
-            .await
-            .unwrap();
-        if state.as_u64().unwrap_or(0) >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the voice note never became playable: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the voice note playable (readyState ≥ 2)",
+        async || {
+            let state = c
+                .execute("return document.querySelector('audio').readyState", vec![])
+                .await
+                .unwrap();
+            state.as_u64().unwrap_or(0) >= 2
+        },
+    )
+    .await;
     shot(&c, "media").await;
 
     // The person: erase with a dry run first, then the number typed to confirm.
@@ -437,53 +357,24 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         &format!("tbody a[href=\"/console/person/{VOICE_SENDER}\"]"),
     )
     .await;
-    c.wait()
-        .for_element(Locator::Css("[data-consent]"))
-        .await
-        .unwrap();
+    text_of(&c, "[data-consent]").await;
     shot(&c, "person").await;
     click(&c, "form[action$=\"/erase\"] button.danger").await;
-    let report = c
-        .wait()
-        .for_element(Locator::Css("pre[data-erase=dry_run]"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = text_of(&c, "pre[data-erase=dry_run]").await;
     assert!(report.contains("dry run"), "{report}");
-    assert_eq!(counts(&d).await["done"], 2);
+    assert_eq!(counts(&d)["done"], 2);
     // A wrong number erases nothing.
-    c.find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .send_keys("0151 00000000")
-        .await
-        .unwrap();
+    type_in(&c, "confirm", "0151 00000000").await;
     click(&c, "#confirm ~ button").await;
-    let refused = c
-        .wait()
-        .for_element(Locator::Css("p.error[role=alert]"))
-        .await
-        .unwrap();
-    assert!(refused.text().await.unwrap().contains("does not match"));
+    assert!(
+        text_of(&c, "p.error[role=alert]")
+            .await
+            .contains("does not match")
+    );
     click(&c, "form[action$=\"/erase\"] button.danger").await;
-    c.wait()
-        .for_element(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .send_keys(NATIONAL)
-        .await
-        .unwrap();
+    type_in(&c, "confirm", NATIONAL).await;
     click(&c, "#confirm ~ button").await;
-    let erased = c
-        .wait()
-        .for_element(Locator::Css("pre[data-erase=done]"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let erased = text_of(&c, "pre[data-erase=done]").await;
     assert!(erased.contains("queue: scrubbed 1 job(s)"), "{erased}");
     let text = page_text(&c).await;
     assert!(text.contains("No media of this number is kept"), "{text}");
@@ -504,11 +395,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         assert!(!source.contains(secret), "{secret} shown");
     }
     click(&c, "form[action=\"/console/settings/check\"] button").await;
-    let verdict = c
-        .wait()
-        .for_element(Locator::Css("[data-check]"))
-        .await
-        .unwrap();
+    let verdict = c.find(Locator::Css("[data-check]")).await.unwrap();
     assert_eq!(
         verdict.attr("data-check").await.unwrap().as_deref(),
         Some("ok"),
@@ -526,10 +413,7 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     assert!(stopped.success(), "{stopped:?}");
     d.restart().await;
     c.goto(&base).await.unwrap();
-    c.wait()
-        .for_element(Locator::Css("[data-count=\"done\"]"))
-        .await
-        .unwrap();
+    shown(&c, "done").await;
     click(&c, "form.logout button").await;
     assert_on_login(&c).await;
     c.goto(&base).await.unwrap();

@@ -10,7 +10,6 @@ use wa2crm_e2e::{ACCESS_TOKEN, Daemon, config_toml, eventually, free_port, post_
 use wa2crm_sandbox::graph::GraphSim;
 use wa2crm_sandbox::hubspot::{Fault, HubSpotSim, HubSpotSimConfig, OAuthApp};
 use wa2crm_sandbox::samples::{self, SampleMedia};
-use wa2crm_sandbox::webhooks;
 
 const TS: i64 = 1_790_000_000; // 2026-09-21
 const HS_TOKEN: &str = "pat-na1-e2e";
@@ -20,19 +19,7 @@ fn hubspot_section(sim: &HubSpotSim, auth: &str) -> String {
 }
 
 fn webhook(graph: &GraphSim, s: &SampleMedia, message_id: &str, sender: &str, ts: i64) -> Vec<u8> {
-    let media_id = format!("m-{message_id}");
-    let digest = graph.add_media(&media_id, s.bytes, &s.mime_type);
-    let sample = webhooks::Sample {
-        kind: s.kind,
-        mime_type: s.mime_type.clone(),
-        caption: None,
-        file_name: None,
-    };
-    let mut m = webhooks::message_json(&sample, message_id, &media_id, ts);
-    m["from"] = sender.trim_start_matches('+').into();
-    let key = m["type"].as_str().unwrap().to_owned();
-    m[&key]["sha256"] = digest.into();
-    webhooks::webhook_body(vec![m])
+    wa2crm_e2e::media_webhook(graph, s, message_id, sender, ts, None)
 }
 
 async fn post(d: &Daemon, body: &[u8]) -> u16 {
