@@ -8,6 +8,9 @@
 //! taking a turn and the request's arrival (a busy runtime, a new connection, the network): it
 //! absorbs 20 ms of such delay per second. With 1 % a request delayed by more than 10 ms let the
 //! next one arrive within the same second as ten others, and a loaded machine saw SECONDLY 429s.
+//! A short window needs more than a share: 2 % of HubSpot's one-second search window is 20 ms,
+//! which a busy CI machine exceeded (a search delayed by 25 ms let the fifth of a second's four
+//! in). So every window also keeps at least [`MIN_SLACK`] free.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,7 +35,7 @@ type Limiter = RateLimiter<
 /// `max` requests per `interval`, as a GCRA quota paced one cell at a time.
 pub fn quota(max: u32, interval: Duration) -> Quota {
     let max = max.max(1);
-    let period = interval.mul_f64(MARGIN) / max;
+    let period = paced(interval) / max;
     Quota::with_period(period.max(Duration::from_micros(1)))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::MIN)
@@ -40,6 +43,13 @@ pub fn quota(max: u32, interval: Duration) -> Quota {
 
 /// How much slower than the vendor's rate requests are paced (see the module's comment).
 const MARGIN: f64 = 1.02;
+/// The least time per window left for delays between a turn and the request's arrival.
+const MIN_SLACK: Duration = Duration::from_millis(100);
+
+/// The time `max` requests of one window are spread over: the window and its slack.
+fn paced(interval: Duration) -> Duration {
+    interval.mul_f64(MARGIN).max(interval + MIN_SLACK)
+}
 
 /// What a vendor's answer said about the window it counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,7 +120,7 @@ impl RequestBudget {
     /// The time between two requests at the rate in force.
     fn spacing(&self) -> Duration {
         let (max, interval) = self.rate();
-        interval.mul_f64(MARGIN) / max.max(1)
+        paced(interval) / max.max(1)
     }
 
     /// Whether requests are waiting for their turn (or held back): the account is rate-bound.
@@ -231,6 +241,22 @@ impl RequestBudget {
 mod tests {
     use super::*;
     use governor::clock::FakeRelativeClock;
+
+    /// A one-second window of four (HubSpot's search) keeps 100 ms free, so a request arriving
+    /// 99 ms late still never makes a fifth within any second; a ten-second window keeps its 2 %.
+    #[test]
+    fn short_windows_keep_room_for_late_requests() {
+        let search = paced(Duration::from_secs(1)) / 4;
+        assert_eq!(search, Duration::from_millis(275));
+        // Four on time after one 99 ms late: the fifth is still more than a second after it.
+        let late_first = Duration::from_millis(99);
+        assert!(search * 4 > Duration::from_secs(1) + late_first);
+        assert_eq!(
+            paced(Duration::from_secs(10)) / 100,
+            Duration::from_millis(102),
+            "long windows keep their 2 % margin"
+        );
+    }
 
     /// Replays a client that sends whenever the limiter allows, on a fake clock, and checks the
     /// vendor's rolling window and per-second policies are never exceeded.
