@@ -331,6 +331,23 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
         text.contains("hubspot:"),
         "the CRM record it went to: {text}"
     );
+    // The deep link opens the sender's contact in the portal's web app.
+    let contact = hs.find("contacts", "whatsapp_id", VOICE_SENDER).unwrap();
+    let link = c
+        .find(Locator::Css("td a[target=_blank]"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        link.as_deref(),
+        Some(&*format!(
+            "https://app.hubspot.com/contacts/{}/record/0-1/{}",
+            wa2crm_sandbox::hubspot::PORTAL_ID,
+            contact.id
+        ))
+    );
     c.execute(
         "const a = document.querySelector('audio'); a.muted = true; a.play().catch(() => {});",
         vec![],

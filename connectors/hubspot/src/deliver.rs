@@ -59,14 +59,22 @@ impl HubSpot {
         if let Some(task) = &self.config.task {
             self.upsert_tasks(task, batch, &live, &mut slots).await;
         }
+        let mut any = false;
         for (i, contact) in live {
             if slots[i].is_none() {
+                let contact_id = contact.id.clone();
                 let written = media_ids.remove(&i).unwrap_or(contact);
                 slots[i] = Some(Ok(Delivered {
                     crm_id: written.id,
                     created: written.created,
+                    contact: Some(contact_id),
                 }));
+                any = true;
             }
+        }
+        // After the writes, so a first batch is not held up by it.
+        if any {
+            self.learn_portal().await;
         }
         slots
             .into_iter()

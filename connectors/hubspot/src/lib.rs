@@ -16,6 +16,7 @@ mod erase;
 mod expire;
 mod files;
 mod matching;
+mod portal;
 mod rules;
 mod schema;
 mod values;
@@ -57,6 +58,8 @@ pub struct HubSpot {
     media: Option<Arc<dyn wa2crm_core::MediaSource>>,
     /// The configured tag rules' names: the options `provision` gives a new tags property.
     tag_names: Vec<String>,
+    /// The portal's web app, for the console's links to contacts.
+    portal: portal::PortalLinks,
 }
 
 impl HubSpot {
@@ -145,6 +148,13 @@ impl HubSpot {
             tag_options: Mutex::new(None),
             media: context.media.clone(),
             tag_names: context.tag_names.clone(),
+            portal: portal::PortalLinks::load(
+                name,
+                context.state.clone(),
+                &account,
+                !context.check_only,
+            )
+            .await?,
         })
     }
 
@@ -211,6 +221,11 @@ impl Connector for HubSpot {
 
     fn usage(&self) -> Option<wa2crm_core::Usage> {
         Some(self.api.engine.usage())
+    }
+
+    /// The contact the media is on, in the portal's web app (known after a first delivery).
+    fn record_url(&self, delivered: &Delivered) -> Option<String> {
+        self.portal.contact_url(delivered.contact.as_deref()?)
     }
 }
 

@@ -171,7 +171,8 @@ impl Connector for Salesforce {
     }
 
     /// The record in Lightning, on the instance the session opened (unknown before one did).
-    fn record_url(&self, crm_id: &str) -> Option<String> {
+    fn record_url(&self, delivered: &wa2crm_core::Delivered) -> Option<String> {
+        let crm_id = delivered.crm_id.as_str();
         if !(crm_id.len() == 15 || crm_id.len() == 18)
             || !crm_id.chars().all(|c| c.is_ascii_alphanumeric())
         {

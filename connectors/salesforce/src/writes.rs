@@ -151,7 +151,7 @@ impl Salesforce {
                     tasks
                         .next()
                         .unwrap_or_else(|| Err(Error::transient("no result for this task")))?;
-                    Ok(Delivered { crm_id, created })
+                    Ok(Delivered::new(crm_id, created))
                 }));
             }
         }

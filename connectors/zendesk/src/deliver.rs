@@ -109,13 +109,7 @@ impl Deliverer<'_> {
             }
             match found {
                 Some(ticket) => {
-                    done.insert(
-                        &m.message_id,
-                        Delivered {
-                            crm_id: ticket.to_string(),
-                            created: false,
-                        },
-                    );
+                    done.insert(&m.message_id, Delivered::new(ticket.to_string(), false));
                 }
                 None => pending.push(m),
             }
@@ -123,13 +117,7 @@ impl Deliverer<'_> {
         if !pending.is_empty() {
             let (ticket, created) = self.write(sender, &requester, &pending, listed).await?;
             for m in &pending {
-                done.insert(
-                    &m.message_id,
-                    Delivered {
-                        crm_id: ticket.to_string(),
-                        created,
-                    },
-                );
+                done.insert(&m.message_id, Delivered::new(ticket.to_string(), created));
             }
         }
         media

@@ -200,8 +200,8 @@ impl Connector for Zendesk {
     }
 
     /// The ticket in Zendesk's agent workspace (`crm_id` is the ticket's id).
-    fn record_url(&self, crm_id: &str) -> Option<String> {
-        let id: u64 = crm_id.parse().ok()?;
+    fn record_url(&self, delivered: &wa2crm_core::Delivered) -> Option<String> {
+        let id: u64 = delivered.crm_id.parse().ok()?;
         self.api
             .url(&format!("agent/tickets/{id}"))
             .ok()

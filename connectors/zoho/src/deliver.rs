@@ -182,10 +182,7 @@ impl Zoho {
         if result["status"] == "success"
             && let Some(id) = result["details"]["id"].as_str()
         {
-            return Ok(Delivered {
-                crm_id: id.to_owned(),
-                created: result["action"] == "insert",
-            });
+            return Ok(Delivered::new(id, result["action"] == "insert"));
         }
         let c = &self.config;
         let field = result["details"]["api_name"].as_str().unwrap_or("");

@@ -92,6 +92,22 @@ pub struct Delivered {
     pub crm_id: String,
     /// Whether the record was created (false: an existing one was updated, e.g. on a re-run).
     pub created: bool,
+    /// The CRM's id of the person the record is on (the HubSpot contact), when the connector
+    /// knows it and it is not `crm_id` itself: the console links to that person. Absent in jobs
+    /// delivered before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+impl Delivered {
+    /// A record written on its own, with no separate person record to name.
+    pub fn new(crm_id: impl Into<String>, created: bool) -> Self {
+        Delivered {
+            crm_id: crm_id.into(),
+            created,
+            contact: None,
+        }
+    }
 }
 
 /// How much of its request budget and of the vendor's quota a connector is using, as this
@@ -179,9 +195,9 @@ pub trait Connector: Send + Sync {
     async fn consent(&self, _subject: &Phone) -> Result<Option<bool>> {
         Ok(None)
     }
-    /// Where a user opens the record `crm_id` (what [`Delivered::crm_id`] names) in the CRM's
-    /// web app, for the console's deep links; `None` when the connector cannot tell.
-    fn record_url(&self, _crm_id: &str) -> Option<String> {
+    /// Where a user opens what `delivered` wrote (the record, or the person it is on) in the
+    /// CRM's web app, for the console's deep links; `None` when the connector cannot tell.
+    fn record_url(&self, _delivered: &Delivered) -> Option<String> {
         None
     }
     /// Its request budget and quota, for the console; `None` when it keeps no count.

@@ -329,6 +329,24 @@ def test_private_app_token_info_names_the_portal(sims):
     assert isinstance(body["hubId"], int) and body["scopes"]
 
 
+# Account details (API reference, account information, "Retrieve account details"): every field
+# is required; the official Python client has no API for it, so plain HTTP as the docs show it.
+def test_account_details_name_the_portal_and_its_web_app(sims):
+    s = sims["hubspot"]
+    r = requests.get(f"{s['url']}/account-info/v3/details", headers={"Authorization": f"Bearer {s['token']}"})
+    assert r.status_code == 200
+    body = r.json()
+    for field in ["portalId", "accountType", "timeZone", "companyCurrency", "additionalCurrencies",
+                  "utcOffset", "utcOffsetMilliseconds", "uiDomain", "dataHostingLocation"]:
+        assert field in body, field
+    token_info = requests.post(f"{s['url']}/oauth/v2/private-apps/get/access-token-info",
+                               json={"tokenKey": s["token"]}).json()
+    assert body["portalId"] == token_info["hubId"]
+    assert body["uiDomain"].endswith(".hubspot.com")
+    r = requests.get(f"{s['url']}/account-info/v3/details", headers={"Authorization": "Bearer pat-na1-wrong"})
+    assert r.status_code == 401
+
+
 # OAuth: the v3 token endpoint takes every parameter in the body (auth-oauth-v3 guide); access
 # tokens expire (expires_in, 1800 s); a dead refresh token is BAD_REFRESH_TOKEN.
 

@@ -205,3 +205,68 @@ async fn new_tags_become_options_of_a_checkbox_property_first() {
         .unwrap();
     assert_eq!(c.properties["wa_media_tags"], "urgent;vip");
 }
+
+#[tokio::test]
+async fn the_console_links_to_the_contact_and_a_restart_remembers_the_portal() {
+    use wa2crm_sandbox::hubspot::PORTAL_ID;
+    let s = provisioned(json!({})).await;
+    let ana = "+491701234567";
+    let asked = |s: &Setup| s.sim.counts().calls.get("GET account details").copied();
+    let guess = Delivered {
+        contact: Some("1".into()),
+        ..Delivered::new("1", true)
+    };
+    assert_eq!(s.hs.record_url(&guess), None, "no portal known yet");
+
+    let delivered = ok(s.hs.deliver(&[record("wamid.1", ana)]).await);
+    let contact = s.sim.find("contacts", "whatsapp_id", ana).unwrap();
+    let note = s.sim.find("notes", "wa_message_id", "wamid.1").unwrap();
+    assert_eq!(delivered[0].crm_id, note.id, "the media's own record");
+    assert_eq!(delivered[0].contact.as_deref(), Some(contact.id.as_str()));
+    let link = format!(
+        "https://app.hubspot.com/contacts/{PORTAL_ID}/record/0-1/{}",
+        contact.id
+    );
+    assert_eq!(s.hs.record_url(&delivered[0]).as_deref(), Some(&*link));
+    assert_eq!(asked(&s), Some(1));
+    ok(s.hs.deliver(&[record("wamid.2", ana)]).await);
+    assert_eq!(asked(&s), Some(1), "asked once");
+
+    // Ids that are not HubSpot's, or no contact, make no link.
+    let hostile = Delivered {
+        contact: Some("1/../../settings".into()),
+        ..Delivered::new("1", true)
+    };
+    assert_eq!(s.hs.record_url(&hostile), None);
+    assert_eq!(
+        s.hs.record_url(&Delivered::new(note.id.clone(), true)),
+        None
+    );
+
+    // A restarted daemon links at once, without asking; other credentials are another portal.
+    let context = ConnectorContext::new(s.state.clone());
+    let again = HubSpotFactory
+        .build("hs", &config(&s.sim, json!({})), &context)
+        .await
+        .unwrap();
+    assert_eq!(again.record_url(&delivered[0]).as_deref(), Some(&*link));
+    assert_eq!(asked(&s), Some(1));
+    let other = HubSpotFactory
+        .build(
+            "hs",
+            &config(&s.sim, json!({"token": "pat-na1-other"})),
+            &context,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.record_url(&delivered[0]), None);
+}
+
+#[tokio::test]
+async fn a_portal_answering_a_foreign_ui_host_gets_no_links() {
+    let s = provisioned(json!({})).await;
+    s.sim.set_ui_domain("app.hubspot.com.evil.example");
+    let delivered = ok(s.hs.deliver(&[record("wamid.1", "+491701234567")]).await);
+    assert!(delivered[0].contact.is_some());
+    assert_eq!(s.hs.record_url(&delivered[0]), None);
+}

@@ -42,13 +42,13 @@ async fn media_records_are_upserted_and_looked_up_to_contacts_created_only_when_
     let m = sim.find(OBJECT, "WA_Message_Id__c", "wamid.1").unwrap();
     assert_eq!(m["Id"], first[0].crm_id.as_str());
     // The console's deep link: the record in Lightning, on the session's instance.
-    let link = sf.record_url(&first[0].crm_id).unwrap();
+    let link = sf.record_url(&first[0]).unwrap();
     assert!(
         link.ends_with(&format!("/lightning/r/{}/view", first[0].crm_id))
             && link.starts_with("http"),
         "{link}"
     );
-    assert_eq!(sf.record_url("../../setup"), None);
+    assert_eq!(sf.record_url(&Delivered::new("../../setup", true)), None);
     assert!(sf.usage().unwrap().sent > 0);
     assert_eq!(m["Contact__c"], ana["Id"]);
     assert_eq!(m["Size_Bytes__c"], 6542);

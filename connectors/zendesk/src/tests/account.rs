@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use wa2crm_core::{Connector, ConnectorContext, MemoryStateStore, Phone};
+use wa2crm_core::{Connector, ConnectorContext, Delivered, MemoryStateStore, Phone};
 use wa2crm_sandbox::zendesk::{ZendeskSim, ZendeskSimConfig};
 
 use super::{Bytes10, EMAIL, TOKEN, media};
@@ -184,13 +184,13 @@ async fn a_note_pages_back_in_a_long_conversation_is_still_found_and_erased() {
     assert_eq!(out[0].as_ref().unwrap().crm_id, ticket.to_string());
     // The console's deep link opens the ticket in the agent workspace.
     assert_eq!(
-        zd.record_url(&ticket.to_string()),
+        zd.record_url(out[0].as_ref().unwrap()),
         Some(format!(
             "{}/agent/tickets/{ticket}",
             sim.url().trim_end_matches('/')
         ))
     );
-    assert_eq!(zd.record_url("../admin"), None);
+    assert_eq!(zd.record_url(&Delivered::new("../admin", true)), None);
     let usage = zd.usage().unwrap();
     assert!(usage.sent > 0 && usage.allowed.is_some(), "{usage:?}");
     let removed = zd.erase(&sender(), false).await.unwrap().removed;

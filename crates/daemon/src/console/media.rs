@@ -256,9 +256,13 @@ fn row(console: &Console, job: &JobInfo) -> Markup {
             td class="caption" { (e.caption.as_deref().unwrap_or_default()) }
             td {
                 @for (name, d) in &delivered {
-                    @match console.connectors.get(name).and_then(|c| c.record_url(&d.crm_id)) {
-                        Some(url) => { a href=(url) rel="noopener noreferrer" target="_blank" { (name) ": " (d.crm_id) } br; }
-                        None => { (name) ": " (d.crm_id) br; }
+                    @let what = match &d.contact {
+                        Some(contact) => format!("{name}: contact {contact}"),
+                        None => format!("{name}: {}", d.crm_id),
+                    };
+                    @match console.connectors.get(name).and_then(|c| c.record_url(d)) {
+                        Some(url) => { a href=(url) rel="noopener noreferrer" target="_blank" { (what) } br; }
+                        None => { (what) br; }
                     }
                 }
                 @if delivered.is_empty() { span class="muted" { (state_words(job)) } }

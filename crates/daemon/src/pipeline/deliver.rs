@@ -402,10 +402,7 @@ mod tests {
                     if r.message_id.ends_with("bad") {
                         Err(Error::permanent("refused"))
                     } else {
-                        Ok(Delivered {
-                            crm_id: r.message_id.clone(),
-                            created: true,
-                        })
+                        Ok(Delivered::new(r.message_id.clone(), true))
                     }
                 })
                 .collect()

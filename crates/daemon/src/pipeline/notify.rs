@@ -252,10 +252,7 @@ mod tests {
     fn the_payload_reads_well_in_a_chat_and_the_signature_covers_time_and_body() {
         let delivered = DeliveredCheckpoint::from([(
             "hubspot".to_owned(),
-            wa2crm_core::Delivered {
-                crm_id: "1001".into(),
-                created: true,
-            },
+            wa2crm_core::Delivered::new("1001", true),
         )]);
         let p = payload(&record(MediaKind::Voice, &["urgent"]), &delivered);
         assert_eq!(

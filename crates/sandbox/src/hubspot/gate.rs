@@ -223,7 +223,7 @@ impl Gate {
 pub fn rate_limit_body(policy: &str, message: &str) -> Value {
     json!({"status": "error", "message": message, "errorType": "RATE_LIMIT",
         "correlationId": correlation_id(), "policyName": policy,
-        "groupName": format!("publicapi:private-app-api-calls-{}:12345678", policy.to_lowercase())})
+        "groupName": format!("publicapi:private-app-api-calls-{}:{}", policy.to_lowercase(), super::PORTAL_ID)})
 }
 
 /// HubSpot's 401 for an OAuth access token past its expiry.

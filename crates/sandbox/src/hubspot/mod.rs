@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub use gate::Limits;
 pub use model::{PropertyDef, Record, SimFile};
+pub use routes::PORTAL_ID;
 
 /// The OAuth app the simulator accepts refreshes from.
 #[derive(Debug, Clone)]
@@ -198,6 +199,12 @@ impl HubSpotSim {
     /// Defines a custom object type (HubSpot: created once through the schemas API).
     pub fn add_custom_object(&self, name: &str) {
         lock(&self.inner).portal.add_custom_type(name);
+    }
+
+    /// The web app host the account details answer (`app-eu1.hubspot.com` for a portal in the
+    /// EU; anything, to test what a client trusts).
+    pub fn set_ui_domain(&self, domain: &str) {
+        lock(&self.inner).portal.ui_domain = domain.to_owned();
     }
 
     /// Creates a property directly, as an admin would in HubSpot's settings.

@@ -382,6 +382,8 @@ pub struct Portal {
     pub batch_limit: usize,
     /// How long a record written through the API stays invisible to search.
     pub search_lag: std::time::Duration,
+    /// Where the portal's web app is, as the account details name it.
+    pub ui_domain: String,
 }
 
 fn standard(props: &[(&str, &str, &str)], group: &str) -> ObjectType {
@@ -517,6 +519,7 @@ impl Portal {
             associations: BTreeMap::new(),
             batch_limit: 100,
             search_lag: super::search::DEFAULT_SEARCH_LAG,
+            ui_domain: "app.hubspot.com".into(),
         }
     }
 

@@ -54,6 +54,7 @@ pub fn router(inner: Arc<Mutex<Inner>>) -> Router {
             "/crm/v4/objects/{from}/{id}/associations/{to}",
             get(list_associations),
         )
+        .route("/account-info/v3/details", get(account_details))
         .route("/files/v3/files", post(upload_file))
         .route(
             "/files/v3/files/{id}/gdpr-delete",
@@ -77,6 +78,13 @@ fn respond((status, body): Answer, headers: HeaderMap) -> Response {
     r.headers_mut().extend(headers);
     r
 }
+
+/// The simulated portal's id: the token-info answers and the account details name the same one.
+pub const PORTAL_ID: u64 = 12345678;
+
+/// The scope of calls any valid token may make: the account details need only `oauth`, which
+/// every app has.
+const ANY_SCOPE: &str = "";
 
 fn scope(object: &str, write: bool, schema: bool) -> String {
     let family = match canonical_type(object).as_str() {
@@ -180,7 +188,8 @@ fn return_after_gate(
     op: impl FnOnce(&mut Portal) -> Answer,
     hang: bool,
 ) -> Response {
-    match i.gate.admit(headers, Some(scope), bucket) {
+    let scope = Some(scope).filter(|s| *s != ANY_SCOPE);
+    match i.gate.admit(headers, scope, bucket) {
         Err(r) => {
             match r.status {
                 StatusCode::TOO_MANY_REQUESTS => i.counts.too_many_requests += 1,
@@ -582,7 +591,7 @@ async fn token(State(s): Shared, Form(form): Form<HashMap<String, String>>) -> R
         (
             StatusCode::OK,
             json!({"access_token": access, "refresh_token": refresh, "expires_in": delay.as_secs(),
-                "token_type": "bearer", "token_use": "access_token", "hub_id": 12345678, "user_id": 1,
+                "token_type": "bearer", "token_use": "access_token", "hub_id": PORTAL_ID, "user_id": 1,
                 "scopes": i.gate.scopes}),
         ),
         HeaderMap::new(),
@@ -605,7 +614,7 @@ async fn access_token_info(State(s): Shared, Path(token): Path<String>) -> Respo
         Some(exp) if *exp > Instant::now() => respond(
             (
                 StatusCode::OK,
-                json!({"token": token, "user": "integration@example.com", "user_id": 1, "hub_id": 12345678,
+                json!({"token": token, "user": "integration@example.com", "user_id": 1, "hub_id": PORTAL_ID,
                     "scopes": i.gate.scopes, "token_type": "access", "app_id": 1,
                     "expires_in": exp.duration_since(Instant::now()).as_secs()}),
             ),
@@ -629,7 +638,7 @@ async fn private_token_info(State(s): Shared, body: Bytes) -> Response {
         respond(
             (
                 StatusCode::OK,
-                json!({"userId": 1, "hubId": 12345678, "appId": 1, "scopes": i.gate.scopes}),
+                json!({"userId": 1, "hubId": PORTAL_ID, "appId": 1, "scopes": i.gate.scopes}),
             ),
             HeaderMap::new(),
         )
@@ -645,6 +654,30 @@ async fn private_token_info(State(s): Shared, body: Bytes) -> Response {
             HeaderMap::new(),
         )
     }
+}
+
+/// `GET /account-info/v3/details`: the portal's id, time zone and where its web app is
+/// (HubSpot's account information API reference, "Retrieve account details": `portalId`,
+/// `uiDomain`, `dataHostingLocation`, … all required in the answer). An ordinary API call: the
+/// token is checked and the call counts toward the limits.
+async fn account_details(State(s): Shared, headers: HeaderMap) -> Response {
+    api(
+        &s,
+        &headers,
+        "GET account details",
+        ANY_SCOPE,
+        Bucket::Standard,
+        |p| {
+            (
+                StatusCode::OK,
+                json!({"portalId": PORTAL_ID, "accountType": "STANDARD", "timeZone": "US/Eastern",
+                    "companyCurrency": "USD", "additionalCurrencies": [], "utcOffset": "-05:00",
+                    "utcOffsetMilliseconds": -18_000_000, "uiDomain": p.ui_domain,
+                    "dataHostingLocation": "na1"}),
+            )
+        },
+    )
+    .await
 }
 
 /// `POST /files/v3/files`, multipart: `file`, `fileName`, `folderPath`, `options` (JSON with the

@@ -1,0 +1,188 @@
+//! Where a user opens a contact in HubSpot's web app, for the console's deep links:
+//! `https://{uiDomain}/contacts/{portalId}/record/0-1/{contactId}`.
+//!
+//! The portal id and its UI domain (`app.hubspot.com`, or `app-eu1.hubspot.com` and the like
+//! for portals hosted elsewhere) come from the account details HubSpot answers to any token
+//! (`GET /account-info/v3/details`, README: HubSpot). They are asked once, after the first
+//! delivery of a process that does not know them, and kept in the state store for the account
+//! the credentials open, so a restarted daemon links at once. `0-1` is the contacts object's
+//! type id.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wa2crm_core::{Result, StateStore};
+
+use crate::HubSpot;
+
+/// The state store key (in the connector's scope) the portal is kept under.
+const STATE_KEY: &str = "portal_web_app";
+
+/// How long a failed look-up waits before the next delivery tries again: links are a
+/// convenience, not worth a call per batch.
+const RETRY: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Portal {
+    /// The credentials' account (see `HubSpotConfig::account`): a portal learned for other
+    /// credentials is not this one.
+    account: String,
+    portal_id: u64,
+    ui_domain: String,
+}
+
+pub(crate) struct PortalLinks {
+    scope: String,
+    state: Arc<dyn StateStore>,
+    account: String,
+    /// Whether what is learned is kept: not by a command that only looks (`check`).
+    record: bool,
+    known: OnceLock<Portal>,
+    last_try: Mutex<Option<Instant>>,
+}
+
+impl PortalLinks {
+    /// Picks up the portal an earlier run learned for the same account.
+    pub async fn load(
+        scope: &str,
+        state: Arc<dyn StateStore>,
+        account: &str,
+        record: bool,
+    ) -> Result<Self> {
+        let links = PortalLinks {
+            scope: scope.to_owned(),
+            state,
+            account: account.to_owned(),
+            record,
+            known: OnceLock::new(),
+            last_try: Mutex::new(None),
+        };
+        let kept = links.state.get_state(scope, STATE_KEY).await?;
+        if let Some(p) = kept.and_then(|v| serde_json::from_str::<Portal>(&v).ok())
+            && p.account == account
+            && is_ui_domain(&p.ui_domain)
+        {
+            let _ = links.known.set(p);
+        }
+        Ok(links)
+    }
+
+    /// The contact's page, once the portal is known; `None` for an id that is not a HubSpot
+    /// record id (digits only).
+    pub fn contact_url(&self, contact_id: &str) -> Option<String> {
+        let p = self.known.get()?;
+        let digits = !contact_id.is_empty() && contact_id.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| {
+            format!(
+                "https://{}/contacts/{}/record/0-1/{contact_id}",
+                p.ui_domain, p.portal_id
+            )
+        })
+    }
+
+    /// Whether a look-up is due: the portal is unknown and none was tried in the last
+    /// [`RETRY`]. Marks the try.
+    fn due(&self) -> bool {
+        if self.known.get().is_some() {
+            return false;
+        }
+        let mut last = self.last_try.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < RETRY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    async fn learned(&self, body: &Value) -> Result<()> {
+        let portal_id = body
+            .get("portalId")
+            .and_then(Value::as_u64)
+            .filter(|id| *id > 0);
+        let ui_domain = body
+            .get("uiDomain")
+            .and_then(Value::as_str)
+            .filter(|d| is_ui_domain(d));
+        let (Some(portal_id), Some(ui_domain)) = (portal_id, ui_domain) else {
+            tracing::warn!(
+                "HubSpot's account details name no portal id and HubSpot UI domain; the console shows no contact links"
+            );
+            return Ok(());
+        };
+        let p = Portal {
+            account: self.account.clone(),
+            portal_id,
+            ui_domain: ui_domain.to_owned(),
+        };
+        if self.record {
+            let kept = serde_json::to_string(&p).map_err(|e| {
+                wa2crm_core::Error::permanent("cannot write the portal down").with_source(e)
+            })?;
+            self.state.put_state(&self.scope, STATE_KEY, &kept).await?;
+        }
+        let _ = self.known.set(p);
+        Ok(())
+    }
+}
+
+/// HubSpot's own UI hosts only (`app.hubspot.com`, `app-eu1.hubspot.com`, …): an answer naming
+/// any other host never becomes a link an operator clicks.
+fn is_ui_domain(domain: &str) -> bool {
+    match domain.strip_suffix(".hubspot.com") {
+        Some("app") => true,
+        Some(host) => host.strip_prefix("app-").is_some_and(|region| {
+            (1..=8).contains(&region.len())
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }),
+        None => false,
+    }
+}
+
+impl HubSpot {
+    /// Asks HubSpot for the portal's id and UI domain when no run has yet. Failures only delay
+    /// the console's links, so they are logged and tried again later.
+    pub(crate) async fn learn_portal(&self) {
+        if !self.portal.due() {
+            return;
+        }
+        let result = match self.api.get("/account-info/v3/details").await {
+            Ok(answer) => self.portal.learned(&answer.body).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(connector = %self.name, error = %e, "Could not learn the HubSpot portal for the console's links; trying again in ten minutes.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hubspot_ui_hosts_make_links() {
+        for ok in [
+            "app.hubspot.com",
+            "app-eu1.hubspot.com",
+            "app-na2.hubspot.com",
+        ] {
+            assert!(is_ui_domain(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "app.hubspot.com.evil.example",
+            "evil.hubspot.com",
+            "app-.hubspot.com",
+            "app-EU1.hubspot.com",
+            "app-eu1/x.hubspot.com",
+            "app-verylongregion.hubspot.com",
+            "hubspot.com",
+        ] {
+            assert!(!is_ui_domain(bad), "{bad}");
+        }
+    }
+}
