@@ -76,7 +76,9 @@ async fn fill(url: &str, path: &std::path::Path) {
                 ("done", None)
             };
             let key = format!("sha256/{:064x}.ogg", i);
-            let tags = if i % 1000 == 0 {
+            let tags = if i % 100_000 == 0 {
+                json!(["vip", "urgent"])
+            } else if i % 1000 == 0 {
                 json!(["urgent"])
             } else {
                 json!(["routine"])
@@ -117,6 +119,14 @@ async fn fill(url: &str, path: &std::path::Path) {
         }
         tx.commit().await.unwrap();
     }
+    // The tags' rows, as the daemon writes them with the tags checkpoint.
+    sqlx::query(
+        "INSERT INTO job_tags (tag, job_id) SELECT t.value, jobs.id \
+         FROM jobs, json_each(jobs.checkpoints, '$.tags') AS t",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
     println!(
         "filled {JOBS} jobs in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -199,6 +209,21 @@ async fn main() {
         (
             "media, a tag on 1 in 1,000",
             "/console/media?tag=urgent".to_owned(),
+        ),
+        (
+            "media, a tag on 1 in 100,000",
+            "/console/media?tag=vip".to_owned(),
+        ),
+        (
+            "media, a tag nearly every job has",
+            "/console/media?tag=routine".to_owned(),
+        ),
+        (
+            "media of a number, with a tag",
+            format!(
+                "/console/media?q={}&tag=routine",
+                person.replace('+', "%2B")
+            ),
         ),
         (
             "media, one day five days ago",

@@ -222,7 +222,21 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     let (_driver, c) = browser().await;
     let base = d.url("/console");
 
-    // Logging in: the console sends a stranger to its login.
+    // Logging in: the console sends a stranger to its login (asked for the headers only, too:
+    // a link checker or a proxy's health check gets the same answer).
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let r = stranger
+            .request(method.clone(), &base)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{method}");
+        assert_eq!(r.headers()["location"], "/console/login", "{method}");
+    }
     c.goto(&base).await.unwrap();
     assert_on_login(&c).await;
     shot(&c, "login").await;

@@ -127,24 +127,40 @@ macro_rules! impl_job_store {
                 owner: &str,
                 checkpoint: crate::Checkpoint<'_>,
             ) -> crate::Result<()> {
-                self.owned_write(
-                    id,
-                    sqlx::query(concat!(
-                        "UPDATE jobs SET checkpoints = ",
-                        $merge,
-                        ", media_key = COALESCE($3, media_key), \
-                         consent_refused = COALESCE($4, consent_refused), updated_at = $5 \
-                         WHERE id = $6 AND state = 'running' AND lease_owner = $7"
-                    ))
-                    .bind(checkpoint.step.as_str())
-                    .bind(checkpoint.data.to_string())
-                    .bind(checkpoint.media_key.map(str::to_owned))
-                    .bind(checkpoint.consent_refused)
-                    .bind(self.clock.now_ms())
+                let update = sqlx::query(concat!(
+                    "UPDATE jobs SET checkpoints = ",
+                    $merge,
+                    ", media_key = COALESCE($3, media_key), \
+                     consent_refused = COALESCE($4, consent_refused), updated_at = $5 \
+                     WHERE id = $6 AND state = 'running' AND lease_owner = $7"
+                ))
+                .bind(checkpoint.step.as_str())
+                .bind(checkpoint.data.to_string())
+                .bind(checkpoint.media_key.map(str::to_owned))
+                .bind(checkpoint.consent_refused)
+                .bind(self.clock.now_ms())
+                .bind(id)
+                .bind(owner.to_owned());
+                let Some(tags) = checkpoint.tags() else {
+                    return self.owned_write(id, update).await;
+                };
+                // The tags' rows go in with the checkpoint or not at all, so the tag filter finds
+                // exactly the jobs whose checkpoint holds the tag.
+                let mut tx = self.pool.begin().await?;
+                crate::expect_one(id, update.execute(&mut *tx).await?.rows_affected())?;
+                sqlx::query("DELETE FROM job_tags WHERE job_id = $1")
                     .bind(id)
-                    .bind(owner.to_owned()),
-                )
-                .await
+                    .execute(&mut *tx)
+                    .await?;
+                for tag in tags {
+                    sqlx::query("INSERT INTO job_tags (tag, job_id) VALUES ($1, $2)")
+                        .bind(tag.to_owned())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn complete(&self, id: crate::JobId, owner: &str) -> crate::Result<()> {
@@ -325,6 +341,7 @@ macro_rules! impl_job_store {
                 event: &wa2crm_core::MediaEvent,
                 checkpoints: &std::collections::BTreeMap<String, serde_json::Value>,
             ) -> crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(concat!(
                     "UPDATE jobs SET event = $1",
                     $json,
@@ -337,8 +354,14 @@ macro_rules! impl_job_store {
                 .bind(crate::checkpoints_json(checkpoints)?)
                 .bind(self.clock.now_ms())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                // Removed media is listed nowhere: its tags go with it.
+                sqlx::query("DELETE FROM job_tags WHERE job_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -443,18 +466,13 @@ macro_rules! impl_job_store {
                         None => return Ok(Vec::new()),
                     }
                 }
-                let (condition, values) =
-                    crate::media_condition(filter, concat!("checkpoints", $text), ids);
-                let at = values.len() + 1;
-                let jobs = self
-                    .select_jobs(&format!("{condition} ORDER BY id DESC LIMIT ${at}"), |q| {
-                        crate::bind_all(q, values).bind(crate::sql_limit(limit))
-                    })
-                    .await?;
-                Ok(match &filter.tag {
-                    Some(tag) => jobs.into_iter().filter(|j| crate::has_tag(j, tag)).collect(),
-                    None => jobs,
-                })
+                let (sql, values) = crate::media_query(Self::COLUMNS, filter, ids);
+                let rows: Vec<crate::JobRow> =
+                    crate::bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), values)
+                        .bind(crate::sql_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn dead_letters_where(

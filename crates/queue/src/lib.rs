@@ -462,12 +462,40 @@ fn dead_condition(filter: &DeadFilter) -> (String, Vec<Bound>) {
     (sql, values)
 }
 
-/// The WHERE clause and values for a [`MediaFilter`]; `checkpoints_text` is how the dialect
-/// reads the checkpoints as text. The tag is only narrowed by text here: callers keep the jobs
-/// whose tags really hold it ([`has_tag`]).
+/// The console's media list: the query of `columns` for a [`MediaFilter`], newest first, whose
+/// last placeholder is the limit; and the values before it. `ids` is the span of ids the
+/// filter's times fall in.
+fn media_query(
+    columns: &str,
+    filter: &MediaFilter,
+    ids: (Option<JobId>, Option<JobId>),
+) -> (String, Vec<Bound>) {
+    let (condition, values) = media_condition(filter, ids);
+    let limit = values.len() + 1;
+    let sql = if walks_tag_rows(filter) {
+        // The tag's rows, newest first by their key, each joined to its job. CROSS JOIN keeps
+        // SQLite from starting at the jobs instead (PostgreSQL plans by its statistics).
+        format!(
+            "SELECT {columns} FROM job_tags CROSS JOIN jobs WHERE jobs.id = job_tags.job_id \
+             AND {condition} ORDER BY job_tags.job_id DESC LIMIT ${limit}"
+        )
+    } else {
+        format!("SELECT {columns} FROM jobs WHERE {condition} ORDER BY id DESC LIMIT ${limit}")
+    };
+    (sql, values)
+}
+
+/// Whether a media list is walked along a tag's rows (`job_tags`) rather than the jobs. One
+/// person's media are few, so with a sender the walk goes by the sender's index and each job's
+/// tag is looked up by key; otherwise the tag's own rows are the shortest way.
+fn walks_tag_rows(filter: &MediaFilter) -> bool {
+    filter.tag.is_some() && filter.sender.is_none()
+}
+
+/// The WHERE clause and values for a [`MediaFilter`] (see [`media_query`]). A tag is matched
+/// exactly, against the `job_tags` rows (one per tag of a job).
 fn media_condition(
     filter: &MediaFilter,
-    checkpoints_text: &str,
     ids: (Option<JobId>, Option<JobId>),
 ) -> (String, Vec<Bound>) {
     let mut sql = String::from("removed_at IS NULL");
@@ -481,12 +509,16 @@ fn media_condition(
         sql.push_str(&format!(" AND kind = ${}", values.len()));
     }
     if let Some(t) = &filter.tag {
-        let quoted = serde_json::to_string(t).unwrap_or_default();
-        values.push(Bound::Text(like_pattern("%", &quoted, "%")));
-        sql.push_str(&format!(
-            " AND {checkpoints_text} LIKE ${} ESCAPE '\\'",
-            values.len()
-        ));
+        values.push(Bound::Text(t.clone()));
+        let n = values.len();
+        sql.push_str(&if walks_tag_rows(filter) {
+            format!(" AND job_tags.tag = ${n}")
+        } else {
+            format!(
+                " AND EXISTS (SELECT 1 FROM job_tags \
+                 WHERE job_tags.tag = ${n} AND job_tags.job_id = jobs.id)"
+            )
+        });
     }
     for (bound, op) in [(filter.from_ms, ">="), (filter.until_ms, "<")] {
         if let Some(t) = bound {
@@ -494,15 +526,20 @@ fn media_condition(
             sql.push_str(&format!(" AND created_at {op} ${}", values.len()));
         }
     }
+    // The id the walk goes by: a tag's rows are walked by their key, so the span is set on it.
+    let walked = match walks_tag_rows(filter) {
+        true => "job_tags.job_id",
+        false => "id",
+    };
     if let Some(id) = filter.before_id {
         values.push(Bound::Int(id));
-        sql.push_str(&format!(" AND id < ${}", values.len()));
+        sql.push_str(&format!(" AND {walked} < ${}", values.len()));
     }
     // The span of ids the times fall in, so the newest-first walk by id starts and stops there.
     for (bound, op) in [(ids.0, ">="), (ids.1, "<=")] {
         if let Some(id) = bound {
             values.push(Bound::Int(id));
-            sql.push_str(&format!(" AND id {op} ${}", values.len()));
+            sql.push_str(&format!(" AND {walked} {op} ${}", values.len()));
         }
     }
     (sql, values)
@@ -511,14 +548,6 @@ fn media_condition(
 /// How far apart in time ids may be handed out and their arrival written: concurrent enqueues
 /// interleave for moments, never for this long.
 const ARRIVAL_SLACK_MS: i64 = 60_000;
-
-/// Whether the job's `tags` checkpoint holds `tag`.
-fn has_tag(job: &JobInfo, tag: &str) -> bool {
-    Step::Tags
-        .of(&job.checkpoints)
-        .and_then(|v| v.as_array())
-        .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
-}
 
 /// A `LIMIT` as SQL takes it.
 fn sql_limit(limit: usize) -> i64 {

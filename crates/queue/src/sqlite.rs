@@ -442,6 +442,73 @@ mod tests {
 
     use super::private_database_for;
 
+    /// The console's media list by tag reads the tag's own rows newest first and each job by its
+    /// key (or, for one sender, the sender's jobs and each one's tag by key): never a scan of
+    /// the jobs nor a sort of them, however many there are (migration 0007).
+    #[tokio::test]
+    async fn the_tag_filter_is_answered_from_indexes() {
+        use crate::{ManualClock, MediaFilter, MediaKind};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/queue.db", dir.path().display());
+        let store = super::SqliteJobStore::open(&url, std::sync::Arc::new(ManualClock::new(0)))
+            .await
+            .unwrap();
+        let tag = |more: MediaFilter| MediaFilter {
+            tag: Some("urgent".into()),
+            ..more
+        };
+        let filters = [
+            (tag(MediaFilter::default()), (None, None)),
+            (
+                tag(MediaFilter {
+                    kind: Some(MediaKind::Voice),
+                    before_id: Some(500),
+                    ..Default::default()
+                }),
+                (Some(10), Some(900)),
+            ),
+            (
+                tag(MediaFilter {
+                    sender: Some("+4915123456789".into()),
+                    ..Default::default()
+                }),
+                (None, None),
+            ),
+        ];
+        for (filter, ids) in filters {
+            let (sql, values) = crate::media_query("jobs.id", &filter, ids);
+            let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"));
+            let plan: Vec<(i64, i64, i64, String)> =
+                crate::bind_all(sqlx::query_as(explain), values)
+                    .bind(50_i64)
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+            assert!(
+                steps.iter().all(|s| s.starts_with("SEARCH")
+                    || s.starts_with("CORRELATED SCALAR SUBQUERY")),
+                "{filter:?}: {steps:?}"
+            );
+            let (walk, by_key) = if filter.sender.is_some() {
+                (
+                    "SEARCH jobs USING INDEX jobs_sender (sender=?)",
+                    "job_id=? AND tag=?",
+                )
+            } else {
+                (
+                    "SEARCH job_tags USING",
+                    "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)",
+                )
+            };
+            assert!(steps[0].starts_with(walk), "{filter:?}: {steps:?}");
+            assert!(
+                steps.iter().skip(1).any(|s| s.contains(by_key)),
+                "{filter:?}: {steps:?}"
+            );
+        }
+    }
+
     /// As root (CI runs as root), a database and the directories created for it belong to the
     /// service's user, here `nobody`, which every Debian system has; as anyone else, to them.
     #[test]

@@ -114,6 +114,16 @@ impl<'a> Checkpoint<'a> {
         self.consent_refused = Some(!given);
         self
     }
+
+    /// The tags a [`Step::Tags`] checkpoint gives the job (its list, each once), which the queue
+    /// indexes for the console's tag filter; `None` for any other step.
+    pub fn tags(&self) -> Option<std::collections::BTreeSet<&'a str>> {
+        if self.step != Step::Tags {
+            return None;
+        }
+        let list = self.data.as_array().map(Vec::as_slice).unwrap_or_default();
+        Some(list.iter().filter_map(Value::as_str).collect())
+    }
 }
 
 #[cfg(test)]

@@ -939,6 +939,8 @@ pub fn older_rows() -> Vec<(&'static str, String, &'static str)> {
             r#"{"consent": {"given": true, "by": "allowlist"}}"#,
         ),
         ("wamid.none", "{}"),
+        ("wamid.tagged", r#"{"tags": ["urgent", "vip", 7]}"#),
+        ("wamid.odd_tags", r#"{"tags": {"urgent": true}}"#),
     ]
     .into_iter()
     .map(|(id, checkpoints)| {
@@ -948,8 +950,9 @@ pub fn older_rows() -> Vec<(&'static str, String, &'static str)> {
     .collect()
 }
 
-/// Once migrated, the [`older_rows`] have their columns: erasure finds the stored object's
-/// holders, and `status` counts the job consent turned away.
+/// Once migrated, the [`older_rows`] have their columns and tag rows: erasure finds the stored
+/// object's holders, `status` counts the job consent turned away, and the console's tag filter
+/// finds the tagged job by each of its tags (and a checkpoint of another shape by none).
 pub async fn assert_older_columns_filled(store: &dyn JobStore) {
     let stored = store.find("meta", "wamid.stored").await.unwrap().unwrap();
     assert_eq!(
@@ -957,4 +960,19 @@ pub async fn assert_older_columns_filled(store: &dyn JobStore) {
         vec![stored.id]
     );
     assert_eq!(store.done_breakdown().await.unwrap().not_taken, 1);
+    for (tag, found) in [("urgent", true), ("vip", true), ("7", false)] {
+        let filter = crate::MediaFilter {
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        let ids: Vec<String> = store
+            .media_jobs(&filter, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.message_id)
+            .collect();
+        let expected: &[&str] = if found { &["wamid.tagged"] } else { &[] };
+        assert_eq!(ids, expected, "tag {tag}");
+    }
 }

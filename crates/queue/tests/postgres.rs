@@ -105,9 +105,10 @@ async fn leases_are_judged_by_the_servers_clock() {
 
 /// A database written before the queue kept its own columns (migrations 0001–0004) gets them
 /// filled from the checkpoints when it is opened: erasure still finds the stored object's
-/// holders, and `status` still counts the jobs consent turned away.
+/// holders, `status` still counts the jobs consent turned away, and the console's tag filter
+/// finds the media tagged before (migration 0007).
 #[tokio::test]
-async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
+async fn an_older_database_gets_the_columns_and_tag_rows_the_queue_keeps() {
     let options = own_schema().await;
     let dir = tempfile::tempdir().unwrap();
     let older = wa2crm_queue::testsuite::migrations_before_real_columns("postgres", dir.path());

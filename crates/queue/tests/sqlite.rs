@@ -56,9 +56,10 @@ async fn a_bad_url_names_the_problem() {
 
 /// A database written before the queue kept its own columns (migrations 0001–0004) gets them
 /// filled from the checkpoints when it is opened: erasure still finds the stored object's
-/// holders, and `status` still counts the jobs consent turned away.
+/// holders, `status` still counts the jobs consent turned away, and the console's tag filter
+/// finds the media tagged before (migration 0007).
 #[tokio::test]
-async fn an_older_database_gets_the_media_key_and_consent_columns_filled() {
+async fn an_older_database_gets_the_columns_and_tag_rows_the_queue_keeps() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/queue.db", dir.path().display());
     let older = testsuite::migrations_before_real_columns("sqlite", dir.path());

@@ -279,20 +279,18 @@ pub async fn require_session(
         Some(t) => console.sessions.find(t).await,
         None => None,
     };
+    // What only reads: a HEAD is answered as its GET would be (without the body).
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
     let (session, new_token) = match found {
         Some(s) => (s, None),
-        None if console.is_open() && request.method() == Method::GET => {
-            match console.sessions.create(LOCAL_USER).await {
-                Ok((token, s)) => (s, Some(token)),
-                Err(e) => return unavailable(&e),
-            }
-        }
-        None if request.method() == Method::GET => {
-            return Redirect::to("/console/login").into_response();
-        }
+        None if console.is_open() && reads => match console.sessions.create(LOCAL_USER).await {
+            Ok((token, s)) => (s, Some(token)),
+            Err(e) => return unavailable(&e),
+        },
+        None if reads => return Redirect::to("/console/login").into_response(),
         None => return forbidden("Log in first: this session ended or never began."),
     };
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    if !reads {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "form too large\n").into_response();

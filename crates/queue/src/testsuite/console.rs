@@ -9,7 +9,8 @@ use wa2crm_core::{MediaKind, Phone, Source};
 
 use super::{LEASE, event};
 use crate::{
-    AuditEntry, Checkpoint, Clock, DeadFilter, JobState, JobStore, ManualClock, MediaFilter, Step,
+    AuditEntry, Checkpoint, Clock, DeadFilter, JobState, JobStore, ManualClock, MediaFilter,
+    QueueError, Step,
 };
 
 pub async fn dead_letters_are_listed_and_replayed_by_connector_and_reason(
@@ -172,6 +173,81 @@ pub async fn media_jobs_are_filtered_and_paged_newest_first(
         ..Default::default()
     };
     assert!(ids(tagged, 10).await.is_empty());
+    // A tag pages, and combines with the other filters.
+    let routine = MediaFilter {
+        tag: Some("routine".into()),
+        ..Default::default()
+    };
+    let page = store.media_jobs(&routine, 2).await.unwrap();
+    let page: Vec<_> = page.into_iter().map(|j| (j.id, j.message_id)).collect();
+    assert_eq!(
+        page.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["wamid.m5", "wamid.m4"]
+    );
+    let next = MediaFilter {
+        before_id: Some(page[1].0),
+        ..routine.clone()
+    };
+    assert_eq!(ids(next, 10).await, ["wamid.m3", "wamid.m1", "wamid.m0"]);
+    let routine_voice = MediaFilter {
+        kind: Some(MediaKind::Voice),
+        ..routine.clone()
+    };
+    assert_eq!(ids(routine_voice, 10).await, ["wamid.m4", "wamid.m0"]);
+    let routine_window = MediaFilter {
+        from_ms: Some(start + 60_000),
+        until_ms: Some(start + 4 * 60_000),
+        ..routine.clone()
+    };
+    assert_eq!(ids(routine_window, 10).await, ["wamid.m3", "wamid.m1"]);
+    // With a sender, the list goes by the sender and each job's tag is looked up.
+    let routine_of_other = MediaFilter {
+        sender: Some(other.as_str().to_owned()),
+        ..routine.clone()
+    };
+    assert_eq!(
+        ids(routine_of_other.clone(), 10).await,
+        ["wamid.m5", "wamid.m3", "wamid.m1"]
+    );
+    let urgent_of_other = MediaFilter {
+        tag: Some("urgent".into()),
+        ..routine_of_other
+    };
+    assert!(ids(urgent_of_other, 10).await.is_empty());
+    // Tags written by a worker that lost the job are not kept, nor are the job's earlier ones
+    // lost.
+    let m0 = &jobs[0];
+    let stale = store
+        .checkpoint(
+            m0.id,
+            "not-the-owner",
+            Checkpoint::new(Step::Tags, &json!(["stale"])),
+        )
+        .await;
+    assert!(matches!(stale, Err(QueueError::LeaseLost(_))), "{stale:?}");
+    let stale = MediaFilter {
+        tag: Some("stale".into()),
+        ..Default::default()
+    };
+    assert!(ids(stale, 10).await.is_empty());
+    // Rewritten tags replace the earlier ones.
+    store
+        .checkpoint(
+            m0.id,
+            &m0.owner,
+            Checkpoint::new(Step::Tags, &json!(["later", "later"])),
+        )
+        .await
+        .unwrap();
+    let later = MediaFilter {
+        tag: Some("later".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(later, 10).await, ["wamid.m0"]);
+    assert_eq!(
+        ids(routine.clone(), 10).await.last().map(String::as_str),
+        Some("wamid.m1")
+    );
     let window = MediaFilter {
         from_ms: Some(start + 60_000),
         until_ms: Some(start + 3 * 60_000),
@@ -189,6 +265,20 @@ pub async fn media_jobs_are_filtered_and_paged_newest_first(
         };
         assert!(ids(outside, 10).await.is_empty());
     }
+    // Removed media is found by none of its tags.
+    let m2 = jobs
+        .iter()
+        .find(|j| j.event.message_id == "wamid.m2")
+        .unwrap();
+    store
+        .mark_removed(m2.id, &m2.event, &Default::default())
+        .await
+        .unwrap();
+    let urgent = MediaFilter {
+        tag: Some("urgent".into()),
+        ..Default::default()
+    };
+    assert!(ids(urgent, 10).await.is_empty());
 }
 
 pub async fn finished_jobs_and_the_audit_log_are_read_back(
