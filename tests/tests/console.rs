@@ -24,6 +24,8 @@ const PASSWORD: &str = "console-e2e-password-31337";
 const VOICE_SENDER: &str = "+4915123456789";
 const NATIONAL: &str = "0151 23456789";
 const IMAGE_SENDER: &str = "+14155550199";
+/// The tag the rules give voice notes.
+const TAG: &str = "needs-callback";
 
 /// chromedriver on a free port, stopped when dropped.
 struct Driver(Child, u16);
@@ -196,7 +198,8 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let console = format!(
-        "\n[console]\nenabled = true\non = \"main\"\ndefault_country = \"DE\"\n[console.users]\n{USER} = \"{}\"\n",
+        "\n[console]\nenabled = true\non = \"main\"\ndefault_country = \"DE\"\n[console.users]\n{USER} = \"{}\"\n\
+         \n[[tags]]\nname = \"{TAG}\"\nkinds = [\"voice\"]\n",
         console_password_hash(PASSWORD)
     );
     let hubspot = wa2crm_e2e::hubspot_section(&hs.url(), &format!("token = \"{HS_TOKEN}\""));
@@ -382,6 +385,18 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     .await;
     shot(&c, "media").await;
 
+    // A tag the rules gave: only the voice note has it.
+    c.goto(&format!("{base}/media")).await.unwrap();
+    type_in(&c, "tag", TAG).await;
+    click(&c, "form[role=search] button").await;
+    let rows = c.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1, "only the voice note is tagged");
+    let text = page_text(&c).await;
+    assert!(
+        text.contains(VOICE_SENDER) && text.contains(TAG) && !text.contains(IMAGE_SENDER),
+        "{text}"
+    );
+
     // The person: erase with a dry run first, then the number typed to confirm.
     click(
         &c,
@@ -417,6 +432,9 @@ async fn an_operator_logs_in_replays_finds_plays_and_erases() {
     c.goto(&format!("{base}/media?q={}", NATIONAL.replace(' ', "+")))
         .await
         .unwrap();
+    assert!(page_text(&c).await.contains("No media found"));
+    // Nor is it found by its tag any more.
+    c.goto(&format!("{base}/media?tag={TAG}")).await.unwrap();
     assert!(page_text(&c).await.contains("No media found"));
 
     // Configuration: secrets masked, and check run from the page.
