@@ -7,7 +7,9 @@
 MOTO_VERSION="5.2.5"
 start_s3_server() {
     local venv=".venv"
-    if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+    # (sed reads pip's whole answer: `grep -q` would stop early, and under pipefail pip's broken
+    # pipe would count as a mismatch and reinstall every time.)
+    if [ ! -x "$venv/bin/moto_server" ] || [ "$("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$MOTO_VERSION" ]; then
         echo "test.sh: installing moto $MOTO_VERSION (S3-API server) into $venv"
         if ! python3 -m venv "$venv" 2>/dev/null; then
             as_root apt-get update -qq
