@@ -8,40 +8,25 @@
 //! the credentials open, so a restarted daemon links at once. `0-1` is the contacts object's
 //! type id.
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wa2crm_core::{Result, StateStore};
+use wa2crm_rest::learned::Learned;
 
 use crate::HubSpot;
 
 /// The state store key (in the connector's scope) the portal is kept under.
 const STATE_KEY: &str = "portal_web_app";
 
-/// How long a failed look-up waits before the next delivery tries again: links are a
-/// convenience, not worth a call per batch.
-const RETRY: Duration = Duration::from_secs(10 * 60);
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Portal {
-    /// The credentials' account (see `HubSpotConfig::account`): a portal learned for other
-    /// credentials is not this one.
-    account: String,
     portal_id: u64,
     ui_domain: String,
 }
 
-pub(crate) struct PortalLinks {
-    scope: String,
-    state: Arc<dyn StateStore>,
-    account: String,
-    /// Whether what is learned is kept: not by a command that only looks (`check`).
-    record: bool,
-    known: OnceLock<Portal>,
-    last_try: Mutex<Option<Instant>>,
-}
+pub(crate) struct PortalLinks(Learned<Portal>);
 
 impl PortalLinks {
     /// Picks up the portal an earlier run learned for the same account.
@@ -51,28 +36,16 @@ impl PortalLinks {
         account: &str,
         record: bool,
     ) -> Result<Self> {
-        let links = PortalLinks {
-            scope: scope.to_owned(),
-            state,
-            account: account.to_owned(),
-            record,
-            known: OnceLock::new(),
-            last_try: Mutex::new(None),
-        };
-        let kept = links.state.get_state(scope, STATE_KEY).await?;
-        if let Some(p) = kept.and_then(|v| serde_json::from_str::<Portal>(&v).ok())
-            && p.account == account
-            && is_ui_domain(&p.ui_domain)
-        {
-            let _ = links.known.set(p);
-        }
-        Ok(links)
+        let valid = |p: &Portal| is_ui_domain(&p.ui_domain);
+        Learned::load(scope, STATE_KEY, state, account, record, valid)
+            .await
+            .map(PortalLinks)
     }
 
     /// The contact's page, once the portal is known; `None` for an id that is not a HubSpot
     /// record id (digits only).
     pub fn contact_url(&self, contact_id: &str) -> Option<String> {
-        let p = self.known.get()?;
+        let p = self.0.get()?;
         let digits = !contact_id.is_empty() && contact_id.bytes().all(|b| b.is_ascii_digit());
         digits.then(|| {
             format!(
@@ -80,20 +53,6 @@ impl PortalLinks {
                 p.ui_domain, p.portal_id
             )
         })
-    }
-
-    /// Whether a look-up is due: the portal is unknown and none was tried in the last
-    /// [`RETRY`]. Marks the try.
-    fn due(&self) -> bool {
-        if self.known.get().is_some() {
-            return false;
-        }
-        let mut last = self.last_try.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < RETRY) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
     }
 
     async fn learned(&self, body: &Value) -> Result<()> {
@@ -111,19 +70,12 @@ impl PortalLinks {
             );
             return Ok(());
         };
-        let p = Portal {
-            account: self.account.clone(),
-            portal_id,
-            ui_domain: ui_domain.to_owned(),
-        };
-        if self.record {
-            let kept = serde_json::to_string(&p).map_err(|e| {
-                wa2crm_core::Error::permanent("cannot write the portal down").with_source(e)
-            })?;
-            self.state.put_state(&self.scope, STATE_KEY, &kept).await?;
-        }
-        let _ = self.known.set(p);
-        Ok(())
+        self.0
+            .learned(Portal {
+                portal_id,
+                ui_domain: ui_domain.to_owned(),
+            })
+            .await
     }
 }
 
@@ -146,7 +98,7 @@ impl HubSpot {
     /// Asks HubSpot for the portal's id and UI domain when no run has yet. Failures only delay
     /// the console's links, so they are logged and tried again later.
     pub(crate) async fn learn_portal(&self) {
-        if !self.portal.due() {
+        if !self.portal.0.due() {
             return;
         }
         let result = match self.api.get("/account-info/v3/details").await {

@@ -108,6 +108,15 @@ impl Api {
         self.call(Method::GET, path, None, Repeat::Safe).await
     }
 
+    /// A read whose answer is only a convenience: a scope it alone needs pauses nothing
+    /// (`Call::optional`).
+    pub async fn get_optional(&self, path: &str) -> Result<Answer> {
+        let url = self.url(path).await?;
+        self.engine
+            .send(Call::new(Method::GET, url, Repeat::Safe).optional())
+            .await
+    }
+
     /// A multipart POST that creates something (an attachment): never repeated blindly.
     pub async fn post_multipart_once<'a>(
         &self,

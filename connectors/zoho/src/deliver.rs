@@ -132,7 +132,16 @@ impl Zoho {
                 Ok(results) => {
                     for (k, (n, _)) in sent.iter().enumerate() {
                         let r = results.get(k).cloned().unwrap_or(Value::Null);
-                        out[*n] = Some(self.read_result(&batch[*n], &r).await);
+                        // The Contact or Lead it is on, for the console's link.
+                        let parent = parents
+                            .get(batch[*n].sender.as_str())
+                            .and_then(|p| p.as_ref().ok())
+                            .map(Parent::text);
+                        let result = self.read_result(&batch[*n], &r).await;
+                        out[*n] = Some(result.map(|d| Delivered {
+                            contact: parent,
+                            ..d
+                        }));
                     }
                 }
                 Err(e) => {
@@ -151,6 +160,10 @@ impl Zoho {
         }
         if self.config.attach {
             self.attach_files(batch, &mut out).await;
+        }
+        // After the writes, so a first batch is not held up by it.
+        if out.iter().any(Result::is_ok) {
+            self.learn_org().await;
         }
         out
     }

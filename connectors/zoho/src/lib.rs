@@ -16,6 +16,7 @@ mod erase;
 mod files;
 pub mod matching;
 pub mod notes;
+mod org;
 pub mod rules;
 mod schema;
 
@@ -40,11 +41,15 @@ pub struct Zoho {
     media: Option<Arc<dyn MediaSource>>,
     /// The media module's fields as last read.
     module_fields: tokio::sync::Mutex<Option<Vec<ModuleField>>>,
+    /// The org's web address, for the console's links to Contacts and Leads.
+    org: org::OrgLinks,
 }
 
 impl Zoho {
     pub async fn new(name: &str, config: ZohoConfig, context: &ConnectorContext) -> Result<Self> {
         let api = api::connect(name, &config, context).await?;
+        let org =
+            org::OrgLinks::load(name, context.state.clone(), &config, !context.check_only).await?;
         Ok(Zoho {
             name: name.to_owned(),
             state: context.state.clone(),
@@ -52,6 +57,7 @@ impl Zoho {
             api,
             media: context.media.clone(),
             module_fields: tokio::sync::Mutex::new(None),
+            org,
         })
     }
 }
@@ -115,6 +121,12 @@ impl Connector for Zoho {
 
     fn usage(&self) -> Option<wa2crm_core::Usage> {
         Some(self.api.engine.usage())
+    }
+
+    /// The Contact or Lead the media is on, in the org's web app (known after a first
+    /// delivery).
+    fn record_url(&self, delivered: &Delivered) -> Option<String> {
+        self.org.parent_url(delivered.contact.as_deref()?)
     }
 }
 

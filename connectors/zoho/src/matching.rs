@@ -27,11 +27,11 @@ pub struct Parent {
 }
 
 impl Parent {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!("{}:{}", self.module, self.id)
     }
 
-    fn read(text: &str) -> Option<Parent> {
+    pub(crate) fn read(text: &str) -> Option<Parent> {
         let (module, id) = text.split_once(':')?;
         matches!(module, "Contacts" | "Leads").then(|| Parent {
             module: module.into(),

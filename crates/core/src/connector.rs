@@ -92,9 +92,10 @@ pub struct Delivered {
     pub crm_id: String,
     /// Whether the record was created (false: an existing one was updated, e.g. on a re-run).
     pub created: bool,
-    /// The CRM's id of the person the record is on (the HubSpot contact), when the connector
-    /// knows it and it is not `crm_id` itself: the console links to that person. Absent in jobs
-    /// delivered before it was recorded.
+    /// The CRM's id of the person the record is on (the HubSpot contact; for a CRM with several
+    /// kinds of person, `Kind:id`, as Zoho's `Leads:…`), when the connector knows it and it is
+    /// not `crm_id` itself: the console links to that person. Absent in jobs delivered before it
+    /// was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
 }

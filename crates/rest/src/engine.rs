@@ -88,6 +88,10 @@ pub struct Call<'a> {
     pub repeat: Repeat,
     /// The budget this call spends, when not the engine's own (HubSpot search's own limit).
     pub budget: Option<&'a RequestBudget>,
+    /// The answer is only a convenience (what a console link needs), not needed to deliver: a
+    /// refusal only the admin can fix ([`PauseCause::Credentials`], such as a scope this call
+    /// alone needs) is this call's error and pauses nothing. A spent quota still pauses.
+    pub optional: bool,
 }
 
 impl<'a> Call<'a> {
@@ -98,7 +102,14 @@ impl<'a> Call<'a> {
             payload: Payload::Empty,
             repeat,
             budget: None,
+            optional: false,
         }
+    }
+
+    /// Marks the call [`optional`](Call::optional).
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 
     pub fn json(mut self, body: Option<&'a Value>) -> Self {
@@ -281,6 +292,9 @@ impl<R: Rules> Engine<R> {
                     true => Next::Again(e),
                     false => Next::Done(Err(e)),
                 }
+            }
+            Verdict::Pause(order) if call.optional && order.cause == PauseCause::Credentials => {
+                Next::Done(Err(Error::permanent(format!("{what}: {}", order.reason))))
             }
             Verdict::Pause(order) => {
                 self.order_pause(&order).await;

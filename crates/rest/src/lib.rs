@@ -10,10 +10,12 @@
 //! - [`classify`]: HTTP failures mapped to the core error kinds.
 //! - [`verdict`]: what a vendor's answer means, decided by each vendor's pure [`verdict::Rules`].
 //! - [`engine`]: one call, sent the same way for every vendor, acting on those verdicts.
+//! - [`learned`]: a fact about the vendor's account learned once and kept (the console's links).
 
 pub mod classify;
 pub mod client;
 pub mod engine;
+pub mod learned;
 pub mod limit;
 pub mod meter;
 pub mod oauth;

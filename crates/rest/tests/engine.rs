@@ -63,7 +63,8 @@ impl Vendor {
     }
 }
 
-/// 401 refreshes once, 409 pauses for the admin, 5xx is transient, 429 waits a moment.
+/// 401 refreshes once, 403 pauses for the admin (credentials), 409 pauses for the quota, 5xx is
+/// transient, 429 waits a moment.
 struct TestRules;
 
 impl Rules for TestRules {
@@ -82,6 +83,11 @@ impl Rules for TestRules {
                 reason: "quota".into(),
                 until: Some(now + Duration::from_secs(60)),
                 cause: PauseCause::Quota,
+            }),
+            403 => Verdict::Pause(PauseOrder {
+                reason: "a scope is missing".into(),
+                until: None,
+                cause: PauseCause::Credentials,
             }),
             429 => Verdict::Wait(Some(Duration::from_millis(10))),
             s if s >= 500 => Verdict::Transient(format!("answered {s}")),
@@ -203,6 +209,39 @@ async fn a_pause_stops_the_connector_and_no_call_goes_out_while_it_lasts() {
             .contains("connector paused: quota")
     );
     assert!(vendor.sends().is_empty());
+}
+
+#[tokio::test]
+async fn an_optional_call_refused_for_credentials_fails_alone_and_pauses_nothing() {
+    let (vendor, url) = Vendor::start(&[403]).await;
+    let e = engine().await;
+    let got = e
+        .send(Call::new(Method::GET, url.clone(), Repeat::Safe).optional())
+        .await;
+    let err = got.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permanent);
+    assert!(err.message().contains("a scope is missing"), "{err}");
+    assert_eq!(vendor.sends().len(), 1);
+    assert!(e.pause.check().is_ok(), "the connector still delivers");
+    // The same refusal to a call deliveries need pauses the connector.
+    let (_vendor, url) = Vendor::start(&[403]).await;
+    let got = e.send(Call::new(Method::GET, url, Repeat::Safe)).await;
+    assert!(got.is_err());
+    assert!(e.pause.check().is_err(), "paused for the admin");
+    // An optional call that spends the quota pauses it as any other.
+    let (got, _, e) = {
+        let (vendor, url) = Vendor::start(&[409]).await;
+        let e = engine().await;
+        let got = e
+            .send(Call::new(Method::GET, url, Repeat::Safe).optional())
+            .await;
+        (got, vendor, e)
+    };
+    assert!(matches!(
+        got.unwrap_err().kind(),
+        ErrorKind::RateLimited { .. }
+    ));
+    assert!(e.pause.check().is_err(), "a spent quota is everyone's");
 }
 
 #[tokio::test]

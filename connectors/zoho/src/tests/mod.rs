@@ -11,6 +11,7 @@ use wa2crm_sandbox::zoho::{Field, ZohoSim, ZohoSimConfig};
 
 use crate::{Zoho, ZohoConfig};
 
+mod links;
 mod org;
 
 pub(super) const CLIENT: &str = "1000.WA2CRMTEST";

@@ -257,7 +257,11 @@ fn row(console: &Console, job: &JobInfo) -> Markup {
             td {
                 @for (name, d) in &delivered {
                     @let what = match &d.contact {
-                        Some(contact) => format!("{name}: contact {contact}"),
+                        // A connector with several kinds of person names it (Zoho: `Leads:…`).
+                        Some(c) => match c.split_once(':') {
+                            Some((module, id)) => format!("{name}: {} {id}", module.trim_end_matches('s')),
+                            None => format!("{name}: contact {c}"),
+                        },
                         None => format!("{name}: {}", d.crm_id),
                     };
                     @match console.connectors.get(name).and_then(|c| c.record_url(d)) {

@@ -1,0 +1,169 @@
+//! Where a user opens a Contact or Lead in Zoho CRM's web app, for the console's deep links:
+//! `https://crm.{zoho domain}/crm/{domain_name}/tab/{Contacts|Leads}/{id}` (README: Zoho CRM).
+//!
+//! The web app's host is the data centre's accounts host with `crm.` for `accounts.`
+//! (`crm.zoho.eu`, `crm.zohocloud.ca`): only for the data centres Zoho lists, so a look-alike
+//! `accounts_url` never becomes a link an operator clicks. The org's `domain_name` (`org…`) comes
+//! from `GET /org`, asked once after the first delivery of a process that does not know it and
+//! kept in the state store for the account the credentials open, so a restart links at once.
+//! That call needs `ZohoCRM.org.READ`, which README's setup asks for; without it there are no
+//! links, and deliveries go on (the call is optional to the engine).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use wa2crm_core::{Result, StateStore};
+use wa2crm_rest::learned::Learned;
+
+use crate::Zoho;
+use crate::config::{DATA_CENTRES, ZohoConfig};
+use crate::matching::Parent;
+
+/// The state store key (in the connector's scope) the org's web address is kept under.
+const STATE_KEY: &str = "org_web_app";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Org {
+    domain_name: String,
+}
+
+pub(crate) struct OrgLinks {
+    /// `crm.zoho.…`, when the data centre is one Zoho lists.
+    web_host: Option<String>,
+    org: Learned<Org>,
+}
+
+/// The CRM web app's host of the data centre whose accounts server is `accounts_url`.
+fn web_host(accounts_url: &str) -> Option<String> {
+    DATA_CENTRES
+        .iter()
+        .find(|(_, url)| *url == accounts_url)
+        .and_then(|(_, url)| url.strip_prefix("https://accounts."))
+        .map(|domain| format!("crm.{domain}"))
+}
+
+/// What Zoho names an org's web address by: `org` and digits, as `org60000001`.
+fn is_domain_name(name: &str) -> bool {
+    name.strip_prefix("org")
+        .is_some_and(|n| (1..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl OrgLinks {
+    /// Picks up the org an earlier run learned for the same account.
+    pub async fn load(
+        scope: &str,
+        state: Arc<dyn StateStore>,
+        config: &ZohoConfig,
+        record: bool,
+    ) -> Result<Self> {
+        let valid = |o: &Org| is_domain_name(&o.domain_name);
+        Ok(OrgLinks {
+            web_host: config.accounts_url().as_deref().and_then(web_host),
+            org: Learned::load(scope, STATE_KEY, state, &config.account(), record, valid).await?,
+        })
+    }
+
+    /// The page of the Contact or Lead a media was looked up to (`Contacts:…` or `Leads:…`, as
+    /// delivery records it), once the org is known.
+    pub fn parent_url(&self, parent: &str) -> Option<String> {
+        let host = self.web_host.as_deref()?;
+        let org = self.org.get()?;
+        let parent = Parent::read(parent)?;
+        let digits = !parent.id.is_empty() && parent.id.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| {
+            format!(
+                "https://{host}/crm/{}/tab/{}/{}",
+                org.domain_name, parent.module, parent.id
+            )
+        })
+    }
+
+    /// Whether a look-up is due: links can be made and the org is not known (see
+    /// [`Learned::due`]).
+    fn due(&self) -> bool {
+        self.web_host.is_some() && self.org.due()
+    }
+
+    async fn learned(&self, domain_name: Option<&str>) -> Result<()> {
+        let Some(domain_name) = domain_name.filter(|d| is_domain_name(d)) else {
+            tracing::warn!(
+                "Zoho's org details name no domain name (org…); the console shows no record links"
+            );
+            return Ok(());
+        };
+        self.org
+            .learned(Org {
+                domain_name: domain_name.to_owned(),
+            })
+            .await
+    }
+}
+
+/// The connector tests run against a simulator on a loopback address, which is no Zoho data
+/// centre: they name the web host it stands for.
+#[cfg(test)]
+impl OrgLinks {
+    pub(crate) fn set_web_host(&mut self, host: &str) {
+        self.web_host = Some(host.to_owned());
+    }
+}
+
+impl Zoho {
+    /// Asks Zoho for the org's domain name when no run has yet. Failures only delay the
+    /// console's links, so they are logged and tried again later.
+    pub(crate) async fn learn_org(&self) {
+        if !self.org.due() {
+            return;
+        }
+        let result = match self.api.get_optional("/org").await {
+            Ok(a) if a.status.is_success() => {
+                self.org
+                    .learned(a.body["org"][0]["domain_name"].as_str())
+                    .await
+            }
+            Ok(a) => Err(wa2crm_core::Error::permanent(format!(
+                "Zoho answered {} ({})",
+                a.status,
+                crate::rules::describe(&a.body)
+            ))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(connector = %self.name, error = %e, "Could not learn the Zoho org's web address for the console's links; trying again in ten minutes.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_go_to_zohos_own_web_hosts_only() {
+        assert_eq!(
+            web_host("https://accounts.zoho.eu").as_deref(),
+            Some("crm.zoho.eu")
+        );
+        assert_eq!(
+            web_host("https://accounts.zohocloud.ca").as_deref(),
+            Some("crm.zohocloud.ca")
+        );
+        for other in [
+            "https://accounts.zoho.eu.evil.example",
+            "http://127.0.0.1:8080",
+            "https://accounts.example.com",
+        ] {
+            assert_eq!(web_host(other), None, "{other}");
+        }
+        assert!(is_domain_name("org60000001"));
+        for bad in [
+            "org",
+            "orgabc",
+            "60000001",
+            "org1/../x",
+            "org1.evil.example",
+        ] {
+            assert!(!is_domain_name(bad), "{bad}");
+        }
+    }
+}
