@@ -514,7 +514,8 @@ macro_rules! impl_job_store {
             async fn finished_since(&self, since_ms: i64) -> crate::Result<Vec<(i64, i64)>> {
                 Ok(sqlx::query_as(
                     "SELECT created_at, updated_at FROM jobs WHERE state = 'done' \
-                     AND updated_at >= $1 AND removed_at IS NULL",
+                     AND updated_at >= $1 AND removed_at IS NULL \
+                     AND (consent_refused IS NULL OR NOT consent_refused)",
                 )
                 .bind(since_ms)
                 .fetch_all(&self.pool)

@@ -303,8 +303,9 @@ pub trait JobStore: wa2crm_core::StateStore + Send + Sync {
     ) -> Result<Vec<DeadLetter>>;
     /// Replays the dead jobs `filter` lets through; returns their ids.
     async fn replay_dead_where(&self, filter: &DeadFilter) -> Result<Vec<JobId>>;
-    /// (arrived, finished) of the jobs done since `since_ms` whose media was not removed since,
-    /// ms since the epoch: throughput and latency over a window.
+    /// (arrived, finished) of the jobs done since `since_ms` whose media was taken (consent did
+    /// not turn it away) and not removed since, ms since the epoch: throughput and latency over
+    /// a window.
     async fn finished_since(&self, since_ms: i64) -> Result<Vec<(i64, i64)>>;
     /// Appends to the audit log (kept in this database, with the jobs it speaks of).
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;

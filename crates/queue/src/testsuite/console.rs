@@ -296,6 +296,17 @@ pub async fn finished_jobs_and_the_audit_log_are_read_back(
     let jobs = store.claim("w", LEASE, 2).await.unwrap();
     clock.advance(Duration::from_secs(3));
     store.complete(jobs[0].id, &jobs[0].owner).await.unwrap();
+    // A job consent turned away ends without its media: no throughput, no delivery latency.
+    let refused = json!({"given": false});
+    store
+        .checkpoint(
+            jobs[1].id,
+            &jobs[1].owner,
+            Checkpoint::new(Step::Consent, &refused).consent(false),
+        )
+        .await
+        .unwrap();
+    store.complete(jobs[1].id, &jobs[1].owner).await.unwrap();
     assert_eq!(
         store.finished_since(arrived).await.unwrap(),
         [(arrived, arrived + 3000)]
