@@ -256,14 +256,7 @@ fn row(console: &Console, job: &JobInfo) -> Markup {
             td class="caption" { (e.caption.as_deref().unwrap_or_default()) }
             td {
                 @for (name, d) in &delivered {
-                    @let what = match &d.contact {
-                        // A connector with several kinds of person names it (Zoho: `Leads:…`).
-                        Some(c) => match c.split_once(':') {
-                            Some((module, id)) => format!("{name}: {} {id}", module.trim_end_matches('s')),
-                            None => format!("{name}: contact {c}"),
-                        },
-                        None => format!("{name}: {}", d.crm_id),
-                    };
+                    @let what = written_to(name, d);
                     @match console.connectors.get(name).and_then(|c| c.record_url(d)) {
                         Some(url) => { a href=(url) rel="noopener noreferrer" target="_blank" { (what) } br; }
                         None => { (what) br; }
@@ -272,6 +265,18 @@ fn row(console: &Console, job: &JobInfo) -> Markup {
                 @if delivered.is_empty() { span class="muted" { (state_words(job)) } }
             }
         }
+    }
+}
+
+/// What a connector wrote, in a row: the person it is on when the connector named one (for a
+/// CRM with several kinds of person, the kind: Zoho's `Leads:…` is "Lead …"), else the record.
+fn written_to(connector: &str, d: &wa2crm_core::Delivered) -> String {
+    match &d.contact {
+        Some(c) => match c.split_once(':') {
+            Some((kind, id)) => format!("{connector}: {} {id}", kind.trim_end_matches('s')),
+            None => format!("{connector}: contact {c}"),
+        },
+        None => format!("{connector}: {}", d.crm_id),
     }
 }
 
@@ -315,5 +320,26 @@ pub async fn file(
     match key {
         Some(key) => crate::server::media::serve_object(&console.storage, &key, request).await,
         None => (StatusCode::NOT_FOUND, "no stored file\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa2crm_core::Delivered;
+
+    #[test]
+    fn a_row_names_the_person_a_media_is_on_or_its_record() {
+        let on = |contact: &str| Delivered {
+            contact: Some(contact.into()),
+            ..Delivered::new("900", true)
+        };
+        assert_eq!(written_to("hubspot", &on("51")), "hubspot: contact 51");
+        assert_eq!(written_to("zoho", &on("Leads:77")), "zoho: Lead 77");
+        assert_eq!(written_to("zoho", &on("Contacts:78")), "zoho: Contact 78");
+        assert_eq!(
+            written_to("salesforce", &Delivered::new("a0B5g00000XyZ12AAB", true)),
+            "salesforce: a0B5g00000XyZ12AAB"
+        );
     }
 }
