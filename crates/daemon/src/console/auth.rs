@@ -11,12 +11,14 @@
 //! - Every POST carries the session's CSRF token in a hidden `csrf` field; [`require_session`]
 //!   checks it before any handler runs, so no handler can forget to. The login form has its own
 //!   token, in a short-lived cookie, checked the same way (a forged login is refused too).
+//! - Failed logins are counted in the queue database too, by the user name's digest, so five
+//!   failures lock the name for a minute on every instance: spreading guesses over the instances
+//!   behind a load balancer gains nothing.
 //! - Without users (allowed on a loopback listener only), every visitor gets a session as
 //!   `local`, still with CSRF tokens; each page says the console is open.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use wa2crm_core::StateStore;
 use wa2crm_core::state::now_ms;
@@ -66,12 +68,21 @@ const SCOPE: &str = "console:sessions";
 /// A session's end is moved at most this often (a write to the database).
 const TOUCH_EVERY_MS: i64 = 60_000;
 
-/// The live sessions, in the queue database (so a restart keeps them and every instance sharing
-/// the queue knows them), and the failed logins (this instance's).
+/// The state scope of the failed logins, by the user name's digest.
+const FAILURES: &str = "console:failures";
+
+/// A user name's failed logins in a row, and when the last was (ms since the epoch).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Failures {
+    count: u32,
+    last_ms: i64,
+}
+
+/// The live sessions and the failed logins, in the queue database: a restart keeps them and
+/// every instance sharing the queue knows them.
 pub struct Sessions {
     ttl: Duration,
     state: Arc<dyn StateStore>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// What an unknown user's password is checked against, so that costs as much as a known one.
     decoy: String,
     /// Password checks running at once: each takes argon2's 19 MiB and a core for a moment, so a
@@ -121,7 +132,6 @@ impl Sessions {
         Sessions {
             ttl,
             state,
-            failures: Mutex::default(),
             decoy: hash_password(&new_token()).unwrap_or_default(),
             checking: tokio::sync::Semaphore::new(MAX_CHECKS),
         }
@@ -198,36 +208,63 @@ impl Sessions {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
-    /// Until when `user` is locked out, if it is.
-    fn locked(&self, user: &str) -> Option<Duration> {
-        let map = lock(&self.failures);
-        let (count, last) = map.get(user)?;
-        let left = LOCKOUT.checked_sub(last.elapsed())?;
-        (*count >= MAX_FAILURES).then_some(left)
+    /// How long `user` is still locked out, if it is.
+    async fn locked(&self, user: &str) -> Option<Duration> {
+        let f = self.failures(&digest(user)).await;
+        let left = lockout_ms() - (now_ms() - f.last_ms);
+        (f.count >= MAX_FAILURES && left > 0).then(|| Duration::from_millis(left.unsigned_abs()))
     }
 
-    fn failed(&self, user: &str) {
-        let mut map = lock(&self.failures);
-        if map.len() > 10_000 {
-            map.clear();
+    async fn failures(&self, key: &str) -> Failures {
+        match self.state.get_state(FAILURES, key).await {
+            Ok(v) => v
+                .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("Console failed logins cannot be read: {e}");
+                Failures::default()
+            }
         }
-        let entry = map.entry(user.to_owned()).or_insert((0, Instant::now()));
-        if entry.1.elapsed() > LOCKOUT {
-            entry.0 = 0;
-        }
-        entry.0 += 1;
-        entry.1 = Instant::now();
     }
 
-    fn succeeded(&self, user: &str) {
-        lock(&self.failures).remove(user);
+    /// Counts a failure of `user` (a failure a minute after the last starts a new count), and
+    /// forgets the counts of names that failed longer ago, so guessed names leave no trace.
+    /// Two instances counting at once may lose one count, never the lock.
+    async fn failed(&self, user: &str) {
+        let key = digest(user);
+        let now = now_ms();
+        let mut f = self.failures(&key).await;
+        if now - f.last_ms > lockout_ms() {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last_ms = now;
+        let written = async {
+            for (other, value) in self.state.scan_state(FAILURES).await? {
+                let old = serde_json::from_str::<Failures>(&value)
+                    .map_or(true, |o| now - o.last_ms > lockout_ms());
+                if old && other != key {
+                    self.state.delete_state(FAILURES, &other).await?;
+                }
+            }
+            let value = serde_json::to_string(&f)?;
+            self.state.put_state(FAILURES, &key, &value).await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = written.await {
+            tracing::warn!("A failed console login could not be counted: {e:#}");
+        }
+    }
+
+    async fn succeeded(&self, user: &str) {
+        if let Err(e) = self.state.delete_state(FAILURES, &digest(user)).await {
+            tracing::warn!("Console failed logins cannot be reset: {e}");
+        }
     }
 }
 
-/// A poisoned lock still holds consistent maps: every critical section above is a few plain
-/// inserts and removes that cannot panic half-way.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lockout_ms() -> i64 {
+    i64::try_from(LOCKOUT.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -379,7 +416,7 @@ pub async fn login(
         );
     }
     let user = form.user.trim().to_owned();
-    if let Some(left) = console.sessions.locked(&user) {
+    if let Some(left) = console.sessions.locked(&user).await {
         let text = format!(
             "Too many failed logins for this user: try again in {} s.",
             left.as_secs() + 1
@@ -402,11 +439,11 @@ pub async fn login(
         .await
         .unwrap_or(false);
     if !(matched && known) {
-        console.sessions.failed(&user);
+        console.sessions.failed(&user).await;
         tracing::warn!("Console login refused (wrong user or password).");
         return login_form(Some("Wrong user or password."), StatusCode::UNAUTHORIZED);
     }
-    console.sessions.succeeded(&user);
+    console.sessions.succeeded(&user).await;
     tracing::info!(user = %user, "Console login.");
     let (token, _) = match console.sessions.create(&user).await {
         Ok(created) => created,
@@ -469,18 +506,44 @@ mod tests {
         assert!(short.find(&token).await.is_none(), "expired");
     }
 
-    #[test]
-    fn five_failures_lock_a_user_name() {
-        let s = Sessions::new(Duration::from_secs(60), memory());
-        for _ in 0..MAX_FAILURES - 1 {
-            s.failed("alice");
+    #[tokio::test]
+    async fn five_failures_lock_a_user_name_on_every_instance() {
+        let state = memory();
+        let s = Sessions::new(Duration::from_secs(60), state.clone());
+        let other = Sessions::new(Duration::from_secs(60), state.clone());
+        for n in 0..MAX_FAILURES - 1 {
+            // Spread over two instances, as a load balancer would.
+            match n % 2 {
+                0 => s.failed("alice").await,
+                _ => other.failed("alice").await,
+            }
         }
-        assert!(s.locked("alice").is_none());
-        s.failed("alice");
-        assert!(s.locked("alice").is_some());
-        assert!(s.locked("bob").is_none());
-        s.succeeded("alice");
-        assert!(s.locked("alice").is_none());
+        assert!(s.locked("alice").await.is_none());
+        other.failed("alice").await;
+        let left = s.locked("alice").await.expect("locked");
+        assert!(left <= LOCKOUT && left > LOCKOUT / 2, "{left:?}");
+        assert!(other.locked("alice").await.is_some());
+        assert!(s.locked("bob").await.is_none());
+        // Names are kept as digests only.
+        let kept = state.scan_state(FAILURES).await.unwrap();
+        assert!(!kept.keys().any(|k| k.contains("alice")));
+        s.succeeded("alice").await;
+        assert!(other.locked("alice").await.is_none());
+        // A count whose last failure is a minute old starts again, and is forgotten by the next
+        // failure of any name.
+        let stale = serde_json::to_string(&Failures {
+            count: MAX_FAILURES,
+            last_ms: now_ms() - lockout_ms() - 1,
+        })
+        .unwrap();
+        state
+            .put_state(FAILURES, &digest("carol"), &stale)
+            .await
+            .unwrap();
+        assert!(s.locked("carol").await.is_none());
+        s.failed("dave").await;
+        let kept = state.scan_state(FAILURES).await.unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), [&digest("dave")]);
     }
 
     #[test]
