@@ -54,29 +54,22 @@ impl PortalLinks {
             )
         })
     }
+}
 
-    async fn learned(&self, body: &Value) -> Result<()> {
-        let portal_id = body
-            .get("portalId")
-            .and_then(Value::as_u64)
-            .filter(|id| *id > 0);
-        let ui_domain = body
-            .get("uiDomain")
-            .and_then(Value::as_str)
-            .filter(|d| is_ui_domain(d));
-        let (Some(portal_id), Some(ui_domain)) = (portal_id, ui_domain) else {
-            tracing::warn!(
-                "HubSpot's account details name no portal id and HubSpot UI domain; the console shows no contact links"
-            );
-            return Ok(());
-        };
-        self.0
-            .learned(Portal {
-                portal_id,
-                ui_domain: ui_domain.to_owned(),
-            })
-            .await
-    }
+/// The portal HubSpot's account details name, if they name a HubSpot UI host.
+fn portal_of(body: &Value) -> Option<Portal> {
+    let portal_id = body
+        .get("portalId")
+        .and_then(Value::as_u64)
+        .filter(|id| *id > 0)?;
+    let ui_domain = body
+        .get("uiDomain")
+        .and_then(Value::as_str)
+        .filter(|d| is_ui_domain(d))?;
+    Some(Portal {
+        portal_id,
+        ui_domain: ui_domain.to_owned(),
+    })
 }
 
 /// HubSpot's own UI hosts only (`app.hubspot.com`, `app-eu1.hubspot.com`, …): an answer naming
@@ -98,16 +91,14 @@ impl HubSpot {
     /// Asks HubSpot for the portal's id and UI domain when no run has yet. Failures only delay
     /// the console's links, so they are logged and tried again later.
     pub(crate) async fn learn_portal(&self) {
-        if !self.portal.0.due() {
-            return;
-        }
-        let result = match self.api.get("/account-info/v3/details").await {
-            Ok(answer) => self.portal.learned(&answer.body).await,
-            Err(e) => Err(e),
+        let details = async {
+            let answer = self.api.get("/account-info/v3/details").await?;
+            Ok(portal_of(&answer.body))
         };
-        if let Err(e) = result {
-            tracing::warn!(connector = %self.name, error = %e, "Could not learn the HubSpot portal for the console's links; trying again in ten minutes.");
-        }
+        self.portal
+            .0
+            .look_up(&self.name, "the HubSpot portal", details)
+            .await;
     }
 }
 

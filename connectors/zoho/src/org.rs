@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use wa2crm_core::{Result, StateStore};
 use wa2crm_rest::learned::Learned;
 
@@ -30,7 +31,7 @@ struct Org {
 pub(crate) struct OrgLinks {
     /// `crm.zoho.…`, when the data centre is one Zoho lists.
     web_host: Option<String>,
-    org: Learned<Org>,
+    known: Learned<Org>,
 }
 
 /// The CRM web app's host of the data centre whose accounts server is `accounts_url`.
@@ -59,7 +60,7 @@ impl OrgLinks {
         let valid = |o: &Org| is_domain_name(&o.domain_name);
         Ok(OrgLinks {
             web_host: config.accounts_url().as_deref().and_then(web_host),
-            org: Learned::load(scope, STATE_KEY, state, &config.account(), record, valid).await?,
+            known: Learned::load(scope, STATE_KEY, state, &config.account(), record, valid).await?,
         })
     }
 
@@ -67,7 +68,7 @@ impl OrgLinks {
     /// delivery records it), once the org is known.
     pub fn parent_url(&self, parent: &str) -> Option<String> {
         let host = self.web_host.as_deref()?;
-        let org = self.org.get()?;
+        let org = self.known.get()?;
         let parent = Parent::read(parent)?;
         let digits = !parent.id.is_empty() && parent.id.bytes().all(|b| b.is_ascii_digit());
         digits.then(|| {
@@ -77,26 +78,14 @@ impl OrgLinks {
             )
         })
     }
+}
 
-    /// Whether a look-up is due: links can be made and the org is not known (see
-    /// [`Learned::due`]).
-    fn due(&self) -> bool {
-        self.web_host.is_some() && self.org.due()
-    }
-
-    async fn learned(&self, domain_name: Option<&str>) -> Result<()> {
-        let Some(domain_name) = domain_name.filter(|d| is_domain_name(d)) else {
-            tracing::warn!(
-                "Zoho's org details name no domain name (org…); the console shows no record links"
-            );
-            return Ok(());
-        };
-        self.org
-            .learned(Org {
-                domain_name: domain_name.to_owned(),
-            })
-            .await
-    }
+/// The org Zoho's org details name, if they name its domain name.
+fn org_of(body: &Value) -> Option<Org> {
+    let name = body["org"][0]["domain_name"].as_str()?;
+    is_domain_name(name).then(|| Org {
+        domain_name: name.to_owned(),
+    })
 }
 
 /// The connector tests run against a simulator on a loopback address, which is no Zoho data
@@ -112,25 +101,25 @@ impl Zoho {
     /// Asks Zoho for the org's domain name when no run has yet. Failures only delay the
     /// console's links, so they are logged and tried again later.
     pub(crate) async fn learn_org(&self) {
-        if !self.org.due() {
+        // Without Zoho's web host there is nothing to link to.
+        if self.org.web_host.is_none() {
             return;
         }
-        let result = match self.api.get_optional("/org").await {
-            Ok(a) if a.status.is_success() => {
-                self.org
-                    .learned(a.body["org"][0]["domain_name"].as_str())
-                    .await
+        let details = async {
+            let a = self.api.get_optional("/org").await?;
+            if !a.status.is_success() {
+                return Err(wa2crm_core::Error::permanent(format!(
+                    "Zoho answered {} ({})",
+                    a.status,
+                    crate::rules::describe(&a.body)
+                )));
             }
-            Ok(a) => Err(wa2crm_core::Error::permanent(format!(
-                "Zoho answered {} ({})",
-                a.status,
-                crate::rules::describe(&a.body)
-            ))),
-            Err(e) => Err(e),
+            Ok(org_of(&a.body))
         };
-        if let Err(e) = result {
-            tracing::warn!(connector = %self.name, error = %e, "Could not learn the Zoho org's web address for the console's links; trying again in ten minutes.");
-        }
+        self.org
+            .known
+            .look_up(&self.name, "the Zoho org's web address", details)
+            .await;
     }
 }
 

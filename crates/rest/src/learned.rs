@@ -68,7 +68,7 @@ impl<T: Serialize + DeserializeOwned> Learned<T> {
 
     /// Whether a look-up is due: nothing is known and none was tried in the last [`RETRY`].
     /// Marks the try.
-    pub fn due(&self) -> bool {
+    fn due(&self) -> bool {
         if self.known.get().is_some() {
             return false;
         }
@@ -81,8 +81,30 @@ impl<T: Serialize + DeserializeOwned> Learned<T> {
         true
     }
 
+    /// Runs `look_up` when one is due (see [`Learned::due`]) and keeps what it finds. A failure,
+    /// or an answer that names nothing usable (`Ok(None)`), only delays the links: it is logged
+    /// and tried again after [`RETRY`]. `look_up` is not polled unless due.
+    pub async fn look_up(
+        &self,
+        connector: &str,
+        what: &str,
+        look_up: impl Future<Output = Result<Option<T>>>,
+    ) {
+        if !self.due() {
+            return;
+        }
+        let result = match look_up.await {
+            Ok(Some(value)) => self.learned(value).await,
+            Ok(None) => Err(Error::permanent("the answer does not name it")),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(connector, error = %e, "Could not learn {what} for the console's links; trying again in ten minutes.");
+        }
+    }
+
     /// Keeps what a look-up found (in the state store unless only looking).
-    pub async fn learned(&self, value: T) -> Result<()> {
+    async fn learned(&self, value: T) -> Result<()> {
         let kept = Kept {
             account: self.account.clone(),
             value,
@@ -113,6 +135,27 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_look_up_runs_when_due_and_an_empty_answer_waits_for_the_next_try() {
+        let state: Arc<dyn StateStore> = Arc::new(wa2crm_core::MemoryStateStore::default());
+        let learned = load(&state, "acct", true).await;
+        learned.look_up("crm", "the org", async { Ok(None) }).await;
+        assert!(learned.get().is_none(), "nothing named, nothing kept");
+        // Tried moments ago: the next look-up is not even polled.
+        learned
+            .look_up("crm", "the org", async { panic!("not due") })
+            .await;
+        let fresh = load(&state, "acct", true).await;
+        let org = Org {
+            name: "org1".into(),
+        };
+        fresh
+            .look_up("crm", "the org", async { Ok(Some(org.clone())) })
+            .await;
+        assert_eq!(fresh.get(), Some(&org));
+        assert_eq!(load(&state, "acct", true).await.get(), Some(&org));
     }
 
     #[tokio::test]
